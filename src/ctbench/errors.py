@@ -1,0 +1,20 @@
+"""The one exception type for errors a user can cause.
+
+The CLI turns a :class:`CTBenchError` into a single line on stderr and a non-zero exit code,
+without a traceback. Everything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CTBenchError(Exception):
+    """A problem with the user's input (config, files, arguments) and what to do about it.
+
+    Args:
+        message: one line naming the problem and the fix.
+        exit_code: process exit status; 2 for unknown names/usage errors, 1 otherwise.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
