@@ -1,0 +1,303 @@
+"""Per-case, per-class segmentation metrics: Dice, IoU, HD95, ASSD, NSD, sensitivity, precision,
+relative volume error and lesion-wise detection, plus the ``per_case.csv`` reader/writer and the
+summary (means over cases, then over classes) of ``docs/report-format.md``.
+
+Distances are in millimetres (voxel spacing applied). Surface distances come from MONAI's
+:func:`monai.metrics.utils.get_surface_distance` on MONAI-style edges (the machinery behind
+``compute_hausdorff_distance``, ``compute_average_surface_distance`` and ``compute_surface_dice``),
+computed once per class; HD95, ASSD and NSD are then derived with exactly MONAI's formulas
+(``tests/test_metrics.py`` checks them against the three MONAI functions). Each class is first
+cropped to the bounding box of truth | prediction, so a 200^3 volume costs little more than its
+objects' surfaces.
+
+Volume-overlap metrics (Dice, IoU, sensitivity, precision, RVE) are plain voxel counts, the same
+numbers as ``monai.metrics.compute_dice`` / ``compute_iou`` without one-hot tensors of the whole volume.
+
+Heavy imports (torch, MONAI) happen inside functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: The one empty-case policy (docs/report-format.md), written into ``summary.json`` as ``empty_policy``.
+EMPTY_POLICY: str = (
+    "truth and prediction both empty -> dice = iou = nsd = 1, hd95 = assd = 0, sensitivity = precision = 1, "
+    "rve = 0; exactly one empty -> dice = iou = nsd = 0, hd95 = assd = NaN (written as empty cell, excluded "
+    "from means, counted in hd95_undefined), sensitivity/precision = 0 where their denominator is non-zero, "
+    "else 1; rve = NaN (empty cell, excluded from means) when only the truth is empty."
+)
+
+#: Column order of ``per_case.csv``.
+PER_CASE_COLUMNS: list[str] = [
+    "case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity", "precision", "rve",
+    "truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp",
+]
+
+_INT_COLUMNS = ("truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp")
+_STR_COLUMNS = ("case", "class")
+_FLOAT_COLUMNS = tuple(c for c in PER_CASE_COLUMNS if c not in _INT_COLUMNS + _STR_COLUMNS)
+
+NAN = float("nan")
+
+
+# --------------------------------------------------------------------------------------------------
+# per case
+# --------------------------------------------------------------------------------------------------
+
+
+def _both_empty_row(name: str) -> dict[str, Any]:
+    return {
+        "class": name, "dice": 1.0, "iou": 1.0, "hd95": 0.0, "assd": 0.0, "nsd": 1.0,
+        "sensitivity": 1.0, "precision": 1.0, "rve": 0.0, "truth_voxels": 0, "pred_voxels": 0,
+        "lesions_truth": 0, "lesions_detected": 0, "lesion_fp": 0,
+    }
+
+
+def _union_box(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None,
+               shape: Sequence[int], margin: int = 1) -> tuple[slice, ...] | None:
+    """Bounding box of two ``find_objects`` boxes (either may be None), grown by ``margin``."""
+    boxes = [x for x in (a, b) if x is not None]
+    if not boxes:
+        return None
+    out = []
+    for ax, n in enumerate(shape):
+        lo = min(bx[ax].start for bx in boxes)
+        hi = max(bx[ax].stop for bx in boxes)
+        out.append(slice(max(lo - margin, 0), min(hi + margin, n)))
+    return tuple(out)
+
+
+def _surface_distances(p: np.ndarray, t: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric edge-to-edge distances in mm: (pred edge -> truth edge, truth edge -> pred edge).
+
+    Edges are MONAI's (``get_mask_edges`` without sub-voxels: mask XOR its binary erosion, outside the
+    array counted as background); distances are MONAI's ``get_surface_distance`` (exact Euclidean,
+    spacing applied). ``p``/``t`` are already cropped to their union box, so MONAI's own crop is skipped.
+    """
+    from monai.metrics.utils import get_surface_distance
+    from scipy import ndimage
+
+    e_p = p ^ ndimage.binary_erosion(p)
+    e_t = t ^ ndimage.binary_erosion(t)
+    sp = [float(s) for s in spacing]
+    d_pt = get_surface_distance(e_p, e_t, distance_metric="euclidean", spacing=sp)
+    d_tp = get_surface_distance(e_t, e_p, distance_metric="euclidean", spacing=sp)
+    return np.asarray(d_pt, dtype=np.float64).ravel(), np.asarray(d_tp, dtype=np.float64).ravel()
+
+
+def _lesions(p: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
+    """(truth components, truth components hit by any predicted voxel, predicted components touching
+    no truth voxel), components with full connectivity (26 in 3D, 8 in 2D)."""
+    from scipy import ndimage
+
+    structure = ndimage.generate_binary_structure(t.ndim, t.ndim)
+    lt, n_t = ndimage.label(t, structure=structure)
+    lp, n_p = ndimage.label(p, structure=structure)
+    hit = np.unique(lt[p])
+    detected = int(np.count_nonzero(hit))
+    touching = np.unique(lp[t])
+    fp = n_p - int(np.count_nonzero(touching))
+    return int(n_t), detected, int(fp)
+
+
+def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], classes: Mapping[int, str],
+                 tolerance_mm: float = 1.0) -> list[dict]:
+    """Metrics of one case, one dict per foreground class.
+
+    Args:
+        pred: integer label map of the prediction (2D or 3D).
+        truth: integer label map of the ground truth, same shape.
+        spacing: voxel size in mm per axis (same order as the array axes).
+        classes: ``{label id: class name}``; id 0 (background) is never scored.
+        tolerance_mm: normalised-surface-Dice tolerance in mm.
+
+    Returns:
+        One dict per foreground class with the ``per_case.csv`` keys except ``case``. Distances in mm.
+        Empty truth and/or prediction follow :data:`EMPTY_POLICY`; undefined values are NaN.
+    """
+    from scipy import ndimage
+
+    pred = np.asarray(pred)
+    truth = np.asarray(truth)
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from truth shape {truth.shape}")
+    if truth.ndim not in (2, 3):
+        raise ValueError(f"label maps must be 2D or 3D, got {truth.ndim}D shape {truth.shape}")
+    spacing = [float(s) for s in spacing]
+    if len(spacing) != truth.ndim or not all(s > 0 and math.isfinite(s) for s in spacing):
+        raise ValueError(f"spacing {spacing} must have one positive value per axis of shape {truth.shape}")
+    if not (tolerance_mm >= 0 and math.isfinite(tolerance_mm)):
+        raise ValueError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm}")
+    for name, arr in (("prediction", pred), ("truth", truth)):
+        if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
+            raise ValueError(f"{name} must be an integer label map, got dtype {arr.dtype}")
+
+    fg = [c for c in classes if int(c) != 0]
+    top = max([int(c) for c in fg], default=0)
+    # one pass per array for every class's bounding box; labels above `top` are irrelevant
+    def boxes(a: np.ndarray) -> list:
+        if a.size and (a.max() > top or a.min() < 0):
+            a = np.where((a > top) | (a < 0), 0, a)
+        found = ndimage.find_objects(a.astype(np.int32, copy=False), max_label=top) if top else []
+        return list(found) + [None] * (top - len(found))
+
+    boxes_p, boxes_t = boxes(pred), boxes(truth)
+
+    rows = []
+    for c in fg:
+        c = int(c)
+        name = str(classes[c])
+        box = _union_box(boxes_p[c - 1], boxes_t[c - 1], truth.shape)
+        if box is None:
+            rows.append(_both_empty_row(name))
+            continue
+        p = pred[box] == c
+        t = truth[box] == c
+        n_p = int(np.count_nonzero(p))
+        n_t = int(np.count_nonzero(t))
+        tp = int(np.count_nonzero(p & t))
+        row: dict[str, Any] = {"class": name}
+        row["dice"] = 2.0 * tp / (n_p + n_t)
+        row["iou"] = tp / (n_p + n_t - tp)
+        if n_p and n_t:
+            d_pt, d_tp = _surface_distances(p, t, spacing)
+            row["hd95"] = float(max(np.percentile(d_pt, 95), np.percentile(d_tp, 95)))
+            row["assd"] = float(np.concatenate([d_pt, d_tp]).mean())
+            ok = np.count_nonzero(d_pt <= tolerance_mm) + np.count_nonzero(d_tp <= tolerance_mm)
+            row["nsd"] = float(ok / (d_pt.size + d_tp.size))
+        else:
+            row["hd95"], row["assd"], row["nsd"] = NAN, NAN, 0.0
+        row["sensitivity"] = tp / n_t if n_t else 1.0
+        row["precision"] = tp / n_p if n_p else 1.0
+        row["rve"] = (n_p - n_t) / n_t if n_t else NAN
+        row["truth_voxels"], row["pred_voxels"] = n_t, n_p
+        row["lesions_truth"], row["lesions_detected"], row["lesion_fp"] = _lesions(p, t)
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# summary
+# --------------------------------------------------------------------------------------------------
+
+
+def _num(v: Any) -> float:
+    if v is None or v == "":
+        return NAN
+    return float(v)
+
+
+def _count(v: Any) -> int:
+    f = _num(v)
+    return int(f) if math.isfinite(f) else 0
+
+
+def _clean(v: float) -> float | None:
+    """JSON-safe number: NaN/inf -> None (``null``)."""
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def _mean(vals: Sequence[float]) -> float | None:
+    vals = [v for v in vals if math.isfinite(v)]
+    return _clean(float(np.mean(vals))) if vals else None
+
+
+def _std(vals: Sequence[float]) -> float | None:
+    """Sample standard deviation (ddof=1) over defined values; None with fewer than two."""
+    vals = [v for v in vals if math.isfinite(v)]
+    return _clean(float(np.std(vals, ddof=1))) if len(vals) >= 2 else None
+
+
+def summarize(rows: list[dict], class_names: Sequence[str]) -> dict:
+    """The metric part of ``summary.json`` from per-case rows (with ``case`` and ``class``).
+
+    ``per_class[name]`` holds means over cases (NaN values excluded; ``hd95_undefined`` counts the
+    cases whose HD95 is undefined), sample standard deviations (``*_std``, ddof=1, null with fewer than
+    two values), ``lesion_sensitivity`` (detected / truth lesions pooled over cases, null if there are
+    none) and ``lesion_fp_per_scan``. ``mean_dice``/``mean_iou``/``mean_hd95`` are means over the
+    classes in ``class_names`` of those per-class means. Undefined numbers are ``None`` (JSON null).
+    """
+    per_class: dict[str, dict] = {}
+    for name in class_names:
+        sel = [r for r in rows if str(r["class"]) == str(name)]
+        col = {k: [_num(r.get(k)) for r in sel] for k in _FLOAT_COLUMNS}
+        entry: dict[str, Any] = {"n": len(sel)}
+        for k in ("dice", "iou", "hd95"):
+            entry[k] = _mean(col[k])
+            entry[f"{k}_std"] = _std(col[k])
+        for k in ("assd", "nsd", "sensitivity", "precision", "rve"):
+            entry[k] = _mean(col[k])
+        entry["hd95_undefined"] = sum(1 for v in col["hd95"] if not math.isfinite(v))
+        n_les = sum(_count(r.get("lesions_truth")) for r in sel)
+        n_det = sum(_count(r.get("lesions_detected")) for r in sel)
+        n_fp = sum(_count(r.get("lesion_fp")) for r in sel)
+        entry["lesion_sensitivity"] = n_det / n_les if n_les else None
+        entry["lesion_fp_per_scan"] = n_fp / len(sel) if sel else None
+        per_class[str(name)] = entry
+
+    def over_classes(key: str) -> float | None:
+        vals = [per_class[str(n)][key] for n in class_names]
+        return _mean([v for v in vals if v is not None])
+
+    return {
+        "n_cases": len({str(r["case"]) for r in rows}),
+        "mean_dice": over_classes("dice"),
+        "mean_iou": over_classes("iou"),
+        "mean_hd95": over_classes("hd95"),
+        "per_class": per_class,
+        "mean_over_classes": [str(n) for n in class_names],
+        "empty_policy": EMPTY_POLICY,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# per_case.csv
+# --------------------------------------------------------------------------------------------------
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None:
+        return ""
+    if key in _STR_COLUMNS:
+        return str(v)
+    if key in _INT_COLUMNS:
+        return str(int(v))
+    f = float(v)
+    return repr(f) if math.isfinite(f) else ""
+
+
+def write_per_case_csv(rows: list[dict], path: str | os.PathLike) -> None:
+    """Write ``per_case.csv`` atomically, columns :data:`PER_CASE_COLUMNS`; NaN -> empty cell."""
+    from ctbench.atomic import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(PER_CASE_COLUMNS)
+    for r in rows:
+        w.writerow([_cell(k, r.get(k)) for k in PER_CASE_COLUMNS])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_per_case_csv(path: str | os.PathLike) -> list[dict]:
+    """Read ``per_case.csv``: ``case``/``class`` as str, counts as int, metrics as float (empty -> NaN)."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for rec in csv.DictReader(fh):
+            row: dict[str, Any] = {}
+            for k, v in rec.items():
+                if k in _STR_COLUMNS:
+                    row[k] = v
+                elif k in _INT_COLUMNS:
+                    row[k] = int(float(v)) if v not in ("", None) else 0
+                else:
+                    row[k] = float(v) if v not in ("", None) else NAN
+            out.append(row)
+    return out
