@@ -1,0 +1,312 @@
+"""Numeric tests of ctbench.metrics against hand-computed values and MONAI's metric functions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from ctbench.metrics import (
+    EMPTY_POLICY,
+    PER_CASE_COLUMNS,
+    case_metrics,
+    read_per_case_csv,
+    summarize,
+    write_per_case_csv,
+)
+
+ONE = {1: "organ"}
+
+
+def one(pred, truth, spacing=None, tol=1.0):
+    spacing = spacing or (1.0,) * truth.ndim
+    (row,) = case_metrics(pred, truth, spacing, ONE, tolerance_mm=tol)
+    return row
+
+
+def cube(shape, lo, hi, label=1):
+    a = np.zeros(shape, np.int16)
+    a[tuple(slice(lo_, hi_) for lo_, hi_ in zip(lo, hi, strict=True))] = label
+    return a
+
+
+def test_columns_and_policy_text():
+    assert PER_CASE_COLUMNS == ["case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity",
+                                "precision", "rve", "truth_voxels", "pred_voxels", "lesions_truth",
+                                "lesions_detected", "lesion_fp"]
+    assert EMPTY_POLICY.startswith("truth and prediction both empty -> dice = iou = nsd = 1")
+    assert "hd95_undefined" in EMPTY_POLICY
+
+
+@pytest.mark.parametrize("shape", [(12, 12), (10, 11, 12)])
+def test_identical(shape):
+    t = cube(shape, (2,) * len(shape), (7,) * len(shape))
+    r = one(t.copy(), t, spacing=(0.5, 2.0, 3.0)[: len(shape)])
+    assert set(r) == set(PER_CASE_COLUMNS) - {"case"}
+    assert r["dice"] == 1 and r["iou"] == 1 and r["hd95"] == 0 and r["assd"] == 0 and r["nsd"] == 1
+    assert r["sensitivity"] == 1 and r["precision"] == 1 and r["rve"] == 0
+    assert r["truth_voxels"] == r["pred_voxels"] == 5 ** len(shape)
+    assert (r["lesions_truth"], r["lesions_detected"], r["lesion_fp"]) == (1, 1, 0)
+
+
+def test_disjoint():
+    t = cube((20, 8, 8), (1, 2, 2), (4, 5, 5))
+    p = cube((20, 8, 8), (10, 2, 2), (13, 5, 5))
+    r = one(p, t, spacing=(2.0, 1.0, 1.0))
+    assert r["dice"] == 0 and r["iou"] == 0 and r["nsd"] == 0
+    assert r["sensitivity"] == 0 and r["precision"] == 0 and r["rve"] == 0
+    # nearest edges: truth's face at x=3 and prediction's face at x=10 -> 7 voxels * 2 mm
+    assert r["hd95"] > 14.0 and r["assd"] >= 14.0
+    assert (r["lesions_truth"], r["lesions_detected"], r["lesion_fp"]) == (1, 0, 1)
+
+
+def test_known_overlap_half_shift():
+    # 4x4x4 cubes overlapping in 2 of 4 slabs: tp = 32, |T| = |P| = 64
+    t = cube((10, 10, 10), (0, 0, 0), (4, 4, 4))
+    p = cube((10, 10, 10), (2, 0, 0), (6, 4, 4))
+    r = one(p, t)
+    assert r["dice"] == pytest.approx(0.5)
+    assert r["iou"] == pytest.approx(1 / 3)
+    assert r["sensitivity"] == pytest.approx(0.5) and r["precision"] == pytest.approx(0.5)
+
+
+def test_known_overlap_subset():
+    # prediction is half of the truth: dice = 2*32/(64+32) = 2/3, iou = 32/64, rve = -0.5
+    t = cube((8, 8, 8), (1, 1, 1), (5, 5, 5))
+    p = cube((8, 8, 8), (1, 1, 1), (5, 5, 3))
+    r = one(p, t)
+    assert r["dice"] == pytest.approx(2 / 3)
+    assert r["iou"] == pytest.approx(0.5)
+    assert r["sensitivity"] == pytest.approx(0.5) and r["precision"] == 1.0
+    assert r["rve"] == pytest.approx(-0.5)
+    assert (r["truth_voxels"], r["pred_voxels"]) == (64, 32)
+
+
+@pytest.mark.parametrize("axis,k", [(0, 3), (1, 2), (2, 3)])
+def test_shift_hd95_in_mm_anisotropic(axis, k):
+    spacing = (0.7, 1.3, 2.5)
+    t = cube((20, 20, 20), (5, 5, 5), (12, 12, 12))
+    p = np.roll(t, k, axis=axis)
+    r = one(p, t, spacing=spacing)
+    assert r["hd95"] == pytest.approx(k * spacing[axis], rel=1e-5)
+    assert 0 < r["assd"] < k * spacing[axis]
+    assert r["dice"] == pytest.approx((7 - k) / 7)
+
+
+@pytest.mark.parametrize("axis,k", [(0, 2), (1, 2)])
+def test_shift_hd95_2d(axis, k):
+    spacing = (0.5, 2.0)
+    t = cube((16, 16), (4, 4), (11, 11))
+    p = np.roll(t, k, axis=axis)
+    r = one(p, t, spacing=spacing)
+    assert r["hd95"] == pytest.approx(k * spacing[axis], rel=1e-5)
+    assert r["iou"] == pytest.approx((7 - k) / (7 + k))
+
+
+def planes():
+    """Truth: the plane z=2 (1 voxel thick, all edge). Prediction: that plane for x<3, the plane z=4 for
+    x>=3. Spacing (1, 1, 2) mm. Edge distances pred->truth: 18 x 0, 18 x 4 mm; truth->pred: 18 x 0 and
+    6 each of 1, 2, 3 mm (to the prediction's x=2 edge, closer than the 4 mm jump in z)."""
+    t = np.zeros((6, 6, 8), np.int16)
+    t[:, :, 2] = 1
+    p = np.zeros_like(t)
+    p[:3, :, 2] = 1
+    p[3:, :, 4] = 1
+    return p, t, (1.0, 1.0, 2.0)
+
+
+@pytest.mark.parametrize("tol,nsd", [(0.0, 36 / 72), (1.0, 42 / 72), (2.5, 48 / 72), (3.0, 54 / 72),
+                                     (3.99, 54 / 72), (4.0, 1.0)])
+def test_surface_dice_at_tolerance(tol, nsd):
+    p, t, sp = planes()
+    r = one(p, t, spacing=sp, tol=tol)
+    assert r["nsd"] == pytest.approx(nsd)
+
+
+def test_planes_distances_and_lesions():
+    p, t, sp = planes()
+    r = one(p, t, spacing=sp)
+    assert r["assd"] == pytest.approx((18 * 4 + 6 * (1 + 2 + 3)) / 72)
+    assert r["hd95"] == pytest.approx(4.0)
+    assert r["dice"] == pytest.approx(0.5)
+    # the two predicted half-planes are 2 voxels apart in z: two components, one touching the truth
+    assert (r["lesions_truth"], r["lesions_detected"], r["lesion_fp"]) == (1, 1, 1)
+
+
+def test_empty_prediction():
+    t = cube((8, 8, 8), (2, 2, 2), (5, 5, 5))
+    r = one(np.zeros_like(t), t)
+    assert r["dice"] == 0 and r["iou"] == 0 and r["nsd"] == 0
+    assert math.isnan(r["hd95"]) and math.isnan(r["assd"])
+    assert r["sensitivity"] == 0  # denominator |T| = 27 > 0
+    assert r["precision"] == 1  # denominator |P| = 0
+    assert r["rve"] == -1.0
+    assert (r["lesions_truth"], r["lesions_detected"], r["lesion_fp"]) == (1, 0, 0)
+
+
+def test_empty_truth():
+    p = cube((8, 8, 8), (2, 2, 2), (5, 5, 5))
+    r = one(p, np.zeros_like(p))
+    assert r["dice"] == 0 and r["iou"] == 0 and r["nsd"] == 0
+    assert math.isnan(r["hd95"]) and math.isnan(r["assd"])
+    assert r["sensitivity"] == 1 and r["precision"] == 0
+    assert math.isnan(r["rve"])
+    assert (r["lesions_truth"], r["lesions_detected"], r["lesion_fp"]) == (0, 0, 1)
+
+
+@pytest.mark.parametrize("shape", [(6, 7), (5, 6, 7)])
+def test_both_empty(shape):
+    z = np.zeros(shape, np.uint8)
+    r = one(z, z)
+    assert (r["dice"], r["iou"], r["nsd"], r["hd95"], r["assd"]) == (1, 1, 1, 0, 0)
+    assert (r["sensitivity"], r["precision"], r["rve"]) == (1, 1, 0)
+    assert (r["truth_voxels"], r["pred_voxels"], r["lesions_truth"], r["lesion_fp"]) == (0, 0, 0, 0)
+
+
+def test_lesion_detection_counts_full_connectivity():
+    t = np.zeros((20, 20, 20), np.uint8)
+    t[2:5, 2:5, 2:5] = 1  # blob A, hit by one predicted voxel
+    t[10, 10, 10] = 1  # blob B: two voxels touching only at a corner = one component (26-connectivity)
+    t[11, 11, 11] = 1
+    p = np.zeros_like(t)
+    p[4, 4, 4] = 1  # hits A
+    p[15:17, 15:17, 15:17] = 1  # false-positive blob
+    p[0, 0, 0] = 1  # a second false positive
+    p[1, 1, 1] = 1  # ... corner-touching the first: same component
+    r = one(p, t)
+    assert (r["lesions_truth"], r["lesions_detected"], r["lesion_fp"]) == (2, 1, 1 + 1)
+
+
+def test_lesions_2d_full_connectivity():
+    t = np.zeros((10, 10), np.uint8)
+    t[1, 1] = t[2, 2] = 1  # diagonal neighbours: one component (8-connectivity)
+    t[6:8, 6:8] = 1
+    p = np.zeros_like(t)
+    p[2, 2] = 1
+    p[0, 9] = 1
+    r = one(p, t)
+    assert (r["lesions_truth"], r["lesions_detected"], r["lesion_fp"]) == (2, 1, 1)
+
+
+def test_multiclass_rows_and_background_excluded():
+    t = np.zeros((10, 10, 10), np.uint8)
+    t[1:4, 1:4, 1:4] = 1
+    t[6:9, 6:9, 6:9] = 2
+    p = t.copy()
+    p[6:9, 6:9, 6:9] = 0  # class 2 missed entirely
+    p[0, 0, 0] = 7  # a label nobody asked about is ignored
+    rows = case_metrics(p, t, (1, 1, 1), {0: "background", 1: "liver", 2: "spleen", 3: "kidney"})
+    assert [r["class"] for r in rows] == ["liver", "spleen", "kidney"]
+    liver, spleen, kidney = rows
+    assert liver["dice"] == 1 and liver["hd95"] == 0
+    assert spleen["dice"] == 0 and math.isnan(spleen["hd95"])
+    assert kidney["dice"] == 1 and kidney["hd95"] == 0  # both empty
+
+
+def test_bad_input():
+    a = np.zeros((4, 4, 4), np.uint8)
+    with pytest.raises(ValueError, match="shape"):
+        case_metrics(a, np.zeros((4, 4, 5), np.uint8), (1, 1, 1), ONE)
+    with pytest.raises(ValueError, match="spacing"):
+        case_metrics(a, a, (1, 1), ONE)
+    with pytest.raises(ValueError, match="integer"):
+        case_metrics(a.astype(float), a, (1, 1, 1), ONE)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_distances_equal_monai_functions(ndim):
+    """HD95, ASSD and NSD derived from one distance pass equal MONAI's three metric functions."""
+    import torch
+    from monai.metrics import (
+        compute_average_surface_distance,
+        compute_dice,
+        compute_hausdorff_distance,
+        compute_iou,
+        compute_surface_dice,
+    )
+    from scipy import ndimage
+
+    rng = np.random.default_rng(ndim)
+    shape = (24, 20) if ndim == 2 else (16, 14, 12)
+    spacing = (0.8, 1.7) if ndim == 2 else (0.8, 1.7, 3.0)
+    t = ndimage.binary_opening(ndimage.gaussian_filter(rng.random(shape), 1.5) > 0.5).astype(np.int64)
+    p = ndimage.binary_dilation(np.roll(t, 1, axis=0)).astype(np.int64)
+    p[tuple(rng.integers(0, s) for s in shape)] = 1
+    assert t.any() and p.any()
+    r = one(p, t, spacing=spacing, tol=1.5)
+
+    def oh(a):
+        return torch.nn.functional.one_hot(torch.from_numpy(a), 2).movedim(-1, 0)[None].float()
+
+    P, T = oh(p), oh(t)
+    assert r["hd95"] == pytest.approx(compute_hausdorff_distance(P, T, percentile=95, spacing=spacing).item(), rel=1e-5)
+    assert r["assd"] == pytest.approx(
+        compute_average_surface_distance(P, T, symmetric=True, spacing=spacing).item(), rel=1e-5)
+    assert r["nsd"] == pytest.approx(compute_surface_dice(P, T, [1.5], spacing=spacing).item(), rel=1e-6)
+    assert r["dice"] == pytest.approx(compute_dice(P, T, include_background=False).item(), rel=1e-6)
+    assert r["iou"] == pytest.approx(compute_iou(P, T, include_background=False).item(), rel=1e-6)
+
+
+masks = arrays(np.uint8, (5, 6), elements=st.integers(0, 1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(masks, masks, st.sampled_from([(1.0, 1.0), (0.5, 2.0)]))
+def test_properties(p, t, spacing):
+    a = one(p, t, spacing=spacing)
+    b = one(t, p, spacing=spacing)
+    assert 0 <= a["dice"] <= 1 and 0 <= a["iou"] <= 1 and 0 <= a["nsd"] <= 1
+    assert a["dice"] == pytest.approx(2 * a["iou"] / (1 + a["iou"]))
+    for k in ("dice", "iou", "nsd", "hd95", "assd"):  # symmetric in prediction and truth
+        assert a[k] == pytest.approx(b[k], nan_ok=True)
+    assert a["sensitivity"] == pytest.approx(b["precision"])
+
+
+def _row(case, cls, dice, hd95, lt=0, ld=0, fp=0):
+    return {"case": case, "class": cls, "dice": dice, "iou": dice / (2 - dice), "hd95": hd95, "assd": 1.0,
+            "nsd": 0.5, "sensitivity": 1.0, "precision": 1.0, "rve": float("nan") if cls == "b" else 0.1,
+            "truth_voxels": 10, "pred_voxels": 10, "lesions_truth": lt, "lesions_detected": ld, "lesion_fp": fp}
+
+
+def test_summarize_means():
+    rows = [
+        _row("c1", "a", 0.8, 2.0, lt=3, ld=2, fp=1),
+        _row("c2", "a", 0.6, 4.0, lt=1, ld=1, fp=0),
+        _row("c1", "b", 1.0, 0.0),
+        _row("c2", "b", 0.0, float("nan")),
+    ]
+    s = summarize(rows, ["a", "b"])
+    assert s["n_cases"] == 2
+    a, b = s["per_class"]["a"], s["per_class"]["b"]
+    assert a["dice"] == pytest.approx(0.7) and a["dice_std"] == pytest.approx(math.sqrt(0.02))  # ddof=1
+    assert a["hd95"] == pytest.approx(3.0) and a["hd95_undefined"] == 0
+    assert a["lesion_sensitivity"] == pytest.approx(3 / 4) and a["lesion_fp_per_scan"] == pytest.approx(0.5)
+    assert a["rve"] == pytest.approx(0.1)
+    assert b["dice"] == pytest.approx(0.5)
+    assert b["hd95"] == 0.0 and b["hd95_undefined"] == 1 and b["hd95_std"] is None
+    assert b["rve"] is None and b["lesion_sensitivity"] is None and b["lesion_fp_per_scan"] == 0
+    assert s["mean_dice"] == pytest.approx((0.7 + 0.5) / 2)
+    assert s["mean_iou"] == pytest.approx((a["iou"] + b["iou"]) / 2)
+    assert s["mean_hd95"] == pytest.approx((3.0 + 0.0) / 2)
+    assert s["mean_over_classes"] == ["a", "b"] and s["empty_policy"] == EMPTY_POLICY
+    import json
+
+    json.dumps(s, allow_nan=False)  # strict JSON: undefined numbers are null
+
+
+def test_per_case_csv_roundtrip(tmp_path):
+    rows = [_row("c1", "a", 0.8, 2.0, lt=3, ld=2, fp=1), _row("c2", "b", 0.0, float("nan"))]
+    path = tmp_path / "report" / "per_case.csv"
+    write_per_case_csv(rows, path)
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(PER_CASE_COLUMNS)
+    assert lines[2].split(",")[4] == ""  # NaN hd95 -> empty cell
+    back = read_per_case_csv(path)
+    assert back[0]["case"] == "c1" and back[0]["dice"] == 0.8 and back[0]["lesions_truth"] == 3
+    assert math.isnan(back[1]["hd95"]) and math.isnan(back[1]["rve"])
+    assert summarize(back, ["a", "b"]) == summarize(rows, ["a", "b"])
+    assert [p.name for p in path.parent.iterdir()] == ["per_case.csv"]  # no temporary file left
