@@ -35,8 +35,8 @@ def _argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p.add_argument("out_dir", help="folder to write (dataset.json, imagesTr/, labelsTr/)")
     p.add_argument("--cases", type=int, default=24, help="number of cases (default 24)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
-    p.add_argument("--size", type=int, nargs=3, default=None, metavar=("X", "Y", "Z"),
-                   help="voxels per axis before spacing jitter (default 112 96 80)")
+    p.add_argument("--voxel-mm", type=float, nargs=2, default=(2.0, 3.5), metavar=("LO", "HI"),
+                   help="range of the random voxel size per axis in mm (default 2.0 3.5)")
 
     p = sub.add_parser("list", help="the names a config may use, with one line each")
     p.add_argument("group", nargs="?", default=None,

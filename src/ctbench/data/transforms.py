@@ -1,0 +1,125 @@
+"""CT preprocessing and patch sampling as MONAI transform chains.
+
+One deterministic chain (load with geometry, reorient, resample, HU window, normalise, crop to the
+body, precompute class indices) is cached; the random tail samples class-balanced patches from the
+cached volume. ``dims=2`` samples axial slices (patch depth 1, squeezed) from the same volumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai import transforms as T
+
+from ctbench.errors import CTBenchError
+
+#: HU windows (lower, upper) from level/width presets used in radiology reading rooms.
+WINDOWS: dict[str, tuple[float, float]] = {
+    "abdomen": (-160.0, 240.0),  # L40 W400
+    "liver": (-45.0, 105.0),  # L30 W150
+    "lung": (-1350.0, 150.0),  # L-600 W1500
+    "bone": (-500.0, 1300.0),  # L400 W1800
+    "brain": (0.0, 80.0),  # L40 W80
+}
+
+BODY_HU = -500.0  # voxels above this are inside the patient (air is about -1000 HU)
+
+
+def window_bounds(window: str | Sequence[float]) -> tuple[float, float]:
+    """The (lower, upper) HU bounds of a preset name or a custom ``[lower, upper]`` pair."""
+    if isinstance(window, str):
+        if window not in WINDOWS:
+            raise CTBenchError(f"unknown HU window '{window}': use one of {', '.join(WINDOWS)} or [lower, upper]",
+                               exit_code=2)
+        return WINDOWS[window]
+    lower, upper = (float(v) for v in window)
+    if not lower < upper:
+        raise CTBenchError(f"HU window [{lower}, {upper}] is empty: the lower bound must be below the upper")
+    return lower, upper
+
+
+def is_body(x: torch.Tensor) -> torch.Tensor:
+    """Foreground-crop selector: voxels denser than air (module-level so workers can pickle it)."""
+    return x > BODY_HU
+
+
+def preprocessing(pre: Mapping[str, Any], keys: Sequence[str], track_meta: bool,
+                  zscore: tuple[float, float] | None = None) -> list:
+    """Deterministic chain: load, channel first, orient, resample, window/normalise, crop to body.
+
+    Args:
+        pre: the dataset's ``preprocessing`` block (orientation, spacing, window, normalize, crop_foreground).
+        keys: ``["image", "label"]`` or ``["image"]`` (prediction).
+        track_meta: keep MetaTensors (needed to map predictions back to the input geometry).
+        zscore: dataset foreground (mean, std) in HU when ``normalize=zscore``.
+    """
+    lower, upper = window_bounds(pre["window"])
+    modes = ["bilinear" if pre.get("interpolation", "linear") == "linear" else 3, "nearest"][: len(keys)]
+    chain = [
+        T.LoadImaged(keys, image_only=True, ensure_channel_first=True),
+        T.Orientationd(keys, axcodes=pre["orientation"]),
+        T.Spacingd(keys, pixdim=tuple(pre["spacing"]), mode=modes, padding_mode="border"),
+    ]
+    if pre.get("crop_foreground", True):
+        chain.append(T.CropForegroundd(keys, source_key="image", select_fn=is_body, margin=2, allow_smaller=True))
+    if pre["normalize"] == "window":
+        chain.append(T.ScaleIntensityRanged("image", a_min=lower, a_max=upper, b_min=0.0, b_max=1.0, clip=True))
+    elif pre["normalize"] == "zscore":
+        if zscore is None:
+            raise CTBenchError("normalize=zscore needs dataset foreground statistics; none were computed")
+        chain += [T.ThresholdIntensityd("image", threshold=upper, above=False, cval=upper),
+                  T.ThresholdIntensityd("image", threshold=lower, above=True, cval=lower),
+                  T.NormalizeIntensityd("image", subtrahend=zscore[0], divisor=zscore[1])]
+    else:
+        raise CTBenchError(f"unknown normalize='{pre['normalize']}': use window or zscore", exit_code=2)
+    chain.append(T.EnsureTyped(keys, dtype=torch.float32, track_meta=track_meta))
+    return chain
+
+
+def train_chain(pre: Mapping[str, Any], patch: Sequence[int], num_classes: int, samples: int,
+                zscore: tuple[float, float] | None = None) -> T.Compose:
+    """Cached preprocessing plus class-balanced random patches; ``len(patch) == 2`` samples axial slices."""
+    spatial = tuple(patch) if len(patch) == 3 else (*patch, 1)
+    chain = preprocessing(pre, ["image", "label"], track_meta=False, zscore=zscore)
+    chain += [
+        T.SpatialPadd(["image", "label"], spatial_size=spatial),
+        T.ClassesToIndicesd("label", num_classes=num_classes, max_samples_per_class=20000),
+        # --- cached above, random below ---
+        T.RandCropByLabelClassesd(["image", "label"], label_key="label", spatial_size=spatial,
+                                  num_classes=num_classes, num_samples=samples,
+                                  indices_key="label_cls_indices", warn=False),
+        T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
+        T.RandShiftIntensityd("image", offsets=0.05, prob=0.5),
+    ]
+    if len(patch) == 2:
+        chain.append(T.SqueezeDimd(["image", "label"], dim=-1))
+    chain.append(T.DeleteItemsd("label_cls_indices"))
+    return T.Compose(chain)
+
+
+def eval_chain(pre: Mapping[str, Any], with_label: bool, zscore: tuple[float, float] | None = None) -> T.Compose:
+    """Whole-volume preprocessing for validation, test and prediction (MetaTensors kept for inversion)."""
+    return T.Compose(preprocessing(pre, ["image", "label"] if with_label else ["image"], track_meta=True,
+                                   zscore=zscore))
+
+
+def foreground_statistics(cases: Sequence[Mapping[str, str]], window: tuple[float, float],
+                          max_voxels: int = 100_000) -> tuple[float, float]:
+    """Mean and std of HU inside labelled foreground (clipped to the window), as nnU-Net's CT scheme."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for case in cases:
+        image = np.asarray(nib.load(case["image"]).dataobj, dtype=np.float32)
+        label = np.asarray(nib.load(case["label"]).dataobj)
+        values = np.clip(image[label > 0], *window)
+        if values.size:
+            samples.append(rng.choice(values, size=min(values.size, max_voxels), replace=False))
+    if not samples:
+        raise CTBenchError("normalize=zscore found no labelled foreground in the training cases: use normalize=window")
+    values = np.concatenate(samples)
+    return float(values.mean()), float(max(values.std(), 1e-3))

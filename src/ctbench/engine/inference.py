@@ -1,0 +1,71 @@
+"""Whole-volume prediction: sliding windows (MONAI) for 3D patches or 2D axial slices, TTA, and the
+mapping of class probabilities back onto the input file's own voxel grid."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.inferers import sliding_window_inference
+from monai.transforms import SpatialResample
+from torch import nn
+
+
+class SlidingWindowPredictor:
+    """Softmax probabilities of a whole volume ``[B, 1, X, Y, Z]`` by Gaussian-blended sliding windows.
+
+    For a 2D network the window is one axial slice deep (``roi = (h, w, 1)``) and the network sees
+    ``[N, C, h, w]``; the volume is always 3D.
+
+    Args:
+        roi: window size, 3 values (3D) or 2 (2D slices).
+        overlap: fraction of overlap between neighbouring windows.
+        sw_batch_size: windows per forward pass.
+        mode: ``gaussian`` or ``constant`` blending.
+        tta_flips: axes (0, 1, 2 = x, y, z) to mirror for test-time augmentation; empty for none.
+    """
+
+    def __init__(self, roi: Sequence[int], overlap: float = 0.25, sw_batch_size: int = 4,
+                 mode: str = "gaussian", tta_flips: Sequence[int] = ()) -> None:
+        self.dims = len(roi)
+        self.roi = tuple(roi) if self.dims == 3 else (*roi, 1)
+        self.overlap = (overlap, overlap, 0.0) if self.dims == 2 else overlap
+        self.sw_batch_size, self.mode, self.tta_flips = sw_batch_size, mode, tuple(tta_flips)
+
+    def _network(self, model: nn.Module):
+        if self.dims == 3:
+            return model
+        return lambda x: model(x[..., 0])[..., None]
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, volume: torch.Tensor) -> torch.Tensor:
+        network = self._network(model)
+        image = volume.as_tensor() if isinstance(volume, MetaTensor) else volume
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            logits = sliding_window_inference(x, self.roi, self.sw_batch_size, network, overlap=self.overlap,
+                                              mode=self.mode, progress=False)
+            return torch.softmax(logits.float(), dim=1)
+
+        probs = run(image)
+        for axis in self.tta_flips:
+            dim = 2 + axis
+            probs += run(image.flip(dim)).flip(dim)
+        return probs / (1 + len(self.tta_flips))
+
+
+def to_original_grid(probs: torch.Tensor, affine: torch.Tensor, original_affine: torch.Tensor,
+                     original_shape: Sequence[int]) -> np.ndarray:
+    """Resample ``[C, *spatial]`` probabilities on the preprocessed grid (``affine``) onto the input
+    file's grid and take the arg-max: a label map with the input's exact shape and orientation.
+
+    Voxels outside the preprocessed field of view (cropped air) become background.
+    """
+    meta = MetaTensor(probs.float(), affine=affine)
+    resampled = SpatialResample(mode="bilinear", padding_mode="zeros", align_corners=True)(
+        meta, dst_affine=torch.as_tensor(original_affine, dtype=torch.float64), spatial_size=tuple(original_shape))
+    resampled = resampled.as_tensor()
+    resampled[0] += 1e-6  # empty (all-zero) voxels fall to background
+    return resampled.argmax(0).to(torch.uint8).numpy()

@@ -1,0 +1,186 @@
+"""The LightningModule every architecture x loss pair trains in.
+
+Built from the composed config alone (``model``, ``loss``, ``optim``, ``inference``), so a
+checkpoint carries everything needed to rebuild and re-test it. Validation and test run whole-volume
+sliding-window inference; per-case results are gathered across processes and de-duplicated by case
+id, so distributed sampler padding never counts a case twice.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.distributed as dist
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ctbench.engine.inference import SlidingWindowPredictor, to_original_grid
+from ctbench.errors import CTBenchError
+
+
+def build_model(cfg: DictConfig) -> torch.nn.Module:
+    return instantiate(cfg.model, _convert_="all")
+
+
+def dice_per_class(pred: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Dice of each foreground class for integer label maps (both empty -> 1)."""
+    scores = []
+    for c in range(1, num_classes):
+        p, t = pred == c, truth == c
+        denom = p.sum() + t.sum()
+        scores.append(torch.where(denom > 0, 2 * (p & t).sum() / denom.clamp(min=1), torch.ones(())))
+    return torch.stack(scores).float()
+
+
+def _gather(items: list[Any]) -> list[Any]:
+    """All processes' items, in rank order (the identity without torch.distributed)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return items
+    out: list[list[Any]] = [None] * dist.get_world_size()  # type: ignore[list-item]
+    dist.all_gather_object(out, items)
+    return [item for part in out for item in part]
+
+
+def _unique_by_case(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for item in items:
+        seen.setdefault(item["case"], item)
+    return [seen[k] for k in sorted(seen)]
+
+
+class SegmentationModule(pl.LightningModule):
+    """Supervised segmentation: ``loss(model(patch), label)``; whole-volume validation and test.
+
+    Args:
+        cfg: the composed run config (``model``, ``loss``, ``optim``, ``dataset``, ``inference``, ``dims``).
+    """
+
+    def __init__(self, cfg: DictConfig | dict) -> None:
+        super().__init__()
+        cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+        self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)})
+        self.cfg = OmegaConf.create(self.hparams["cfg"])
+        self.model = build_model(self.cfg)
+        self.loss_fn = instantiate(self.cfg.loss)
+        self.num_classes = int(self.cfg.dataset.num_classes)
+        self.class_names = list(self.cfg.dataset.class_names)
+        dims = int(self.cfg.dims)
+        inf = self.cfg.inference
+        self.predictor = SlidingWindowPredictor(
+            roi=list(self.cfg.dataset[f"patch_size_{dims}d"]), overlap=inf.overlap,
+            sw_batch_size=inf[f"sw_batch_size_{dims}d"], mode=inf.blend, tta_flips=list(inf.tta_flips))
+        self._val: list[dict[str, Any]] = []
+        self.test_rows: list[dict[str, Any]] = []
+        self.overlays: list[dict[str, Any]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    # ---- training ---------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        image, label = batch["image"], batch["label"]
+        logits = self.model(image)
+        loss = self.loss_fn(logits, label)
+        if not torch.isfinite(loss):
+            return self._non_finite(loss)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=image.shape[0])
+        if batch_idx % max(1, self.trainer.log_every_n_steps) == 0:
+            pseudo = dice_per_class(logits.argmax(1, keepdim=True), label.long(), self.num_classes).mean()
+            self.log("train/pseudo_dice", pseudo, on_step=True, on_epoch=False, batch_size=image.shape[0])
+        return loss
+
+    def _non_finite(self, loss: torch.Tensor) -> None:
+        ckpt = Path(self.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+        last = str(ckpt) if ckpt.exists() else "none yet"
+        if self.cfg.get("nonfinite", "stop") == "skip":
+            self.print(f"skipping step {self.global_step}: loss is {loss.item()}")
+            return None
+        raise CTBenchError(f"loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                           f"last good checkpoint: {last}. Lower optim.optimizer.lr, use trainer.precision=32, "
+                           "or set nonfinite=skip")
+
+    # ---- validation -------------------------------------------------------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        probs = self.predictor(self.model, batch["image"])
+        pred = probs.argmax(1, keepdim=True)
+        for i, case in enumerate(batch["case"]):
+            self._val.append({"case": case, "dice": dice_per_class(pred[i], batch["label"][i].long(),
+                                                                   self.num_classes).cpu()})
+        if batch_idx == 0:
+            self._log_overlay(batch["image"][0, 0], batch["label"][0, 0], pred[0, 0])
+
+    def on_validation_epoch_end(self) -> None:
+        items = _unique_by_case(_gather(self._val))
+        self._val = []
+        if not items:
+            return
+        dice = torch.stack([i["dice"] for i in items]).mean(0)
+        for name, value in zip(self.class_names[1:], dice, strict=True):
+            self.log(f"val/dice_{name}", value, sync_dist=False, rank_zero_only=False)
+        self.log("val/mean_dice", dice.mean(), prog_bar=True, sync_dist=False)
+
+    def _log_overlay(self, image: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor) -> None:
+        logger = getattr(self.logger, "experiment", None)
+        if logger is None or not hasattr(logger, "add_image"):
+            return
+        z = int(truth.float().sum(dim=(0, 1)).argmax()) if truth.dim() == 3 else 0
+        img = image[..., z].float()
+        img = (img - img.min()) / (img.max() - img.min() + 1e-6)
+        scale = max(1, self.num_classes - 1)
+        panel = torch.cat([img, truth[..., z].float() / scale, pred[..., z].float() / scale], dim=1)
+        logger.add_image("val/image_truth_prediction", panel.rot90().unsqueeze(0).cpu(), self.global_step)
+
+    # ---- test -------------------------------------------------------------------------------
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        import nibabel as nib
+
+        from ctbench.metrics import case_metrics
+
+        probs = self.predictor(self.model, batch["image"])
+        image = batch["image"]
+        for i, case in enumerate(batch["case"]):
+            truth_img = nib.load(batch["label_path"][i])
+            truth = np.asarray(truth_img.dataobj).astype(np.int64)
+            pred = to_original_grid(probs[i], image.affine[i], truth_img.affine, truth.shape)
+            spacing = [float(s) for s in truth_img.header.get_zooms()[:3]]
+            classes = dict(enumerate(self.class_names))
+            classes.pop(0)
+            rows = case_metrics(pred, truth, spacing, classes, tolerance_mm=float(self.cfg.metrics.nsd_tolerance_mm))
+            self.test_rows.extend({"case": case, **row} for row in rows)
+            if len(self.overlays) < int(self.cfg.report.overlays):
+                ct = np.asarray(nib.load(batch["image_path"][i]).dataobj, dtype=np.float32)
+                self.overlays.append({"case": case, "image": ct, "truth": truth.astype(np.uint8), "pred": pred,
+                                      "affine": truth_img.affine})
+
+    def on_test_epoch_end(self) -> None:
+        rows = _gather(self.test_rows)
+        seen: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            seen.setdefault((row["case"], row["class"]), row)
+        self.test_rows = [seen[k] for k in sorted(seen)]
+        self.overlays = _unique_by_case(_gather(self.overlays))[: int(self.cfg.report.overlays)]
+
+    # ---- optimisation -----------------------------------------------------------------------
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = instantiate(self.cfg.optim.optimizer, params=self.model.parameters())
+        sched = self.cfg.optim.scheduler
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(sched.get("warmup_steps", 0))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            if sched.name == "cosine":
+                return 0.5 * (1 + math.cos(math.pi * progress)) * (1 - sched.min_factor) + sched.min_factor
+            if sched.name == "poly":
+                return (1 - progress) ** float(sched.exponent)
+            return 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
