@@ -310,3 +310,14 @@ def test_per_case_csv_roundtrip(tmp_path):
     assert math.isnan(back[1]["hd95"]) and math.isnan(back[1]["rve"])
     assert summarize(back, ["a", "b"]) == summarize(rows, ["a", "b"])
     assert [p.name for p in path.parent.iterdir()] == ["per_case.csv"]  # no temporary file left
+
+
+@pytest.mark.parametrize("spacing", [0.8, 0.7, 2.3])
+def test_nsd_distance_equal_to_tolerance_counts(spacing):
+    # a one-voxel shift puts every non-coincident edge exactly one spacing away (float32 in MONAI)
+    t = cube((12, 12, 12), (3, 3, 3), (8, 8, 8))
+    p = np.roll(t, 1, axis=2)
+    sp = (1.0, 1.0, spacing)
+    assert one(p, t, spacing=sp, tol=spacing)["nsd"] == 1.0
+    assert one(p, t, spacing=sp, tol=spacing)["hd95"] == spacing  # rounded to 1e-6 mm: exact
+    assert one(p, t, spacing=sp, tol=spacing * 0.99)["nsd"] < 1.0

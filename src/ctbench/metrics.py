@@ -169,9 +169,12 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
         row["iou"] = tp / (n_p + n_t - tp)
         if n_p and n_t:
             d_pt, d_tp = _surface_distances(p, t, spacing)
-            row["hd95"] = float(max(np.percentile(d_pt, 95), np.percentile(d_tp, 95)))
-            row["assd"] = float(np.concatenate([d_pt, d_tp]).mean())
-            ok = np.count_nonzero(d_pt <= tolerance_mm) + np.count_nonzero(d_tp <= tolerance_mm)
+            # MONAI returns float32 distances: round to 1e-6 mm so 0.8 mm is written as 0.8
+            row["hd95"] = round(float(max(np.percentile(d_pt, 95), np.percentile(d_tp, 95))), 6)
+            row["assd"] = round(float(np.concatenate([d_pt, d_tp]).mean()), 6)
+            # compare in float32 like MONAI: a distance of exactly the tolerance counts as within it
+            tol32 = np.float32(tolerance_mm)
+            ok = np.count_nonzero(d_pt.astype(np.float32) <= tol32) + np.count_nonzero(d_tp.astype(np.float32) <= tol32)
             row["nsd"] = float(ok / (d_pt.size + d_tp.size))
         else:
             row["hd95"], row["assd"], row["nsd"] = NAN, NAN, 0.0
