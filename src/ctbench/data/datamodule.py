@@ -79,7 +79,7 @@ class CTDataModule(pl.LightningDataModule):
         return mean, std
 
     def _cached(self, names: list[str], transform, cache: bool) -> Dataset:
-        data = [{**self.cases[n], "image_path": self.cases[n]["image"], "label_path": self.cases[n]["label"]}
+        data = [{**self.cases[n], "source_image": self.cases[n]["image"], "source_label": self.cases[n]["label"]}
                 for n in names]
         if cache and self.cfg.get("cache", "memory") == "memory":
             return CacheDataset(data, transform=transform, cache_rate=1.0, num_workers=None, progress=False)

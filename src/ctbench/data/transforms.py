@@ -60,7 +60,7 @@ def preprocessing(pre: Mapping[str, Any], keys: Sequence[str], track_meta: bool,
     modes = ["bilinear" if pre.get("interpolation", "linear") == "linear" else 3, "nearest"][: len(keys)]
     chain = [
         T.LoadImaged(keys, image_only=True, ensure_channel_first=True),
-        T.Orientationd(keys, axcodes=pre["orientation"]),
+        T.Orientationd(keys, axcodes=pre["orientation"], labels=(("L", "R"), ("P", "A"), ("I", "S"))),
         T.Spacingd(keys, pixdim=tuple(pre["spacing"]), mode=modes, padding_mode="border"),
     ]
     if pre.get("crop_foreground", True):

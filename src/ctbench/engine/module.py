@@ -108,11 +108,12 @@ class SegmentationModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         probs = self.predictor(self.model, batch["image"])
         pred = probs.argmax(1, keepdim=True)
+        label = torch.as_tensor(batch["label"]).as_subclass(torch.Tensor).long()  # MetaTensor -> plain
         for i, case in enumerate(batch["case"]):
-            self._val.append({"case": case, "dice": dice_per_class(pred[i], batch["label"][i].long(),
-                                                                   self.num_classes).cpu()})
+            self._val.append({"case": case, "dice": dice_per_class(pred[i], label[i], self.num_classes).cpu()})
         if batch_idx == 0:
-            self._log_overlay(batch["image"][0, 0], batch["label"][0, 0], pred[0, 0])
+            image = torch.as_tensor(batch["image"]).as_subclass(torch.Tensor)
+            self._log_overlay(image[0, 0], label[0, 0], pred[0, 0])
 
     def on_validation_epoch_end(self) -> None:
         items = _unique_by_case(_gather(self._val))
@@ -144,7 +145,7 @@ class SegmentationModule(pl.LightningModule):
         probs = self.predictor(self.model, batch["image"])
         image = batch["image"]
         for i, case in enumerate(batch["case"]):
-            truth_img = nib.load(batch["label_path"][i])
+            truth_img = nib.load(batch["source_label"][i])
             truth = np.asarray(truth_img.dataobj).astype(np.int64)
             pred = to_original_grid(probs[i], image.affine[i], truth_img.affine, truth.shape)
             spacing = [float(s) for s in truth_img.header.get_zooms()[:3]]
@@ -153,7 +154,7 @@ class SegmentationModule(pl.LightningModule):
             rows = case_metrics(pred, truth, spacing, classes, tolerance_mm=float(self.cfg.metrics.nsd_tolerance_mm))
             self.test_rows.extend({"case": case, **row} for row in rows)
             if len(self.overlays) < int(self.cfg.report.overlays):
-                ct = np.asarray(nib.load(batch["image_path"][i]).dataobj, dtype=np.float32)
+                ct = np.asarray(nib.load(batch["source_image"][i]).dataobj, dtype=np.float32)
                 self.overlays.append({"case": case, "image": ct, "truth": truth.astype(np.uint8), "pred": pred,
                                       "affine": truth_img.affine})
 
@@ -167,7 +168,7 @@ class SegmentationModule(pl.LightningModule):
 
     # ---- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = instantiate(self.cfg.optim.optimizer, params=self.model.parameters())
+        optimizer = instantiate(self.cfg.optim.optimizer)(params=self.model.parameters())
         sched = self.cfg.optim.scheduler
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(sched.get("warmup_steps", 0))

@@ -1,0 +1,72 @@
+"""Run a Hydra-composed command (train, eval, predict, bench) with ctbench's error handling.
+
+Config-group names are checked before Hydra starts, so ``model=unetx`` ends with one line listing
+the valid names (exit 2) and no run directory is created; Hydra's own flags pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ctbench.errors import CTBenchError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+_GROUP_OVERRIDE = re.compile(r"^[+~]*(?P<group>[\w/]+)(@[\w.]+)?=(?P<value>.*)$")
+
+
+def group_choices(group: str) -> list[str]:
+    """Config names available in ``configs/GROUP`` (without ``.yaml``)."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def check_group_overrides(overrides: Sequence[str]) -> None:
+    """Raise (exit 2) when an override names a config-group option that does not exist."""
+    for override in overrides:
+        match = _GROUP_OVERRIDE.match(override)
+        if not match or override.startswith("hydra.") or "(" in match["value"]:
+            continue
+        group = match["group"]
+        if not (CONFIG_DIR / group).is_dir() or group.startswith("hydra"):
+            continue
+        valid = group_choices(group)
+        for value in filter(None, match["value"].split(",")):
+            if value != "null" and value not in valid:
+                raise CTBenchError(f"unknown {group} '{value}': choose one of {', '.join(valid)} "
+                                   f"(see `ctbench list`)", exit_code=2)
+
+
+def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
+    """``ctbench NAME overrides...`` -> Hydra app over ``configs/NAME.yaml`` calling ``target(cfg)``."""
+    import importlib
+    import warnings
+
+    import hydra
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*(nvImageCodec|LeafSpec|treespec).*")
+
+    if not {"--help", "-h", "--hydra-help", "--info"} & set(overrides):
+        check_group_overrides(overrides)
+    module, func = target.split(":")
+    task: Callable = getattr(importlib.import_module(module), func)
+    exit_code = 0
+
+    def guarded(cfg) -> None:
+        nonlocal exit_code
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        try:
+            task(cfg)
+        except CTBenchError as err:
+            print(f"ctbench: error: {err}", file=sys.stderr)
+            exit_code = err.exit_code
+            if HydraConfig.get().mode != RunMode.MULTIRUN:  # a sweep goes on with its other jobs
+                raise SystemExit(err.exit_code) from None
+
+    sys.argv = [f"ctbench {name}", *overrides]
+    hydra.main(config_path=str(CONFIG_DIR), config_name=name, version_base="1.3")(guarded)()
+    return exit_code

@@ -1,0 +1,117 @@
+"""The report of one run: ``report/per_case.csv``, ``report/summary.json``, ``report/report.md`` with
+overlay PNGs, and the per-class table printed with rich (format: ``docs/report-format.md``).
+
+``summary.json`` is written last, atomically, with ``"status": "complete"``: its presence marks a
+finished run for ``ctbench report`` and for resumable sweeps.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctbench.atomic import atomic_write, atomic_write_json, atomic_write_text
+from ctbench.metrics import summarize, write_per_case_csv
+
+#: Colours of classes 1..N in overlays (liver, spleen, kidney, lesion, ...).
+COLOURS = [(0.95, 0.35, 0.2), (0.3, 0.6, 1.0), (0.3, 0.9, 0.4), (1.0, 0.9, 0.1), (0.8, 0.4, 0.9), (0.2, 0.9, 0.9)]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _overlay_png(sample: Mapping[str, Any], path: Path, window: tuple[float, float]) -> None:
+    """Axial slice with the most truth foreground: CT, CT + truth, CT + prediction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nibabel as nib
+    from matplotlib.colors import ListedColormap
+
+    ornt = nib.orientations.io_orientation(sample["affine"])  # show in RAS so left/right read as in Slicer
+    ras = {k: nib.orientations.apply_orientation(sample[k], ornt) for k in ("image", "truth", "pred")}
+    z = int((ras["truth"] > 0).sum(axis=(0, 1)).argmax())
+    cmap = ListedColormap([(0, 0, 0, 0)] + [(*c, 0.55) for c in COLOURS])
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    for ax, (title, key) in zip(axes, (("CT", None), ("truth", "truth"), ("prediction", "pred")), strict=True):
+        ax.imshow(np.rot90(ras["image"][:, :, z]), cmap="gray", vmin=window[0], vmax=window[1])
+        if key:
+            ax.imshow(np.rot90(ras[key][:, :, z]), cmap=cmap, vmin=0, vmax=len(COLOURS), interpolation="nearest")
+        ax.set_title(f"{sample['case']} {title} (z={z})", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+
+
+def _markdown(summary: Mapping[str, Any], overlays: Sequence[str]) -> str:
+    lines = [f"# {summary['model']} x {summary['loss']} on {summary['dataset']} ({summary['dims']}D)", "",
+             f"{summary['n_cases']} {summary['split']} cases, whole-volume metrics in the label files' own geometry; "
+             f"mean Dice **{_fmt(summary['mean_dice'])}**, mean IoU **{_fmt(summary['mean_iou'])}** "
+             f"(foreground classes: {', '.join(summary['mean_over_classes'])}).", "",
+             "| class | Dice | IoU | HD95 (mm) | ASSD (mm) | NSD | sensitivity | precision |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, m in summary["per_class"].items():
+        lines.append(f"| {name} | {_fmt(m.get('dice'))} ± {_fmt(m.get('dice_std'))} | {_fmt(m.get('iou'))} | "
+                     f"{_fmt(m.get('hd95'), 1)} | {_fmt(m.get('assd'), 2)} | {_fmt(m.get('nsd'))} | "
+                     f"{_fmt(m.get('sensitivity'))} | {_fmt(m.get('precision'))} |")
+    lines += ["", f"Trained {summary.get('epochs', '—')} epochs in {_fmt(summary.get('train_seconds'), 0)} s; "
+              f"{summary.get('params', 0):,} parameters; seed {summary.get('seed')}, fold {summary.get('fold')}, "
+              f"commit {summary.get('git_commit', 'unknown')}.", "",
+              f"Empty-case policy: {summary['empty_policy']}", "", "Per case: `per_case.csv`.", ""]
+    lines += [f"![{name}]({name})" for name in overlays]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(summary: Mapping[str, Any]) -> None:
+    """The per-class table of a run, with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['model']} x {summary['loss']} — {summary['n_cases']} {summary['split']} cases "
+                        f"({summary['dataset']}, {summary['dims']}D)")
+    for col in ("class", "Dice", "IoU", "HD95 mm", "NSD"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, m in summary["per_class"].items():
+        table.add_row(name, f"{_fmt(m.get('dice'))} ± {_fmt(m.get('dice_std'))}", _fmt(m.get("iou")),
+                      _fmt(m.get("hd95"), 1), _fmt(m.get("nsd")))
+    table.add_section()
+    table.add_row("mean", _fmt(summary["mean_dice"]), _fmt(summary["mean_iou"]), _fmt(summary.get("mean_hd95"), 1), "")
+    Console().print(table)
+
+
+def write_run_report(report_dir: str | Path, rows: list[dict], class_names: Sequence[str], meta: Mapping[str, Any],
+                     overlays: Sequence[Mapping[str, Any]] = (), window: tuple[float, float] = (-160, 240),
+                     ) -> dict[str, Any]:
+    """Write the report files; returns the summary dict.
+
+    Args:
+        report_dir: ``RUN_DIR/report``.
+        rows: per-case rows from :func:`ctbench.metrics.case_metrics` with ``case`` added.
+        class_names: foreground class names in label order.
+        meta: run facts for ``summary.json`` (model, loss, dataset, dims, seed, fold, epochs, ...).
+        overlays: samples ``{case, image, truth, pred, affine}`` to draw.
+        window: HU display window of the overlays.
+    """
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "summary.json").unlink(missing_ok=True)  # an old summary must not vouch for new files
+    write_per_case_csv(rows, report_dir / "per_case.csv")
+    summary = {"status": "running", **meta, **summarize(rows, class_names)}
+    names = []
+    for sample in overlays:
+        name = f"overlay_{sample['case']}.png"
+        _overlay_png(sample, report_dir / name, window)
+        names.append(name)
+    atomic_write_text(report_dir / "report.md", _markdown(summary, names))
+    summary["status"] = "complete"
+    atomic_write_json(report_dir / "summary.json", summary)
+    return summary
