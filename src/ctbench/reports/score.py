@@ -269,7 +269,7 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
         t.add_row("mean", _fmt(metrics["mean_dice"], None), _fmt(metrics["mean_iou"], None),
                   _fmt(metrics["mean_hd95"], None, 2), "", style="bold")
     console.print(t)
-    console.print(f"wrote {out / 'per_case.csv'} and {out / 'summary.json'}")
+    console.print(f"wrote {out / 'per_case.csv'} and {out / 'summary.json'}", soft_wrap=True)
     if problems:
         console.print(f"[red]{len(problems)} case(s) skipped; exit status 1[/red]")
     return 1 if problems else 0
