@@ -81,6 +81,14 @@ class SegmentationModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def on_fit_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.zscore = getattr(datamodule, "zscore", None)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # normalisation statistics travel with the weights, so `predict` needs no dataset
+        checkpoint["ctbench_zscore"] = list(self.zscore) if getattr(self, "zscore", None) else None
+
     # ---- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         image, label = batch["image"], batch["label"]

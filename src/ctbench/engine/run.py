@@ -248,4 +248,5 @@ def predict(cfg: DictConfig) -> None:
         raise CTBenchError("no input given: pass input=FILE.nii.gz, a folder of NIfTI files, or a DICOM folder")
     if not cfg.get("output_dir"):
         raise CTBenchError("no output folder given: pass output_dir=FOLDER")
-    predict_inputs(module, run_cfg, Path(cfg.input), Path(cfg.output_dir), cfg)
+    zscore = ckpt.get("ctbench_zscore")
+    predict_inputs(module, run_cfg, Path(cfg.input), Path(cfg.output_dir), cfg, tuple(zscore) if zscore else None)

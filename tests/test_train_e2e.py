@@ -1,0 +1,71 @@
+"""End to end on the tiny phantom: train -> report; the report's numbers come from the model."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from conftest import TINY, ctbench, read_summary
+
+from ctbench.data.synthetic import LABELS
+
+
+def test_report_files_hold_model_numbers(trained_run, workdir):
+    summary = read_summary(trained_run)
+    assert summary["status"] == "complete" and summary["model"] == "unet" and summary["loss"] == "dice_ce"
+    assert summary["n_cases"] == 2 and summary["dims"] == 3 and summary["params"] > 100_000
+    assert set(summary["per_class"]) == {"liver", "spleen", "kidney", "lesion"}
+    for key in ("seed", "git_commit", "versions", "empty_policy", "epochs", "train_seconds"):
+        assert key in summary
+    rows = list(csv.DictReader((trained_run / "report" / "per_case.csv").open()))
+    assert len(rows) == 2 * 4 and rows[0].keys() >= {"case", "class", "dice", "iou", "hd95"}
+    liver = [float(r["dice"]) for r in rows if r["class"] == "liver"]
+    assert summary["per_class"]["liver"]["dice"] == pytest.approx(np.mean(liver), abs=1e-6)
+    for name in ("best.ckpt", "last.ckpt"):
+        assert (trained_run / "checkpoints" / name).stat().st_size > 1000
+    assert (trained_run / "report" / "report.md").read_text().count("![overlay_") == 1
+    assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+    splits = json.loads((trained_run / "splits.json").read_text())
+    assert not set(splits["test"]) & set(splits["train"]) and not set(splits["val"]) & set(splits["train"])
+
+    # the same pipeline with a learning rate of zero (untrained weights) scores far lower
+    untrained = workdir / "outputs" / "untrained"
+    ctbench("train", *TINY, "trainer.max_epochs=1", "dataset.phantom.cases=8", "optim.optimizer.lr=0",
+            "optim.scheduler.warmup_steps=0", f"hydra.run.dir={untrained}", cwd=workdir)
+    assert summary["per_class"]["liver"]["dice"] > read_summary(untrained)["per_class"]["liver"]["dice"] + 0.2
+
+
+def test_eval_reproduces_the_test_report(trained_run, workdir):
+    out = workdir / "outputs" / "eval"
+    ctbench("eval", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", "progress_bar=false",
+            f"hydra.run.dir={out}", cwd=workdir)
+    again, first = read_summary(out), read_summary(trained_run)
+    assert again["model"] == "unet" and again["n_cases"] == first["n_cases"]
+    assert again["mean_dice"] == pytest.approx(first["mean_dice"], abs=1e-6)
+
+
+def test_predict_writes_labels_in_each_inputs_geometry(trained_run, workdir):
+    images = sorted((workdir / "data" / "synthetic_tiny" / "imagesTr").glob("*.nii.gz"))[:2]
+    assert {nib.aff2axcodes(nib.load(p).affine) for p in images} == {("R", "A", "S"), ("L", "P", "S")}
+    out = workdir / "predictions"
+    ctbench("predict", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", f"input={images[0].parent}",
+            f"output_dir={out}", "progress_bar=false", cwd=workdir)
+    for image in images:
+        src, pred = nib.load(image), nib.load(out / image.name)
+        assert pred.shape == src.shape
+        np.testing.assert_allclose(pred.affine, src.affine, atol=1e-5)
+        assert pred.header.get_zooms() == src.header.get_zooms()
+        labels = np.asarray(pred.dataobj)
+        assert set(np.unique(labels)) <= set(LABELS)
+        truth = np.asarray(nib.load(str(image).replace("imagesTr", "labelsTr")).dataobj)
+        # the liver mask lands where the truth is, whatever the file's orientation
+        overlap = ((labels == 1) & (truth == 1)).sum() / max(1, (truth == 1).sum())
+        assert overlap > 0.3
+
+
+def test_existing_run_is_not_overwritten(trained_run, workdir):
+    proc = ctbench("train", *TINY, f"hydra.run.dir={trained_run}", cwd=workdir)
+    assert "already holds a complete report" in proc.stdout
