@@ -1,0 +1,320 @@
+"""Dataset integrity check (``ctbench check-data``), like nnU-Net's ``verify_dataset_integrity``.
+
+Every case is checked and every problem reported at once, so that one run lists everything to fix:
+
+- unreadable image or label file (missing, zero bytes, truncated, corrupt, unknown format);
+- an image or label with more than 3 spatial dimensions (4D; a trailing axis of length 1 is fine);
+- image/label shape mismatch, and geometry mismatch: the world coordinates of the 8 corner voxels
+  (which combine origin, spacing and direction) differ by more than ``tolerance_mm``;
+- label values not declared in the dataset's labels, non-integer (fractional) float labels,
+  NaN/Inf in a label map;
+- NaN/Inf voxels in an image, an image of one single value.
+
+Public API: :func:`check_cases` (pure, over a list of ``{"case", "image", "label"}`` dicts),
+:class:`Problem`, :func:`print_problems`, :func:`run_cli`. NIfTI files are read with nibabel, other
+formats (NRRD, MHA ...) with SimpleITK; geometry is compared in RAS world coordinates.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctbench.errors import CTBenchError
+
+NIFTI_ENDINGS = (".nii", ".nii.gz")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of one case: ``file`` is the offending path ("" when it concerns the pair)."""
+
+    case: str
+    file: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f" ({self.file})" if self.file else ""
+        return f"{self.case}{where}: {self.message}"
+
+
+@dataclass
+class _Volume:
+    data: np.ndarray
+    affine: np.ndarray  # RAS, 4x4
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return (lines[0][:200] if lines else type(err).__name__)
+
+
+def _load(path: Path) -> _Volume:
+    """Read a volume fully (so a truncated file fails here); raises ``ValueError`` with a short reason."""
+    if not path.exists():
+        raise ValueError("file not found")
+    if path.is_dir():
+        raise ValueError("is a folder, not an image file")
+    if path.stat().st_size == 0:
+        raise ValueError("empty file (0 bytes)")
+    name = path.name.lower()
+    try:
+        if name.endswith(NIFTI_ENDINGS):
+            import nibabel as nib
+
+            img = nib.load(str(path))
+            data = np.asanyarray(img.dataobj)
+            return _Volume(np.asarray(data), np.asarray(img.affine, dtype=float))
+        import SimpleITK as sitk
+
+        img = sitk.ReadImage(str(path))
+        arr = sitk.GetArrayFromImage(img)  # [z, y, x] (+ a trailing component axis)
+        dim = img.GetDimension()
+        spatial_axes = tuple(range(dim))[::-1]
+        extra = tuple(range(dim, arr.ndim))
+        arr = np.asarray(arr).transpose(spatial_axes + extra)  # -> [x, y, z, components]
+        direction = np.asarray(img.GetDirection(), dtype=float).reshape(dim, dim)
+        affine = np.eye(4)
+        n = min(dim, 3)
+        affine[:n, :n] = (direction * np.asarray(img.GetSpacing())[None, :])[:n, :n]
+        affine[:n, 3] = np.asarray(img.GetOrigin())[:n]
+        affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # LPS -> RAS
+        return _Volume(arr, affine)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - every reader error becomes one line
+        raise ValueError(f"unreadable ({_one_line(err)})") from None
+
+
+def _spatial(vol: _Volume) -> np.ndarray | None:
+    """The array with trailing length-1 axes beyond 3 removed; None if it is really 4D (or more)."""
+    data = vol.data
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    return None if data.ndim > 3 else data
+
+
+def _corners(shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
+    idx = np.array(list(itertools.product(*[(0, max(int(n) - 1, 0)) for n in shape[:3]])), dtype=float)
+    if idx.shape[1] < 3:
+        idx = np.hstack([idx, np.zeros((len(idx), 3 - idx.shape[1]))])
+    return idx @ affine[:3, :3].T + affine[:3, 3]
+
+
+def _geometry_message(img: _Volume, lab: _Volume, shape: Sequence[int], tolerance_mm: float) -> str | None:
+    dist = float(np.linalg.norm(_corners(shape, img.affine) - _corners(shape, lab.affine), axis=1).max())
+    if dist <= tolerance_mm:
+        return None
+    parts = []
+    zi, zl = np.linalg.norm(img.affine[:3, :3], axis=0), np.linalg.norm(lab.affine[:3, :3], axis=0)
+    if np.abs(zi - zl).max() > 1e-6:
+        parts.append(f"spacing {_fmt(zi)} vs {_fmt(zl)}")
+    di, dl = img.affine[:3, :3] / zi, lab.affine[:3, :3] / zl
+    if np.abs(di - dl).max() > 1e-4:
+        import nibabel as nib
+
+        parts.append(f"orientation {''.join(nib.aff2axcodes(img.affine))} vs {''.join(nib.aff2axcodes(lab.affine))}")
+    if np.linalg.norm(img.affine[:3, 3] - lab.affine[:3, 3]) > tolerance_mm:
+        parts.append(f"origin {_fmt(img.affine[:3, 3])} vs {_fmt(lab.affine[:3, 3])}")
+    return (f"image and label geometry differ: corner voxels up to {dist:.4g} mm apart (tolerance "
+            f"{tolerance_mm:g} mm)" + (f"; {', '.join(parts)}" if parts else ""))
+
+
+def _fmt(v: np.ndarray) -> str:
+    return "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
+
+
+def _finite_problems(data: np.ndarray, what: str) -> list[str]:
+    if not np.issubdtype(data.dtype, np.floating):
+        return []
+    nan, inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+    out = []
+    if nan:
+        out.append(f"{what} has {nan} NaN voxel(s)")
+    if inf:
+        out.append(f"{what} has {inf} infinite voxel(s)")
+    return out
+
+
+def _label_problems(data: np.ndarray, declared: Mapping[int, str] | None) -> list[str]:
+    out = _finite_problems(data, "label map")
+    if np.issubdtype(data.dtype, np.floating):
+        finite = data[np.isfinite(data)]
+        frac = finite[finite != np.round(finite)]
+        if frac.size:
+            examples = ", ".join(f"{v:g}" for v in np.unique(frac)[:3])
+            out.append(f"label map has non-integer values ({frac.size} voxels, e.g. {examples}): "
+                       "labels must be whole numbers")
+        values = np.unique(np.round(finite)).astype(np.int64)
+    else:
+        values = np.unique(data).astype(np.int64)
+    if declared is not None:
+        extra = sorted(set(values.tolist()) - {int(k) for k in declared})
+        if extra:
+            shown = ", ".join(map(str, extra[:8])) + (" ..." if len(extra) > 8 else "")
+            out.append(f"label values not declared in the dataset's labels: {shown} "
+                       f"(declared: {', '.join(map(str, sorted(int(k) for k in declared)))})")
+    return out
+
+
+def check_case(case: Mapping[str, Any], declared_labels: Mapping[int, str] | None,
+               tolerance_mm: float = 1e-3) -> list[Problem]:
+    """Problems of one ``{"case", "image", "label"}`` entry (``label`` may be missing or None)."""
+    name = str(case.get("case") or Path(str(case.get("image", "?"))).name)
+    problems: list[Problem] = []
+    vols: dict[str, _Volume | None] = {}
+    datas: dict[str, np.ndarray | None] = {}
+    for role in ("image", "label"):
+        path = case.get(role)
+        vols[role] = datas[role] = None
+        if path is None or path == "":
+            if role == "image":
+                problems.append(Problem(name, "", "no image file given"))
+            continue
+        path = Path(str(path))
+        try:
+            vols[role] = vol = _load(path)
+        except ValueError as err:
+            problems.append(Problem(name, str(path), str(err)))
+            continue
+        data = _spatial(vol)
+        if data is None:
+            problems.append(Problem(name, str(path), f"{vol.data.ndim}D {role} (shape {vol.shape}); a "
+                                    "single-channel 3D (or 2D) volume is expected"))
+            continue
+        datas[role] = data
+        if role == "image":
+            for msg in _finite_problems(data, "image"):
+                problems.append(Problem(name, str(path), msg))
+            finite = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
+            if finite.size and finite.min() == finite.max():
+                problems.append(Problem(name, str(path), f"image has one single value ({float(finite.min()):g}) "
+                                        "everywhere: empty or failed export"))
+        else:
+            for msg in _label_problems(data, declared_labels):
+                problems.append(Problem(name, str(path), msg))
+
+    img, lab = datas["image"], datas["label"]
+    if img is not None and lab is not None:
+        if img.shape != lab.shape:
+            problems.append(Problem(name, "", f"image shape {img.shape} and label shape {lab.shape} differ"))
+        else:
+            msg = _geometry_message(vols["image"], vols["label"], img.shape, tolerance_mm)
+            if msg:
+                problems.append(Problem(name, "", msg))
+    return problems
+
+
+def check_cases(cases: Sequence[Mapping[str, Any]], declared_labels: Mapping[int, str] | None,
+                tolerance_mm: float = 1e-3, progress: bool = False, console: Any = None) -> list[Problem]:
+    """Every problem of every case (see the module docstring); ``declared_labels=None`` skips that check."""
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for case in cases:
+        name = str(case.get("case", ""))
+        if name:
+            seen[name] = seen.get(name, 0) + 1
+    for name, n in seen.items():
+        if n > 1:
+            problems.append(Problem(name, "", f"case name used by {n} entries"))
+    if progress and len(cases) >= 10:
+        from rich.progress import track
+
+        iterator = track(cases, description="checking cases", console=console, transient=True)
+    else:
+        iterator = cases
+    for case in iterator:
+        problems.extend(check_case(case, declared_labels, tolerance_mm))
+    return problems
+
+
+def print_problems(problems: Sequence[Problem], n_cases: int, console: Any) -> None:
+    """A rich table of ``problems`` (or one line saying all cases passed)."""
+    if not problems:
+        console.print(f"[green]check-data: all {n_cases} case(s) passed[/]")
+        return
+    from rich.table import Table
+
+    bad_cases = len({p.case for p in problems})
+    table = Table(title=f"check-data: {len(problems)} problem(s) in {bad_cases} of {n_cases} case(s)")
+    table.add_column("case", overflow="fold")
+    table.add_column("file", overflow="fold")
+    table.add_column("problem", overflow="fold")
+    for p in problems:
+        table.add_row(p.case, p.file or "(image/label pair)", p.message)
+    console.print(table)
+
+
+def _declared_labels(dataset: Mapping[str, Any]) -> dict[int, str] | None:
+    """``{id: name}`` from the dataset config (``labels``/``label_names``/``classes``) or its dataset.json."""
+    for key in ("labels", "label_names", "classes"):
+        value = dataset.get(key) if hasattr(dataset, "get") else None
+        if isinstance(value, Mapping) or hasattr(value, "items"):
+            out: dict[int, str] = {}
+            for k, v in value.items():
+                if str(k).lstrip("-").isdigit():
+                    out[int(k)] = str(v)
+                elif isinstance(v, int):
+                    out[v] = str(k)
+            if out:
+                return out
+    root = dataset.get("root") if hasattr(dataset, "get") else None
+    if root and (Path(str(root)) / "dataset.json").is_file():
+        from ctbench.data.datasets import msd_labels
+
+        return msd_labels(Path(str(root))) or None
+    return None
+
+
+def _cases_from_config(overrides: Sequence[str]) -> tuple[list[dict[str, Any]], dict[int, str] | None]:
+    """Compose ``configs/train.yaml`` with ``overrides``; the dataset's cases and declared labels."""
+    import ctbench
+
+    try:
+        from hydra import compose, initialize_config_dir
+        from hydra.errors import HydraException
+        from omegaconf import OmegaConf
+    except ImportError as err:  # pragma: no cover - hydra is a core dependency
+        raise CTBenchError(f"check-data needs hydra-core: {err}") from None
+    config_dir = Path(ctbench.__file__).parent / "configs"
+    try:
+        with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base=None):
+            cfg = compose(config_name="train", overrides=list(overrides))
+    except HydraException as err:
+        raise CTBenchError(f"bad override: {_one_line(err)}", exit_code=2) from None
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    from ctbench.data.datasets import list_cases
+
+    return list_cases(dataset), _declared_labels(dataset)
+
+
+def run_cli(args: Any) -> int:
+    """``ctbench check-data [overrides]``: print the problem table; exit 1 if there is any problem."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    overrides = list(getattr(args, "overrides", []) or [])
+    tolerance = 1e-3
+    rest = []
+    for o in overrides:  # ``tolerance_mm=0.01`` is ours, not Hydra's
+        if o.startswith(("tolerance_mm=", "+tolerance_mm=")):
+            tolerance = float(o.split("=", 1)[1])
+        else:
+            rest.append(o)
+    cases, labels = _cases_from_config(rest)
+    if not cases:
+        raise CTBenchError("the dataset has no cases to check")
+    if labels is None:
+        console.print("[yellow]no label names declared by the dataset: label values are not checked[/]")
+    problems = check_cases(cases, labels, tolerance_mm=tolerance, progress=True, console=console)
+    print_problems(problems, len(cases), console)
+    return 1 if problems else 0
