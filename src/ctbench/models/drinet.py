@@ -88,8 +88,8 @@ class DRINet(SegmentationNet):
 
     model_name = "drinet"
 
-    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, first_channels: int = 16,
-                 growth_rate: int = 8, dense_layers: Sequence[int] = (3, 3, 3), compression: float = 0.5,
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, first_channels: int = 32,
+                 growth_rate: int = 16, dense_layers: Sequence[int] = (3, 4, 5), compression: float = 0.5,
                  inception_blocks: int = 2, norm: str = "batch", preset: str | None = None,
                  pretrained: str | None = None) -> None:
         super().__init__(spatial_dims, in_channels, out_channels)
