@@ -161,8 +161,9 @@ def _label_problems(data: np.ndarray, declared: Mapping[int, str] | None) -> lis
         extra = sorted(set(values.tolist()) - {int(k) for k in declared})
         if extra:
             shown = ", ".join(map(str, extra[:8])) + (" ..." if len(extra) > 8 else "")
-            out.append(f"label values not declared in the dataset's labels: {shown} "
-                       f"(declared: {', '.join(map(str, sorted(int(k) for k in declared)))})")
+            ids = sorted(int(k) for k in declared)
+            known = ", ".join(map(str, ids[:12])) + (f" ... {ids[-1]}" if len(ids) > 12 else "")
+            out.append(f"label values not declared in the dataset's labels: {shown} (declared: {known})")
     return out
 
 
@@ -255,10 +256,21 @@ def print_problems(problems: Sequence[Problem], n_cases: int, console: Any) -> N
 
 
 def _declared_labels(dataset: Mapping[str, Any]) -> dict[int, str] | None:
-    """``{id: name}`` from the dataset config (``labels``/``label_names``/``classes``) or its dataset.json."""
-    for key in ("labels", "label_names", "classes"):
-        value = dataset.get(key) if hasattr(dataset, "get") else None
-        if isinstance(value, Mapping) or hasattr(value, "items"):
+    """``{id: name}`` declared by the dataset: its ``dataset.json`` labels, else ``class_names`` (index = value),
+    else a ``labels``/``label_names`` mapping in the config; None when nothing is declared."""
+    root = dataset.get("root")
+    if root and (Path(str(root)) / "dataset.json").is_file():
+        from ctbench.data.datasets import msd_labels
+
+        labels = msd_labels(Path(str(root)))
+        if labels:
+            return labels
+    names = dataset.get("class_names")
+    if isinstance(names, Sequence) and not isinstance(names, str) and names:
+        return {i: str(n) for i, n in enumerate(names)}
+    for key in ("labels", "label_names"):
+        value = dataset.get(key)
+        if isinstance(value, Mapping):
             out: dict[int, str] = {}
             for k, v in value.items():
                 if str(k).lstrip("-").isdigit():
@@ -267,11 +279,6 @@ def _declared_labels(dataset: Mapping[str, Any]) -> dict[int, str] | None:
                     out[v] = str(k)
             if out:
                 return out
-    root = dataset.get("root") if hasattr(dataset, "get") else None
-    if root and (Path(str(root)) / "dataset.json").is_file():
-        from ctbench.data.datasets import msd_labels
-
-        return msd_labels(Path(str(root))) or None
     return None
 
 
@@ -283,6 +290,7 @@ def _cases_from_config(overrides: Sequence[str]) -> tuple[list[dict[str, Any]], 
         from hydra import compose, initialize_config_dir
         from hydra.errors import HydraException
         from omegaconf import OmegaConf
+        from omegaconf.errors import MissingMandatoryValue
     except ImportError as err:  # pragma: no cover - hydra is a core dependency
         raise CTBenchError(f"check-data needs hydra-core: {err}") from None
     config_dir = Path(ctbench.__file__).parent / "configs"
@@ -291,7 +299,11 @@ def _cases_from_config(overrides: Sequence[str]) -> tuple[list[dict[str, Any]], 
             cfg = compose(config_name="train", overrides=list(overrides))
     except HydraException as err:
         raise CTBenchError(f"bad override: {_one_line(err)}", exit_code=2) from None
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    try:
+        dataset = OmegaConf.to_container(cfg.dataset, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        key = f"dataset.{err.full_key}" if err.full_key and not str(err.full_key).startswith("dataset") else err.full_key
+        raise CTBenchError(f"{key} is not set: add {key}=... to the command line", exit_code=2) from None
     from ctbench.data.datasets import list_cases
 
     return list_cases(dataset), _declared_labels(dataset)
