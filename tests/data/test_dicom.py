@@ -513,3 +513,12 @@ def test_no_patient_identifier_in_any_output(tmp_path, capsys):
 def test_outputs_are_written_atomically(tmp_path):
     convert_tree(CT5N, tmp_path, progress=False)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_truncated_slice_fails_its_series_with_one_line(tmp_path, capsys):
+    files = _copy_series(CT5N, tmp_path / "src")
+    files[1].write_bytes(files[1].read_bytes()[:3700])  # cut inside the pixel data
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot decode the pixel data of 2392" in err[0] and "truncated" in err[0]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -57,6 +57,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -351,31 +352,56 @@ def _iter_files(root: Path, exclude: Path | None = None) -> list[Path]:
     return files
 
 
-def _read_header(path: Path) -> tuple[Dataset | None, str]:
-    """(header, "") for a DICOM file, else (None, reason)."""
+#: (group, element) of PixelData, FloatPixelData, DoubleFloatPixelData
+_PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
+
+
+def _read_header(path: Path) -> tuple[Dataset | None, str, bool]:
+    with warnings.catch_warnings():  # pydicom warns about odd but readable files: not the user's business here
+        warnings.simplefilter("ignore")
+        return _read_header_quiet(path)
+
+
+def _read_header_quiet(path: Path) -> tuple[Dataset | None, str, bool]:
+    """(header, "", has_pixel_data) for a DICOM file, else (None, reason, False).
+
+    The header is read with ``stop_before_pixels``; pydicom then leaves the file at the pixel data
+    element, so peeking at the next tag tells whether there is pixel data without reading it.
+    """
     try:
         size = path.stat().st_size
     except OSError as err:
-        return None, f"cannot read ({err.strerror})"
+        return None, f"cannot read ({err.strerror})", False
     if size == 0:
-        return None, "empty file (0 bytes)"
+        return None, "empty file (0 bytes)", False
+    has_pixels = False
+    forced = False
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
-        # no 128-byte preamble: old or raw datasets; accept a forced read only if it looks like DICOM
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+            with open(path, "rb") as fp:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True)
+                tag = fp.read(4)
+        except InvalidDicomError:
+            # no 128-byte preamble + "DICM": old or raw datasets; a forced read must look like DICOM
+            forced = True
+            with open(path, "rb") as fp:
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+                tag = fp.read(4)
             if not (_sop_class(ds) or _str(ds, "Modality")):
-                return None, "not a DICOM file"
-        except Exception:  # noqa: BLE001
-            return None, "not a DICOM file"
+                return None, "not a DICOM file", False
+        if len(tag) == 4:
+            little = (int.from_bytes(tag[:2], "little"), int.from_bytes(tag[2:], "little"))
+            big = (int.from_bytes(tag[:2], "big"), int.from_bytes(tag[2:], "big"))
+            has_pixels = little in _PIXEL_TAGS or big in _PIXEL_TAGS
+        if "Deflate" in _transfer_syntax(ds):  # the stream position is not the file's: decide when loading
+            has_pixels = True
     except Exception as err:  # noqa: BLE001 - truncated or corrupt
-        return None, f"corrupt DICOM file ({_one_line(err)})"
+        return None, ("not a DICOM file" if forced else f"corrupt DICOM file ({_one_line(err)})"), False
     try:  # force parsing now, so that a corrupt element fails here and not later
         _ = [elem.keyword for elem in ds]
     except Exception as err:  # noqa: BLE001
-        return None, f"corrupt DICOM header ({_one_line(err)})"
-    return ds, ""
+        return None, f"corrupt DICOM header ({_one_line(err)})", False
+    return ds, "", has_pixels
 
 
 def _one_line(err: BaseException) -> str:
@@ -408,17 +434,20 @@ def scan_dicom_tree(folder: str | os.PathLike, progress: bool = False, exclude: 
         raise CTBenchError(f"{root} is not a folder; give the folder that holds the DICOM files")
     files = _iter_files(root, Path(exclude) if exclude is not None else None)
     groups: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
+    no_pixels: set[Path] = set()
     bad: list[tuple[Path, str]] = []
     ignored: list[tuple[Path, str]] = []
 
     def visit(path: Path) -> None:
-        ds, reason = _read_header(path)
+        ds, reason, has_pixels = _read_header(path)
         if ds is None:
             bad.append((path, reason))
         elif _sop_class(ds) == DICOMDIR_SOP_CLASS:
             ignored.append((path, "DICOMDIR index file (not needed: the tree is walked)"))
         else:
             groups[_group_key(ds)].append((path, ds))
+            if not has_pixels:
+                no_pixels.add(path)
 
     if progress and len(files) >= PROGRESS_MIN_FILES:
         from rich.progress import Progress
@@ -432,7 +461,7 @@ def scan_dicom_tree(folder: str | os.PathLike, progress: bool = False, exclude: 
         for path in files:
             visit(path)
 
-    series = [_diagnose(key, members, root) for key, members in groups.items()]
+    series = [_diagnose(key, members, root, no_pixels) for key, members in groups.items()]
     series.sort(key=lambda s: (s.series_number if s.series_number is not None else -1, s.description,
                                s.modality, str(s.files[0]) if s.files else ""))
     return DicomScan(root=root, series=series, bad_files=bad, n_files=len(files), ignored=ignored)
@@ -447,7 +476,8 @@ def read_dicom_series(folder: str | os.PathLike, progress: bool = False) -> list
 # diagnosis: what kind of series, sorted geometry, problems
 
 
-def _diagnose(key: str, members: list[tuple[Path, Dataset]], root: Path | None) -> DicomSeries:
+def _diagnose(key: str, members: list[tuple[Path, Dataset]], root: Path | None,
+              no_pixels: set[Path] = frozenset()) -> DicomSeries:
     first = members[0][1]
     modality = _str(first, "Modality").upper() or "?"
     series = DicomSeries(key=key, modality=modality, series_number=_int_or_none(first, "SeriesNumber"),
@@ -485,11 +515,11 @@ def _diagnose(key: str, members: list[tuple[Path, Dataset]], root: Path | None) 
         series.skip_reason = "colour (RGB) images, not CT intensities"
         return series
 
-    _check_and_sort(series)
+    _check_and_sort(series, no_pixels)
     return series
 
 
-def _check_and_sort(series: DicomSeries) -> None:
+def _check_and_sort(series: DicomSeries, no_pixel_files: set[Path]) -> None:
     headers, files = series.headers, series.files
     problems = series.problems
 
@@ -501,7 +531,7 @@ def _check_and_sort(series: DicomSeries) -> None:
                 missing[keyword] += 1
         if _int_or_none(ds, "Rows") is None or _int_or_none(ds, "Columns") is None:
             missing["Rows/Columns"] += 1
-    no_pixels = [f for f, ds in zip(files, headers, strict=True) if not _has_pixel_data(f, ds)]
+    no_pixels = [f for f in files if f in no_pixel_files]
     if no_pixels:
         problems.append(SeriesProblem(
             f"{len(no_pixels)} of {len(files)} file(s) have no pixel data (e.g. {_rel(no_pixels[0], series.root)})"))
@@ -591,18 +621,6 @@ def _float_or_none(ds: Dataset, keyword: str) -> float | None:
     return None if v is None else float(v[0])
 
 
-def _has_pixel_data(path: Path, ds: Dataset) -> bool:
-    """Whether the file has pixel data (the header was read with ``stop_before_pixels``)."""
-    if any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        return True
-    try:
-        full = pydicom.dcmread(path, specific_tags=["PixelData", "FloatPixelData", "DoubleFloatPixelData"],
-                               force=True)
-    except Exception:  # noqa: BLE001
-        return False
-    return any(k in full for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-
-
 # --------------------------------------------------------------------------------------------------
 # pixel data -> HU
 
@@ -614,12 +632,16 @@ class _DecodeError(Exception):
 def _decode_slice(path: Path, root: Path | None) -> tuple[np.ndarray, float, float, bool]:
     """(values, slope, intercept, already_hu) for one file; values are stored values unless ``already_hu``."""
     ds = pydicom.dcmread(path, force=True)
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise _DecodeError(f"{_rel(path, root)}: no pixel data")
     slope = _float_or_none(ds, "RescaleSlope")
     intercept = _float_or_none(ds, "RescaleIntercept")
     slope = 1.0 if slope is None else slope
     intercept = 0.0 if intercept is None else intercept
     try:
-        return np.asarray(ds.pixel_array), slope, intercept, False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(ds.pixel_array), slope, intercept, False
     except Exception as err:  # noqa: BLE001 - no decoder, corrupt stream ...
         pydicom_error = _one_line(err)
     try:  # GDCM (inside SimpleITK) decodes JPEG, JPEG-LS, JPEG 2000 and RLE; it applies the rescale itself
@@ -630,9 +652,15 @@ def _decode_slice(path: Path, root: Path | None) -> tuple[np.ndarray, float, flo
         return (arr[0] if arr.ndim == 3 else arr), slope, intercept, True
     except Exception:  # noqa: BLE001
         pass
-    raise _DecodeError(
-        f"cannot decode the pixel data of {_rel(path, root)} (transfer syntax {_transfer_syntax(ds)}): "
-        f"{pydicom_error}; install pylibjpeg with pylibjpeg-openjpeg (JPEG 2000) or pylibjpeg-libjpeg (JPEG)")
+    meta = getattr(ds, "file_meta", None)
+    try:
+        compressed = pydicom.uid.UID(_str(meta, "TransferSyntaxUID")).is_compressed if meta is not None else False
+    except Exception:  # noqa: BLE001
+        compressed = False
+    hint = ("install pylibjpeg with pylibjpeg-openjpeg (JPEG 2000) or pylibjpeg-libjpeg (JPEG)" if compressed
+            else "the file is probably truncated or corrupt")
+    raise _DecodeError(f"cannot decode the pixel data of {_rel(path, root)} (transfer syntax "
+                       f"{_transfer_syntax(ds)}): {pydicom_error}; {hint}")
 
 
 def _to_hu(values: np.ndarray, slope: float, intercept: float, already_hu: bool) -> np.ndarray:
