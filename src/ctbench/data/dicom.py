@@ -299,26 +299,37 @@ def _image_type(ds: Dataset) -> list[str]:
     return [str(v).strip().upper() for v in value]
 
 
+#: identifier keywords whose value is a person name: their parts (given name, family name) count from
+#: 3 characters on; parts of other values (addresses, institution names) from 4, whole values from 3
+_PERSON_NAME_KEYWORDS = {"PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName",
+                         "ReferringPhysicianName", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
+                         "PhysiciansOfRecord", "OperatorsName", "RequestingPhysician"}
+
+
 def identifier_strings(headers: Iterable[Dataset]) -> set[str]:
-    """Identifier values found in ``headers`` (whole values and name parts of 3+ characters), upper case."""
+    """Identifier values found in ``headers`` (whole values and their word parts), upper case."""
     found: set[str] = set()
     for ds in headers:
         for keyword in IDENTIFIER_KEYWORDS:
             value = _str(ds, keyword)
             if not value:
                 continue
-            parts = [value] + re.split(r"[\^\s,=\\]+", value)
-            for part in parts:
-                part = part.strip().upper()
-                if len(part) >= 3:
-                    found.add(part)
+            if len(value) >= 3:
+                found.add(value.upper())
+            shortest = 3 if keyword in _PERSON_NAME_KEYWORDS else 4
+            for part in re.split(r"[\^\s,=\\]+", value):
+                if len(part) >= shortest:
+                    found.add(part.upper())
     return found
 
 
 def scrub_text(text: str, identifiers: set[str]) -> str:
-    """``text`` unless it contains one of ``identifiers`` (case-insensitive), else ``[removed]``."""
+    """``text`` unless it contains one of ``identifiers`` as a word (case-insensitive), else ``[removed]``."""
     upper = text.upper()
-    return REMOVED if any(ident in upper for ident in identifiers) else text
+    for ident in identifiers:
+        if ident in upper and re.search(rf"(?<![A-Z0-9]){re.escape(ident)}(?![A-Z0-9])", upper):
+            return REMOVED
+    return text
 
 
 def _scrub(value: Any, identifiers: set[str]) -> Any:
