@@ -297,7 +297,8 @@ def test_cli_convert_prints_table_and_exits_zero(tmp_path, capsys):
     captured = capsys.readouterr()
     assert rc == 0
     assert "ctbench convert: 2 of 3 CT series written" in " ".join(captured.out.split())
-    assert "not DICOM: README.md" in captured.out
+    assert "not DICOM: LICENSE: not a DICOM file" in captured.out  # no file ending: could have been DICOM
+    assert "ignored 1 other non-DICOM file(s): .md x1" in captured.out
 
 
 def test_progress_bar_on_large_trees(tmp_path, monkeypatch):

@@ -82,6 +82,8 @@ POSITION_TOL_MM = 0.01
 ORIENTATION_TOL = 1e-4
 #: relative tolerance of slice steps against the smallest step before spacing counts as uneven
 SPACING_REL_TOL = 0.01
+#: file endings that promise DICOM (a non-DICOM file with one of them is reported by name)
+DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ".ima", ".img"}
 #: show a progress bar from this many files on
 PROGRESS_MIN_FILES = 100
 
@@ -982,10 +984,18 @@ def print_summary(result: ConvertResult, console: Any) -> None:
         table.add_row(f"S{number} {desc}".strip(), s.modality, str(s.n_slices), size, spacing,
                       f"[{styles[o.status]}]{o.status}[/]: {o.message}")
     console.print(table)
-    for path, why in result.scan.bad_files[:20]:
+    # one line per file that looks like DICOM (a DICOM ending, no ending, corrupt, empty); a count for the rest
+    looks_dicom = [(p, why) for p, why in result.scan.bad_files
+                   if why != "not a DICOM file" or p.suffix.lower() in DICOM_SUFFIXES or not p.suffix]
+    others = Counter(("".join(p.suffixes[-2:]) if p.suffix else p.name).lower()
+                     for p, why in result.scan.bad_files if (p, why) not in looks_dicom)
+    for path, why in looks_dicom[:20]:
         console.print(f"not DICOM: {_rel(path, result.scan.root)}: {why}", markup=False, highlight=False)
-    if len(result.scan.bad_files) > 20:
-        console.print(f"... and {len(result.scan.bad_files) - 20} more files that are not DICOM")
+    if len(looks_dicom) > 20:
+        console.print(f"... and {len(looks_dicom) - 20} more files that are not DICOM")
+    if others:
+        text = ", ".join(f"{ext} x{n}" for ext, n in others.most_common(8))
+        console.print(f"ignored {sum(others.values())} other non-DICOM file(s): {text}", markup=False, highlight=False)
 
 
 def run_cli(args: Any) -> int:
