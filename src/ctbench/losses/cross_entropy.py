@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ctbench.errors import CTBenchError
-from ctbench.losses.base import SegmentationLoss, as_weight
+from ctbench.losses.base import SegmentationLoss, as_weight, one_hot
 
 
 def voxel_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -24,12 +24,8 @@ def voxel_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
 
 
 def class_frequencies(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Fraction of voxels of each class in each sample: ``[B, C]``."""
-    flat = labels.flatten(1)
-    counts = torch.zeros(flat.shape[0], num_classes, device=labels.device).scatter_add_(
-        1, flat, torch.ones_like(flat, dtype=torch.float32)
-    )
-    return counts / flat.shape[1]
+    """Fraction of voxels of each class in each sample: ``[B, C]`` (deterministic on CUDA)."""
+    return one_hot(labels, num_classes).flatten(2).mean(dim=2)
 
 
 def foreground_weights(beta: float, num_classes: int, background: float = 1.0) -> torch.Tensor:

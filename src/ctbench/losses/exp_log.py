@@ -57,7 +57,7 @@ class ExpLogLoss(SegmentationLoss):
         if self.weight is not None:
             freq = self.weight.to(labels.device)
         else:
-            freq = torch.bincount(labels.flatten(), minlength=num_classes).float()
+            freq = one_hot(labels, num_classes).sum(dim=(0, *range(2, labels.ndim)))
         return torch.where(freq > 0, (freq.sum() / freq.clamp_min(1e-12)).sqrt(), torch.zeros_like(freq))
 
     def compute(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
