@@ -9,7 +9,8 @@ trained on the full label map with lesions counted as organ; stage 2 on ground-t
 and returns C-class log-probabilities: ``p(organ) = p1(organ) (1 - p2)``, ``p(lesion) = p1(organ)
 p2`` inside the predicted organ's box, every other class from stage 1; so the report scores both.
 
-Both stages are ctbench :class:`~ctbench.models.unet.UNet` networks (Christ et al. used U-Nets).
+Both stages are ctbench :class:`~ctbench.models.unet.UNet` networks (MONAI ``UNet``; Christ et al. used
+U-Nets); the cascade itself is hand-written (MONAI has none).
 """
 
 from __future__ import annotations

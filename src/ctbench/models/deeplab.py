@@ -1,5 +1,7 @@
 """DeepLab v1, v2, v3 and v3+ — Chen et al. 2014, 2016, 2017, 2018.
 
+Novelty of each version (survey section 3.2.4):
+
 - **v1** (Chen et al. 2014, "Semantic Image Segmentation with Deep Convolutional Nets and Fully
   Connected CRFs"): VGG-16 with pool4/pool5 at stride 1 and **atrous (dilated) convolution** in conv5
   (rate 2) and fc6 (rate 12, "LargeFOV"), output stride 8, bilinear upsampling; a fully connected

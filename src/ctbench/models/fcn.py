@@ -50,8 +50,9 @@ class FCN(SegmentationNet):
         norm: ``none`` (paper) or ``batch``/``instance``/``group`` after every encoder conv.
         dropout: dropout after fc6 and fc7.
         preset: ``vgg16`` for the paper's widths, or ``None``/``default``.
-        pretrained: path to a local encoder ``state_dict`` (torchvision VGG-16 names; fc6/fc7 as
-            ``fc6.weight``/``fc7.weight``); 2D kernels are inflated for 3D.
+        pretrained: path to a local ``state_dict`` (torchvision VGG-16 names: ``features.N.*`` and the
+            classifier's ``classifier.0.*``/``classifier.3.*`` become fc6/fc7); 2D kernels are inflated
+            for 3D.
     """
 
     model_name = "fcn"
@@ -89,7 +90,7 @@ class FCN(SegmentationNet):
         self.size_divisor = self.encoder.stride
         self.min_size = self.encoder.stride
         if pretrained:
-            load_pretrained(self, pretrained, self.model_name)
+            load_pretrained(self, pretrained, self.model_name, aliases={"classifier.0.": "fc6.", "classifier.3.": "fc7."})
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.encoder(x).stages

@@ -1,0 +1,38 @@
+"""Model-test helpers: build any ``configs/model/NAME.yaml`` as the train command would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from ctbench.errors import CTBenchError
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_DIR = REPO / "configs" / "model"
+MODEL_NAMES = sorted(p.stem for p in MODEL_DIR.glob("*.yaml"))
+
+
+def build(name: str, dims: int, in_channels: int = 1, num_classes: int = 3, **overrides) -> torch.nn.Module:
+    """Instantiate ``configs/model/{name}.yaml`` with ``dims`` and the dataset keys resolved."""
+    model_cfg = OmegaConf.load(MODEL_DIR / f"{name}.yaml")
+    for key, value in overrides.items():
+        model_cfg[key] = value
+    cfg = OmegaConf.create({"dims": dims, "dataset": {"in_channels": in_channels, "num_classes": num_classes},
+                            "model": model_cfg})
+    try:
+        return instantiate(cfg.model, _convert_="all")
+    except InstantiationException as exc:  # Hydra wraps errors raised in __init__
+        if isinstance(exc.__cause__, CTBenchError):
+            raise exc.__cause__ from None
+        raise
+
+
+def patch_side(model: torch.nn.Module, at_least: int = 32) -> int:
+    """The smallest multiple of the model's ``size_divisor`` that is >= ``at_least`` and its ``min_size``."""
+    k = int(model.size_divisor)
+    side = max(at_least, int(getattr(model, "min_size", 1)))
+    return -(-side // k) * k
