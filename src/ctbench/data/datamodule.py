@@ -34,12 +34,13 @@ class CTDataModule(pl.LightningDataModule):
         fold: which train/val fold of the stored splits to use.
         cache_dir: where ``splits.json`` and normalisation statistics live for this dataset.
         size_divisor: every training patch side must be a multiple of it (the model's total stride).
+        seed: seed of the random patch sampling (reproducible runs).
     """
 
     def __init__(self, dataset: Mapping[str, Any], dims: int, fold: int, cache_dir: str | Path,
-                 size_divisor: int = 1) -> None:
+                 size_divisor: int = 1, seed: int = 0) -> None:
         super().__init__()
-        self.cfg, self.dims, self.fold = dataset, dims, fold
+        self.cfg, self.dims, self.fold, self.seed = dataset, dims, fold, seed
         self.cache_dir = Path(cache_dir)
         self.patch = list(by_dims(dataset, "patch_size", dims))
         self.batch_size = int(by_dims(dataset, "batch_size", dims))
@@ -98,6 +99,7 @@ class CTDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]),
                             int(self.cfg["samples_per_volume"]), self.zscore)
+        chain.set_random_state(seed=self.seed)  # workers are re-seeded by MONAI's DataLoader from torch's seed
         per_batch = max(1, self.batch_size // int(self.cfg["samples_per_volume"]))
         return self._loader(self._cached(self.split["train"], chain, cache=True), per_batch, shuffle=True)
 

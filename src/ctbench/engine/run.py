@@ -85,6 +85,7 @@ def _trainer(cfg: DictConfig, out: Path, with_callbacks: bool = True):
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
     from lightning.pytorch.loggers import TensorBoardLogger
 
+    from ctbench.engine.callbacks import SaveOnInterrupt
     from ctbench.engine.checkpoint_io import AtomicCheckpointIO
 
     callbacks: list[pl.Callback] = [RichProgressBar(leave=True)] if cfg.get("progress_bar", True) else []
@@ -95,6 +96,7 @@ def _trainer(cfg: DictConfig, out: Path, with_callbacks: bool = True):
             ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1,
                             save_on_train_epoch_end=True, enable_version_counter=False),
             LearningRateMonitor(logging_interval="epoch"),
+            SaveOnInterrupt(out / "checkpoints" / "last.ckpt"),
         ]
     logger = TensorBoardLogger(save_dir=str(out), name="tensorboard", version="", default_hp_metric=False)
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
@@ -106,7 +108,7 @@ def _datamodule(cfg: DictConfig, size_divisor: int):
     from ctbench.data.datamodule import CTDataModule
 
     cache = Path(cfg.paths.cache_dir).resolve() / str(cfg.dataset.name)
-    return CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, size_divisor)
+    return CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, size_divisor, seed=int(cfg.seed))
 
 
 def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str) -> dict[str, Any]:
@@ -130,9 +132,21 @@ def _is_complete(out: Path) -> bool:
         return False
 
 
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def train(cfg: DictConfig) -> dict[str, Any] | None:
-    """Fit, test the best checkpoint on the test split, write ``report/``."""
+    """Fit, test the best checkpoint on the test split, write ``report/``.
+
+    A rerun of the same sweep skips jobs whose report is complete and resumes those that have a
+    ``last.ckpt``; a single run needs ``resume=true`` (or ``overwrite=true``) to reuse its folder.
+    """
     import lightning.pytorch as pl
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from ctbench.atomic import atomic_write_json, atomic_write_text
     from ctbench.engine.checkpoint_io import safe_load
@@ -143,7 +157,8 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     if _is_complete(out) and not cfg.get("overwrite", False):
         print(f"{out} already holds a complete report: skipped (overwrite=true to train again)")
         return None
-    if last.exists() and not cfg.resume and not cfg.get("overwrite", False):
+    resume = bool(cfg.resume) or (_in_multirun() and last.exists() and not cfg.get("overwrite", False))
+    if last.exists() and not resume and not cfg.get("overwrite", False):
         raise CTBenchError(f"{out} already holds checkpoints: add resume=true to continue that run "
                            "or overwrite=true to start it again")
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -160,11 +175,17 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     if trainer.is_global_zero:
         atomic_write_text(out / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         atomic_write_json(out / "provenance.json", meta)
-    resume_from = str(last) if cfg.resume and last.exists() else None
-    if cfg.resume and resume_from is None:
+    resume_from = str(last) if resume and last.exists() else None
+    if resume and resume_from is None:
         print(f"resume=true but {last} does not exist yet: starting from scratch")
+    elif resume_from:
+        print(f"resuming from {last}")
     start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
+    except SIGTERMException:
+        raise CTBenchError(f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+                           f"saved {last}: rerun the same command with resume=true", exit_code=143) from None
     seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise CTBenchError(f"training was interrupted; resume it with the same command plus resume=true "

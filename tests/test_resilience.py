@@ -1,0 +1,98 @@
+"""Runs that survive: SIGKILL at random moments + resume, SIGTERM, same seed -> same numbers,
+unsafe checkpoints refused."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import TINY, ctbench, read_summary
+
+from ctbench.engine.checkpoint_io import safe_load
+from ctbench.errors import CTBenchError
+
+
+def _start(args, cwd):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
+    return subprocess.Popen([sys.executable, "-m", "ctbench.cli", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(workdir):
+    run = workdir / "outputs" / "killed"
+    args = ["train", *TINY, "trainer.max_epochs=6", f"hydra.run.dir={run}", "resume=true"]
+    rng = random.Random(0)
+    for attempt in range(3):
+        proc = _start(args, workdir)
+        time.sleep(rng.uniform(6.0, 14.0))  # start-up takes ~5 s: kills land in training, validation or saving
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert not (run / "report" / "summary.json").exists() or read_summary(run)["status"] == "complete"
+        leftovers = [p.name for p in (run / "checkpoints").glob(".*.tmp")] if (run / "checkpoints").exists() else []
+        for ckpt in (run / "checkpoints").glob("*.ckpt") if (run / "checkpoints").exists() else []:
+            safe_load(ckpt)  # every checkpoint that exists is complete, whatever the kill interrupted
+        del leftovers
+    ctbench(*args, cwd=workdir)
+    summary = read_summary(run)
+    assert summary["status"] == "complete" and summary["epochs"] >= 5
+    assert "state_dict" in safe_load(run / "checkpoints" / "best.ckpt")
+
+
+@pytest.mark.slow
+def test_sigterm_saves_last_checkpoint_and_resume_finishes(workdir):
+    run = workdir / "outputs" / "sigterm"
+    args = ["train", *TINY, "trainer.max_epochs=40", "trainer.check_val_every_n_epoch=20", f"hydra.run.dir={run}"]
+    proc = _start(args, workdir)
+    deadline = time.time() + 120
+    while not list((run / "tensorboard").glob("events.*")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(4.0)  # well inside training
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert "stopped by SIGTERM" in err and "resume=true" in err
+    ckpt = safe_load(run / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] > 0
+    ctbench("train", *TINY, "trainer.max_epochs=40", "trainer.check_val_every_n_epoch=20", f"hydra.run.dir={run}",
+            "resume=true", cwd=workdir)
+    assert read_summary(run)["epochs"] >= 39
+
+
+def test_same_seed_same_metrics(workdir):
+    out = []
+    for name in ("repro_a", "repro_b"):
+        run = workdir / "outputs" / name
+        ctbench("train", *TINY, "trainer.max_epochs=2", "seed=7", f"hydra.run.dir={run}", cwd=workdir)
+        out.append((run / "report" / "per_case.csv").read_text())
+        assert read_summary(run)["seed"] == 7
+    assert out[0] == out[1]
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/ctbench_pwned",))
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    with path.open("wb") as fh:
+        pickle.dump({"state_dict": {}, "x": _Evil()}, fh)
+    with pytest.raises(CTBenchError, match="refusing to load"):
+        safe_load(path)
+    assert not os.path.exists("/tmp/ctbench_pwned")
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "cut.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CTBenchError, match="truncated or not a PyTorch checkpoint"):
+        safe_load(path)
