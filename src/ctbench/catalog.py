@@ -30,6 +30,7 @@ def entries(group: str) -> list[tuple[str, str]]:
 
 def run_cli(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     wanted = list(GROUPS) if args.group is None else [args.group]
@@ -43,7 +44,7 @@ def run_cli(args: argparse.Namespace) -> int:
         table.add_column("name", style="bold cyan", no_wrap=True)
         table.add_column("description")
         for stem, text in entries(group):
-            table.add_row(stem, text)
+            table.add_row(stem, escape(text))
         console.print(table)
         console.print()
     return 0

@@ -46,6 +46,7 @@ def _argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p.add_argument("dicom_dir", help="folder to walk (any layout, any file names)")
     p.add_argument("out_dir", help="folder for SERIES.nii.gz and SERIES.json")
     p.add_argument("--force", action="store_true", help="write series with uneven spacing or missing slices anyway")
+    p.add_argument("--keep-uids", action="store_true", help="add Study/Series/FrameOfReference UIDs to the sidecar")
 
     p = sub.add_parser("score", help="score NIfTI label maps against ground truth: per_case.csv + summary.json")
     p.add_argument("pred_dir", help="folder of predicted label maps (*.nii / *.nii.gz)")

@@ -53,7 +53,11 @@ class CTDataModule(pl.LightningDataModule):
         self.zscore: tuple[float, float] | None = None
 
     def prepare_data(self) -> None:
-        list_cases(self.cfg)  # generates the synthetic phantom once, on rank 0
+        """Once, on rank 0: generate the phantom if needed and check every case's files."""
+        from ctbench.data.integrity import verify_before_training
+
+        cases = list_cases(self.cfg, check_files=False)
+        verify_before_training(cases, self.cfg, self.cache_dir / "integrity.json")
 
     def setup(self, stage: str | None = None) -> None:
         if self.split:

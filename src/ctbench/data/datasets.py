@@ -29,7 +29,7 @@ def _inside(root: Path, relative: str, what: str) -> Path:
     return path
 
 
-def _msd_cases(root: Path) -> list[dict[str, Any]]:
+def _msd_cases(root: Path, check_files: bool = True) -> list[dict[str, Any]]:
     manifest = root / "dataset.json"
     if not root.is_dir():
         raise CTBenchError(f"dataset folder {root} does not exist: set dataset.root=PATH to an MSD/nnU-Net folder "
@@ -55,8 +55,8 @@ def _msd_cases(root: Path) -> list[dict[str, Any]]:
             case = label.name.removesuffix(ending)
             cases.append({"case": case, "image": str(root / "imagesTr" / f"{case}_0000{ending}"),
                           "label": str(label)})
-    missing = [c["image"] for c in cases if not Path(c["image"]).exists()]
-    missing += [c["label"] for c in cases if not Path(c["label"]).exists()]
+    missing = [c["image"] for c in cases if check_files and not Path(c["image"]).exists()]
+    missing += [c["label"] for c in cases if check_files and not Path(c["label"]).exists()]
     if missing:
         raise CTBenchError(f"dataset.json in {root} lists {len(missing)} missing file(s), first: {missing[0]}; "
                            "run `ctbench check-data` and fix the listing")
@@ -89,8 +89,11 @@ def _nifti_cases(images: str, labels: str) -> list[dict[str, Any]]:
             for img, lbl in zip(image_files, label_files, strict=True)]
 
 
-def list_cases(dataset: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every labelled case of the dataset config (``dataset.kind`` = synthetic, msd or nifti)."""
+def list_cases(dataset: Mapping[str, Any], check_files: bool = True) -> list[dict[str, Any]]:
+    """Every labelled case of the dataset config (``dataset.kind`` = synthetic, msd or nifti).
+
+    ``check_files=False`` lists cases whose files are missing too (the integrity check reports them).
+    """
     kind = dataset["kind"]
     if kind == "synthetic":
         from ctbench.data.synthetic import PhantomSpec, ensure_dataset
@@ -98,9 +101,9 @@ def list_cases(dataset: Mapping[str, Any]) -> list[dict[str, Any]]:
         spec = dataset["phantom"]
         ensure_dataset(dataset["root"], PhantomSpec(cases=spec["cases"], seed=spec["seed"],
                                                     voxel_mm=tuple(spec["voxel_mm"]), noise_hu=spec["noise_hu"]))
-        return _msd_cases(Path(dataset["root"]))
+        return _msd_cases(Path(dataset["root"]), check_files)
     if kind == "msd":
-        return _msd_cases(Path(dataset["root"]))
+        return _msd_cases(Path(dataset["root"]), check_files)
     if kind == "nifti":
         return _nifti_cases(dataset["images"], dataset["labels"])
     raise CTBenchError(f"unknown dataset.kind '{kind}': use synthetic, msd or nifti", exit_code=2)

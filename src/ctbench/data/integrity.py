@@ -306,7 +306,30 @@ def _cases_from_config(overrides: Sequence[str]) -> tuple[list[dict[str, Any]], 
         raise CTBenchError(f"{key} is not set: add {key}=... to the command line", exit_code=2) from None
     from ctbench.data.datasets import list_cases
 
-    return list_cases(dataset), _declared_labels(dataset)
+    return list_cases(dataset, check_files=False), _declared_labels(dataset)
+
+
+def verify_before_training(cases: Sequence[Mapping[str, Any]], dataset: Mapping[str, Any], stamp_file: Path) -> None:
+    """Run :func:`check_cases` unless ``stamp_file`` records a clean check of these exact files
+    (paths, sizes, modification times); raise one line after printing every problem."""
+    import json
+
+    from rich.console import Console
+
+    from ctbench.atomic import atomic_write_json
+
+    stamps = sorted([str(c[k]), *(lambda st: (st.st_size, st.st_mtime_ns))(Path(c[k]).stat())]
+                    for c in cases for k in ("image", "label") if Path(c[k]).exists())
+    if stamp_file.exists() and json.loads(stamp_file.read_text()) == stamps:
+        return
+    problems = check_cases(cases, _declared_labels(dataset))
+    if problems:
+        console = Console(stderr=True, highlight=False)
+        print_problems(problems, len(cases), console)
+        bad = len({p.case for p in problems})
+        raise CTBenchError(f"the dataset has {len(problems)} problem(s) in {bad} case(s), listed above: fix or remove "
+                           "those cases (`ctbench check-data` re-runs the check alone)")
+    atomic_write_json(stamp_file, stamps)
 
 
 def run_cli(args: Any) -> int:
