@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+CTBENCH = str(Path(sys.executable).with_name("ctbench"))  # the installed console script, as users run it
 
 
 def ctbench(*args: str, cwd: Path, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real ``ctbench`` command in a subprocess (as a user would)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, "-m", "ctbench.cli", *args], cwd=cwd, capture_output=True, text=True,
+    proc = subprocess.run([CTBENCH, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"ctbench {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

@@ -8,12 +8,11 @@ import pickle
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
-from conftest import TINY, ctbench, read_summary
+from conftest import CTBENCH, TINY, ctbench, read_summary
 
 from ctbench.engine.checkpoint_io import safe_load
 from ctbench.errors import CTBenchError
@@ -21,7 +20,7 @@ from ctbench.errors import CTBenchError
 
 def _start(args, cwd):
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
-    return subprocess.Popen([sys.executable, "-m", "ctbench.cli", *args], cwd=cwd, env=env,
+    return subprocess.Popen([CTBENCH, *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

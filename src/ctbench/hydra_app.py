@@ -6,6 +6,7 @@ the valid names (exit 2) and no run directory is created; Hydra's own flags pass
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -47,6 +48,9 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*(nvImageCodec|LeafSpec|treespec).*")
+    # validation/test results are gathered across ranks and de-duplicated by case in the module,
+    # so Lightning's advice on sync_dist and on DistributedSampler padding does not apply
+    warnings.filterwarnings("ignore", message=".*(sync_dist=True|Using `DistributedSampler` with the dataloaders).*")
 
     if not {"--help", "-h", "--hydra-help", "--info"} & set(overrides):
         check_group_overrides(overrides)
@@ -67,6 +71,7 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
             if HydraConfig.get().mode != RunMode.MULTIRUN:  # a sweep goes on with its other jobs
                 raise SystemExit(err.exit_code) from None
 
-    sys.argv = [f"ctbench {name}", *overrides]
+    os.environ["CTBENCH_HYDRA_COMMAND"] = name  # DDP ranks re-run this command through hydra_entry.py
+    sys.argv = [str(Path(__file__).with_name("hydra_entry.py")), *overrides]
     hydra.main(config_path=str(CONFIG_DIR), config_name=name, version_base="1.3")(guarded)()
     return exit_code

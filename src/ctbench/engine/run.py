@@ -218,8 +218,11 @@ def _checkpoint_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     run_cfg = OmegaConf.create(stored)
     given = [o.lstrip("+~").split("=")[0] for o in HydraConfig.get().overrides.task]
     for key in ("dataset", "inference", "metrics", "report", "trainer", "paths"):
-        if any(g == key or g.startswith(key + ".") for g in given) or key not in run_cfg:
+        if key in given or key not in run_cfg:  # a new group choice replaces the stored block
             run_cfg[key] = cfg[key]
+    for dotted in given:  # single keys (dataset.test_cases=3) change only themselves
+        if "." in dotted and dotted.split(".")[0] in ("dataset", "inference", "metrics", "report", "trainer", "paths"):
+            OmegaConf.update(run_cfg, dotted, OmegaConf.select(cfg, dotted), force_add=True)
     run_cfg.progress_bar = cfg.get("progress_bar", True)
     return run_cfg, ckpt
 
