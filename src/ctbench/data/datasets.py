@@ -144,3 +144,21 @@ def select_fold(splits: Mapping[str, Any], fold: int) -> dict[str, list[str]]:
     if not 0 <= fold < len(splits["folds"]):
         raise CTBenchError(f"fold={fold} is out of range: this dataset has folds 0..{len(splits['folds']) - 1}")
     return {**splits["folds"][fold], "test": list(splits["test"])}
+
+
+def resolve_classes(dataset: Any) -> None:
+    """Fill ``class_names`` and ``num_classes`` of a dataset config whose ``class_names`` is null from the
+    dataset's own ``dataset.json`` labels (before the model's ``out_channels`` is read)."""
+    if dataset.get("class_names"):
+        dataset["num_classes"] = len(dataset["class_names"])
+        return
+    root = Path(str(dataset.get("root", "")))
+    if not (root / "dataset.json").is_file():
+        raise CTBenchError(f"dataset.class_names is null and {root / 'dataset.json'} does not exist: "
+                           "list the classes, e.g. dataset.class_names=[background,liver]")
+    labels = msd_labels(root)
+    if sorted(labels) != list(range(len(labels))):
+        raise CTBenchError(f"labels in {root / 'dataset.json'} are not 0..N-1 ({sorted(labels)}): "
+                           "set dataset.class_names explicitly")
+    dataset["class_names"] = [labels[i] for i in range(len(labels))]
+    dataset["num_classes"] = len(labels)

@@ -151,7 +151,11 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     from ctbench.atomic import atomic_write_json, atomic_write_text
     from ctbench.engine.checkpoint_io import safe_load
 
+    from ctbench.data.datasets import resolve_classes
+
     validate(cfg)
+    OmegaConf.set_struct(cfg, False)
+    resolve_classes(cfg.dataset)
     out = run_dir()
     last = out / "checkpoints" / "last.ckpt"
     if _is_complete(out) and not cfg.get("overwrite", False):
@@ -163,7 +167,6 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
                            "or overwrite=true to start it again")
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     names = choices()
-    OmegaConf.set_struct(cfg, False)
     cfg.names = {k: names.get(k, "custom") for k in ("model", "loss", "dataset")}
     module = _module_class(cfg)(cfg)
     size_divisor = int(getattr(module.model, "size_divisor", 1))
