@@ -8,9 +8,10 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import TINY, ctbench, read_summary
 
 from ctbench.data.synthetic import LABELS
+
+from conftest import TINY, ctbench, read_summary
 
 
 def test_report_files_hold_model_numbers(trained_run, workdir):

@@ -81,6 +81,25 @@ class SegmentationModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    @torch.no_grad()
+    def predict_probs(self, image: torch.Tensor) -> torch.Tensor:
+        """Whole-volume class probabilities, refined by the dense CRF when ``postprocess=crf``."""
+        probs = self.predictor(self.model, image)
+        if self.cfg.get("postprocess") == "crf":
+            from ctbench.models.crf import dense_crf
+
+            plain = torch.as_tensor(image).as_subclass(torch.Tensor).to(probs.device)
+            probs = dense_crf(probs, plain, spacing=list(self.cfg.dataset.preprocessing.spacing))
+        return probs
+
+    def postprocess_labels(self, label: np.ndarray) -> np.ndarray:
+        """Label-map post-processing in the input's grid (``postprocess=lcc``: largest component per class)."""
+        if self.cfg.get("postprocess") == "lcc":
+            from ctbench.engine.predict import largest_component_per_class
+
+            return largest_component_per_class(label)
+        return label
+
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         self.zscore = getattr(datamodule, "zscore", None)
@@ -150,12 +169,12 @@ class SegmentationModule(pl.LightningModule):
 
         from ctbench.metrics import case_metrics
 
-        probs = self.predictor(self.model, batch["image"])
+        probs = self.predict_probs(batch["image"])
         image = batch["image"]
         for i, case in enumerate(batch["case"]):
             truth_img = nib.load(batch["source_label"][i])
             truth = np.asarray(truth_img.dataobj).astype(np.int64)
-            pred = to_original_grid(probs[i], image.affine[i], truth_img.affine, truth.shape)
+            pred = self.postprocess_labels(to_original_grid(probs[i], image.affine[i], truth_img.affine, truth.shape))
             spacing = [float(s) for s in truth_img.header.get_zooms()[:3]]
             classes = dict(enumerate(self.class_names))
             classes.pop(0)

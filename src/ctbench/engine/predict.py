@@ -79,8 +79,8 @@ def predict_file(module, cfg: DictConfig, path: Path, zscore: tuple[float, float
         raise CTBenchError(f"{path} has shape {shape}: predict needs a 3D volume (split 4D series into 3D files)")
     item = eval_chain(cfg.dataset.preprocessing, with_label=False, zscore=zscore)({"image": str(path)})
     image = item["image"]
-    probs = module.predictor(module.model, image[None].to(module.device))[0]
-    label = to_original_grid(probs.cpu(), image.affine, original.affine, shape)
+    probs = module.predict_probs(image[None].to(module.device))[0]
+    label = module.postprocess_labels(to_original_grid(probs.cpu(), image.affine, original.affine, shape))
     if largest_component:
         label = largest_component_per_class(label)
     return label, original

@@ -149,9 +149,8 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from ctbench.atomic import atomic_write_json, atomic_write_text
-    from ctbench.engine.checkpoint_io import safe_load
-
     from ctbench.data.datasets import resolve_classes
+    from ctbench.engine.checkpoint_io import safe_load
 
     validate(cfg)
     OmegaConf.set_struct(cfg, False)
@@ -220,7 +219,7 @@ def _checkpoint_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
                            "pass a checkpoint from a ctbench run")
     run_cfg = OmegaConf.create(stored)
     given = [o.lstrip("+~").split("=")[0] for o in HydraConfig.get().overrides.task]
-    for key in ("dataset", "inference", "metrics", "report", "trainer", "paths"):
+    for key in ("dataset", "inference", "metrics", "report", "trainer", "paths", "postprocess"):
         if key in given or key not in run_cfg:  # a new group choice replaces the stored block
             run_cfg[key] = cfg[key]
     for dotted in given:  # single keys (dataset.test_cases=3) change only themselves
