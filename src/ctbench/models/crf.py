@@ -11,8 +11,7 @@ Refines any model's class probabilities with mean-field inference on a CRF whose
 Each mean-field step is ``Q <- softmax(log P + w_b * Bilateral(Q) + w_g * Gauss(Q))``. The Gaussian
 filter is separable and exact; the bilateral filter uses a bilateral grid (Chen, Paris & Durand
 2007: splat into a grid of cell size theta_alpha in space and theta_beta in intensity, blur it,
-slice it back by linear interpolation), which costs O(N * L) for N voxels and L intensity bins
-instead of O(N^2). Filters are normalised (a weighted mean of Q), so the weights are on the
+slice it back by linear interpolation), which costs O(N) per class for N voxels instead of O(N^2). Filters are normalised (a weighted mean of Q), so the weights are on the
 scale of log-probabilities. Written in torch because no maintained dense-CRF package installs
 here (``pydensecrf`` needs a C++ build against old Cython and is 2D-only; ``SimpleCRF`` is
 unmaintained); it runs on CPU or GPU, in 2D and 3D.
@@ -34,17 +33,24 @@ from ctbench.errors import CTBenchError
 
 
 def _blur_axis(x: torch.Tensor, axis: int, sigma: float) -> torch.Tensor:
-    """1D Gaussian blur of ``x`` along ``axis`` (zero padding), truncated at 3 sigma."""
+    """1D Gaussian blur of ``x`` along ``axis`` (zero padding), truncated at 3 sigma.
+
+    Written as a sum of shifted copies: on CPU this is about 5x faster than ``conv1d``/``conv3d``
+    with one channel for the small kernels used here.
+    """
     if sigma <= 0:
         return x
     radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)
-    kernel = (kernel / kernel.sum()).view(1, 1, -1)
-    moved = x.movedim(axis, -1)
-    shape = moved.shape
-    out = F.conv1d(moved.reshape(-1, 1, shape[-1]), kernel, padding=radius)
-    return out.reshape(shape).movedim(-1, axis)
+    kernel = (kernel / kernel.sum()).tolist()
+    pad = [0, 0] * (x.ndim - axis - 1) + [radius, radius]
+    padded = F.pad(x, pad)
+    n = x.shape[axis]
+    out = padded.narrow(axis, 0, n) * kernel[0]
+    for i in range(1, len(kernel)):
+        out.add_(padded.narrow(axis, i, n), alpha=kernel[i])
+    return out
 
 
 def _gaussian_filter(x: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:
@@ -56,34 +62,66 @@ def _gaussian_filter(x: torch.Tensor, sigmas: Sequence[float]) -> torch.Tensor:
 
 
 class _BilateralGrid:
-    """Normalised bilateral filter of ``[B, C, *spatial]`` maps guided by one intensity image."""
+    """Normalised bilateral filter of ``[B, C, *spatial]`` maps guided by one intensity image.
+
+    The grid has one intensity axis (cell = ``intensity_sigma``) and the spatial axes (cell =
+    ``round(spatial_sigma)`` voxels). Splat: each voxel adds its value to its spatial cell at the two
+    nearest intensity levels (linear weights) with ``scatter_add``. Blur: separable Gaussian of one
+    cell. Slice: ``grid_sample`` at the voxel's position at the same two levels, with the intensity
+    levels stacked along the first spatial axis so (bi/tri)linear sampling works in 2D and 3D.
+    Everything is O(C * N) per call for N voxels.
+    """
 
     def __init__(self, intensity: torch.Tensor, spatial_sigmas: Sequence[float], intensity_sigma: float) -> None:
-        # intensity: [B, *spatial] in [0, 1]
-        self.size = tuple(intensity.shape[1:])
+        b, *size = intensity.shape  # intensity in [0, 1]
+        dev, dt = intensity.device, intensity.dtype
         self.factors = [max(1, int(round(s))) for s in spatial_sigmas]
-        u = intensity / intensity_sigma  # intensity in grid cells
-        self.levels = int(math.ceil(float(u.max()))) + 1
-        # hat weights of each voxel for each intensity level: linear splat / slice along intensity
-        self.weights = [(1 - (u - level).abs()).clamp_min(0).unsqueeze(1) for level in range(self.levels)]
+        self.small = [-(-n // f) for n, f in zip(size, self.factors, strict=True)]
+        u = intensity.reshape(b, -1) / intensity_sigma
+        self.levels = int(math.ceil(float(u.max()))) + 2
+        level = u.floor().clamp(0, self.levels - 2)
+        frac = (u - level).clamp(0, 1)
+        n_small = math.prod(self.small)
+        # spatial cell of every voxel (box splat), flattened
+        cell = torch.zeros(size, dtype=torch.long, device=dev)
+        coords = []
+        for axis, (n, f, m) in enumerate(zip(size, self.factors, self.small, strict=True)):
+            shape = [1] * len(size)
+            shape[axis] = n
+            p = torch.arange(n, device=dev)
+            cell = cell * m + (p // f).view(shape)
+            # continuous position in the small grid (cell centres at (i + 0.5) f - 0.5)
+            coords.append(((p.to(dt) + 0.5) / f - 0.5).clamp(0, m - 1).view(shape).expand(size).reshape(-1))
+        self.index0 = level.long() * n_small + cell.reshape(1, -1)  # [B, N]
+        self.weights = (1 - frac).unsqueeze(1), frac.unsqueeze(1)  # [B, 1, N] each
         self.grid_sigmas = [1.0] + [s / f for s, f in zip(spatial_sigmas, self.factors, strict=True)]
-        self.norm = self._filter(torch.ones_like(intensity).unsqueeze(1))
-
-    def _pool(self, x: torch.Tensor) -> torch.Tensor:
-        if all(f == 1 for f in self.factors):
-            return x
-        pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
-        return pool(x, kernel_size=self.factors, stride=self.factors, ceil_mode=True)
+        self.n_small, self.size, self.batch = n_small, size, b
+        # sampling grids for the two levels; grid_sample wants (x, y[, z]) = last axis first
+        stacked = [self.levels * self.small[0], *self.small[1:]]
+        grids = []
+        for offset in (0, 1):
+            first = level * self.small[0] + coords[0].unsqueeze(0) + offset * self.small[0]
+            axes = [first] + [c.unsqueeze(0).expand(b, -1) for c in coords[1:]]
+            norm = [(2 * a / max(n - 1, 1) - 1) for a, n in zip(axes, stacked, strict=True)]
+            g = torch.stack(norm[::-1], -1)  # [B, N, dims]
+            grids.append(g.view(b, -1, *([1] * (len(size) - 1)), len(size)))
+        self.grids = grids
+        self.norm = self._filter(torch.ones(b, 1, *size, dtype=dt, device=dev))
 
     def _filter(self, values: torch.Tensor) -> torch.Tensor:
-        # splat: [B, C, L, *small]
-        grid = torch.stack([self._pool(values * w) for w in self.weights], 2)
+        b, c = values.shape[:2]
+        flat = values.reshape(b, c, -1)
+        grid = torch.zeros(b, c, self.levels * self.n_small, dtype=values.dtype, device=values.device)
+        for offset, w in zip((0, self.n_small), self.weights, strict=True):  # splat
+            grid.scatter_add_(2, (self.index0 + offset).unsqueeze(1).expand(b, c, -1), flat * w)
+        grid = grid.view(b, c, self.levels, *self.small)
         grid = _gaussian_filter(grid, self.grid_sigmas)  # blur over intensity and space
-        mode = "bilinear" if values.ndim == 4 else "trilinear"
-        out = torch.zeros_like(values)
-        for level, w in enumerate(self.weights):  # slice: linear in space and intensity
-            out += F.interpolate(grid[:, :, level], size=self.size, mode=mode, align_corners=False) * w
-        return out
+        stacked = grid.reshape(b, c, self.levels * self.small[0], *self.small[1:])
+        out = 0
+        for g, w in zip(self.grids, self.weights, strict=True):  # slice
+            sampled = F.grid_sample(stacked, g, mode="bilinear", padding_mode="border", align_corners=True)
+            out = out + sampled.reshape(b, c, -1) * w
+        return out.reshape(values.shape)
 
     def __call__(self, q: torch.Tensor) -> torch.Tensor:
         return self._filter(q) / self.norm.clamp_min(1e-6)
