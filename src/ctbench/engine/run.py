@@ -116,9 +116,10 @@ def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str
     from ctbench.reports.run_report import print_table, write_run_report
 
     names = list(cfg.dataset.class_names)[1:]
+    headline = [c for c in cfg.dataset.get("headline_classes") or [] if c in names]
     summary = write_run_report(out / "report", module.test_rows, names,
                                {**meta, "split": split, "scope": "whole-volume"}, module.overlays,
-                               window_bounds(cfg.dataset.preprocessing.window))
+                               window_bounds(cfg.dataset.preprocessing.window), headline)
     print_table(summary)
     print(f"report: {out / 'report'}")
     return summary

@@ -56,7 +56,9 @@ def _markdown(summary: Mapping[str, Any], overlays: Sequence[str]) -> str:
     lines = [f"# {summary['model']} x {summary['loss']} on {summary['dataset']} ({summary['dims']}D)", "",
              f"{summary['n_cases']} {summary['split']} cases, whole-volume metrics in the label files' own geometry; "
              f"mean Dice **{_fmt(summary['mean_dice'])}**, mean IoU **{_fmt(summary['mean_iou'])}** "
-             f"(foreground classes: {', '.join(summary['mean_over_classes'])}).", "",
+             f"(foreground classes: {', '.join(summary['mean_over_classes'])})"
+             + (f"; mean Dice of {', '.join(summary['headline']['classes'])}: "
+                f"**{_fmt(summary['headline']['mean_dice'])}**." if summary.get("headline") else "."), "",
              "| class | Dice | IoU | HD95 (mm) | ASSD (mm) | NSD | sensitivity | precision |",
              "|---|---|---|---|---|---|---|---|"]
     for name, m in summary["per_class"].items():
@@ -85,12 +87,15 @@ def print_table(summary: Mapping[str, Any]) -> None:
                       _fmt(m.get("hd95"), 1), _fmt(m.get("nsd")))
     table.add_section()
     table.add_row("mean", _fmt(summary["mean_dice"]), _fmt(summary["mean_iou"]), _fmt(summary.get("mean_hd95"), 1), "")
+    if summary.get("headline"):
+        table.add_row(f"mean of {', '.join(summary['headline']['classes'])}", _fmt(summary["headline"]["mean_dice"]),
+                      "", "", "")
     Console().print(table)
 
 
 def write_run_report(report_dir: str | Path, rows: list[dict], class_names: Sequence[str], meta: Mapping[str, Any],
                      overlays: Sequence[Mapping[str, Any]] = (), window: tuple[float, float] = (-160, 240),
-                     ) -> dict[str, Any]:
+                     headline_classes: Sequence[str] = ()) -> dict[str, Any]:
     """Write the report files; returns the summary dict.
 
     Args:
@@ -100,12 +105,18 @@ def write_run_report(report_dir: str | Path, rows: list[dict], class_names: Sequ
         meta: run facts for ``summary.json`` (model, loss, dataset, dims, seed, fold, epochs, ...).
         overlays: samples ``{case, image, truth, pred, affine}`` to draw.
         window: HU display window of the overlays.
+        headline_classes: classes whose mean Dice is also reported on its own (``headline``), e.g. the
+            organs without the small lesion class.
     """
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "summary.json").unlink(missing_ok=True)  # an old summary must not vouch for new files
     write_per_case_csv(rows, report_dir / "per_case.csv")
     summary = {"status": "running", **meta, **summarize(rows, class_names)}
+    if headline_classes:
+        dice = [summary["per_class"][c]["dice"] for c in headline_classes]
+        summary["headline"] = {"classes": list(headline_classes),
+                               "mean_dice": float(np.mean(dice)) if None not in dice else None}
     names = []
     for sample in overlays:
         name = f"overlay_{sample['case']}.png"
