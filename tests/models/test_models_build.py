@@ -50,3 +50,16 @@ def test_docstring_names_paper(name, build_model):
     assert "Novelty" in text or "novel" in text.lower(), f"{name}: module docstring should say what is novel"
     assert any(str(year) in text for year in range(2011, 2021)), f"{name}: docstring should name the paper year"
     assert "MONAI" in text or "Hand-written" in text, f"{name}: docstring should say what is reused or why hand-written"
+
+
+def test_factory_names_match_the_configs():
+    from model_helpers import MODEL_DIR
+    from omegaconf import OmegaConf
+
+    from ctbench.models import MODELS, create_model
+
+    assert set(MODELS) == set(MODEL_NAMES)
+    for name in MODEL_NAMES:
+        target = OmegaConf.load(MODEL_DIR / f"{name}.yaml")._target_
+        assert target == MODELS[name].replace(":", "."), name
+    assert create_model("unet", 2, 1, 3).size_divisor == 8
