@@ -7,6 +7,7 @@ the original files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,42 @@ from monai.data import CacheDataset, DataLoader, Dataset, list_data_collate
 from ctbench.data.datasets import list_cases, load_or_make_splits, select_fold
 from ctbench.data.transforms import eval_chain, foreground_statistics, train_chain, window_bounds
 from ctbench.errors import CTBenchError
+
+#: bump when the cached objects change shape, so that older disk caches are never read
+CACHE_FORMAT = 2
+
+
+def _plain(value: Any) -> Any:
+    """A config node as plain JSON-able Python (DictConfig/ListConfig resolved)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+
+
+def cache_key(pre: Mapping[str, Any], zscore: tuple[float, float] | None, role: Mapping[str, Any]) -> dict[str, Any]:
+    """What the cached (deterministic) part of a transform chain depends on: the preprocessing block, the
+    z-score statistics, the chain (``train``: patch padding and class indices; ``eval``: whole volumes),
+    the MONAI version and the cache format. Its SHA-1 names the disk-cache folder."""
+    import monai
+
+    return {"preprocessing": _plain(pre), "zscore": list(zscore) if zscore else None, "role": _plain(dict(role)),
+            "monai": monai.__version__, "format": CACHE_FORMAT}
+
+
+def _sha1(data: Any) -> str:
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def item_hash(item: Mapping[str, Any]) -> bytes:
+    """Cache-file name of one case: its entries plus the size and modification time of its files, so a
+    file rewritten in place is preprocessed again (module level: DataLoader workers pickle it)."""
+    stamps = {}
+    for key in ("image", "label"):
+        path = Path(str(item.get(key, "")))
+        if path.is_file():
+            st = path.stat()
+            stamps[key] = [st.st_size, st.st_mtime_ns]
+    return _sha1({"item": {k: str(v) for k, v in item.items()}, "stamps": stamps}).encode()
 
 
 def by_dims(dataset: Mapping[str, Any], key: str, dims: int) -> Any:
@@ -73,17 +110,30 @@ class CTDataModule(pl.LightningDataModule):
     def _zscore_stats(self) -> tuple[float, float]:
         window = window_bounds(self.cfg["preprocessing"]["window"])
         path = self.cache_dir / f"zscore_fold{self.fold}.json"
+        train = [self.cases[c] for c in self.split["train"]]
+        key = _sha1({"window": list(window), "labels": [[c["image"], c["label"]] for c in train]})
         if path.exists():
             stored = json.loads(path.read_text())
-            if stored["window"] == list(window):
+            if stored["window"] == list(window) and stored.get("key") == key:
                 return stored["mean"], stored["std"]
         from ctbench.atomic import atomic_write_json
 
-        mean, std = foreground_statistics([self.cases[c] for c in self.split["train"]], window)
-        atomic_write_json(path, {"window": list(window), "mean": mean, "std": std})
+        mean, std = foreground_statistics(train, window)
+        atomic_write_json(path, {"window": list(window), "key": key, "mean": mean, "std": std})
         return mean, std
 
-    def _cached(self, names: list[str], transform, cache: bool) -> Dataset:
+    def persistent_dir(self, role: Mapping[str, Any]) -> Path:
+        """``cache_dir/persistent/<sha1 of cache_key>``: one folder per preprocessing config and chain, with
+        ``key.json`` saying what it holds; a changed config gets a new folder, never a stale file."""
+        key = cache_key(self.cfg["preprocessing"], self.zscore, role)
+        folder = self.cache_dir / "persistent" / _sha1(key)[:16]
+        if not (folder / "key.json").exists():
+            from ctbench.atomic import atomic_write_json
+
+            atomic_write_json(folder / "key.json", key)
+        return folder
+
+    def _cached(self, names: list[str], transform, cache: bool, role: Mapping[str, Any]) -> Dataset:
         data = [{**self.cases[n], "source_image": self.cases[n]["image"], "source_label": self.cases[n]["label"]}
                 for n in names]
         if cache and self.cfg.get("cache", "memory") == "memory":
@@ -91,7 +141,9 @@ class CTDataModule(pl.LightningDataModule):
         if self.cfg.get("cache") == "disk":
             from monai.data import PersistentDataset
 
-            return PersistentDataset(data, transform=transform, cache_dir=self.cache_dir / "persistent")
+            whole = role["chain"] == "eval"  # whole volumes keep their MetaTensor geometry (written back later)
+            return PersistentDataset(data, transform=transform, cache_dir=self.persistent_dir(role),
+                                     hash_func=item_hash, track_meta=whole, weights_only=not whole)
         return Dataset(data, transform=transform)
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
@@ -105,11 +157,12 @@ class CTDataModule(pl.LightningDataModule):
                             int(self.cfg["samples_per_volume"]), self.zscore)
         chain.set_random_state(seed=self.seed)  # workers are re-seeded by MONAI's DataLoader from torch's seed
         per_batch = max(1, self.batch_size // int(self.cfg["samples_per_volume"]))
-        return self._loader(self._cached(self.split["train"], chain, cache=True), per_batch, shuffle=True)
+        role = {"chain": "train", "patch": self.patch, "num_classes": int(self.cfg["num_classes"])}
+        return self._loader(self._cached(self.split["train"], chain, cache=True, role=role), per_batch, shuffle=True)
 
     def eval_dataset(self, split: str) -> Dataset:
         return self._cached(self.split[split], eval_chain(self.cfg["preprocessing"], True, self.zscore),
-                            cache=split == "val")
+                            cache=split == "val", role={"chain": "eval"})
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.eval_dataset("val"), 1, shuffle=False)
