@@ -123,15 +123,17 @@ class PlainLoop:
         self.optimizer.step()
         return loss
 
-    def run(self, batches: Callable[[], Any], steps: int, warmup: int) -> list[float]:
+    def run(self, batches: Callable[[], Any], steps: int, warmup: int) -> tuple[list[float], list[float]]:
         """Time ``warmup + steps + 1`` steps over ``batches()`` (restarted when it ends); like ctbench's
-        timer, a step's period runs from one step's start (its batch in hand) to the next one's."""
+        timer, a step's period runs from one step's start (its batch in hand) to the next one's.
+        Returns wall-clock and process-CPU seconds per step."""
         import torch
 
         from ctbench.engine.benchmark import plain_batch
 
         self.model.train()
         starts: list[float] = []
+        cpu: list[float] = []
         total = warmup + steps + 1
         while len(starts) < total:
             for batch in batches():
@@ -141,10 +143,14 @@ class PlainLoop:
                 if self.device.type == "cuda":
                     torch.cuda.synchronize(self.device)
                 starts.append(time.perf_counter())
+                cpu.append(time.process_time())
                 self.step(batch["image"].to(self.device), batch["label"].to(self.device))
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        return [b - a for a, b in zip(starts[warmup:-1], starts[warmup + 1:], strict=True)]
+        def diff(t: list[float]) -> list[float]:
+            return [b - a for a, b in zip(t[warmup:-1], t[warmup + 1:], strict=True)]
+
+        return diff(starts), diff(cpu)
 
 
 def plain_loader(cfg, files: list[dict[str, str]], workers: int):
@@ -206,25 +212,42 @@ def part_overhead(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
     plain = PlainLoop(cfg, device)
     own_loader = plain_loader(cfg, files, workers)
     steps, warmup, n = args.steps, args.warmup, args.steps + args.warmup + 1
-    blocks: dict[str, list[list[float]]] = {k: [] for k in (
-        "plain_fixed", "ctbench_fixed", "ctbench_fixed_plain_tensors", "plain_loader", "ctbench_loader")}
+    keys = ("plain_fixed", "ctbench_fixed", "ctbench_fixed_plain_tensors", "plain_loader", "ctbench_loader")
+    blocks: dict[str, list[list[float]]] = {k: [] for k in keys}
+    cpu_blocks: dict[str, list[list[float]]] = {k: [] for k in keys}
     compute: list[list[float]] = []
     waits: list[list[float]] = []
+
+    def ctbench_block(key: str, batches) -> Any:
+        timer = time_training_steps(module, cfg, batches, steps, warmup)
+        blocks[key].append(timer.period(warmup))
+        cpu_blocks[key].append(timer.cpu_period(warmup))
+        return timer
+
+    def plain_block(key: str, batches) -> None:
+        wall, cpu = plain.run(batches, steps, warmup)
+        blocks[key].append(wall)
+        cpu_blocks[key].append(cpu)
+
     for r in range(args.rounds):
         log(f"overhead round {r + 1}/{args.rounds}: fixed batch (plain, ctbench, ctbench on plain tensors)")
-        blocks["plain_fixed"].append(plain.run(lambda: [plain_tensors] * n, steps, warmup))
-        blocks["ctbench_fixed"].append(time_training_steps(module, cfg, FixedBatches(delivered, n), steps,
-                                                           warmup).period(warmup))
-        blocks["ctbench_fixed_plain_tensors"].append(
-            time_training_steps(module, cfg, FixedBatches(plain_tensors, n), steps, warmup).period(warmup))
+        fixed_blocks = [lambda: plain_block("plain_fixed", lambda: [plain_tensors] * n),
+                        lambda: ctbench_block("ctbench_fixed", FixedBatches(delivered, n)),
+                        lambda: ctbench_block("ctbench_fixed_plain_tensors", FixedBatches(plain_tensors, n))]
+        for block in fixed_blocks if r % 2 == 0 else reversed(fixed_blocks):
+            block()
         log(f"overhead round {r + 1}/{args.rounds}: with data loading (plain loop + its loader, ctbench + its loader)")
-        blocks["plain_loader"].append(plain.run(lambda: own_loader, steps, warmup))
-        timer = time_training_steps(module, cfg, loader, steps, warmup)
-        blocks["ctbench_loader"].append(timer.period(warmup))
+        if r % 2 == 0:
+            plain_block("plain_loader", lambda: own_loader)
+        timer = ctbench_block("ctbench_loader", loader)
+        if r % 2 == 1:
+            plain_block("plain_loader", lambda: own_loader)
         compute.append(timer.compute(warmup))
         waits.append(timer.wait(warmup))
     pooled = {k: [s for block in v for s in block] for k, v in blocks.items()}
     med = {k: median(v) for k, v in pooled.items()}
+    cpu = {k: median([s for block in v for s in block]) for k, v in cpu_blocks.items()}
+    low = {k: round(min(v), 5) for k, v in pooled.items() if v}
 
     def per_round(a: str, b: str) -> list[float | None]:
         return [ratio(median(x), median(y)) for x, y in zip(blocks[a], blocks[b], strict=True)]
@@ -237,6 +260,12 @@ def part_overhead(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
         "median_step_s": med,
         "steps_per_s": {k: round(1 / v, 4) if v else None for k, v in med.items()},
         "mean_step_s": {k: round(statistics.fmean(v), 5) for k, v in pooled.items() if v},
+        "min_step_s": low,
+        "median_cpu_s_per_step": cpu,
+        "ratio_cpu_without_loading": ratio(cpu["ctbench_fixed"], cpu["plain_fixed"]),
+        "ratio_cpu_with_loading": ratio(cpu["ctbench_loader"], cpu["plain_loader"]),
+        "ratio_min_without_loading": ratio(low.get("ctbench_fixed"), low.get("plain_fixed")),
+        "ratio_min_with_loading": ratio(low.get("ctbench_loader"), low.get("plain_loader")),
         "ratio_without_loading": ratio(med["ctbench_fixed"], med["plain_fixed"]),
         "ratio_without_loading_plain_tensors": ratio(med["ctbench_fixed_plain_tensors"], med["plain_fixed"]),
         "ratio_with_loading": ratio(med["ctbench_loader"], med["plain_loader"]),

@@ -193,6 +193,7 @@ class StepTimer:
     def __init__(self) -> None:
         self.starts: list[float] = []
         self.ends: list[float] = []
+        self.cpu_starts: list[float] = []  # this process's CPU seconds (all threads), less noisy on a busy machine
 
     @staticmethod
     def _now(pl_module) -> float:
@@ -204,6 +205,7 @@ class StepTimer:
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self.starts.append(self._now(pl_module))
+        self.cpu_starts.append(time.process_time())
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.ends.append(self._now(pl_module))
@@ -216,6 +218,9 @@ class StepTimer:
 
     def wait(self, skip: int = 0) -> list[float]:
         return [s - e for e, s in zip(self.ends[skip:-1], self.starts[skip + 1:], strict=False)]
+
+    def cpu_period(self, skip: int = 0) -> list[float]:
+        return [b - a for a, b in zip(self.cpu_starts[skip:-1], self.cpu_starts[skip + 1:], strict=False)]
 
 
 def step_timer() -> StepTimer:
@@ -344,26 +349,35 @@ def bench_device(cfg: DictConfig):
     return torch.device("cuda" if cuda and torch.cuda.is_available() else "cpu")
 
 
-def measure_training(module, cfg: DictConfig, loader, steps: int, warmup: int) -> dict[str, Any]:
-    """Steps/s with the real loader, and with one fixed in-memory batch (as delivered, and as plain tensors)."""
+def measure_training(module, cfg: DictConfig, loader, steps: int, warmup: int, rounds: int = 1) -> dict[str, Any]:
+    """Steps/s with the real loader, and with one fixed in-memory batch (as delivered by the loader, and
+    as plain tensors). With ``rounds > 1`` the three measurements alternate, so that load from other
+    processes hits them alike; steps are pooled over rounds."""
     batch = next(iter(loader))
-    with_loading = time_training_steps(module, cfg, loader, steps, warmup)
     fixed = to_device(batch, bench_device(cfg))  # already on the device: no copy in the timed steps
-    without = time_training_steps(module, cfg, FixedBatches(fixed, warmup + steps + 1), steps, warmup)
-    plain = time_training_steps(module, cfg, FixedBatches(plain_batch(fixed), warmup + steps + 1), steps, warmup)
+    n = warmup + steps + 1
+    sources = {"with_loading": lambda: loader, "without_loading": lambda: FixedBatches(fixed, n),
+               "without_loading_plain_tensors": lambda: FixedBatches(plain_batch(fixed), n)}
+    timers: dict[str, list[StepTimer]] = {k: [] for k in sources}
+    for r in range(max(1, rounds)):
+        order = list(sources) if r % 2 == 0 else list(reversed(sources))
+        for key in order:
+            timers[key].append(time_training_steps(module, cfg, sources[key](), steps, warmup))
+
+    def pooled(key: str, what: str) -> list[float]:
+        return [s for t in timers[key] for s in getattr(t, what)(warmup)]
+
     image = batch["image"]
-    result = {
+    result: dict[str, Any] = {
         "batch": {"shape": list(image.shape), "dtype": str(image.dtype), "type": type(image).__name__},
-        "with_loading": _lean(summarise(with_loading.period(warmup))),
-        "with_loading_compute": _lean(summarise(with_loading.compute(warmup))),
-        "data_wait": _lean(summarise(with_loading.wait(warmup))),
-        "without_loading": _lean(summarise(without.period(warmup))),
-        "without_loading_plain_tensors": _lean(summarise(plain.period(warmup))),
-        "steps": steps, "warmup": warmup,
-        "raw_seconds": {"with_loading": summarise(with_loading.period(warmup))["seconds"],
-                        "without_loading": summarise(without.period(warmup))["seconds"],
-                        "without_loading_plain_tensors": summarise(plain.period(warmup))["seconds"]},
+        "steps": steps, "warmup": warmup, "rounds": max(1, rounds),
     }
+    for key in sources:
+        result[key] = _lean(summarise(pooled(key, "period")))
+        result[key]["cpu_median_s"] = round(statistics.median(pooled(key, "cpu_period")), 5)
+    result["with_loading_compute"] = _lean(summarise(pooled("with_loading", "compute")))
+    result["data_wait"] = _lean(summarise(pooled("with_loading", "wait")))
+    result["raw_seconds"] = {k: [round(s, 5) for s in pooled(k, "period")] for k in sources}
     w, wo = result["with_loading"]["median_s"], result["without_loading"]["median_s"]
     result["loading_overhead_ratio"] = round(w / wo, 4) if wo else None
     result["metatensor_overhead_ratio"] = round(wo / result["without_loading_plain_tensors"]["median_s"], 4)
@@ -443,7 +457,8 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
                    "precision": str(cfg.trainer.get("precision", 32)),
                    "accelerator": str(cfg.trainer.get("accelerator", "auto")),
                    "params": sum(p.numel() for p in module.model.parameters())},
-        "settings": {"parts": sorted(enabled), "steps": steps, "warmup": warmup, "loader_epochs": epochs},
+        "settings": {"parts": sorted(enabled), "steps": steps, "warmup": warmup, "loader_epochs": epochs,
+                     "rounds": int(_setting(cfg, "rounds", 1))},
         "machine": machine_info(),
         **{k: v for k, v in provenance(cfg).items() if k != "versions"},
         "versions": versions(),
@@ -456,7 +471,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             data.prepare_data()
             data.setup("fit")
             loader = data.train_dataloader()
-        result["train"] = measure_training(module, cfg, loader, steps, warmup)
+        result["train"] = measure_training(module, cfg, loader, steps, warmup, int(_setting(cfg, "rounds", 1)))
         train = result["train"]
         batch = result["config"]["batch_size"]
         model_rate = batch / train["without_loading"]["median_s"]
