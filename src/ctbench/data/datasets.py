@@ -362,9 +362,11 @@ def _dicom_cases(dataset: Mapping[str, Any], check_files: bool) -> list[dict[str
     if tree_key and index.get("tree_key") == tree_key and index.get("force") == force and all(
             c in known and Path(known[c]["image"]).exists() for c in index.get("series", []) if c in labels):
         converted = known  # tree unchanged and every labelled series converted: no DICOM header is read
+        all_series = list(index["series"])
     else:
         converted = {}
         found = _dicom_series(dataset)
+        all_series = [c for c, _ in found]
         if not found:
             raise CTBenchError(f"no CT series under {source}: `ctbench convert {source} OUT` lists what is there")
         stale = []
@@ -405,7 +407,7 @@ def _dicom_cases(dataset: Mapping[str, Any], check_files: bool) -> list[dict[str
         cases.append({"case": case, "image": str(image), "label": str(label)})
     if not cases:
         raise CTBenchError(f"no DICOM series under {source} has a label map: name each label after its case "
-                           f"({', '.join(sorted(converted)[:3]) or 'none found'}) or give dataset.label_mapping")
+                           f"({', '.join(all_series[:3])}) or give dataset.label_mapping")
     if check_files:
         _missing_error(cases, "the DICOM dataset")
     return cases
