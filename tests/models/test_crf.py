@@ -45,3 +45,11 @@ def test_sigmas_in_mm_with_spacing_and_anisotropic_volumes():
 def test_mismatched_shapes_are_one_line_errors():
     with pytest.raises(CTBenchError, match="same size"):
         dense_crf(torch.rand(1, 2, 8, 8), torch.rand(1, 1, 8, 9))
+
+
+def test_default_sigmas_are_voxels_even_with_spacing_explicit_ones_are_mm():
+    probs, image, _ = noisy_disk(2)
+    plain = dense_crf(probs, image)
+    torch.testing.assert_close(dense_crf(probs, image, spacing=(4.0, 4.0)), plain)
+    torch.testing.assert_close(dense_crf(probs, image, spacing=(4.0, 4.0), gaussian_sigma=4.0, bilateral_sigma=32.0),
+                               plain)

@@ -128,8 +128,8 @@ class _BilateralGrid:
 
 
 def dense_crf(probs: torch.Tensor, image: torch.Tensor, iterations: int = 5,
-              gaussian_sigma: float | Sequence[float] = 1.0, gaussian_weight: float = 1.0,
-              bilateral_sigma: float | Sequence[float] = 8.0, intensity_sigma: float = 0.05,
+              gaussian_sigma: float | Sequence[float] | None = None, gaussian_weight: float = 1.0,
+              bilateral_sigma: float | Sequence[float] | None = None, intensity_sigma: float = 0.05,
               bilateral_weight: float = 3.0, spacing: Sequence[float] | None = None,
               intensity_range: tuple[float, float] | None = None) -> torch.Tensor:
     """Mean-field inference of a fully connected CRF; returns refined probabilities.
@@ -138,12 +138,15 @@ def dense_crf(probs: torch.Tensor, image: torch.Tensor, iterations: int = 5,
         probs: class probabilities ``[B, C, *spatial]`` (2D or 3D; softmax output).
         image: the intensities that guide the bilateral kernel, ``[B, I, *spatial]`` (channels averaged).
         iterations: mean-field steps (DeepLab: 10; 5 is usually converged).
-        gaussian_sigma: theta_gamma, smoothness kernel width in voxels (or mm with ``spacing``).
+        gaussian_sigma: theta_gamma, smoothness kernel width in voxels, or in mm when ``spacing`` is
+            given; default 1 voxel.
         gaussian_weight: w_gamma.
-        bilateral_sigma: theta_alpha, spatial width of the appearance kernel in voxels (or mm).
+        bilateral_sigma: theta_alpha, spatial width of the appearance kernel in voxels, or in mm when
+            ``spacing`` is given; default 8 voxels.
         intensity_sigma: theta_beta, intensity width as a fraction of the intensity range.
         bilateral_weight: w_alpha.
-        spacing: voxel size per spatial axis; when given the sigmas are in mm.
+        spacing: voxel size per spatial axis (mm); when given, explicit sigmas are in mm (the defaults
+            stay in voxels).
         intensity_range: ``(low, high)`` mapped to ``[0, 1]`` before filtering (clipped); default the
             0.5 and 99.5 percentiles of the image.
 
@@ -157,7 +160,9 @@ def dense_crf(probs: torch.Tensor, image: torch.Tensor, iterations: int = 5,
     dims = probs.ndim - 2
     spacing = list(spacing) if spacing is not None else [1.0] * dims
 
-    def per_axis(sigma: float | Sequence[float]) -> list[float]:
+    def per_axis(sigma: float | Sequence[float] | None, default_voxels: float) -> list[float]:
+        if sigma is None:
+            return [default_voxels] * dims
         s = [float(sigma)] * dims if isinstance(sigma, (int, float)) else [float(v) for v in sigma]
         return [v / sp for v, sp in zip(s, spacing, strict=True)]
 
@@ -171,8 +176,8 @@ def dense_crf(probs: torch.Tensor, image: torch.Tensor, iterations: int = 5,
     else:
         lo, hi = intensity_range
     intensity = ((intensity - lo) / max(hi - lo, 1e-6)).clamp(0, 1)
-    bilateral = _BilateralGrid(intensity, per_axis(bilateral_sigma), intensity_sigma)
-    g_sigmas = per_axis(gaussian_sigma)
+    bilateral = _BilateralGrid(intensity, per_axis(bilateral_sigma, 8.0), intensity_sigma)
+    g_sigmas = per_axis(gaussian_sigma, 1.0)
     g_norm = _gaussian_filter(torch.ones_like(p[:, :1]), g_sigmas)
     unary = p.clamp_min(1e-8).log()
     q = p
