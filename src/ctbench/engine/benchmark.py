@@ -81,9 +81,11 @@ def memory_now(pid: int | None = None) -> dict[str, float | None]:
 
 
 def peak_rss_mb() -> dict[str, float]:
-    """Peak RSS of this process and of its finished children (``getrusage``), in MB."""
+    """Peak RSS of this process (``VmHWM``, else ``getrusage``) and of its finished children, in MB."""
     scale = 1024 * 1024 if platform.system() == "Darwin" else 1024  # bytes on macOS, kB on Linux
-    return {"self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale, 1),
+    own = _proc_kb(os.getpid(), "VmHWM")
+    own_mb = own / 1024 if own is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    return {"self_mb": round(own_mb, 1),
             "children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale, 1)}
 
 
@@ -492,9 +494,10 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
         result["sliding_window"] = measure_sliding_window(module, size, int(_setting(cfg, "sw_repeats", 3)),
                                                           bench_device(cfg), str(cfg.trainer.get("precision", 32)))
     if "memory" in enabled:
+        peak = peak_rss_mb()
         result.setdefault("memory", {}).update(
-            {"start": memory_start, "end": memory_now(), "peak_rss_mb": peak_rss_mb()["self_mb"],
-             "peak_children_rss_mb": peak_rss_mb()["children_mb"]})
+            {"start": memory_start, "end": memory_now(), "peak_rss_mb": peak["self_mb"],
+             "peak_children_rss_mb": peak["children_mb"]})
         if "loader" in result:
             for key in ("cache_memory_mb", "cache_disk_mb", "dataset_disk_mb"):
                 result["memory"][key] = result["loader"][key]

@@ -1,0 +1,398 @@
+#!/usr/bin/env python
+"""GPU check (issue 7): one NVIDIA GPU, under 8 minutes, nothing to set up beyond ``make setup``.
+
+1. Training steps/s of the 3D U-Net of the benchmark (MONAI UNet, channels 16-128, strides 2,2,2,
+   2 residual units; DiceCELoss; Adam) at batch 2 of 128^3 patches in a plain loop on one fixed
+   batch: fp32, bf16-mixed, 16-mixed (GradScaler), bf16 + channels_last_3d, bf16 + torch.compile;
+   and ctbench's own step (SegmentationModule in a Lightning Trainer, bf16-mixed) on the same batch.
+   Targets: mixed precision >= 1.8x fp32.
+2. GPU utilisation (NVML via pynvml, else ``nvidia-smi``, sampled every 0.2 s) over a 60 s window of
+   ``ctbench``'s real training (CTDataModule loader over cached phantom data, bf16-mixed, 128^3).
+   Target: >= 90 % busy.
+3. Sliding-window seconds per 512x512x300 volume (roi 128^3, overlap 0.25, Gaussian blending) with
+   ctbench's SlidingWindowPredictor, fp32 and bf16 autocast.
+
+Prints a table and writes ``--out`` (default ``gpu_check.json``). Without a CUDA GPU it prints a
+message and exits 0 (CI never depends on a GPU).
+
+    .venv/bin/python scripts/gpu_check.py                 # everything (about 5 minutes on an H100)
+    .venv/bin/python scripts/gpu_check.py --skip-compile --window 30 -o dataset.num_workers=8
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BUDGET_S = 8 * 60
+
+
+def log(message: str) -> None:
+    print(f"[gpu-check {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---- utilisation sampling ----------------------------------------------------------------------
+class UtilisationSampler:
+    """GPU busy % every ``interval`` seconds from NVML (pynvml) or ``nvidia-smi`` in a thread."""
+
+    def __init__(self, device_index: int = 0, uuid: str | None = None, interval: float = 0.2) -> None:
+        self.interval, self.samples = interval, []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.source = None
+        self._read = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handle = None
+            if uuid:
+                with contextlib.suppress(Exception):
+                    handle = pynvml.nvmlDeviceGetHandleByUUID(uuid.encode() if isinstance(uuid, str) else uuid)
+            if handle is None:
+                handle = pynvml.nvmlDeviceGetHandleByIndex(device_index)
+            self._read = lambda: (float(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu),
+                                  pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**30)
+            self.source = "pynvml"
+        except Exception:  # pynvml missing or NVML not usable: nvidia-smi
+            smi = shutil.which("nvidia-smi")
+            if smi:
+                ident = uuid or str(device_index)
+
+                def read() -> tuple[float, float]:
+                    out = subprocess.run([smi, f"--id={ident}", "--query-gpu=utilization.gpu,memory.used",
+                                          "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=5)
+                    util, mem = out.stdout.strip().splitlines()[0].split(",")
+                    return float(util), float(mem) / 1024
+
+                self._read = read
+                self.source = "nvidia-smi"
+
+    def _loop(self) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                util, mem = self._read()
+                self.samples.append((time.perf_counter() - t0, util, mem))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> UtilisationSampler:
+        if self._read is not None:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def summary(self, skip_s: float = 0.0) -> dict[str, Any]:
+        kept = [s for s in self.samples if s[0] >= skip_s]
+        if not kept:
+            return {"source": self.source, "samples": 0}
+        utils = [s[1] for s in kept]
+        return {"source": self.source, "samples": len(kept), "mean_util_pct": round(statistics.fmean(utils), 1),
+                "median_util_pct": round(statistics.median(utils), 1),
+                "fraction_samples_ge_90pct": round(sum(u >= 90 for u in utils) / len(utils), 3),
+                "max_memory_used_gb": round(max(s[2] for s in kept), 2)}
+
+
+# ---- 1. precision / layout / compile -----------------------------------------------------------
+def unet(out_channels: int = 5):
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=3, in_channels=1, out_channels=out_channels, channels=(16, 32, 64, 128),
+                strides=(2, 2, 2), num_res_units=2)
+
+
+def time_plain(variant: dict[str, Any], batch: tuple, steps: int, warmup: int) -> dict[str, Any]:
+    """Steps/s of a plain loop on one fixed batch for one precision/layout/compile variant."""
+    import torch
+    from monai.losses import DiceCELoss
+
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = unet().to(device)
+    image, label = batch
+    if variant.get("channels_last"):
+        model = model.to(memory_format=torch.channels_last_3d)
+        image = image.contiguous(memory_format=torch.channels_last_3d)
+    forward = torch.compile(model) if variant.get("compile") else model
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    dtype = variant.get("dtype")
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
+            logits = forward(image)
+        loss = loss_fn(logits.float(), label)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize(device)
+    warm = time.perf_counter() - t0
+    seconds = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        torch.cuda.synchronize(device)
+        seconds.append(time.perf_counter() - t)
+    med = statistics.median(seconds)
+    return {"median_step_s": round(med, 5), "steps_per_s": round(1 / med, 3), "warmup_s": round(warm, 2),
+            "peak_memory_gb": round(torch.cuda.max_memory_allocated(device) / 2**30, 2), "steps": steps}
+
+
+def part_precision(args, result: dict[str, Any]) -> None:
+    import torch
+
+    device = torch.device("cuda")
+    size = [args.patch] * 3
+    image = torch.rand(2, 1, *size, device=device)
+    label = torch.randint(0, 5, (2, 1, *size), device=device).float()
+    bf16 = torch.cuda.is_bf16_supported()
+    variants: dict[str, dict[str, Any]] = {"fp32": {}, "16-mixed": {"dtype": torch.float16}}
+    if bf16:
+        variants["bf16-mixed"] = {"dtype": torch.bfloat16}
+        variants["bf16-mixed + channels_last_3d"] = {"dtype": torch.bfloat16, "channels_last": True}
+        if not args.skip_compile:
+            variants["bf16-mixed + torch.compile"] = {"dtype": torch.bfloat16, "compile": True}
+    out: dict[str, Any] = {"patch": size, "batch": 2, "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                           "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+                           "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32, "variants": {}}
+    for name, variant in variants.items():
+        log(f"precision: {name}")
+        try:
+            out["variants"][name] = time_plain(variant, (image, label), args.steps, args.warmup)
+        except Exception as err:  # a compile or dtype failure is a finding, not a crash
+            out["variants"][name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+        torch.cuda.empty_cache()
+    fp32 = out["variants"]["fp32"].get("steps_per_s")
+    for v in out["variants"].values():
+        if fp32 and v.get("steps_per_s"):
+            v["speedup_vs_fp32"] = round(v["steps_per_s"] / fp32, 3)
+    result["precision"] = out
+
+
+# ---- ctbench pieces ------------------------------------------------------------------------------
+def compose(overrides: Sequence[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from ctbench.hydra_app import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=list(overrides))
+    OmegaConf.set_struct(cfg, False)
+    cfg.names = {"model": "unet", "loss": "dice_ce", "dataset": str(cfg.dataset.name)}
+    return cfg
+
+
+def part_ctbench_step(args, cfg, result: dict[str, Any]) -> None:
+    """ctbench's Lightning step (bf16-mixed) on one fixed batch on the GPU: its overhead over the plain loop."""
+    import torch
+
+    from ctbench.engine.benchmark import FixedBatches, build, time_training_steps
+
+    log("ctbench step: SegmentationModule + Lightning Trainer, bf16-mixed, fixed batch")
+    module, _ = build(cfg)
+    size = [args.patch] * 3
+    batch = {"image": torch.rand(2, 1, *size, device="cuda"),
+             "label": torch.randint(0, 5, (2, 1, *size), device="cuda").float()}
+    n = args.warmup + args.steps + 1
+    timer = time_training_steps(module, cfg, FixedBatches(batch, n), args.steps, args.warmup)
+    med = statistics.median(timer.period(args.warmup))
+    entry = {"median_step_s": round(med, 5), "steps_per_s": round(1 / med, 3), "precision": str(cfg.trainer.precision)}
+    plain = result.get("precision", {}).get("variants", {}).get("bf16-mixed", {}).get("median_step_s")
+    if plain:
+        entry["ratio_to_plain_bf16"] = round(med / plain, 3)
+    result["ctbench_step"] = entry
+
+
+def part_utilisation(args, cfg, result: dict[str, Any]) -> None:
+    """Real ``ctbench`` training (real loader) for ``--window`` seconds while sampling GPU utilisation."""
+    import torch
+
+    from ctbench.engine.benchmark import bench_trainer, build, step_timer
+
+    log("utilisation: building the cached loader (the phantom is generated on first use)")
+    module, data = build(cfg)
+    data.prepare_data()
+    data.setup("fit")
+    t0 = time.perf_counter()
+    loader = data.train_dataloader()
+    caching = time.perf_counter() - t0
+    timer = step_timer()
+    window = float(args.window)
+
+    import lightning.pytorch as pl
+
+    class StopAfter(pl.Callback):
+        def __init__(self) -> None:
+            self.first: float | None = None
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            now = time.perf_counter()
+            self.first = self.first or now
+            if now - self.first >= window + args.util_warmup:
+                trainer.should_stop = True
+
+    uuid = None
+    with contextlib.suppress(Exception):
+        uuid = "GPU-" + str(torch.cuda.get_device_properties(0).uuid).removeprefix("GPU-")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    index = int(visible) if visible.isdigit() else 0
+    trainer = bench_trainer(cfg, [timer, StopAfter()], max_steps=100_000)
+    log(f"utilisation: training {window:.0f} s (+{args.util_warmup:.0f} s warm-up) with "
+        f"{loader.num_workers} loader worker(s)")
+    with UtilisationSampler(index, uuid) as sampler:
+        t_start = time.perf_counter()
+        trainer.fit(module, train_dataloaders=loader)
+        fit_s = time.perf_counter() - t_start
+    first_step = (timer.starts[0] - t_start) if timer.starts else 0.0
+    period = timer.period(3)
+    wait = timer.wait(3)
+    result["utilisation"] = {
+        **sampler.summary(skip_s=first_step + args.util_warmup), "window_s": window, "fit_s": round(fit_s, 1),
+        "caching_s": round(caching, 2), "num_workers": int(loader.num_workers), "steps": len(timer.starts),
+        "precision": str(cfg.trainer.precision), "patch": list(cfg.dataset.patch_size_3d),
+        "median_step_s": round(statistics.median(period), 5) if period else None,
+        "median_data_wait_s": round(statistics.median(wait), 5) if wait else None,
+        "data_wait_fraction": round(sum(wait) / sum(period), 4) if period else None,
+    }
+    if sampler.source is None:
+        result["utilisation"]["note"] = "neither pynvml nor nvidia-smi found: utilisation not sampled"
+    del loader
+
+
+def part_sliding_window(args, cfg, result: dict[str, Any]) -> None:
+    import torch
+
+    from ctbench.engine.benchmark import build, measure_sliding_window
+
+    module, _ = build(cfg)
+    out = {}
+    for precision in ("32", "bf16-mixed"):
+        log(f"sliding window {'x'.join(map(str, args.sw_volume))}, roi {args.patch}^3: {precision}")
+        try:
+            out[precision] = measure_sliding_window(module, args.sw_volume, args.sw_repeats, torch.device("cuda"),
+                                                    precision)
+            out[precision].pop("seconds", None)
+        except torch.cuda.OutOfMemoryError as err:
+            out[precision] = {"error": f"out of memory: {str(err).splitlines()[0][:160]}"}
+        torch.cuda.empty_cache()
+    result["sliding_window"] = out
+
+
+def print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"ctbench GPU check: {result['machine'].get('gpus')}")
+    for col in ("measure", "value", "note"):
+        table.add_column(col, justify="right" if col == "value" else "left")
+    for name, v in result.get("precision", {}).get("variants", {}).items():
+        if "error" in v:
+            table.add_row(f"train steps/s, {name}", "error", v["error"][:80])
+        else:
+            table.add_row(f"train steps/s, {name}", f"{v['steps_per_s']:.2f}",
+                          f"x{v.get('speedup_vs_fp32', 1):.2f} vs fp32, {v['peak_memory_gb']} GB peak (target x1.8)")
+    c = result.get("ctbench_step")
+    if c:
+        table.add_row("ctbench Lightning step, fixed batch", f"{c['steps_per_s']:.2f}",
+                      f"{c['precision']}; x{c.get('ratio_to_plain_bf16', float('nan')):.3f} of plain bf16 step time")
+    u = result.get("utilisation")
+    if u:
+        table.add_row("GPU busy during real training", f"{u.get('mean_util_pct', float('nan')):.1f} %",
+                      f"{u.get('source')}, {u.get('samples')} samples, {u['num_workers']} worker(s), "
+                      f"data wait {100 * (u.get('data_wait_fraction') or 0):.1f} % (target >= 90 % busy)")
+    for precision, s in result.get("sliding_window", {}).items():
+        table.add_row(f"sliding window per volume, {precision}",
+                      f"{s['seconds_per_volume']:.2f} s" if "seconds_per_volume" in s else "error",
+                      f"{'x'.join(map(str, s.get('volume', [])))}, roi {s.get('roi')}" if "volume" in s else s["error"])
+    Console(width=120).print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--patch", type=int, default=128, help="training patch side (128)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per variant (20)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant (5)")
+    parser.add_argument("--skip-compile", action="store_true", help="leave torch.compile out (it compiles for ~1 min)")
+    parser.add_argument("--window", type=float, default=60.0, help="utilisation window in seconds (60)")
+    parser.add_argument("--util-warmup", type=float, default=5.0, help="seconds of training before sampling counts")
+    parser.add_argument("--sw-volume", type=int, nargs=3, default=[512, 512, 300])
+    parser.add_argument("--sw-repeats", type=int, default=3)
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Hydra override for the ctbench parts (e.g. dataset.num_workers=8)")
+    parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    if not torch.cuda.is_available():
+        print(f"gpu_check: no CUDA GPU visible (torch {torch.__version__}, "
+              f"CUDA build {torch.version.cuda or 'none'}): nothing to check on this machine.")
+        return 0
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    import lightning.pytorch  # noqa: F401
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from ctbench.atomic import atomic_write_json
+    from ctbench.engine.benchmark import machine_info, versions
+
+    torch.backends.cudnn.benchmark = True  # as the gpu trainer preset does
+    start = time.perf_counter()
+    result: dict[str, Any] = {"benchmark": "scripts/gpu_check.py", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                              "machine": machine_info(), "versions": {**versions(), "cuda": torch.version.cuda,
+                                                                      "cudnn": torch.backends.cudnn.version()}}
+    cfg = compose(["trainer=gpu", f"dataset.patch_size_3d=[{args.patch},{args.patch},{args.patch}]",
+                   "dataset.batch_size_3d=2", "progress_bar=false", *args.override])
+    steps: list[tuple[str, Any]] = [
+        ("precision", lambda: part_precision(args, result)),
+        ("ctbench_step", lambda: part_ctbench_step(args, cfg, result)),
+        ("utilisation", lambda: part_utilisation(args, cfg, result)),
+        ("sliding_window", lambda: part_sliding_window(args, cfg, result)),
+    ]
+    for name, run in steps:
+        try:
+            run()
+        except Exception as err:  # report and go on: one failing part must not hide the others
+            result[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"}
+            log(f"{name} failed: {result[name]['error']}")
+        torch.cuda.empty_cache()
+        atomic_write_json(args.out, result)  # partial results survive a time-out
+        if time.perf_counter() - start > BUDGET_S:
+            log(f"stopping after {name}: over the {BUDGET_S // 60} min budget")
+            break
+    result["wall_s"] = round(time.perf_counter() - start, 1)
+    atomic_write_json(args.out, result)
+    print_table(result)
+    print(f"written: {args.out.resolve()}  ({result['wall_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
