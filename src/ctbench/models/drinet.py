@@ -5,8 +5,9 @@ blocks** on the downsampling path (each conv sees all earlier maps of its block:
 short gradient paths), **residual inception blocks** at the bottleneck (parallel 1x1 / 1x1-3x3 /
 1x1-3x3-3x3 branches concatenated, fused by 1x1 and added to the input) and **unpooling blocks** on
 the upsampling path (parallel transposed-conv branches of different depth, concatenated; the
-inception idea applied to upsampling). Information reaches the decoder through the dense
-connections, not through U-Net style skip concatenation.
+inception idea applied to upsampling). In this implementation information reaches the decoder
+through the bottleneck only (no U-Net style skip concatenation); block widths are config values,
+since the paper gives no parameter table to reproduce.
 
 Hand-written (not in MONAI); dimension-agnostic through :mod:`ctbench.models.base`.
 """
