@@ -16,7 +16,7 @@ CTBENCH = str(Path(sys.executable).with_name("ctbench"))  # the installed consol
 
 def ctbench(*args: str, cwd: Path, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real ``ctbench`` command in a subprocess (as a user would)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2", "COLUMNS": "250"}
     proc = subprocess.run([CTBENCH, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=env)
     if check and proc.returncode != 0:

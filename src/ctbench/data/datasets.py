@@ -502,6 +502,8 @@ def resolve_classes(dataset: Any) -> None:
         return
     root = Path(str(dataset.get("root", "")))
     manifest = str(dataset.get("manifest") or "dataset.json")
+    if dataset.get("root") and not root.is_dir():
+        _require_folder(root, f"the dataset folder ({manifest}, imagesTr/, labelsTr/)")
     if not (root / manifest).is_file():
         raise CTBenchError(f"dataset.class_names is null and {root / manifest} does not exist: "
                            "list the classes, e.g. dataset.class_names=[background,liver]")
