@@ -145,5 +145,5 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(tmp_path):
     proc = ctbench("train", *TINY, "optim=sgd_poly", "optim.optimizer.lr=1e30", f"hydra.run.dir={tmp_path / 'run'}",
                    cwd=tmp_path, check=False)
     line = _one_line_error(proc, "at step", "last good checkpoint", "nonfinite=skip")
-    assert "loss became" in line
+    assert "became" in line
     _no_complete_run(tmp_path)

@@ -112,22 +112,24 @@ class SegmentationModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         image, label = batch["image"], batch["label"]
         logits = self.model(image)
+        if not torch.isfinite(logits).all():
+            return self._non_finite("the model's outputs became NaN/Inf")
         loss = self.loss_fn(logits, label)
         if not torch.isfinite(loss):
-            return self._non_finite(loss)
+            return self._non_finite(f"the loss became {loss.item()}")
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=image.shape[0])
         if batch_idx % max(1, self.trainer.log_every_n_steps) == 0:
             pseudo = dice_per_class(logits.argmax(1, keepdim=True), label.long(), self.num_classes).mean()
             self.log("train/pseudo_dice", pseudo, on_step=True, on_epoch=False, batch_size=image.shape[0])
         return loss
 
-    def _non_finite(self, loss: torch.Tensor) -> None:
+    def _non_finite(self, what: str) -> None:
         ckpt = Path(self.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
         last = str(ckpt) if ckpt.exists() else "none yet"
         if self.cfg.get("nonfinite", "stop") == "skip":
-            self.print(f"skipping step {self.global_step}: loss is {loss.item()}")
+            self.print(f"skipping step {self.global_step}: {what}")
             return None
-        raise CTBenchError(f"loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+        raise CTBenchError(f"{what} at step {self.global_step} (epoch {self.current_epoch}); "
                            f"last good checkpoint: {last}. Lower optim.optimizer.lr, use trainer.precision=32, "
                            "or set nonfinite=skip")
 
