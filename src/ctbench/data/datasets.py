@@ -505,8 +505,9 @@ def resolve_classes(dataset: Any) -> None:
     if dataset.get("root") and not root.is_dir():
         _require_folder(root, f"the dataset folder ({manifest}, imagesTr/, labelsTr/)")
     if not (root / manifest).is_file():
-        raise CTBenchError(f"dataset.class_names is null and {root / manifest} does not exist: "
-                           "list the classes, e.g. dataset.class_names=[background,liver]")
+        raise CTBenchError(f"dataset.class_names is null and {root} has no {manifest} to read them from: "
+                           "point dataset.root at an MSD/nnU-Net folder or list the classes, e.g. "
+                           "dataset.class_names=[background,liver]")
     labels = msd_labels(root, manifest)
     if sorted(labels) != list(range(len(labels))):
         raise CTBenchError(f"labels in {root / manifest} are not 0..N-1 ({sorted(labels)}): "
