@@ -94,13 +94,15 @@ def crf_cost(side: int = 128, classes: int = NUM_CLASSES, iterations: int = 5) -
             "iterations": iterations}
 
 
-def train_dice(name: str, dims: int, workdir: Path, epochs: int) -> float | None:
+def train_dice(name: str, dims: int, workdir: Path, epochs: int, divisor: int) -> float | None:
     """Mean foreground test Dice after ``epochs`` epochs of ``ctbench train debug=fast`` (the tiny
     phantom: 10 mm voxels, 16^3 / 32^2 patches, 2 test cases)."""
     run = workdir / f"{name}_{dims}d"
+    side = max(16 if dims == 3 else 32, divisor)  # debug=fast patches, grown to the model's multiple
     cmd = [sys.executable, "-m", "ctbench.cli", "train", f"model={name}", f"dims={dims}", "trainer=cpu",
            "debug=fast", f"trainer.max_epochs={epochs}", f"trainer.check_val_every_n_epoch={epochs}",
-           "progress_bar=false", f"hydra.run.dir={run}"]
+           f"dataset.patch_size_{dims}d=[{','.join([str(side)] * dims)}]", "progress_bar=false",
+           f"hydra.run.dir={run}"]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=3600)
     summary = run / "report" / "summary.json"
     if proc.returncode or not summary.exists():
@@ -148,7 +150,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             for row in rows:
                 for dims in args.dice_dims:
-                    row[f"dice{dims}"] = train_dice(row["name"], dims, Path(tmp), args.dice_epochs)
+                    row[f"dice{dims}"] = train_dice(row["name"], dims, Path(tmp), args.dice_epochs,
+                                                    row[f"divisor{dims}"])
                     print(f"{row['name']:15s} {dims}D Dice {row[f'dice{dims}']}", flush=True)
 
     out = Path(args.out)
@@ -197,7 +200,9 @@ def render(rows: list[dict], crf: dict, args: argparse.Namespace) -> str:
     if dice_dims:
         lines += ["", f"Dice: mean foreground test Dice (liver, spleen, kidney, lesion) of `ctbench train model=NAME "
                   f"dims=D debug=fast trainer.max_epochs={args.dice_epochs}` on the tiny synthetic phantom (10 mm "
-                  "voxels, 2 test cases): a smoke-level comparison under one fixed CPU budget, not a benchmark."]
+                  "voxels, 2 test cases; 16³/32² patches, or the model's `size_divisor` if larger): a smoke-level "
+                  "comparison under one fixed CPU budget, not a benchmark. 0.125 is a model that still predicts "
+                  "only background (the lesion class is empty in one of the two test cases and scores 1 there)."]
     lines += ["", "What each one is (the first line of its config, as `ctbench list models` prints it):", ""]
     lines += [f"- `{r['name']}`: {r['summary']}" for r in rows]
     lines += [
