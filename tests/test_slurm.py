@@ -65,20 +65,28 @@ def _ctbench(*args: str, cwd: Path, timeout: float = 900) -> subprocess.Complete
 
 
 def _array_id(sweep: Path) -> str:
-    ids = sorted({p.name.split("_")[0] for p in (sweep / ".submitit").iterdir() if "_" in p.name and p.is_dir()})
+    ids = sorted({p.name.split("_")[0] for p in (sweep / ".submitit").iterdir() if p.is_dir()}, key=int)
     assert ids, f"no submitit job folders in {sweep / '.submitit'}"
     return ids[-1]
 
 
-def _job_times(job: str) -> list[dict[str, str]]:
-    """Submit, start and end time of every task of an array job, from slurmctld (MinJobAge keeps them)."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%i|%T|%V|%S|%e"], capture_output=True,
-                         text=True, timeout=10).stdout
-    rows = []
-    for line in out.splitlines():
-        task, state, submit, start, end = line.split("|")
-        rows.append({"task": task, "state": state, "submit": submit, "start": start, "end": end})
-    return rows
+def _job_times(job: str, wait: float = 60) -> list[dict[str, str]]:
+    """Submit, start and end time of every task of an array job, from slurmctld (MinJobAge keeps them).
+
+    submitit returns as soon as a task has written its result; the task itself ends a moment later."""
+    deadline = time.time() + wait
+    while True:
+        out = subprocess.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%i|%T|%V|%S|%e"], capture_output=True,
+                             text=True, timeout=10).stdout
+        rows = []
+        for line in out.splitlines():
+            task, state, submit, start, end = line.split("|")
+            rows.append({"task": task, "state": state, "submit": submit, "start": start, "end": end})
+        if rows and all(r["state"] not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING") for r in rows):
+            return rows
+        if time.time() > deadline:
+            return rows
+        time.sleep(0.5)
 
 
 def _seconds(a: str, b: str) -> float:
@@ -157,8 +165,16 @@ def test_preempted_job_is_requeued_and_resumes_from_last_ckpt(workdir):
             assert proc.poll() is None and time.time() < deadline, "job ended or never saved a checkpoint"
             time.sleep(0.5)
         time.sleep(1.0)
-        job = _array_id(sweep) + "_0"
+        job = next(p.name for p in (sweep / ".submitit").iterdir() if p.is_dir())  # one job: no array index
         subprocess.run(["scancel", "--signal=USR2", job], check=True, timeout=10)  # = SLURM's preemption warning
+        # SLURM holds a requeued job back (BeginTime about 2 min ahead); let it start at once to keep the test short
+        while proc.poll() is None and time.time() < deadline:
+            state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T|%r"], capture_output=True, text=True,
+                                   timeout=10).stdout.strip()
+            if state.startswith("PENDING"):
+                subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=10)
+                break
+            time.sleep(0.5)
         out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
