@@ -7,7 +7,8 @@ this machine's CPU (best of ``--repeats`` after a warm-up). It also times the de
 (``postprocess=crf``) on a 128^3 volume. Optionally (``--dice``) it trains each model for a fixed
 short budget on the synthetic phantom with ``ctbench train`` and reports the test Dice.
 
-    python scripts/model_table.py [--out docs/models.md] [--threads 2] [--repeats 2] [--dice]
+    python scripts/model_table.py [--out docs/models.md] [--threads 2] [--repeats 2]
+                                  [--dice [--dice-epochs 30] [--dice-cache FILE]]
 
 Run it on a quiet machine: the numbers are wall-clock times.
 """
@@ -119,6 +120,8 @@ def main() -> int:
     ap.add_argument("--dice", action="store_true", help="also train each model on the phantom (slow)")
     ap.add_argument("--dice-epochs", type=int, default=10)
     ap.add_argument("--dice-dims", type=int, nargs="+", default=[2, 3])
+    ap.add_argument("--dice-cache", default=None,
+                    help="JSON file of Dice results to reuse (and extend), so timings can be redone alone")
     ap.add_argument("--models", nargs="*", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -147,11 +150,18 @@ def main() -> int:
               flush=True)
     args.load = (load_start, os.getloadavg()[0])
     if args.dice:
+        cache_path = Path(args.dice_cache) if args.dice_cache else None
+        cache = json.loads(cache_path.read_text()) if cache_path and cache_path.exists() else {}
         with tempfile.TemporaryDirectory() as tmp:
             for row in rows:
                 for dims in args.dice_dims:
-                    row[f"dice{dims}"] = train_dice(row["name"], dims, Path(tmp), args.dice_epochs,
-                                                    row[f"divisor{dims}"])
+                    key = f"{row['name']}/{dims}d/{args.dice_epochs}ep"
+                    if cache.get(key) is None:
+                        cache[key] = train_dice(row["name"], dims, Path(tmp), args.dice_epochs,
+                                                row[f"divisor{dims}"])
+                        if cache_path:
+                            cache_path.write_text(json.dumps(cache, indent=1))
+                    row[f"dice{dims}"] = cache[key]
                     print(f"{row['name']:15s} {dims}D Dice {row[f'dice{dims}']}", flush=True)
 
     out = Path(args.out)

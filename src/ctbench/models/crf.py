@@ -16,9 +16,10 @@ scale of log-probabilities. Written in torch because no maintained dense-CRF pac
 here (``pydensecrf`` needs a C++ build against old Cython and is 2D-only; ``SimpleCRF`` is
 unmaintained); it runs on CPU or GPU, in 2D and 3D.
 
-Cost (measured by ``tests/models/test_crf.py::test_crf_cost_128`` style timing, this repository's
-2-core CPU, float32): one 128^3 volume, 5 classes, 5 iterations, default sigmas: about 9 s and
-0.6 GB peak (see ``docs/models.md``).
+Cost (``scripts/model_table.py``, this repository's 2-core x86_64 CPU, torch 2.13, float32): one
+128^3 volume, 5 classes, 5 iterations, default sigmas: **about 4.5 s and 0.5 GB extra peak memory**
+on a quiet machine (9-19 s while other jobs share the two cores); see ``docs/models.md``. The
+cost is linear in voxels x classes x iterations.
 """
 
 from __future__ import annotations
