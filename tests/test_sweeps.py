@@ -81,10 +81,6 @@ def test_unknown_model_in_a_sweep_fails_before_any_job(tmp_path):
 
 def test_slurm_launcher_without_sbatch_is_one_line(tmp_path):
     """hydra/launcher=slurm on a machine without SLURM: one line saying so, no traceback, nothing submitted."""
-    from ctbench import hydra_app
-
-    if not hasattr(hydra_app, "check_launcher"):
-        pytest.xfail("hydra_app.check_launcher (sbatch check before Hydra starts) is not in yet")
     bin_dir = tmp_path / "bin"  # a PATH with python and nothing from SLURM
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)

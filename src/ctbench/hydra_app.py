@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +40,22 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
                                    f"(see `ctbench list`)", exit_code=2)
 
 
+_LAUNCHER_OVERRIDE = re.compile(r"^[+~]*hydra/launcher=(?P<value>[\w.-]+)$")
+
+
+def check_launcher(overrides: Sequence[str]) -> None:
+    """A SLURM launcher on a machine without SLURM's ``sbatch``: one line (exit 2) before Hydra starts."""
+    if not {"-m", "--multirun"} & set(overrides):
+        return
+    for override in overrides:
+        match = _LAUNCHER_OVERRIDE.match(override)
+        if match and "slurm" in match["value"] and shutil.which("sbatch") is None:
+            raise CTBenchError(
+                f"hydra/launcher={match['value']} submits the sweep to SLURM, but there is no `sbatch` on PATH on "
+                "this machine: run the command on a SLURM login node, start a local cluster with "
+                "`scripts/slurm_local.sh up`, or drop hydra/launcher=... to run the jobs here", exit_code=2)
+
+
 def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
     """``ctbench NAME overrides...`` -> Hydra app over ``configs/NAME.yaml`` calling ``target(cfg)``."""
     import importlib
@@ -54,6 +71,7 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
 
     if not {"--help", "-h", "--hydra-help", "--info"} & set(overrides):
         check_group_overrides(overrides)
+        check_launcher(overrides)
     module, func = target.split(":")
     task: Callable = getattr(importlib.import_module(module), func)
     exit_code = 0

@@ -24,7 +24,15 @@ from ctbench.errors import CTBenchError
 
 
 def build_model(cfg: DictConfig) -> torch.nn.Module:
-    return instantiate(cfg.model, _convert_="all")
+    """The configured network; a user error raised while building it keeps its one-line message."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(cfg.model, _convert_="all")
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, CTBenchError):
+            raise exc.__cause__ from None
+        raise
 
 
 def dice_per_class(pred: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
