@@ -8,10 +8,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 import torch
 
-from conftest import TINY, ctbench
+from cli_helpers import TINY, ctbench
 
 
 def _nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:

@@ -16,7 +16,7 @@ import pytest
 
 from ctbench.engine.benchmark import StepTimer, memory_now, nbytes, summarise
 
-from conftest import REPO, ctbench
+from cli_helpers import REPO, ctbench
 
 
 def _positive(value) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import ctbench
+from cli_helpers import ctbench
 
 
 def test_help_does_not_import_torch():

@@ -7,7 +7,7 @@ import csv
 
 import pytest
 
-from conftest import TINY, ctbench, read_summary
+from cli_helpers import TINY, ctbench, read_summary
 
 
 @pytest.mark.slow

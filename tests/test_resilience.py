@@ -16,7 +16,7 @@ import torch
 from ctbench.engine.checkpoint_io import safe_load
 from ctbench.errors import CTBenchError
 
-from conftest import CTBENCH, TINY, ctbench, read_summary
+from cli_helpers import CTBENCH, TINY, ctbench, read_summary
 
 
 def _start(args, cwd):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CTBENCH, TINY, read_summary
+from cli_helpers import CTBENCH, TINY, read_summary
 
 pytestmark = pytest.mark.slurm
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, TINY, ctbench, read_summary
+from cli_helpers import REPO, TINY, ctbench, read_summary
 
 SWEEP = ["-m", *TINY, "loss=dice,ce", "trainer.max_epochs=1"]
 JOBS = ("unet-dice-3d-seed42-fold0", "unet-ce-3d-seed42-fold0")

@@ -11,7 +11,7 @@ import pytest
 
 from ctbench.data.synthetic import LABELS
 
-from conftest import TINY, ctbench, read_summary
+from cli_helpers import TINY, ctbench, read_summary
 
 
 def test_report_files_hold_model_numbers(trained_run, workdir):

@@ -20,7 +20,7 @@ from ctbench.data.datasets import list_cases, resolve_classes
 from ctbench.errors import CTBenchError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helpers in conftest.py
-from conftest import TINY, ctbench  # noqa: E402
+from cli_helpers import TINY, ctbench  # noqa: E402
 
 REAL = Path(__file__).parent / "real"
 MM = 4.0  # voxel size of the fake volumes

@@ -7,12 +7,13 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from model_helpers import REPO
 from test_models_train import phantom_batch
 from torch.utils.data import DataLoader
 
 from ctbench.engine.adversarial import AdversarialSegmentationModule
 from ctbench.engine.cascade import CascadeSegmentationModule
+
+from model_helpers import REPO
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import pytest
+
 from model_helpers import MODEL_NAMES
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -35,10 +36,11 @@ def test_docstring_names_paper(name, build_model):
 
 
 def test_factory_names_match_the_configs():
-    from model_helpers import MODEL_DIR
     from omegaconf import OmegaConf
 
     from ctbench.models import MODELS, create_model
+
+    from model_helpers import MODEL_DIR
 
     assert set(MODELS) == set(MODEL_NAMES)
     for name in MODEL_NAMES:

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from model_helpers import MODEL_NAMES
 
 from ctbench.data.synthetic import make_case
+
+from model_helpers import MODEL_NAMES
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
