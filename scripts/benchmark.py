@@ -538,6 +538,8 @@ def part_memory(args, workdir: Path, cwd: Path, overrides: Sequence[str]) -> dic
         growth = round(sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
                        / sum((x - mx) ** 2 for x in xs), 2)
     summary = json.loads((run / "report" / "summary.json").read_text())
+    peak = max(samples, key=lambda x: x["rss_mb"] or 0, default=None)
+    last_epoch_t = epochs[-1]["t"] if epochs else None
     return {
         "command": "ctbench " + " ".join(command[len(ctbench_command()):]),
         "wall_s": round(wall, 1), "train_seconds": summary.get("train_seconds"),
@@ -547,6 +549,10 @@ def part_memory(args, workdir: Path, cwd: Path, overrides: Sequence[str]) -> dic
         "rss_at_epoch_end_mb": rss, "tree_pss_at_epoch_end_mb": [e["tree_pss_mb"] for e in epochs],
         "growth_mb_per_epoch_after_epoch_1": growth,
         "epoch_samples": epochs, "samples": len(samples),
+        "peak_sample": peak, "last_epoch_end_s": last_epoch_t,
+        "peak_phase": None if peak is None or last_epoch_t is None else (
+            "after the last training epoch (validation/test/report)" if peak["t"] > last_epoch_t
+            else "during training"),
     }
 
 
@@ -627,6 +633,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--predict-cases", type=int, default=4, help="volumes in the predict folder (default 4)")
     parser.add_argument("--predict-repeats", type=int, default=1, help="repeats of each predict run (default 1)")
     parser.add_argument("--startup-repeats", type=int, default=None, help="start-up repeats (default 5, quick 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice); 1 makes CPU seconds per step a "
+                             "load-independent measure of work on a shared machine")
     parser.add_argument("--leak-epochs", type=int, default=5, help="epochs of the memory run (default 5)")
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Hydra override for the ctbench side (repeatable)")
@@ -659,8 +668,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
+    import torch
+
     from ctbench.atomic import atomic_write_json
     from ctbench.engine.benchmark import machine_info, peak_rss_mb, versions
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from ctbench.engine.run import provenance
 
     workdir = (args.workdir or Path("outputs") / "benchmark" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
