@@ -543,10 +543,10 @@ def print_table(result: Mapping[str, Any], path: Path | None = None) -> None:
                       f"{'x'.join(map(str, s['volume']))}, roi {'x'.join(map(str, s['roi']))}, overlap {s['overlap']}")
     if "memory" in result:
         m = result["memory"]
-        table.add_row("peak RSS", f"{m['peak_rss_mb']:.0f}", "MB", "this process (getrusage)")
+        table.add_row("peak RSS", f"{m['peak_rss_mb']:.0f}", "MB", "this process (VmHWM)")
         if m.get("during_training"):
             table.add_row("RSS while training", f"{m['during_training']['tree_pss_mb'] or 0:.0f}", "MB",
-                          f"PSS of {m['during_training']['processes']} process(es) incl. loader workers")
+                          f"PSS, this process + {m['during_training']['processes'] - 1} live loader worker(s)")
     mach = result["machine"]
     table.caption = (f"{mach['cpu']}, {mach['usable_cpus']} CPU(s), torch {result['versions']['torch']}, "
                      f"{mach['torch_threads']} threads, load {mach['load_average']}"
