@@ -188,10 +188,15 @@ def test_check_data_command_on_a_nifti_dataset(tmp_path, capsys):
     _save(tmp_path / "lab" / "a.nii.gz", _label())
     _save(tmp_path / "img" / "b.nii.gz", _image())
     _save(tmp_path / "lab" / "b.nii.gz", _label((8, 8, 3)))
-    rc = main(["check-data", "dataset=nifti", f"dataset.images={tmp_path}/img/*.nii.gz",
-               f"dataset.labels={tmp_path}/lab/*.nii.gz"])
+    overrides = ["check-data", "dataset=nifti", f"dataset.images={tmp_path}/img/*.nii.gz",
+                 f"dataset.labels={tmp_path}/lab/*.nii.gz"]
+    rc = main([*overrides, "dataset.class_names=[background,liver,lesion]"])
     out = " ".join(capsys.readouterr().out.split())
     assert rc == 1 and "1 problem(s) in 1 of 2 case(s)" in out
+    # nifti's default class_names are [background, foreground]: value 2 is undeclared in both labels
+    rc = main(overrides)
+    out = " ".join(capsys.readouterr().out.split())
+    assert rc == 1 and "3 problem(s) in 2 of 2 case(s)" in out and "not declared" in out
 
 
 def test_check_data_unknown_override_is_one_line(capsys):

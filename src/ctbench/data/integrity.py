@@ -256,13 +256,17 @@ def print_problems(problems: Sequence[Problem], n_cases: int, console: Any) -> N
 
 
 def _declared_labels(dataset: Mapping[str, Any]) -> dict[int, str] | None:
-    """``{id: name}`` declared by the dataset: its ``dataset.json`` labels, else ``class_names`` (index = value),
-    else a ``labels``/``label_names`` mapping in the config; None when nothing is declared."""
+    """``{id: name}`` declared by the dataset: for MSD-layout kinds its manifest's labels, else ``class_names``
+    (index = value), else a ``labels``/``label_names`` mapping in the config; None when nothing is declared.
+
+    Only ``msd`` and ``synthetic`` read a manifest: other kinds (``nifti`` globs ...) inherit a ``root`` from
+    the synthetic defaults that says nothing about their labels."""
     root = dataset.get("root")
-    if root and (Path(str(root)) / "dataset.json").is_file():
+    manifest = str(dataset.get("manifest") or "dataset.json")
+    if dataset.get("kind") in ("msd", "synthetic") and root and (Path(str(root)) / manifest).is_file():
         from ctbench.data.datasets import msd_labels
 
-        labels = msd_labels(Path(str(root)))
+        labels = msd_labels(Path(str(root)), manifest)
         if labels:
             return labels
     names = dataset.get("class_names")
