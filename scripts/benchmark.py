@@ -208,7 +208,7 @@ def part_overhead(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
     delivered = batch
     plain_tensors = plain_batch(batch)
     files = [{"image": data.cases[c]["image"], "label": data.cases[c]["label"]} for c in data.split["train"]]
-    workers = int(cfg.dataset.get("num_workers", 0))
+    workers = data.num_workers
     plain = PlainLoop(cfg, device)
     own_loader = plain_loader(cfg, files, workers)
     steps, warmup, n = args.steps, args.warmup, args.steps + args.warmup + 1
@@ -292,9 +292,12 @@ def part_data(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
 
     from ctbench.engine.benchmark import FixedBatches, build, measure_loader, time_training_steps
 
-    configured = int(cfg.dataset.get("num_workers", 0))
+    from ctbench.data.datamodule import loader_workers
+
+    setting = cfg.dataset.get("num_workers", "auto")
+    configured = loader_workers(setting, on_gpu=False)
     out: dict[str, Any] = {}
-    for workers in sorted({0, configured}):
+    for workers in sorted({0, 1, configured}):  # auto (0 on CPU) against one worker process
         cfg.dataset.num_workers = workers
         log(f"data: loader alone with {workers} worker(s), {args.loader_epochs} epochs")
         module, data = build(cfg)
@@ -308,7 +311,7 @@ def part_data(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
             state["model_samples_per_s"] = state["ctbench_model_samples_per_s"]
         del loader, module, data
         gc.collect()
-    cfg.dataset.num_workers = configured
+    cfg.dataset.num_workers = setting
     model = state["ctbench_model_samples_per_s"]
     main = out[f"workers_{configured}"]
     out.update({

@@ -104,6 +104,24 @@ def test_integer_and_float_targets_agree(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_unchecked_path_gives_the_checked_value(name):
+    """``input_checks = False`` (set by the training step after its first batch) skips the per-voxel checks
+    only: the value and gradient stay those of the checked call, and a bad label is no longer looked for."""
+    labels = _labels("mixed", 3).to(torch.uint8)
+    logits = _logits("random", labels).requires_grad_()
+    loss = make(name)
+    checked = loss(logits, labels)
+    (grad_checked,) = torch.autograd.grad(checked, logits)
+    loss.input_checks = False
+    unchecked = loss(logits, labels)
+    (grad_unchecked,) = torch.autograd.grad(unchecked, logits)
+    assert unchecked.item() == checked.item() and torch.equal(grad_unchecked, grad_checked)
+    fractional = labels.float()
+    fractional[0, 0, 0, 0] = 0.5  # truncated to 0 instead of an error
+    assert torch.isfinite(loss(logits, fractional))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_mismatched_shapes(name):
     with pytest.raises(CTBenchError, match=rf"loss '{name}': target shape \(2, 1, 4, 4\) does not match logits"):
         make(name)(torch.randn(2, 3, 5, 5), torch.zeros(2, 1, 4, 4))

@@ -455,7 +455,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
                    "patch_size": list(cfg.dataset[f"patch_size_{dims}d"]),
                    "batch_size": int(cfg.dataset[f"batch_size_{dims}d"]),
                    "samples_per_volume": int(cfg.dataset.samples_per_volume),
-                   "num_workers": int(cfg.dataset.get("num_workers", 0)), "cache": str(cfg.dataset.get("cache")),
+                   "num_workers": data.num_workers, "cache": str(cfg.dataset.get("cache")),
                    "precision": str(cfg.trainer.get("precision", 32)),
                    "accelerator": str(cfg.trainer.get("accelerator", "auto")),
                    "params": sum(p.numel() for p in module.model.parameters())},

@@ -22,6 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from ctbench.engine.inference import SlidingWindowPredictor, to_original_grid
 from ctbench.errors import CTBenchError
 
+#: training pseudo-Dice (argmax + per-class sums of a batch) at most every this many steps: ~1 % of a
+#: step when it ran every 10 (docs/performance.md)
+PSEUDO_DICE_EVERY = 50
 
 def build_model(cfg: DictConfig) -> torch.nn.Module:
     """The configured network; a user error raised while building it keeps its one-line message."""
@@ -120,13 +123,15 @@ class SegmentationModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         image, label = batch["image"], batch["label"]
         logits = self.model(image)
-        if not torch.isfinite(logits).all():
-            return self._non_finite("the model's outputs became NaN/Inf")
         loss = self.loss_fn(logits, label)
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss):  # NaN/Inf logits reach the loss too: name the first culprit
+            if not torch.isfinite(logits).all():
+                return self._non_finite("the model's outputs became NaN/Inf")
             return self._non_finite(f"the loss became {loss.item()}")
+        # the first step checked the loss inputs (shapes, label range); the data do not change kind after it
+        self.loss_fn.input_checks = False
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=image.shape[0])
-        if batch_idx % max(1, self.trainer.log_every_n_steps) == 0:
+        if batch_idx % max(PSEUDO_DICE_EVERY, self.trainer.log_every_n_steps) == 0:
             pseudo = dice_per_class(logits.argmax(1, keepdim=True), label.long(), self.num_classes).mean()
             self.log("train/pseudo_dice", pseudo, on_step=True, on_epoch=False, batch_size=image.shape[0])
         return loss

@@ -108,7 +108,17 @@ def _datamodule(cfg: DictConfig, size_divisor: int):
     from ctbench.data.datamodule import CTDataModule
 
     cache = Path(cfg.paths.cache_dir).resolve() / str(cfg.dataset.name)
-    return CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, size_divisor, seed=int(cfg.seed))
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator == "auto":
+        import torch
+
+        on_gpu = torch.cuda.is_available()
+    else:
+        on_gpu = accelerator in ("gpu", "cuda")
+    devices = cfg.trainer.get("devices", 1)
+    per_node = devices if isinstance(devices, int) and devices > 0 else 1
+    return CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, size_divisor, seed=int(cfg.seed),
+                        on_gpu=on_gpu, devices=per_node)
 
 
 def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str) -> dict[str, Any]:

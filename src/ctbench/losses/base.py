@@ -5,6 +5,11 @@ scores (``C >= 2``, class 0 is background) and ``target`` ``[B, 1, *spatial]`` i
 integer-valued float tensor is accepted); the result is a scalar tensor. Losses are computed in
 float32 with autocast disabled, so ``bf16-mixed``/``16-mixed`` training does not lose the small
 terms of a sum over a volume.
+
+The input checks read every voxel (finite logits, integer labels in range): ~80 ms a step at batch 2
+of 96^3 on a 2-core CPU and two host syncs on a GPU. ``SegmentationModule`` turns them off
+(``loss.input_checks = False``) once the first training step has passed them; every other caller
+keeps them.
 """
 
 from __future__ import annotations
@@ -88,10 +93,14 @@ class SegmentationLoss(nn.Module):
     """
 
     loss_name: str = "loss"
+    #: check shapes, finiteness and label values on every call (see the module docstring)
+    input_checks: bool = True
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        weight = getattr(self, "weight", None)
-        logits, labels = check_inputs(self.loss_name, logits, target, weight)
+        if self.input_checks:
+            logits, labels = check_inputs(self.loss_name, logits, target, getattr(self, "weight", None))
+        else:
+            logits, labels = logits.float(), target.long()
         with torch.autocast(device_type=logits.device.type, enabled=False):
             return self.compute(logits, labels)
 

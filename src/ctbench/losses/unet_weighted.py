@@ -112,7 +112,10 @@ class UNetWeightedCrossEntropyLoss(SegmentationLoss):
     def forward(
         self, logits: torch.Tensor, target: torch.Tensor, weight_map: torch.Tensor | None = None
     ) -> torch.Tensor:
-        logits, labels = check_inputs(self.loss_name, logits, target)
+        if self.input_checks:
+            logits, labels = check_inputs(self.loss_name, logits, target)
+        else:
+            logits, labels = logits.float(), target.long()
         if weight_map is None:
             weight_map = self.weight_maps(labels)
         elif tuple(weight_map.shape) != tuple(labels.shape):

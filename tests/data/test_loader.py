@@ -1,0 +1,50 @@
+"""The training loader: how many worker processes, and what the training step receives."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from ctbench.data.datamodule import CTDataModule, loader_workers
+from ctbench.errors import CTBenchError
+
+
+def dataset_cfg(tmp, *overrides: str) -> dict:
+    """The tiny phantom's ``dataset`` block (``debug=fast``), files under ``tmp``."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from ctbench.hydra_app import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name="train", overrides=["debug=fast", f"paths.root_dir={tmp}", *overrides])
+    return OmegaConf.to_container(cfg.dataset, resolve=True)
+
+
+def test_auto_workers_are_zero_on_cpu_and_one_per_spare_core_on_gpu(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert loader_workers("auto", on_gpu=False) == 0
+    assert loader_workers("auto", on_gpu=True) == 8  # capped
+    assert loader_workers("auto", on_gpu=True, devices=4) == 3  # 16 cores / 4 devices, one core for the step
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert loader_workers("auto", on_gpu=True) == 1
+    assert loader_workers(3, on_gpu=False) == 3 and loader_workers("2", on_gpu=True) == 2
+
+
+def test_bad_worker_setting_names_the_key():
+    with pytest.raises(CTBenchError, match=r"dataset.num_workers='many': give a number of processes or auto"):
+        loader_workers("many", on_gpu=False)
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_training_batches_are_plain_tensors_with_integer_labels(tmp_path, cache):
+    """MetaTensor dispatch and float labels cost ~5 % and ~3.5 % of a CPU step (docs/performance.md)."""
+    dm = CTDataModule(dataset_cfg(tmp_path, f"dataset.cache={cache}"), dims=3, fold=0, cache_dir=tmp_path / "c")
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    image, label = batch["image"], batch["label"]
+    assert type(image) is torch.Tensor and type(label) is torch.Tensor
+    assert not isinstance(image, MetaTensor) and image.dtype == torch.float32 and label.dtype == torch.uint8
+    assert tuple(image.shape) == (2, 1, 16, 16, 16) == tuple(label.shape)  # dataset.batch_size_3d=2 patches
+    assert set(label.unique().tolist()) <= set(range(5)) and label.max() > 0  # foreground-biased crops
