@@ -290,9 +290,8 @@ def part_overhead(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
 def part_data(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
     import gc
 
-    from ctbench.engine.benchmark import FixedBatches, build, measure_loader, time_training_steps
-
     from ctbench.data.datamodule import loader_workers
+    from ctbench.engine.benchmark import FixedBatches, build, measure_loader, time_training_steps
 
     setting = cfg.dataset.get("num_workers", "auto")
     configured = loader_workers(setting, on_gpu=False)
