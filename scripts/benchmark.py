@@ -355,7 +355,7 @@ def part_inference(cfg, args, state: dict[str, Any], workdir: Path) -> dict[str,
             torch.cuda.synchronize(device)
 
     def ctbench_sw() -> torch.Tensor:
-        return module.predictor(module.model, volume)
+        return module.segmenter.predictor(module.model, volume)
 
     @torch.no_grad()
     def monai_sw() -> torch.Tensor:

@@ -13,7 +13,7 @@ import time
 import pytest
 import torch
 
-from ctbench.engine.checkpoint_io import safe_load
+from ctbench.engine.safe_load import safe_load
 from ctbench.errors import CTBenchError
 
 from cli_helpers import CTBENCH, TINY, ctbench, read_summary

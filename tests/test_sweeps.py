@@ -26,8 +26,13 @@ def sweep(workdir: Path) -> tuple[Path, list[str]]:
     """A two-job sweep (unet x {dice, ce}) on the tiny phantom, run once for this module."""
     root = workdir / "multirun" / "sweeps_local"
     args = ["train", *SWEEP, f"hydra.sweep.dir={root}"]
-    ctbench(*args, cwd=workdir)
+    proc = ctbench(*args, cwd=workdir)
+    (root / "sweep_stdout.txt").write_text(proc.stdout)
     return root, args
+
+
+def sweep_output(root: Path) -> str:
+    return (root / "sweep_stdout.txt").read_text()
 
 
 def test_local_sweep_writes_both_reports_and_the_comparison(sweep, workdir):
@@ -46,6 +51,7 @@ def test_local_sweep_writes_both_reports_and_the_comparison(sweep, workdir):
         assert float(row["dice_mean"]) == pytest.approx(read_summary(root / f"unet-{loss}-3d-seed42-fold0")["mean_dice"],
                                                         abs=1e-6)
     assert (out / "comparison.md").is_file() and "dice" in proc.stdout
+    assert f"sweep finished: all 2 job(s) complete in {root}" in sweep_output(root)
 
 
 def test_rerunning_the_same_sweep_skips_complete_jobs(sweep, workdir):
@@ -68,6 +74,19 @@ def test_rerun_resumes_a_job_that_has_a_checkpoint_but_no_report(sweep, workdir)
     assert proc.stdout.count("already holds a complete report") == 1, proc.stdout[-3000:]
     assert f"resuming from {job / 'checkpoints' / 'last.ckpt'}" in proc.stdout, proc.stdout[-3000:]
     assert read_summary(job)["status"] == "complete"
+
+
+def test_a_failed_job_is_named_at_the_end_and_the_sweep_exits_1(sweep, workdir):
+    """The other jobs still run (here: skipped as complete); the launching process lists the failed ones."""
+    root, args = sweep
+    proc = ctbench(*args, "fold=0,9", cwd=workdir, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.stdout.count("already holds a complete report") == 2, proc.stdout[-3000:]
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("ctbench: sweep job ")]
+    assert sorted(line.split()[3] for line in failed) == ["unet-ce-3d-seed42-fold9", "unet-dice-3d-seed42-fold9"]
+    assert all("fold=9 is out of range" in line for line in failed), proc.stderr[-3000:]
+    assert "sweep finished with 2 of 4 job(s) failed" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_unknown_model_in_a_sweep_fails_before_any_job(tmp_path):

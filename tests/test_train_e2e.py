@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -65,6 +67,20 @@ def test_predict_writes_labels_in_each_inputs_geometry(trained_run, workdir):
         # the liver mask lands where the truth is, whatever the file's orientation
         overlap = ((labels == 1) & (truth == 1)).sum() / max(1, (truth == 1).sum())
         assert overlap > 0.3
+
+
+def test_predict_does_not_import_lightning(trained_run, workdir):
+    """``ctbench predict`` builds the network from the checkpoint without Lightning (seconds of start-up)."""
+    image = sorted((workdir / "data" / "synthetic_tiny" / "imagesTr").glob("*.nii.gz"))[0]
+    out = workdir / "predictions_no_lightning"
+    code = ("import sys\nfrom ctbench.cli import main\n"
+            f"rc = main(['predict', 'ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}', 'input={image}', "
+            f"'output_dir={out}', 'progress_bar=false'])\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'lightning')\n"
+            "assert rc == 0 and not loaded, (rc, loaded[:5])\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / image.name).is_file()
 
 
 def test_existing_run_is_not_overwritten(trained_run, workdir):

@@ -56,9 +56,19 @@ def check_launcher(overrides: Sequence[str]) -> None:
                 "`scripts/slurm_local.sh up`, or drop hydra/launcher=... to run the jobs here", exit_code=2)
 
 
+def check_exclusive_flags(overrides: Sequence[str]) -> None:
+    """Hydra takes one of ``-m``, ``--cfg``, ``--info``: say what to do instead of its traceback (exit 2)."""
+    given = set(overrides)
+    if {"-m", "--multirun"} & given and {"-c", "--cfg", "-i", "--info"} & given:
+        raise CTBenchError("--cfg/--info show one job's config and cannot be combined with -m: drop -m and give one "
+                           "value per key (e.g. `ctbench train --cfg job model=unet`) to see a sweep job's config",
+                           exit_code=2)
+
+
 def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
     """``ctbench NAME overrides...`` -> Hydra app over ``configs/NAME.yaml`` calling ``target(cfg)``."""
     import importlib
+    import logging
     import warnings
 
     import hydra
@@ -69,6 +79,7 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
     # so Lightning's advice on sync_dist and on DistributedSampler padding does not apply
     warnings.filterwarnings("ignore", message=".*(sync_dist=True|Using `DistributedSampler` with the dataloaders).*")
 
+    check_exclusive_flags(overrides)
     if not {"--help", "-h", "--hydra-help", "--info"} & set(overrides):
         check_group_overrides(overrides)
         check_launcher(overrides)
@@ -85,6 +96,8 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
             task(cfg)
         except CTBenchError as err:
             print(f"ctbench: error: {err}", file=sys.stderr)
+            # into the run's log file too, where `ctbench report` and the end-of-sweep status read the reason
+            logging.getLogger("ctbench").error("CTBenchError: %s", err)
             exit_code = err.exit_code
             if HydraConfig.get().mode != RunMode.MULTIRUN:  # a sweep goes on with its other jobs
                 raise SystemExit(err.exit_code) from None
@@ -92,4 +105,6 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
     os.environ["CTBENCH_HYDRA_COMMAND"] = name  # DDP ranks re-run this command through hydra_entry.py
     sys.argv = [str(Path(__file__).with_name("hydra_entry.py")), *overrides]
     hydra.main(config_path=str(CONFIG_DIR), config_name=name, version_base="1.3")(guarded)()
-    return exit_code
+    from ctbench import sweep_status
+
+    return exit_code or (1 if sweep_status.failed_jobs else 0)

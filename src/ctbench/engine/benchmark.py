@@ -406,15 +406,15 @@ def measure_sliding_window(module, size: Sequence[int], repeats: int, device=Non
 
     seconds = []
     with autocast:
-        module.predictor(module.model, volume)  # warm-up (allocations, kernels)
+        module.segmenter.predictor(module.model, volume)  # warm-up (allocations, kernels)
         for _ in range(max(1, repeats)):
             sync()
             t0 = time.perf_counter()
-            module.predictor(module.model, volume)
+            module.segmenter.predictor(module.model, volume)
             sync()
             seconds.append(time.perf_counter() - t0)
     module.train()
-    p = module.predictor
+    p = module.segmenter.predictor
     stats = summarise(seconds)
     return {"volume": [int(s) for s in size], "roi": list(p.roi), "overlap": p.overlap, "sw_batch_size": p.sw_batch_size,
             "blend": p.mode, "tta_flips": list(p.tta_flips), "seconds_per_volume": stats["median_s"],

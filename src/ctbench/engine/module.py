@@ -19,24 +19,12 @@ import torch.distributed as dist
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ctbench.engine.inference import SlidingWindowPredictor, to_original_grid
+from ctbench.engine.segmenter import Segmenter, build_model
 from ctbench.errors import CTBenchError
 
 #: training pseudo-Dice (argmax + per-class sums of a batch) at most every this many steps: ~1 % of a
 #: step when it ran every 10 (docs/performance.md)
 PSEUDO_DICE_EVERY = 50
-
-def build_model(cfg: DictConfig) -> torch.nn.Module:
-    """The configured network; a user error raised while building it keeps its one-line message."""
-    from hydra.errors import InstantiationException
-
-    try:
-        return instantiate(cfg.model, _convert_="all")
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, CTBenchError):
-            raise exc.__cause__ from None
-        raise
-
 
 def dice_per_class(pred: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Dice of each foreground class for integer label maps (both empty -> 1)."""
@@ -80,36 +68,13 @@ class SegmentationModule(pl.LightningModule):
         self.loss_fn = instantiate(self.cfg.loss)
         self.num_classes = int(self.cfg.dataset.num_classes)
         self.class_names = list(self.cfg.dataset.class_names)
-        dims = int(self.cfg.dims)
-        inf = self.cfg.inference
-        self.predictor = SlidingWindowPredictor(
-            roi=list(self.cfg.dataset[f"patch_size_{dims}d"]), overlap=inf.overlap,
-            sw_batch_size=inf[f"sw_batch_size_{dims}d"], mode=inf.blend, tta_flips=list(inf.tta_flips))
+        self.segmenter = Segmenter(self.model, self.cfg)
         self._val: list[dict[str, Any]] = []
         self.test_rows: list[dict[str, Any]] = []
         self.overlays: list[dict[str, Any]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
-
-    @torch.no_grad()
-    def predict_probs(self, image: torch.Tensor) -> torch.Tensor:
-        """Whole-volume class probabilities, refined by the dense CRF when ``postprocess=crf``."""
-        probs = self.predictor(self.model, image)
-        if self.cfg.get("postprocess") == "crf":
-            from ctbench.models.crf import dense_crf
-
-            plain = torch.as_tensor(image).as_subclass(torch.Tensor).to(probs.device)
-            probs = dense_crf(probs, plain, spacing=list(self.cfg.dataset.preprocessing.spacing))
-        return probs
-
-    def postprocess_labels(self, label: np.ndarray) -> np.ndarray:
-        """Label-map post-processing in the input's grid (``postprocess=lcc``: largest component per class)."""
-        if self.cfg.get("postprocess") == "lcc":
-            from ctbench.engine.predict import largest_component_per_class
-
-            return largest_component_per_class(label)
-        return label
 
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -148,7 +113,7 @@ class SegmentationModule(pl.LightningModule):
 
     # ---- validation -------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        probs = self.predictor(self.model, batch["image"])
+        probs = self.segmenter.predictor(self.model, batch["image"])
         pred = probs.argmax(1, keepdim=True)
         label = torch.as_tensor(batch["label"]).as_subclass(torch.Tensor).long()  # MetaTensor -> plain
         for i, case in enumerate(batch["case"]):
@@ -184,12 +149,12 @@ class SegmentationModule(pl.LightningModule):
 
         from ctbench.metrics import case_metrics
 
-        probs = self.predict_probs(batch["image"])
+        probs = self.segmenter.probs(batch["image"])
         image = batch["image"]
         for i, case in enumerate(batch["case"]):
             truth_img = nib.load(batch["source_label"][i])
             truth = np.asarray(truth_img.dataobj).astype(np.int64)
-            pred = self.postprocess_labels(to_original_grid(probs[i], image.affine[i], truth_img.affine, truth.shape))
+            pred = self.segmenter.labels(probs[i], image.affine[i], truth_img.affine, truth.shape)
             spacing = [float(s) for s in truth_img.header.get_zooms()[:3]]
             classes = dict(enumerate(self.class_names))
             classes.pop(0)

@@ -62,13 +62,13 @@ def largest_component_per_class(label: np.ndarray) -> np.ndarray:
     return np.asarray(kept[0]).astype(label.dtype)
 
 
-def predict_file(module, cfg: DictConfig, path: Path, zscore: tuple[float, float] | None,
+def predict_file(segmenter, cfg: DictConfig, path: Path, zscore: tuple[float, float] | None,
                  largest_component: bool = False) -> tuple[np.ndarray, Any]:
-    """Label map of one NIfTI file on its own voxel grid, and the loaded ``nibabel`` image."""
+    """Label map of one NIfTI file on its own voxel grid (``segmenter``: a
+    :class:`~ctbench.engine.segmenter.Segmenter`), and the loaded ``nibabel`` image."""
     import nibabel as nib
 
     from ctbench.data.transforms import eval_chain
-    from ctbench.engine.inference import to_original_grid
 
     try:
         original = nib.load(str(path))
@@ -79,8 +79,8 @@ def predict_file(module, cfg: DictConfig, path: Path, zscore: tuple[float, float
         raise CTBenchError(f"{path} has shape {shape}: predict needs a 3D volume (split 4D series into 3D files)")
     item = eval_chain(cfg.dataset.preprocessing, with_label=False, zscore=zscore)({"image": str(path)})
     image = item["image"]
-    probs = module.predict_probs(image[None].to(module.device))[0]
-    label = module.postprocess_labels(to_original_grid(probs.cpu(), image.affine, original.affine, shape))
+    probs = segmenter.probs(image[None].to(segmenter.device))[0]
+    label = segmenter.labels(probs, image.affine, original.affine, shape)
     if largest_component:
         label = largest_component_per_class(label)
     return label, original
@@ -100,14 +100,13 @@ def save_label(label: np.ndarray, original, path: Path) -> None:
     atomic_write(path, lambda fh: fh.write(gzip.compress(data, compresslevel=1) if path.name.endswith(".gz") else data))
 
 
-def predict_inputs(module, run_cfg: DictConfig, source: Path, output_dir: Path, cfg: DictConfig,
+def predict_inputs(segmenter, run_cfg: DictConfig, source: Path, output_dir: Path, cfg: DictConfig,
                    zscore: tuple[float, float] | None = None) -> list[Path]:
     """Predict every input and write ``output_dir/NAME.nii.gz``; prints one line per case."""
     from rich.console import Console
     from rich.progress import track
     from rich.table import Table
 
-    module.eval()
     output_dir.mkdir(parents=True, exist_ok=True)
     names = list(run_cfg.dataset.class_names)
     table = Table(title=f"ctbench predict -> {output_dir}")
@@ -118,7 +117,7 @@ def predict_inputs(module, run_cfg: DictConfig, source: Path, output_dir: Path, 
         inputs = resolve_inputs(source, Path(scratch))
         for path in track(inputs, description="Predicting", transient=True):
             start = time.perf_counter()
-            label, original = predict_file(module, run_cfg, path, zscore, bool(cfg.get("largest_component")))
+            label, original = predict_file(segmenter, run_cfg, path, zscore, bool(cfg.get("largest_component")))
             stem = path.name.removesuffix(".gz").removesuffix(".nii").removesuffix("_0000")
             target = output_dir / f"{stem}.nii.gz"
             save_label(label, original, target)

@@ -161,7 +161,7 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
 
     from ctbench.atomic import atomic_write_json, atomic_write_text
     from ctbench.data.datasets import resolve_classes
-    from ctbench.engine.checkpoint_io import safe_load
+    from ctbench.engine.safe_load import safe_load
 
     validate(cfg)
     OmegaConf.set_struct(cfg, False)
@@ -219,7 +219,7 @@ def _checkpoint_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
     """The run config stored in ``cfg.ckpt_path``, with this command's dataset/inference overrides on top."""
     from hydra.core.hydra_config import HydraConfig
 
-    from ctbench.engine.checkpoint_io import safe_load
+    from ctbench.engine.safe_load import safe_load
 
     if not cfg.get("ckpt_path"):
         raise CTBenchError("no checkpoint given: pass ckpt_path=RUN_DIR/checkpoints/best.ckpt")
@@ -278,12 +278,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
 def predict(cfg: DictConfig) -> None:
     """Label maps for NIfTI file(s) or a DICOM folder, written in each input's own geometry."""
     from ctbench.engine.predict import predict_inputs
+    from ctbench.engine.segmenter import Segmenter
 
     run_cfg, ckpt = _checkpoint_config(cfg)
-    module = _load_module(run_cfg, ckpt)
+    segmenter = Segmenter.from_checkpoint(run_cfg, ckpt["state_dict"])  # no Lightning: faster start-up
     if not cfg.get("input"):
         raise CTBenchError("no input given: pass input=FILE.nii.gz, a folder of NIfTI files, or a DICOM folder")
     if not cfg.get("output_dir"):
         raise CTBenchError("no output folder given: pass output_dir=FOLDER")
     zscore = ckpt.get("ctbench_zscore")
-    predict_inputs(module, run_cfg, Path(cfg.input), Path(cfg.output_dir), cfg, tuple(zscore) if zscore else None)
+    predict_inputs(segmenter, run_cfg, Path(cfg.input), Path(cfg.output_dir), cfg, tuple(zscore) if zscore else None)

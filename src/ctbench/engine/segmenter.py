@@ -1,0 +1,89 @@
+"""A trained network with the inference its run config names, without Lightning.
+
+:class:`Segmenter` is what validation, test and ``ctbench predict`` share: sliding-window class
+probabilities (with test-time flips), the dense CRF when ``postprocess=crf``, resampling onto the input
+file's grid and the largest-component clean-up when ``postprocess=lcc``. ``SegmentationModule`` holds
+one around its network; ``ctbench predict`` builds one from a checkpoint directly, so it never imports
+Lightning (~1.5-4 s of start-up on a 2-core CPU, docs/performance.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from ctbench.engine.inference import SlidingWindowPredictor, to_original_grid
+from ctbench.errors import CTBenchError
+
+
+def build_model(cfg: DictConfig) -> torch.nn.Module:
+    """The configured network; a user error raised while building it keeps its one-line message."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(cfg.model, _convert_="all")
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, CTBenchError):
+            raise exc.__cause__ from None
+        raise
+
+
+class Segmenter:
+    """``model`` plus the run config's inference settings (``inference``, ``postprocess``, ``dims``).
+
+    Args:
+        model: the network (shared, not copied: a LightningModule trains the same object).
+        cfg: the composed run config.
+    """
+
+    def __init__(self, model: torch.nn.Module, cfg: DictConfig) -> None:
+        self.model, self.cfg = model, cfg
+        dims = int(cfg.dims)
+        inf = cfg.inference
+        self.predictor = SlidingWindowPredictor(
+            roi=list(cfg.dataset[f"patch_size_{dims}d"]), overlap=inf.overlap,
+            sw_batch_size=inf[f"sw_batch_size_{dims}d"], mode=inf.blend, tta_flips=list(inf.tta_flips))
+
+    @classmethod
+    def from_checkpoint(cls, cfg: DictConfig, state_dict: Mapping[str, Any]) -> Segmenter:
+        """The network of ``cfg`` with the ``model.*`` weights of a ctbench checkpoint's ``state_dict``."""
+        model = build_model(cfg)
+        weights = {k.removeprefix("model."): v for k, v in state_dict.items() if k.startswith("model.")}
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as err:
+            raise CTBenchError(f"checkpoint weights do not fit model '{cfg.model._target_}': "
+                               f"{str(err).splitlines()[0][:200]} — use the checkpoint with the config it was "
+                               "trained with") from err
+        return cls(model.eval(), cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def probs(self, image: torch.Tensor) -> torch.Tensor:
+        """Whole-volume class probabilities ``[B, C, *spatial]``, refined by the dense CRF when ``postprocess=crf``."""
+        probs = self.predictor(self.model, image)
+        if self.cfg.get("postprocess") == "crf":
+            from ctbench.models.crf import dense_crf
+
+            plain = torch.as_tensor(image).as_subclass(torch.Tensor).to(probs.device)
+            probs = dense_crf(probs, plain, spacing=list(self.cfg.dataset.preprocessing.spacing))
+        return probs
+
+    def labels(self, probs: torch.Tensor, affine: torch.Tensor, original_affine: Any,
+               original_shape: Sequence[int]) -> np.ndarray:
+        """One case's ``[C, *spatial]`` probabilities as a label map on the input file's grid, post-processed
+        (``postprocess=lcc``: largest connected component per class)."""
+        label = to_original_grid(probs.cpu(), affine, original_affine, original_shape)
+        if self.cfg.get("postprocess") == "lcc":
+            from ctbench.engine.predict import largest_component_per_class
+
+            return largest_component_per_class(label)
+        return label
