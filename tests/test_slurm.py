@@ -150,6 +150,16 @@ def test_resubmitting_the_same_sweep_skips_both_jobs(slurm_sweep, workdir):
     assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items()) and len(mtimes) == 2
 
 
+def test_a_failed_slurm_job_is_named_and_the_sweep_exits_1(slurm_sweep, workdir):
+    """The failed jobs ran on SLURM; the launching process reads their folders and exits 1."""
+    args = [*slurm_sweep["args"], "fold=0,9"]
+    proc = subprocess.run([CTBENCH, *args], cwd=workdir, capture_output=True, text=True, timeout=600, env=_env())
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    failed = sorted(line.split()[3] for line in proc.stderr.splitlines() if line.startswith("ctbench: sweep job "))
+    assert failed == ["unet-ce-3d-seed42-fold9", "unet-dice-3d-seed42-fold9"], proc.stderr[-3000:]
+    assert "fold=9 is out of range" in proc.stderr and "2 of 4 job(s) failed" in proc.stderr
+
+
 def test_preempted_job_is_requeued_and_resumes_from_last_ckpt(workdir):
     """SLURM's preemption/time-limit warning (USR2, what `--signal=USR2@signal_delay_s` sends) makes submitit
     requeue the job; the requeued job finds checkpoints/last.ckpt and resumes instead of starting again."""

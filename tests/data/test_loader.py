@@ -48,3 +48,17 @@ def test_training_batches_are_plain_tensors_with_integer_labels(tmp_path, cache)
     assert not isinstance(image, MetaTensor) and image.dtype == torch.float32 and label.dtype == torch.uint8
     assert tuple(image.shape) == (2, 1, 16, 16, 16) == tuple(label.shape)  # dataset.batch_size_3d=2 patches
     assert set(label.unique().tolist()) <= set(range(5)) and label.max() > 0  # foreground-biased crops
+
+
+@pytest.mark.parametrize(("n", "world"), [(16, 2), (15, 2), (7, 4), (3, 8), (1, 2)])
+def test_ddp_shards_cover_every_case_with_equal_lengths(n, world):
+    """Each rank caches its shard only; equal lengths keep the ranks' step counts equal (no DDP hang)."""
+    from ctbench.data.datamodule import rank_shard
+
+    names = [f"c{i}" for i in range(n)]
+    shards = [rank_shard(names, rank, world) for rank in range(world)]
+    assert {len(s) for s in shards} == {-(-n // world)}
+    assert set().union(*shards) == set(names)
+    assert sum(len(s) for s in shards) - n < world  # padding: fewer than one extra case per rank
+    if n % world == 0:
+        assert sorted(sum(shards, [])) == sorted(names)  # a true partition

@@ -16,6 +16,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from monai.data import CacheDataset, DataLoader, Dataset, list_data_collate
+from torch.utils.data import DistributedSampler
 
 from ctbench.data.datasets import list_cases, load_or_make_splits, select_fold
 from ctbench.data.transforms import eval_chain, foreground_statistics, train_chain, window_bounds
@@ -80,6 +81,15 @@ def loader_workers(setting: int | str, on_gpu: bool, devices: int = 1) -> int:
     if not on_gpu:
         return 0
     return max(1, min(8, (os.cpu_count() or 2) // max(1, devices) - 1))
+
+
+def rank_shard(names: list[str], rank: int, world_size: int) -> list[str]:
+    """The training cases one DDP rank caches and samples: every ``world_size``-th name from ``rank``, padded by
+    wrapping around to ``ceil(len(names) / world_size)`` so every rank runs the same number of steps (as
+    ``DistributedSampler`` pads); the shards together hold every case."""
+    size = -(-len(names) // world_size)
+    padded = (names * (1 + size * world_size // max(1, len(names))))[: size * world_size]
+    return padded[rank::world_size]
 
 
 class CTDataModule(pl.LightningDataModule):
@@ -181,7 +191,16 @@ class CTDataModule(pl.LightningDataModule):
         chain.set_random_state(seed=self.seed)  # workers are re-seeded by MONAI's DataLoader from torch's seed
         per_batch = max(1, self.batch_size // int(self.cfg["samples_per_volume"]))
         role = {"chain": "train", "patch": self.patch, "num_classes": int(self.cfg["num_classes"])}
-        return self._loader(self._cached(self.split["train"], chain, cache=True, role=role), per_batch, shuffle=True)
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if world == 1:
+            return self._loader(self._cached(self.split["train"], chain, cache=True, role=role), per_batch, shuffle=True)
+        # DDP: each rank caches only its shard of the training cases (not a full copy per process) and samples
+        # it with a one-replica DistributedSampler, which Lightning leaves in place (it re-shuffles each epoch)
+        dataset = self._cached(rank_shard(self.split["train"], rank, world), chain, cache=True, role=role)
+        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
+        return DataLoader(dataset, batch_size=per_batch, sampler=sampler, num_workers=self.num_workers,
+                          collate_fn=list_data_collate, persistent_workers=self.num_workers > 0, pin_memory=False)
 
     def eval_dataset(self, split: str) -> Dataset:
         return self._cached(self.split[split], eval_chain(self.cfg["preprocessing"], True, self.zscore),
