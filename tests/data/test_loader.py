@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
@@ -62,3 +63,21 @@ def test_ddp_shards_cover_every_case_with_equal_lengths(n, world):
     assert sum(len(s) for s in shards) - n < world  # padding: fewer than one extra case per rank
     if n % world == 0:
         assert sorted(sum(shards, [])) == sorted(names)  # a true partition
+
+
+def test_unet_weighted_batches_carry_the_cached_weight_map(tmp_path):
+    """The weight map is computed once per case on the whole volume and cropped with the label: each
+    patch's ``weight`` equals the map of the whole (padded) label volume at the same window."""
+    from ctbench.data.weight_maps import unet_weight_map
+
+    params = {"w0": 10.0, "sigma": 5.0, "class_balance": True, "per_slice": False}
+    dm = CTDataModule(dataset_cfg(tmp_path, "dataset.samples_per_volume=1"), dims=3, fold=0,
+                      cache_dir=tmp_path / "c", weight_map=params)
+    dm.setup()
+    loader = dm.train_dataloader()
+    cached = loader.dataset._cache[0]  # the deterministic part: whole padded volume + its map
+    whole = np.asarray(cached["label"][0])
+    np.testing.assert_allclose(np.asarray(cached["weight"][0]), unet_weight_map(whole, **params), rtol=1e-6)
+    batch = next(iter(loader))
+    assert batch["weight"].shape == batch["label"].shape and batch["weight"].dtype == torch.float32
+    assert float(batch["weight"].min()) > 0  # class balancing is positive everywhere

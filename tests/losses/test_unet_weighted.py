@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from ctbench.data.weight_maps import border_map, class_balance_map, unet_weight_map
 from ctbench.errors import CTBenchError
 from ctbench.losses.cross_entropy import voxel_cross_entropy
-from ctbench.losses.unet_weighted import (
-    UNetWeightedCrossEntropyLoss,
-    border_map,
-    class_balance_map,
-    unet_weight_map,
-)
+from ctbench.losses.unet_weighted import UNetWeightedCrossEntropyLoss
 
 
 def _border_brute_force(label, w0, sigma):

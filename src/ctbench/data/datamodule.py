@@ -104,12 +104,16 @@ class CTDataModule(pl.LightningDataModule):
         seed: seed of the random patch sampling (reproducible runs).
         on_gpu: whether the model trains on a GPU (``dataset.num_workers=auto``, :func:`loader_workers`).
         devices: devices per node, each with its own loader.
+        weight_map: the ``unet_weighted`` loss's parameters: training batches then carry each patch's
+            cached U-Net weight map as ``weight`` (:func:`~ctbench.data.transforms.train_chain`).
     """
 
     def __init__(self, dataset: Mapping[str, Any], dims: int, fold: int, cache_dir: str | Path,
-                 size_divisor: int = 1, seed: int = 0, on_gpu: bool = False, devices: int = 1) -> None:
+                 size_divisor: int = 1, seed: int = 0, on_gpu: bool = False, devices: int = 1,
+                 weight_map: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.cfg, self.dims, self.fold, self.seed = dataset, dims, fold, seed
+        self.weight_map = dict(weight_map) if weight_map is not None else None
         self.num_workers = loader_workers(dataset.get("num_workers", "auto"), on_gpu, devices)
         self.cache_dir = Path(cache_dir)
         self.patch = list(by_dims(dataset, "patch_size", dims))
@@ -187,10 +191,11 @@ class CTDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]),
-                            int(self.cfg["samples_per_volume"]), self.zscore)
+                            int(self.cfg["samples_per_volume"]), self.zscore, self.weight_map)
         chain.set_random_state(seed=self.seed)  # workers are re-seeded by MONAI's DataLoader from torch's seed
         per_batch = max(1, self.batch_size // int(self.cfg["samples_per_volume"]))
-        role = {"chain": "train", "patch": self.patch, "num_classes": int(self.cfg["num_classes"])}
+        role = {"chain": "train", "patch": self.patch, "num_classes": int(self.cfg["num_classes"]),
+                **({"weight_map": self.weight_map} if self.weight_map is not None else {})}
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         if world == 1:

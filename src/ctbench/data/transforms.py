@@ -80,26 +80,41 @@ def preprocessing(pre: Mapping[str, Any], keys: Sequence[str], track_meta: bool,
 
 
 def train_chain(pre: Mapping[str, Any], patch: Sequence[int], num_classes: int, samples: int,
-                zscore: tuple[float, float] | None = None) -> T.Compose:
-    """Cached preprocessing plus class-balanced random patches; ``len(patch) == 2`` samples axial slices."""
+                zscore: tuple[float, float] | None = None, weight_map: Mapping[str, Any] | None = None) -> T.Compose:
+    """Cached preprocessing plus class-balanced random patches; ``len(patch) == 2`` samples axial slices.
+
+    ``weight_map``: the ``unet_weighted`` loss's parameters (``w0``, ``sigma``, ``class_balance``,
+    ``per_slice``); the chain then also caches each case's U-Net weight map and crops it as ``weight``.
+    """
     spatial = tuple(patch) if len(patch) == 3 else (*patch, 1)
+    keys = ["image", "label"] + (["weight"] if weight_map is not None else [])
     chain = preprocessing(pre, ["image", "label"], track_meta=False, zscore=zscore)
     chain += [
         T.SpatialPadd(["image", "label"], spatial_size=spatial),
         T.ClassesToIndicesd("label", num_classes=num_classes, max_samples_per_class=20000),
         # integer labels: a quarter of float32's cache, and the loss needs no integer-valued check
         T.EnsureTyped("label", dtype=torch.uint8 if num_classes <= 256 else torch.int16, track_meta=False),
+    ]
+    if weight_map is not None:
+        from ctbench.data.weight_maps import UNetWeightMapd
+
+        # 2D training sees axial slices: the border term is measured within each slice there
+        per_slice = bool(weight_map.get("per_slice", False)) or len(patch) == 2
+        chain.append(UNetWeightMapd("label", "weight", float(weight_map.get("w0", 10.0)),
+                                    float(weight_map.get("sigma", 5.0)), bool(weight_map.get("class_balance", True)),
+                                    per_slice))
+    chain += [
         # --- cached above, random below ---
-        T.RandCropByLabelClassesd(["image", "label"], label_key="label", spatial_size=spatial,
+        T.RandCropByLabelClassesd(keys, label_key="label", spatial_size=spatial,
                                   num_classes=num_classes, num_samples=samples,
                                   indices_key="label_cls_indices", warn=False),
         T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
         T.RandShiftIntensityd("image", offsets=0.05, prob=0.5),
     ]
     if len(patch) == 2:
-        chain.append(T.SqueezeDimd(["image", "label"], dim=-1))
+        chain.append(T.SqueezeDimd(keys, dim=-1))
     # plain tensors into the training step: MetaTensor dispatch costs ~5 % of a 96^3 CPU step
-    chain += [T.DeleteItemsd("label_cls_indices"), T.EnsureTyped(["image", "label"], track_meta=False)]
+    chain += [T.DeleteItemsd("label_cls_indices"), T.EnsureTyped(keys, track_meta=False)]
     return T.Compose(chain)
 
 

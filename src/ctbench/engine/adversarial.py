@@ -77,7 +77,7 @@ class AdversarialSegmentationModule(SegmentationModule):
         adv_loss = model.multiscale_l1(image, torch.softmax(logits, 1), onehot)
         loss = seg_loss + model.adversarial_weight * adv_loss
         if not torch.isfinite(loss):
-            return self._non_finite(loss)
+            return self._non_finite(f"the loss became {loss.item()}")
         opt_seg.zero_grad()
         self.manual_backward(loss)
         self._clip(opt_seg)

@@ -43,7 +43,7 @@ class CascadeSegmentationModule(SegmentationModule):
         lesion_loss = torch.stack(lesion_losses).mean() if lesion_losses else organ_loss.new_zeros(())
         loss = organ_loss + lesion_loss
         if not torch.isfinite(loss):
-            return self._non_finite(loss)
+            return self._non_finite(f"the loss became {loss.item()}")
         n = image.shape[0]
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         self.log("train/loss_organ", organ_loss.detach(), on_step=True, on_epoch=True, batch_size=n)

@@ -88,7 +88,10 @@ class SegmentationModule(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         image, label = batch["image"], batch["label"]
         logits = self.model(image)
-        loss = self.loss_fn(logits, label)
+        if "weight" in batch:  # unet_weighted: the map cached by the data pipeline
+            loss = self.loss_fn(logits, label, weight_map=batch["weight"])
+        else:
+            loss = self.loss_fn(logits, label)
         if not torch.isfinite(loss):  # NaN/Inf logits reach the loss too: name the first culprit
             if not torch.isfinite(logits).all():
                 return self._non_finite("the model's outputs became NaN/Inf")
