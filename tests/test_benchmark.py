@@ -123,3 +123,26 @@ def test_gpu_check_exits_cleanly_without_a_gpu(tmp_path):
         pytest.skip("a GPU is present: the check itself would run")
     proc = _script(str(REPO / "scripts" / "gpu_check.py"), "--out", str(tmp_path / "gpu.json"), cwd=tmp_path)
     assert "no CUDA GPU" in proc.stdout and not (tmp_path / "gpu.json").exists()
+
+
+def test_ddp_memory_script_measures_both_runs(workdir):
+    """Two real gloo processes on the tiny phantom: one peak per rank, each a plausible process size."""
+    out = workdir / "ddp_memory.json"
+    _script(str(REPO / "scripts" / "ddp_memory.py"), "--epochs", "1", "-o", "debug=fast", "--workdir",
+            str(workdir / "ddp_memory"), "--out", str(out), cwd=workdir)
+    result = json.loads(out.read_text())
+    assert len(result["single"]["processes"]) == 1 and len(result["ddp_2_processes"]["processes"]) == 2
+    for run in ("single", "ddp_2_processes"):
+        for p in result[run]["processes"]:
+            assert 200 < p["rss_mb"] < 8000 and _positive(p["pss_mb"])
+
+
+def test_nnunet_scripts_say_what_is_missing(tmp_path):
+    """Without nnunetv2 the nnU-Net comparisons exit 0 with a message (CI has no nnU-Net)."""
+    import shutil
+
+    if shutil.which("nnUNetv2_predict"):
+        pytest.skip("nnU-Net is installed here")
+    proc = _script(str(REPO / "scripts" / "predict_vs_nnunet.py"), "--nnunet-base", str(tmp_path), "--ckpt",
+                   str(tmp_path / "best.ckpt"), cwd=tmp_path)
+    assert "nnUNetv2_predict is not on PATH" in proc.stdout
