@@ -19,7 +19,7 @@ class UNetWeightedCrossEntropyLoss(SegmentationLoss):
     are separated. (The survey prints the border term as added to the BCE; in the paper it weights
     the per-pixel CE, as here.) ``ctbench train`` passes the ``weight_map`` ``[B, 1, *spatial]`` that
     the data pipeline computed once per case on the whole volume and cached
-    (:class:`~ctbench.data.weight_maps.UNetWeightMapd`: ~90 ms per case once, instead of ~50 ms per
+    (:class:`~ctbench.data.weight_maps.UNetWeightMapd`: ~90 ms per case once, instead of ~75 ms per
     64^3 patch at every step); called without one, the loss computes it from the target patch on the
     CPU. Hand-written: MONAI has no distance-weighted CE.
 
