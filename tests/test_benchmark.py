@@ -146,3 +146,8 @@ def test_nnunet_scripts_say_what_is_missing(tmp_path):
     proc = _script(str(REPO / "scripts" / "predict_vs_nnunet.py"), "--nnunet-base", str(tmp_path), "--ckpt",
                    str(tmp_path / "best.ckpt"), cwd=tmp_path)
     assert "nnUNetv2_predict is not on PATH" in proc.stdout
+
+
+def test_weight_map_benchmark_runs(workdir):
+    proc = _script(str(REPO / "scripts" / "weight_map_benchmark.py"), "--cases", "2", "-o", "debug=fast", cwd=workdir)
+    assert "whole volume (once per case, cached)" in proc.stdout and "16x16x16 patch" in proc.stdout
