@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from monai.data import CacheDataset, DataLoader, Dataset, list_data_collate
-from torch.utils.data import DistributedSampler
+from torch.utils.data import DistributedSampler, Sampler
 
 from ctbench.data.datasets import list_cases, load_or_make_splits, select_fold
 from ctbench.data.transforms import eval_chain, foreground_statistics, train_chain, window_bounds
@@ -183,11 +183,12 @@ class CTDataModule(pl.LightningDataModule):
                                      hash_func=item_hash, track_meta=whole, weights_only=not whole)
         return Dataset(data, transform=transform)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
+        """``shuffle`` marks the training loader (persistent workers); a ``sampler`` replaces shuffling."""
         workers = self.num_workers
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                          collate_fn=list_data_collate, persistent_workers=workers > 0 and shuffle,
-                          pin_memory=False)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                          num_workers=workers, collate_fn=list_data_collate,
+                          persistent_workers=workers > 0 and shuffle, pin_memory=False)
 
     def train_dataloader(self) -> DataLoader:
         chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]),
@@ -204,8 +205,7 @@ class CTDataModule(pl.LightningDataModule):
         # it with a one-replica DistributedSampler, which Lightning leaves in place (it re-shuffles each epoch)
         dataset = self._cached(rank_shard(self.split["train"], rank, world), chain, cache=True, role=role)
         sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
-        return DataLoader(dataset, batch_size=per_batch, sampler=sampler, num_workers=self.num_workers,
-                          collate_fn=list_data_collate, persistent_workers=self.num_workers > 0, pin_memory=False)
+        return self._loader(dataset, per_batch, shuffle=True, sampler=sampler)
 
     def eval_dataset(self, split: str) -> Dataset:
         return self._cached(self.split[split], eval_chain(self.cfg["preprocessing"], True, self.zscore),

@@ -26,6 +26,7 @@ from ctbench.errors import CTBenchError
 #: step when it ran every 10 (docs/performance.md)
 PSEUDO_DICE_EVERY = 50
 
+
 def dice_per_class(pred: torch.Tensor, truth: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Dice of each foreground class for integer label maps (both empty -> 1)."""
     scores = []

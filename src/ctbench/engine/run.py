@@ -117,9 +117,10 @@ def _datamodule(cfg: DictConfig, size_divisor: int):
         on_gpu = accelerator in ("gpu", "cuda")
     devices = cfg.trainer.get("devices", 1)
     per_node = devices if isinstance(devices, int) and devices > 0 else 1
-    weight_map = None
-    if str(cfg.loss.get("_target_", "")).endswith("UNetWeightedCrossEntropyLoss"):
-        weight_map = {k: cfg.loss.get(k) for k in ("w0", "sigma", "class_balance", "per_slice") if k in cfg.loss}
+    from hydra.utils import get_class
+
+    uses_map = getattr(get_class(cfg.loss._target_), "uses_weight_map", False)
+    weight_map = {k: v for k, v in cfg.loss.items() if k != "_target_"} if uses_map else None
     return CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, size_divisor, seed=int(cfg.seed),
                         on_gpu=on_gpu, devices=per_node, weight_map=weight_map)
 

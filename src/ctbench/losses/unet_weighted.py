@@ -31,6 +31,9 @@ class UNetWeightedCrossEntropyLoss(SegmentationLoss):
     """
 
     loss_name = "unet_weighted"
+    #: ``ctbench train`` gives this loss's config (``w0``, ``sigma``, ...) to the data pipeline, which caches
+    #: the weight map per case and passes it as ``weight_map``
+    uses_weight_map = True
 
     def __init__(
         self, w0: float = 10.0, sigma: float = 5.0, class_balance: bool = True, per_slice: bool = False
