@@ -30,6 +30,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from ctbench.models.base import parameter_count
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL_DIR = REPO / "configs" / "model"
 NUM_CLASSES = 5
@@ -61,10 +63,6 @@ def build(name: str, dims: int, in_channels: int = 1, num_classes: int = NUM_CLA
 
 def summary_line(name: str) -> str:
     return (MODEL_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines()[0].lstrip("# ").strip()
-
-
-def params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def fwd_bwd_seconds(model: torch.nn.Module, shape: tuple[int, ...], repeats: int) -> float:
@@ -137,14 +135,14 @@ def main() -> int:
             torch.manual_seed(0)
             model = build(name, dims)
             row["class"] = f"{type(model).__module__}.{type(model).__name__}"
-            row[f"params{dims}"] = params(model)
+            row[f"params{dims}"] = parameter_count(model)
             row[f"divisor{dims}"] = model.size_divisor
             row[f"seconds{dims}"] = fwd_bwd_seconds(model, shape, args.repeats)
             del model
         if name in PRESETS:
             preset, cin, ncls, published = PRESETS[name]
             with torch.device("meta"):
-                row["preset"] = (preset, params(build(name, 2, cin, ncls, preset=preset)), published)
+                row["preset"] = (preset, parameter_count(build(name, 2, cin, ncls, preset=preset)), published)
         rows.append(row)
         print(f"{name:15s} {row['params2']:>10,d} {row['params3']:>10,d} {row['seconds2']:6.2f}s {row['seconds3']:6.2f}s",
               flush=True)

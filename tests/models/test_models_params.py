@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ctbench.models.base import count_parameters
+from ctbench.models.base import parameter_count
 from ctbench.models.deeplab import DeepLabV1
 from ctbench.models.fcdensenet import FCDenseNet
 from ctbench.models.fcn import FCN8s
@@ -27,7 +27,7 @@ PAPER = {
 def test_paper_preset_parameter_count(label):
     builder, published, tol = PAPER[label]
     with torch.device("meta"):
-        n = count_parameters(builder())
+        n = parameter_count(builder())
     print(f"{label}: {n:,} parameters (paper: {published / 1e6:.1f}M, {100 * (n / published - 1):+.1f}%)")
     assert abs(n / published - 1) <= tol
 
@@ -38,7 +38,7 @@ def test_fcdensenet56_matches_the_reference_code():
     (SimJeg/FC-DenseNet issue #31). We build the architecture the paper describes, so we check the
     reference code's count and document the paper's rounding: it is 8% below 1.5M."""
     with torch.device("meta"):
-        n = count_parameters(FCDenseNet(2, 3, 11, preset="fcdensenet56"))
+        n = parameter_count(FCDenseNet(2, 3, 11, preset="fcdensenet56"))
     print(f"fcdensenet56 (CamVid): {n:,} parameters (paper table: 1.5M, {100 * (n / 1.5e6 - 1):+.1f}%)")
     assert abs(n / 1.377e6 - 1) < 0.01
     assert abs(n / 1.5e6 - 1) < 0.10
@@ -50,5 +50,5 @@ def test_fcdensenet56_matches_the_reference_code():
 def test_defaults_are_small_enough_for_a_cpu(name, build_model):
     with torch.device("meta"):
         for dims in (2, 3):
-            n = count_parameters(build_model(name, dims, num_classes=5))
+            n = parameter_count(build_model(name, dims, num_classes=5))
             assert 1e5 <= n <= 6e6, f"{name} dims={dims}: {n:,} parameters"

@@ -1,6 +1,6 @@
 """What every ctbench loss shares: the calling convention, input checks and float32 computation.
 
-Calling convention (DESIGN.md): ``loss(logits, target)`` with ``logits`` ``[B, C, *spatial]`` raw
+Calling convention (``docs/losses.md``): ``loss(logits, target)`` with ``logits`` ``[B, C, *spatial]`` raw
 scores (``C >= 2``, class 0 is background) and ``target`` ``[B, 1, *spatial]`` integer labels (an
 integer-valued float tensor is accepted); the result is a scalar tensor. Losses are computed in
 float32 with autocast disabled, so ``bf16-mixed``/``16-mixed`` training does not lose the small

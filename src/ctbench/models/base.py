@@ -145,10 +145,6 @@ def max_pool(dims: int, kernel: int = 2, stride: int | None = None, padding: int
                                 return_indices=return_indices)
 
 
-def avg_pool(dims: int, kernel: int = 2, stride: int | None = None) -> nn.Module:
-    return Pool[Pool.AVG, dims](kernel_size=kernel, stride=stride or kernel)
-
-
 def adaptive_avg_pool(dims: int, size: int) -> nn.Module:
     return Pool[Pool.ADAPTIVEAVG, dims](size)
 
@@ -199,7 +195,8 @@ def bilinear_kernel_(weight: torch.Tensor) -> torch.Tensor:
     return weight
 
 
-def count_parameters(model: nn.Module) -> int:
+def parameter_count(model: nn.Module) -> int:
+    """Number of parameters of ``model`` (trainable or not), as reported in papers' tables."""
     return sum(p.numel() for p in model.parameters())
 
 
