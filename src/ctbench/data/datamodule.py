@@ -106,14 +106,17 @@ class CTDataModule(pl.LightningDataModule):
         devices: devices per node, each with its own loader.
         weight_map: the ``unet_weighted`` loss's parameters: training batches then carry each patch's
             cached U-Net weight map as ``weight`` (:func:`~ctbench.data.transforms.train_chain`).
+        augment: the ``augment`` config group, applied to every training patch
+            (:func:`~ctbench.data.transforms.augmentation`); None: no augmentation.
     """
 
     def __init__(self, dataset: Mapping[str, Any], dims: int, fold: int, cache_dir: str | Path,
                  size_divisor: int = 1, seed: int = 0, on_gpu: bool = False, devices: int = 1,
-                 weight_map: Mapping[str, Any] | None = None) -> None:
+                 weight_map: Mapping[str, Any] | None = None, augment: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.cfg, self.dims, self.fold, self.seed = dataset, dims, fold, seed
         self.weight_map = dict(weight_map) if weight_map is not None else None
+        self.augment = _plain(augment) or {}
         self.num_workers = loader_workers(dataset.get("num_workers", "auto"), on_gpu, devices)
         self.cache_dir = Path(cache_dir)
         self.patch = list(by_dims(dataset, "patch_size", dims))
@@ -192,7 +195,7 @@ class CTDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]),
-                            int(self.cfg["samples_per_volume"]), self.zscore, self.weight_map)
+                            int(self.cfg["samples_per_volume"]), self.zscore, self.weight_map, self.augment)
         chain.set_random_state(seed=self.seed)  # workers are re-seeded by MONAI's DataLoader from torch's seed
         per_batch = max(1, self.batch_size // int(self.cfg["samples_per_volume"]))
         role = {"chain": "train", "patch": self.patch, "num_classes": int(self.cfg["num_classes"]),

@@ -79,21 +79,86 @@ def preprocessing(pre: Mapping[str, Any], keys: Sequence[str], track_meta: bool,
     return chain
 
 
+#: The ``augment`` items in the order they are applied: spatial first, intensity next, mirroring last, as in
+#: nnU-Net v2's ``nnUNetTrainer.get_training_transforms`` (``shift`` is ``augment=light``'s additive jitter).
+AUGMENT_ITEMS = ("rotation", "scaling", "noise", "blur", "brightness", "shift", "contrast", "lowres",
+                 "gamma_inverted", "gamma", "mirror")
+
+
+def augmentation(augment: Mapping[str, Mapping[str, Any]], spatial_dims: int, keys: Sequence[str],
+                 label_dtype: torch.dtype = torch.uint8) -> list:
+    """MONAI random transforms for the ``augment`` config group, one per item whose ``prob`` is above 0.
+
+    ``augment=nnunet`` re-creates nnU-Net v2's default pipeline (Isensee et al. 2021; values and their
+    source lines in ``configs/augment/nnunet.yaml``, differences in docs/augmentation.md). Spatial items move
+    every key (image bilinear, label nearest, U-Net weight map bilinear); intensity items touch the image
+    only; the label leaves with ``label_dtype``. ``spatial_dims`` 2 rotates in the slice plane only and
+    mirrors 2 axes.
+    """
+    unknown = sorted(set(augment) - set(AUGMENT_ITEMS))
+    if unknown:
+        raise CTBenchError(f"unknown augment item(s) {', '.join(unknown)}: use {', '.join(AUGMENT_ITEMS)}",
+                           exit_code=2)
+    spatial_modes = ["nearest" if k == "label" else "bilinear" for k in keys]
+    zoom_modes = ["nearest" if k == "label" else ("trilinear" if spatial_dims == 3 else "bilinear") for k in keys]
+    chain = []
+    for name in AUGMENT_ITEMS:
+        item = augment.get(name)
+        if item is None or float(item["prob"]) <= 0:
+            continue
+        prob = float(item["prob"])
+        if name == "rotation":
+            angle = np.deg2rad(float(item[f"degrees_{spatial_dims}d"]))
+            ranges = [angle] if spatial_dims == 2 else [angle] * 3
+            chain.append(T.RandRotated(keys, *ranges, prob=prob, mode=spatial_modes, padding_mode="border"))
+        elif name == "scaling":
+            low, high = item["range"]
+            chain.append(T.RandZoomd(keys, prob=prob, min_zoom=low, max_zoom=high, mode=zoom_modes,
+                                     padding_mode="edge", keep_size=True))
+        elif name == "noise":
+            chain.append(T.RandGaussianNoised("image", prob=prob, std=float(item["std"]), sample_std=True))
+        elif name == "blur":
+            sigma = tuple(item["sigma"])
+            chain.append(T.RandGaussianSmoothd("image", sigma, sigma, sigma, prob=prob))
+        elif name == "brightness":
+            chain.append(T.RandScaleIntensityd("image", factors=float(item["factor"]), prob=prob))
+        elif name == "shift":
+            chain.append(T.RandShiftIntensityd("image", offsets=float(item["offset"]), prob=prob))
+        elif name == "contrast":
+            chain.append(T.RandScaleIntensityFixedMeand("image", factors=float(item["factor"]), fixed_mean=True,
+                                                        preserve_range=True, prob=prob))
+        elif name == "lowres":
+            chain.append(T.RandSimulateLowResolutiond("image", prob=prob, zoom_range=tuple(item["zoom"]),
+                                                      upsample_mode=zoom_modes[0]))
+        elif name in ("gamma", "gamma_inverted"):
+            chain.append(T.RandAdjustContrastd("image", prob=prob, gamma=tuple(item["range"]),
+                                               invert_image=name == "gamma_inverted", retain_stats=True))
+        else:  # mirror: each axis on its own, as nnU-Net's MirrorTransform
+            chain += [T.RandFlipd(keys, prob=prob, spatial_axis=axis) for axis in range(spatial_dims)]
+    if "label" in keys and any(augment.get(n, {}).get("prob", 0) > 0 for n in ("rotation", "scaling")):
+        chain.append(T.EnsureTyped("label", dtype=label_dtype, track_meta=False))
+    return chain
+
+
 def train_chain(pre: Mapping[str, Any], patch: Sequence[int], num_classes: int, samples: int,
-                zscore: tuple[float, float] | None = None, weight_map: Mapping[str, Any] | None = None) -> T.Compose:
+                zscore: tuple[float, float] | None = None, weight_map: Mapping[str, Any] | None = None,
+                augment: Mapping[str, Any] | None = None) -> T.Compose:
     """Cached preprocessing plus class-balanced random patches; ``len(patch) == 2`` samples axial slices.
 
     ``weight_map``: the ``unet_weighted`` loss's parameters (``w0``, ``sigma``, ``class_balance``,
     ``per_slice``); the chain then also caches each case's U-Net weight map and crops it as ``weight``.
+    ``augment``: the ``augment`` config group (:func:`augmentation`), applied to each
+    patch after cropping (2D: to the squeezed slice); None or ``{}`` for no augmentation.
     """
     spatial = tuple(patch) if len(patch) == 3 else (*patch, 1)
     keys = ["image", "label"] + (["weight"] if weight_map is not None else [])
+    label_dtype = torch.uint8 if num_classes <= 256 else torch.int16
     chain = preprocessing(pre, ["image", "label"], track_meta=False, zscore=zscore)
     chain += [
         T.SpatialPadd(["image", "label"], spatial_size=spatial),
         T.ClassesToIndicesd("label", num_classes=num_classes, max_samples_per_class=20000),
         # integer labels: a quarter of float32's cache, and the loss needs no integer-valued check
-        T.EnsureTyped("label", dtype=torch.uint8 if num_classes <= 256 else torch.int16, track_meta=False),
+        T.EnsureTyped("label", dtype=label_dtype, track_meta=False),
     ]
     if weight_map is not None:
         from ctbench.data.weight_maps import UNetWeightMapd
@@ -108,11 +173,10 @@ def train_chain(pre: Mapping[str, Any], patch: Sequence[int], num_classes: int, 
         T.RandCropByLabelClassesd(keys, label_key="label", spatial_size=spatial,
                                   num_classes=num_classes, num_samples=samples,
                                   indices_key="label_cls_indices", warn=False),
-        T.RandScaleIntensityd("image", factors=0.1, prob=0.5),
-        T.RandShiftIntensityd("image", offsets=0.05, prob=0.5),
     ]
     if len(patch) == 2:
         chain.append(T.SqueezeDimd(keys, dim=-1))
+    chain += augmentation(augment or {}, len(patch), keys, label_dtype)
     # plain tensors into the training step: MetaTensor dispatch costs ~5 % of a 96^3 CPU step
     chain += [T.DeleteItemsd("label_cls_indices"), T.EnsureTyped(keys, track_meta=False)]
     return T.Compose(chain)

@@ -122,7 +122,8 @@ def _datamodule(cfg: DictConfig, size_divisor: int):
     uses_map = getattr(get_class(cfg.loss._target_), "uses_weight_map", False)
     weight_map = {k: v for k, v in cfg.loss.items() if k != "_target_"} if uses_map else None
     return CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, size_divisor, seed=int(cfg.seed),
-                        on_gpu=on_gpu, devices=per_node, weight_map=weight_map)
+                        on_gpu=on_gpu, devices=per_node, weight_map=weight_map,
+                        augment=cfg.get("augment"))
 
 
 def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str) -> dict[str, Any]:
