@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ctbench.cli import main
-from ctbench.reports.comparison import read_checkpoint_progress
+from ctbench.run_folder import read_checkpoint_progress
 
 COLUMNS = ("case,class,dice,iou,hd95,assd,nsd,sensitivity,precision,rve,truth_voxels,pred_voxels,"
            "lesions_truth,lesions_detected,lesion_fp").split(",")

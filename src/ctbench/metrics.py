@@ -41,11 +41,17 @@ PER_CASE_COLUMNS: list[str] = [
     "truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp",
 ]
 
+#: Columns every ``per_case.csv`` has (the public minimum of DESIGN.md); readers need no others.
+REQUIRED_COLUMNS: tuple[str, ...] = ("case", "class", "dice", "iou", "hd95")
+
 _INT_COLUMNS = ("truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp")
 _STR_COLUMNS = ("case", "class")
 _FLOAT_COLUMNS = tuple(c for c in PER_CASE_COLUMNS if c not in _INT_COLUMNS + _STR_COLUMNS)
 
 NAN = float("nan")
+
+#: Surface distances that count at the worst case (the image diagonal) for a missed or spurious structure.
+WORST_CASE_METRICS: tuple[str, ...] = ("hd95", "assd")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,6 +204,15 @@ def _num(v: Any) -> float:
     return float(v)
 
 
+def with_worst_case(row: Mapping[str, Any], key: str) -> float:
+    """``row[key]`` as a float; an HD95 or ASSD left undefined because exactly one of truth and
+    prediction is empty counts as the case's ``diagonal_mm`` (NaN for files without that column)."""
+    value = _num(row.get(key))
+    if key in WORST_CASE_METRICS and math.isnan(value):
+        return _num(row.get("diagonal_mm"))
+    return value
+
+
 def _count(v: Any) -> int:
     f = _num(v)
     return int(f) if math.isfinite(f) else 0
@@ -290,17 +305,28 @@ def write_per_case_csv(rows: list[dict], path: str | os.PathLike) -> None:
 
 
 def read_per_case_csv(path: str | os.PathLike) -> list[dict]:
-    """Read ``per_case.csv``: ``case``/``class`` as str, counts as int, metrics as float (empty -> NaN)."""
+    """Read ``per_case.csv``: ``case``/``class`` as str, counts as int, metrics as float (empty -> NaN).
+
+    Raises:
+        ValueError: a column of :data:`REQUIRED_COLUMNS` is missing or a cell is not a number.
+    """
     out = []
     with open(path, newline="", encoding="utf-8") as fh:
-        for rec in csv.DictReader(fh):
+        reader = csv.DictReader(fh)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"lacks column(s) {', '.join(missing)}")
+        for line, rec in enumerate(reader, start=2):
             row: dict[str, Any] = {}
             for k, v in rec.items():
-                if k in _STR_COLUMNS:
-                    row[k] = v
-                elif k in _INT_COLUMNS:
-                    row[k] = int(float(v)) if v not in ("", None) else 0
-                else:
-                    row[k] = float(v) if v not in ("", None) else NAN
+                try:
+                    if k in _STR_COLUMNS:
+                        row[k] = v
+                    elif k in _INT_COLUMNS:
+                        row[k] = int(float(v)) if v not in ("", None) else 0
+                    else:
+                        row[k] = float(v) if v not in ("", None) else NAN
+                except (TypeError, ValueError):
+                    raise ValueError(f"line {line}: {k}={v!r} is not a number") from None
             out.append(row)
     return out

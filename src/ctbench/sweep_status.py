@@ -28,7 +28,7 @@ class SweepStatus(Callback):
         if config.get("task_name") != "train":
             return
         from ctbench.errors import CTBenchError
-        from ctbench.reports.comparison import collect
+        from ctbench.reports.collect import collect
 
         sweep_dir = Path(str(config.hydra.sweep.dir))
         try:
