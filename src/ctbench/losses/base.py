@@ -15,6 +15,7 @@ keeps them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -71,6 +72,20 @@ def check_inputs(
             f"classes; set the model's out_channels to the number of labels (background included) or remap the labels"
         )
     return logits, target.long()
+
+
+def variant_settings(name: str, variant: str, variants: dict[str, dict[str, Any]],
+                     given: dict[str, Any]) -> dict[str, Any]:
+    """The settings of loss ``name``'s ``variant`` (``paper`` or ``reference_code``), under the explicitly
+    given ones (``None`` in ``given`` means "the variant's value").
+
+    Raises:
+        CTBenchError: for a variant the loss does not have.
+    """
+    if variant not in variants:
+        raise CTBenchError(f"loss '{name}' has no variant '{variant}': set loss.variant to one of "
+                           f"{', '.join(variants)}")
+    return {**variants[variant], **{k: v for k, v in given.items() if v is not None}}
 
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
