@@ -89,6 +89,21 @@ def _sitk_series_reader(folder: Path) -> sitk.Image:
     return reader.Execute()
 
 
+def _assert_slices_at_true_positions(img: nib.Nifti1Image, files: list[Path]) -> None:
+    """Each source file's pixels sit in the NIfTI slice whose world corner is the file's ImagePositionPatient."""
+    data = np.asarray(img.dataobj)
+    inverse = np.linalg.inv(img.affine)
+    for path in files:
+        ds = pydicom.dcmread(path)
+        lps = np.array([float(v) for v in ds.ImagePositionPatient])
+        ijk = inverse @ np.r_[-lps[0], -lps[1], lps[2], 1.0]  # LPS -> RAS, then voxel index
+        np.testing.assert_allclose(ijk[:2], 0, atol=1e-3)
+        k = int(round(ijk[2]))
+        assert abs(ijk[2] - k) * img.header.get_zooms()[2] < MM, (path.name, ijk[2])
+        hu = ds.pixel_array.astype(np.int32) * int(ds.RescaleSlope) + int(ds.RescaleIntercept)
+        np.testing.assert_array_equal(data[:, :, k], hu.T, err_msg=path.name)
+
+
 def _one_ct(folder: Path) -> dicom.DicomSeries:
     series = [s for s in read_dicom_series(folder) if s.is_ct_volume]
     assert len(series) == 1, [s.label for s in series]
@@ -178,7 +193,11 @@ def test_gap_series_is_reported_not_written_unless_forced(tmp_path, capsys):
     side = json.loads(nii.with_name(nii.name.replace(".nii.gz", ".json")).read_text())
     assert side["forced"] is True and any("missing slices" in p for p in side["problems"])
     assert side["slice_spacing_mm"] == pytest.approx(1.25)
-    assert nib.load(nii).shape == (16, 16, 4)
+    # 4 slices: a 202.5 mm gap after the first, then 1.25 mm steps -> 1 + 161 filled + 3 = 165 grid slices
+    img = nib.load(nii)
+    assert img.shape == (16, 16, 165)
+    assert side["filled_slices"] == list(range(1, 162)) and side["filled_hu"] == -1024
+    _assert_slices_at_true_positions(img, sorted(GAP.iterdir()))
 
 
 # ------------------------------------------------------------------------------------------------ independent converters
@@ -304,7 +323,8 @@ def test_cli_convert_prints_table_and_exits_zero(tmp_path, capsys):
 def test_progress_bar_on_large_trees(tmp_path, monkeypatch):
     from rich.console import Console
 
-    monkeypatch.setattr(dicom, "PROGRESS_MIN_FILES", 1)
+    monkeypatch.setattr(dicom.series, "PROGRESS_MIN_FILES", 1)  # the header walk
+    monkeypatch.setattr(dicom.convert, "PROGRESS_MIN_FILES", 1)  # the conversion
     console = Console(record=True, force_terminal=True, width=120)
     result = convert_tree(CT5N, tmp_path, console=console)
     assert len(result.written) == 1
