@@ -16,7 +16,7 @@ HYDRA_COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ctbench.engine.run:train", "compose a config, fit, test the best checkpoint, write the run report"),
     "eval": ("ctbench.engine.run:evaluate", "test a checkpoint (ckpt_path=...) on a dataset split, write the run report"),
     "predict": ("ctbench.engine.run:predict", "predict NIfTI/DICOM input (input=..., output_dir=...) in the input's geometry"),
-    "bench": ("ctbench.engine.benchmark:bench", "throughput benchmark of the composed config, writes benchmark.json"),
+    "bench": ("ctbench.engine.throughput:bench", "throughput benchmark of the composed config, writes benchmark.json"),
 }
 
 EPILOG = """\
@@ -62,6 +62,7 @@ def _argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p.add_argument("--baseline", default=None, metavar="MODEL:LOSS",
                    help="pair to test every cell against (Wilcoxon signed-rank over cases)")
     p.add_argument("--metric", default="dice", help="metric for the main table (default dice)")
+    p.add_argument("--claims", default=None, metavar="FILE_OR_DIR", help="claim YAML(s): claims.md/.csv verdicts")
 
     p = sub.add_parser("loss-curves", help="the survey's Figure 9: every loss against IoU, large and small object")
     p.add_argument("out_dir", help="folder for loss_curves.png and loss_curves.csv")
