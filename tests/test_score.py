@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -162,3 +163,38 @@ def test_cli_dispatch(dirs):
     assert main(["score", str(pred), str(truth), "--out", str(out), "--labels", "1=liver", "--tolerance", "2"]) == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["tolerance_mm"] == 2.0 and list(s["per_class"]) == ["liver"]
+
+
+REAL = Path(__file__).parent / "data" / "real" / "totalseg-ct-dicom"
+
+
+def test_totalsegmentator_map_scores_against_a_prediction_on_the_converters_grid(tmp_path, capsys):
+    """The real series: ``ctbench convert`` writes rows in DICOM order, TotalSegmentator's map has them flipped
+    (issue 15: "origin (249.5, 437.5, -804.5) vs (249.5, -61.51, -804.5) mm"). One world grid: reoriented, said
+    in one line, Dice 1 for every class; a grid moved by half a voxel is still refused."""
+    converted = tmp_path / "converted"
+    assert main(["convert", str(REAL / "dicom"), str(converted)]) == 0
+    ct = nib.load(str(next(converted.glob("*.nii.gz"))))
+    seg = nib.load(str(REAL / "example_seg_dicom.nii.gz"))
+    assert not np.allclose(ct.affine, seg.affine)  # the pair the issue could not score
+    world = nib.orientations.ornt_transform(nib.orientations.io_orientation(seg.affine),
+                                            nib.orientations.io_orientation(ct.affine))
+    on_ct_grid = nib.orientations.apply_orientation(np.asarray(seg.dataobj), world).astype(np.uint8)
+    pred, truth = tmp_path / "pred", tmp_path / "truth"
+    pred.mkdir()
+    truth.mkdir()
+    nib.save(nib.Nifti1Image(on_ct_grid, ct.affine), str(pred / "series.nii.gz"))
+    nib.save(seg, str(truth / "series.nii.gz"))
+    shifted = ct.affine.copy()
+    shifted[:3, 3] += 0.5 * ct.affine[:3, 1]  # half a row off: another grid
+    nib.save(nib.Nifti1Image(on_ct_grid, shifted), str(pred / "moved.nii.gz"))
+    nib.save(seg, str(truth / "moved.nii.gz"))
+    assert score(pred, truth, out=tmp_path / "out") == 1  # moved is refused
+    out = capsys.readouterr().out
+    assert "series: prediction is on the truth's world grid in another voxel order (flipped y)" in out
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["reoriented"] == [{"case": "series", "voxel_axes": "flipped y"}]
+    assert [s["case"] for s in summary["skipped"]] == ["moved"]
+    assert "geometry differs from truth: origin" in summary["skipped"][0]["reason"]
+    assert summary["n_cases"] == 1 and len(summary["per_class"]) >= 5
+    assert all(entry["dice"] == 1.0 for entry in summary["per_class"].values())

@@ -2,7 +2,9 @@
 
 Cases are matched by file name without ``.nii``/``.nii.gz`` (``CASE.nii`` matches ``CASE.nii.gz``).
 Each pair must share its geometry (shape, voxel spacing and affine, i.e. origin and direction, within
-1e-3 mm). A missing prediction, an extra prediction, a geometry mismatch or an unreadable file is
+1e-3 mm). A prediction on the truth's world grid stored in another voxel order (axes flipped or
+swapped, as dcm2niix and TotalSegmentator write the rows of a DICOM series against ctbench's
+converter) is reoriented onto the truth's voxel order first, with one line saying so. A missing prediction, an extra prediction, a geometry mismatch or an unreadable file is
 listed per case and skipped; the rest is still scored, and the exit status is 1 if any case was
 skipped, else 0. Writes ``per_case.csv`` and ``summary.json`` (docs/report-format.md) into ``--out``.
 """
@@ -129,6 +131,30 @@ def geometry_mismatch(pred: Volume, truth: Volume, tol: float = GEOMETRY_TOL_MM)
     return None
 
 
+def reorient_to(pred: Volume, truth: Volume) -> tuple[Volume, str] | None:
+    """``pred`` in ``truth``'s voxel order when the two share one world grid up to flipped or swapped voxel
+    axes, with a few words on what was flipped or swapped; None when no such reordering exists."""
+    import nibabel.orientations as nio
+
+    if pred.data.ndim != 3 or truth.data.ndim != 3:
+        return None
+    transform = nio.ornt_transform(nio.io_orientation(pred.affine), nio.io_orientation(truth.affine))
+    if np.array_equal(transform, [[0, 1], [1, 1], [2, 1]]):
+        return None
+    data = nio.apply_orientation(pred.data, transform)
+    affine = pred.affine @ nio.inv_ornt_aff(transform, pred.data.shape)
+    spacing = tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
+    moved = Volume(data=np.ascontiguousarray(data), affine=affine, spacing=spacing)
+    if geometry_mismatch(moved, truth) is not None:
+        return None
+    axes = "xyz"
+    flipped = [axes[int(i)] for i, (_, sign) in enumerate(transform) if sign < 0]
+    swapped = [f"{axes[i]}->{axes[int(to)]}" for i, (to, _) in enumerate(transform) if int(to) != i]
+    how = "; ".join(part for part in (f"flipped {', '.join(flipped)}" if flipped else "",
+                                      f"swapped {', '.join(swapped)}" if swapped else "") if part)
+    return moved, how
+
+
 def _present(data: np.ndarray) -> set[int]:
     counts = np.bincount(data.ravel().astype(np.int64, copy=False)) if data.size else np.zeros(1, int)
     return {int(i) for i in np.flatnonzero(counts) if i != 0}
@@ -187,6 +213,7 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
         problems.append(Problem(case, f"extra prediction {preds[case].name}: no truth of that name in {truth_dir}"))
 
     per_case: dict[str, dict[int, dict]] = {}  # case -> label -> row
+    reordered: list[dict[str, str]] = []  # predictions reoriented onto their truth's voxel order
     truth_labels: set[int] = set()
     dims: set[int] = set()
     with console.status("scoring...") if console.is_terminal else nullcontext():
@@ -201,7 +228,13 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
                 problems.append(Problem(case, str(err)))
                 continue
             reason = geometry_mismatch(pred, truth)
-            if reason:
+            reoriented = reorient_to(pred, truth) if reason else None
+            if reoriented:
+                pred, how = reoriented
+                reordered.append({"case": case, "voxel_axes": how})
+                console.print(f"{case}: prediction is on the truth's world grid in another voxel order ({how}); "
+                              "reoriented to the truth's order", soft_wrap=True)
+            elif reason:
                 problems.append(Problem(case, reason))
                 continue
             in_truth = _present(truth.data)
@@ -244,6 +277,7 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
         "labels": {str(c): n for c, n in classes.items()},
         "tolerance_mm": float(tolerance_mm),
         **metrics,
+        "reoriented": reordered,
         "n_skipped": len(problems),
         "skipped": [{"case": p.case, "reason": p.reason} for p in problems],
         "versions": _versions(),
