@@ -6,8 +6,15 @@ import json
 
 import pytest
 
-from ctbench.data.datasets import list_cases, load_or_make_splits, make_splits, msd_labels, select_fold
+from ctbench.data.datasets import list_cases
+from ctbench.data.readers.msd import msd_labels
+from ctbench.data.splits import load_or_make_splits, make_splits, select_fold
 from ctbench.errors import CTBenchError
+
+
+def msd(root, **keys) -> dict:
+    """A dataset config for the MSD/nnU-Net reader on ``root``."""
+    return {"name": "t", "reader": {"_target_": "ctbench.data.readers.msd.MSDReader"}, "root": str(root), **keys}
 
 
 def _touch(path):
@@ -22,7 +29,7 @@ def test_nnunet_v2_layout(tmp_path):
     (tmp_path / "dataset.json").write_text(json.dumps(
         {"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1, "tumour": 2},
          "numTraining": 2, "file_ending": ".nii.gz"}))
-    cases = list_cases({"kind": "msd", "root": str(tmp_path)})
+    cases = list_cases(msd(tmp_path))
     assert [c["case"] for c in cases] == ["liver_001", "liver_002"]
     assert cases[0]["image"].endswith("imagesTr/liver_001_0000.nii.gz")
     assert msd_labels(tmp_path) == {0: "background", 1: "liver", 2: "tumour"}
@@ -33,7 +40,7 @@ def test_msd_listing_escaping_root_is_refused(tmp_path):
         {"labels": {"0": "background", "1": "liver"},
          "training": [{"image": "../../etc/passwd", "label": "./labelsTr/a.nii.gz"}]}))
     with pytest.raises(CTBenchError, match="points outside the dataset folder"):
-        list_cases({"kind": "msd", "root": str(tmp_path)})
+        list_cases(msd(tmp_path))
 
 
 def test_dataset_json_that_lies_about_files(tmp_path):
@@ -41,7 +48,7 @@ def test_dataset_json_that_lies_about_files(tmp_path):
         {"labels": {"0": "background", "1": "liver"},
          "training": [{"image": "./imagesTr/a.nii.gz", "label": "./labelsTr/a.nii.gz"}]}))
     with pytest.raises(CTBenchError, match="lists 2 missing file"):
-        list_cases({"kind": "msd", "root": str(tmp_path)})
+        list_cases(msd(tmp_path))
 
 
 def test_splits_are_disjoint_cover_everything_and_persist(tmp_path):

@@ -163,9 +163,12 @@ def test_run_cli_prints_table_and_exit_code(tmp_path, monkeypatch, capsys):
     good, bad = _case(tmp_path, "good"), _case(tmp_path, "bad", label=_label((8, 8, 5)))
     seen = {}
 
+    dataset = {"name": "t", "reader": {"_target_": "ctbench.data.readers.nifti.NiftiGlobReader"},
+               "class_names": [LABELS[i] for i in sorted(LABELS)], "preprocessing": {"spacing": [1, 1, 1]}}
+
     def fake(overrides):
         seen["overrides"] = overrides
-        return [good, bad], LABELS
+        return [good, bad], dataset
 
     monkeypatch.setattr(integrity, "_cases_from_config", fake)
     args = argparse.Namespace(overrides=["dataset=msd", "dataset.root=/x", "tolerance_mm=0.5"])
@@ -173,7 +176,7 @@ def test_run_cli_prints_table_and_exit_code(tmp_path, monkeypatch, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "1 problem(s) in 1 of 2 case(s)" in out and "bad" in out
     assert seen["overrides"] == ["dataset=msd", "dataset.root=/x"]
-    monkeypatch.setattr(integrity, "_cases_from_config", lambda overrides: ([good], LABELS))
+    monkeypatch.setattr(integrity, "_cases_from_config", lambda overrides: ([good], dataset))
     assert integrity.run_cli(argparse.Namespace(overrides=[])) == 0
     assert "all 1 case(s) passed" in capsys.readouterr().out
 

@@ -18,7 +18,8 @@ import lightning.pytorch as pl
 from monai.data import CacheDataset, DataLoader, Dataset, list_data_collate
 from torch.utils.data import DistributedSampler, Sampler
 
-from ctbench.data.datasets import list_cases, load_or_make_splits, select_fold
+from ctbench.data.datasets import list_cases
+from ctbench.data.splits import dataset_splits, select_fold
 from ctbench.data.transforms import eval_chain, foreground_statistics, train_chain, window_bounds
 from ctbench.errors import CTBenchError
 
@@ -141,8 +142,7 @@ class CTDataModule(pl.LightningDataModule):
             return
         cases = list_cases(self.cfg)
         self.cases = {c["case"]: c for c in cases}
-        splits = load_or_make_splits(self.cache_dir / "splits.json", sorted(self.cases),
-                                     int(self.cfg["test_cases"]), int(self.cfg["num_folds"]))
+        splits = dataset_splits(self.cfg, sorted(self.cases), self.cache_dir)
         self.split = select_fold(splits, self.fold)
         if self.cfg["preprocessing"]["normalize"] == "zscore":
             self.zscore = self._zscore_stats()

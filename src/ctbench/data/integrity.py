@@ -58,14 +58,21 @@ def _one_line(err: BaseException) -> str:
     return (lines[0][:200] if lines else type(err).__name__)
 
 
-def _load(path: Path) -> _Volume:
-    """Read a volume fully (so a truncated file fails here); raises ``ValueError`` with a short reason."""
+def _load(path: Path, target_spacing: Sequence[float] | None = None, max_voxels: int | None = None) -> _Volume:
+    """Read a volume fully (so a truncated file fails here) once its header passes the voxel cap
+    (:func:`~ctbench.data.voxel_budget.check_voxel_budget`); raises ``ValueError`` with a short reason."""
+    from ctbench.data.voxel_budget import check_voxel_budget
+
     if not path.exists():
         raise ValueError("file not found")
     if path.is_dir():
         raise ValueError("is a folder, not an image file")
     if path.stat().st_size == 0:
         raise ValueError("empty file (0 bytes)")
+    try:
+        check_voxel_budget(path, target_spacing, max_voxels)
+    except CTBenchError as err:
+        raise ValueError(str(err).removeprefix(f"{path.name}: ")) from None
     name = path.name.lower()
     try:
         if name.endswith(NIFTI_ENDINGS):
@@ -167,56 +174,77 @@ def _label_problems(data: np.ndarray, declared: Mapping[int, str] | None) -> lis
     return out
 
 
-def check_case(case: Mapping[str, Any], declared_labels: Mapping[int, str] | None,
-               tolerance_mm: float = 1e-3) -> list[Problem]:
-    """Problems of one ``{"case", "image", "label"}`` entry (``label`` may be missing or None)."""
-    name = str(case.get("case") or Path(str(case.get("image", "?"))).name)
-    problems: list[Problem] = []
-    vols: dict[str, _Volume | None] = {}
-    datas: dict[str, np.ndarray | None] = {}
-    for role in ("image", "label"):
-        path = case.get(role)
-        vols[role] = datas[role] = None
-        if path is None or path == "":
-            if role == "image":
-                problems.append(Problem(name, "", "no image file given"))
-            continue
-        path = Path(str(path))
-        try:
-            vols[role] = vol = _load(path)
-        except ValueError as err:
-            problems.append(Problem(name, str(path), str(err)))
-            continue
-        data = _spatial(vol)
-        if data is None:
-            problems.append(Problem(name, str(path), f"{vol.data.ndim}D {role} (shape {vol.shape}); a "
-                                    "single-channel 3D (or 2D) volume is expected"))
-            continue
-        datas[role] = data
-        if role == "image":
-            for msg in _finite_problems(data, "image"):
-                problems.append(Problem(name, str(path), msg))
-            finite = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
-            if finite.size and finite.min() == finite.max():
-                problems.append(Problem(name, str(path), f"image has one single value ({float(finite.min()):g}) "
-                                        "everywhere: empty or failed export"))
-        else:
-            for msg in _label_problems(data, declared_labels):
-                problems.append(Problem(name, str(path), msg))
+def _volume_problems(name: str, path: Path, role: str, declared_labels: Mapping[int, str] | None,
+                     target_spacing: Sequence[float] | None, max_voxels: int | None,
+                     problems: list[Problem]) -> tuple[_Volume, np.ndarray] | None:
+    """Read one image (channel) or label file and append its own problems; the volume and its 3D data."""
+    try:
+        vol = _load(path, target_spacing, max_voxels)
+    except ValueError as err:
+        problems.append(Problem(name, str(path), str(err)))
+        return None
+    data = _spatial(vol)
+    if data is None:
+        problems.append(Problem(name, str(path), f"{vol.data.ndim}D {role} (shape {vol.shape}); a "
+                                "single-channel 3D (or 2D) volume is expected"))
+        return None
+    if role == "image":
+        for msg in _finite_problems(data, "image"):
+            problems.append(Problem(name, str(path), msg))
+        finite = data[np.isfinite(data)] if np.issubdtype(data.dtype, np.floating) else data
+        if finite.size and finite.min() == finite.max():
+            problems.append(Problem(name, str(path), f"image has one single value ({float(finite.min()):g}) "
+                                    "everywhere: empty or failed export"))
+    else:
+        for msg in _label_problems(data, declared_labels):
+            problems.append(Problem(name, str(path), msg))
+    return vol, data
 
-    img, lab = datas["image"], datas["label"]
-    if img is not None and lab is not None:
-        if img.shape != lab.shape:
-            problems.append(Problem(name, "", f"image shape {img.shape} and label shape {lab.shape} differ"))
-        else:
-            msg = _geometry_message(vols["image"], vols["label"], img.shape, tolerance_mm)
-            if msg:
-                problems.append(Problem(name, "", msg))
+
+def _pair_problem(name: str, first: tuple[_Volume, np.ndarray], other: tuple[_Volume, np.ndarray],
+                  names: tuple[str, str], tolerance_mm: float) -> Problem | None:
+    (vol_a, a), (vol_b, b) = first, other
+    if a.shape != b.shape:
+        return Problem(name, "", f"{names[0]} shape {a.shape} and {names[1]} shape {b.shape} differ")
+    msg = _geometry_message(vol_a, vol_b, a.shape, tolerance_mm)
+    return Problem(name, "", msg.replace("image and label", " and ".join(names))) if msg else None
+
+
+def check_case(case: Mapping[str, Any], declared_labels: Mapping[int, str] | None, tolerance_mm: float = 1e-3,
+               target_spacing: Sequence[float] | None = None, max_voxels: int | None = None) -> list[Problem]:
+    """Problems of one ``{"case", "image", "label"}`` entry (``label`` may be missing or None; ``image`` may
+    list one file per channel, which must share one grid). ``target_spacing`` and ``max_voxels``: the voxel
+    cap, checked on each header before its voxels are read."""
+    from ctbench.data.readers.base import image_files
+
+    image = case.get("image")
+    name = str(case.get("case") or (Path(image_files(case)[0]).name if image else "?"))
+    problems: list[Problem] = []
+    if not image:
+        problems.append(Problem(name, "", "no image file given"))
+        channels: list[tuple[_Volume, np.ndarray] | None] = []
+    else:
+        channels = [_volume_problems(name, Path(p), "image", declared_labels, target_spacing, max_voxels, problems)
+                    for p in image_files(case)]
+    label = None
+    if case.get("label"):
+        label = _volume_problems(name, Path(str(case["label"])), "label", declared_labels, target_spacing,
+                                 max_voxels, problems)
+    first = channels[0] if channels else None
+    if first is not None:
+        for k, channel in enumerate(channels[1:], start=1):
+            if channel is not None:
+                problem = _pair_problem(name, first, channel, ("image channel 0", f"image channel {k}"), tolerance_mm)
+                problems += [problem] if problem else []
+        if label is not None:
+            problem = _pair_problem(name, first, label, ("image", "label"), tolerance_mm)
+            problems += [problem] if problem else []
     return problems
 
 
 def check_cases(cases: Sequence[Mapping[str, Any]], declared_labels: Mapping[int, str] | None,
-                tolerance_mm: float = 1e-3, progress: bool = False, console: Any = None) -> list[Problem]:
+                tolerance_mm: float = 1e-3, progress: bool = False, console: Any = None,
+                target_spacing: Sequence[float] | None = None, max_voxels: int | None = None) -> list[Problem]:
     """Every problem of every case (see the module docstring); ``declared_labels=None`` skips that check."""
     problems: list[Problem] = []
     seen: dict[str, int] = {}
@@ -234,7 +262,7 @@ def check_cases(cases: Sequence[Mapping[str, Any]], declared_labels: Mapping[int
     else:
         iterator = cases
     for case in iterator:
-        problems.extend(check_case(case, declared_labels, tolerance_mm))
+        problems.extend(check_case(case, declared_labels, tolerance_mm, target_spacing, max_voxels))
     return problems
 
 
@@ -256,19 +284,14 @@ def print_problems(problems: Sequence[Problem], n_cases: int, console: Any) -> N
 
 
 def _declared_labels(dataset: Mapping[str, Any]) -> dict[int, str] | None:
-    """``{id: name}`` declared by the dataset: for MSD-layout kinds its manifest's labels, else ``class_names``
-    (index = value), else a ``labels``/``label_names`` mapping in the config; None when nothing is declared.
+    """``{id: name}`` declared by the dataset: what its reader reads from the data (an MSD manifest's labels),
+    else ``class_names`` (index = value), else a ``labels``/``label_names`` mapping in the config; None when
+    nothing is declared."""
+    from ctbench.data.datasets import reader_for
 
-    Only ``msd`` and ``synthetic`` read a manifest: other kinds (``nifti`` globs ...) inherit a ``root`` from
-    the synthetic defaults that says nothing about their labels."""
-    root = dataset.get("root")
-    manifest = str(dataset.get("manifest") or "dataset.json")
-    if dataset.get("kind") in ("msd", "synthetic") and root and (Path(str(root)) / manifest).is_file():
-        from ctbench.data.datasets import msd_labels
-
-        labels = msd_labels(Path(str(root)), manifest)
-        if labels:
-            return labels
+    labels = reader_for(dataset).declared_labels()
+    if labels:
+        return labels
     names = dataset.get("class_names")
     if isinstance(names, Sequence) and not isinstance(names, str) and names:
         return {i: str(n) for i, n in enumerate(names)}
@@ -286,8 +309,16 @@ def _declared_labels(dataset: Mapping[str, Any]) -> dict[int, str] | None:
     return None
 
 
-def _cases_from_config(overrides: Sequence[str]) -> tuple[list[dict[str, Any]], dict[int, str] | None]:
-    """Compose ``configs/train.yaml`` with ``overrides``; the dataset's cases and declared labels."""
+def _voxel_cap(dataset: Mapping[str, Any]) -> tuple[list[float] | None, int | None]:
+    """The target spacing and ``dataset.max_voxels`` that :func:`~ctbench.data.voxel_budget.check_voxel_budget`
+    checks every header against."""
+    spacing = (dataset.get("preprocessing") or {}).get("spacing")
+    cap = dataset.get("max_voxels")
+    return ([float(v) for v in spacing] if spacing else None), (int(cap) if cap else None)
+
+
+def _cases_from_config(overrides: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Compose ``configs/train.yaml`` with ``overrides``; the dataset's cases and its resolved config."""
     import ctbench
 
     try:
@@ -310,7 +341,7 @@ def _cases_from_config(overrides: Sequence[str]) -> tuple[list[dict[str, Any]], 
         raise CTBenchError(f"{key} is not set: add {key}=... to the command line", exit_code=2) from None
     from ctbench.data.datasets import list_cases
 
-    return list_cases(dataset, check_files=False), _declared_labels(dataset)
+    return list_cases(dataset, check_files=False), dataset
 
 
 def verify_before_training(cases: Sequence[Mapping[str, Any]], dataset: Mapping[str, Any], stamp_file: Path) -> None:
@@ -321,12 +352,15 @@ def verify_before_training(cases: Sequence[Mapping[str, Any]], dataset: Mapping[
     from rich.console import Console
 
     from ctbench.atomic import atomic_write_json
+    from ctbench.data.readers.base import image_files
 
-    stamps = sorted([str(c[k]), *(lambda st: (st.st_size, st.st_mtime_ns))(Path(c[k]).stat())]
-                    for c in cases for k in ("image", "label") if Path(c[k]).exists())
+    spacing, cap = _voxel_cap(dataset)
+    files = [p for c in cases for p in [*image_files(c), str(c["label"])] if Path(p).exists()]
+    stamps = {"files": sorted([p, Path(p).stat().st_size, Path(p).stat().st_mtime_ns] for p in files),
+              "spacing": spacing, "max_voxels": cap}
     if stamp_file.exists() and json.loads(stamp_file.read_text()) == stamps:
         return
-    problems = check_cases(cases, _declared_labels(dataset))
+    problems = check_cases(cases, _declared_labels(dataset), target_spacing=spacing, max_voxels=cap)
     if problems:
         console = Console(stderr=True, highlight=False)
         print_problems(problems, len(cases), console)
@@ -346,14 +380,21 @@ def run_cli(args: Any) -> int:
     rest = []
     for o in overrides:  # ``tolerance_mm=0.01`` is ours, not Hydra's
         if o.startswith(("tolerance_mm=", "+tolerance_mm=")):
-            tolerance = float(o.split("=", 1)[1])
+            try:
+                tolerance = float(o.split("=", 1)[1])
+            except ValueError:
+                raise CTBenchError(f"{o}: give the tolerance in mm as a number, e.g. tolerance_mm=0.01",
+                                   exit_code=2) from None
         else:
             rest.append(o)
-    cases, labels = _cases_from_config(rest)
+    cases, dataset = _cases_from_config(rest)
     if not cases:
         raise CTBenchError("the dataset has no cases to check")
+    labels = _declared_labels(dataset)
     if labels is None:
         console.print("[yellow]no label names declared by the dataset: label values are not checked[/]")
-    problems = check_cases(cases, labels, tolerance_mm=tolerance, progress=True, console=console)
+    spacing, cap = _voxel_cap(dataset)
+    problems = check_cases(cases, labels, tolerance_mm=tolerance, progress=True, console=console,
+                           target_spacing=spacing, max_voxels=cap)
     print_problems(problems, len(cases), console)
     return 1 if problems else 0

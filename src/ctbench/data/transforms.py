@@ -193,10 +193,12 @@ def foreground_statistics(cases: Sequence[Mapping[str, str]], window: tuple[floa
     """Mean and std of HU inside labelled foreground (clipped to the window), as nnU-Net's CT scheme."""
     import nibabel as nib
 
+    from ctbench.data.readers.base import image_files
+
     rng = np.random.default_rng(0)
     samples = []
     for case in cases:
-        image = np.asarray(nib.load(case["image"]).dataobj, dtype=np.float32)
+        image = np.asarray(nib.load(image_files(case)[0]).dataobj, dtype=np.float32)  # channel 0: the CT
         label = np.asarray(nib.load(case["label"]).dataobj)
         values = np.clip(image[label > 0], *window)
         if values.size:

@@ -69,6 +69,7 @@ def predict_file(segmenter, cfg: DictConfig, path: Path, zscore: tuple[float, fl
     import nibabel as nib
 
     from ctbench.data.transforms import eval_chain
+    from ctbench.data.voxel_budget import check_voxel_budget
 
     try:
         original = nib.load(str(path))
@@ -77,6 +78,7 @@ def predict_file(segmenter, cfg: DictConfig, path: Path, zscore: tuple[float, fl
         raise CTBenchError(f"cannot read {path}: {str(err).splitlines()[0][:160]}") from err
     if len(shape) != 3:
         raise CTBenchError(f"{path} has shape {shape}: predict needs a 3D volume (split 4D series into 3D files)")
+    check_voxel_budget(path, cfg.dataset.preprocessing.spacing, cfg.dataset.get("max_voxels"))
     item = eval_chain(cfg.dataset.preprocessing, with_label=False, zscore=zscore)({"image": str(path)})
     image = item["image"]
     probs = segmenter.probs(image[None].to(segmenter.device))[0]

@@ -1,0 +1,69 @@
+"""A voxel-count cap read from file headers before any voxel is loaded or resampled (issue 12 row 12).
+
+A header with huge dimensions, or a spacing far coarser than the target spacing, would make the reader or
+the resampler allocate until the machine dies; the cap turns that into one line naming the file's shape,
+its spacing and the override. ``dataset.max_voxels`` sets it (training, evaluation, check-data and predict).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ctbench.errors import CTBenchError
+
+#: default cap: 1e9 voxels (4 GB as float32); a 512 x 512 x 1500 whole-body CT resampled to 0.8 mm is ~4e8
+DEFAULT_MAX_VOXELS = 1_000_000_000
+
+
+def header_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Shape and voxel spacing (mm, from the affine's columns) of an image file, read from its header only."""
+    name = path.name.lower()
+    try:
+        if name.endswith((".nii", ".nii.gz")):
+            import nibabel as nib
+
+            img = nib.load(str(path))
+            shape = tuple(int(n) for n in img.shape)
+            spacing = tuple(float(s) for s in np.linalg.norm(np.asarray(img.affine, float)[:3, :3], axis=0))
+            return shape, spacing[: max(1, min(3, len(shape)))]
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        return tuple(int(n) for n in reader.GetSize()), tuple(float(s) for s in reader.GetSpacing())
+    except Exception as err:  # noqa: BLE001 - every reader error becomes one line
+        lines = str(err).strip().splitlines()
+        reason = lines[0][:160] if lines else type(err).__name__
+        raise CTBenchError(f"{path.name}: unreadable header ({reason}): check the file or export it again") from None
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return " x ".join(f"{v:.4g}" for v in values)
+
+
+def check_voxel_budget(path: str | Path, target_spacing: Sequence[float] | None,
+                       max_voxels: int | None = None) -> None:
+    """Refuse ``path`` when its header describes more than ``max_voxels`` voxels as stored, or after
+    resampling to ``target_spacing`` (mm); also refuse a zero, negative-length or non-finite spacing."""
+    path = Path(path)
+    cap = int(max_voxels or DEFAULT_MAX_VOXELS)
+    shape, spacing = header_geometry(path)
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise CTBenchError(f"{path.name}: voxel spacing ({_fmt(spacing)}) mm in its header is not positive and "
+                           "finite: fix the header (e.g. re-export the image)")
+    stored = math.prod(shape)
+    resampled = stored
+    if target_spacing:
+        spatial = shape[: len(spacing)]
+        per_axis = [math.ceil(n * s / float(t)) for n, s, t in zip(spatial, spacing, target_spacing, strict=False)]
+        resampled = math.prod(per_axis) * math.prod(shape[len(spacing):])
+    if max(stored, resampled) > cap:
+        target = f" at the target spacing {_fmt(target_spacing)} mm" if target_spacing else ""
+        raise CTBenchError(f"{path.name}: shape {_fmt(shape)} at spacing {_fmt(spacing)} mm is "
+                           f"{max(stored, resampled):.3g} voxels{target}, over the cap of {cap:.3g}: check the "
+                           f"file's header, or raise the cap with dataset.max_voxels=N")
