@@ -13,32 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ctbench.config import CONFIG_DIR, VERSION_BASE, RunContext, check_group_overrides
 from ctbench.errors import CTBenchError
-
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-_GROUP_OVERRIDE = re.compile(r"^[+~]*(?P<group>[\w/]+)(@[\w.]+)?=(?P<value>.*)$")
-
-
-def group_choices(group: str) -> list[str]:
-    """Config names available in ``configs/GROUP`` (without ``.yaml``)."""
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
-
-
-def check_group_overrides(overrides: Sequence[str]) -> None:
-    """Raise (exit 2) when an override names a config-group option that does not exist."""
-    for override in overrides:
-        match = _GROUP_OVERRIDE.match(override)
-        if not match or override.startswith("hydra.") or "(" in match["value"]:
-            continue
-        group = match["group"]
-        if not (CONFIG_DIR / group).is_dir() or group.startswith("hydra"):
-            continue
-        valid = group_choices(group)
-        for value in filter(None, match["value"].split(",")):
-            if value != "null" and value not in valid:
-                raise CTBenchError(f"unknown {group} '{value}': choose one of {', '.join(valid)} "
-                                   f"(see `ctbench list`)", exit_code=2)
-
 
 _LAUNCHER_OVERRIDE = re.compile(r"^[+~]*hydra/launcher=(?P<value>[\w.-]+)$")
 
@@ -65,19 +41,25 @@ def check_exclusive_flags(overrides: Sequence[str]) -> None:
                            exit_code=2)
 
 
-def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
-    """``ctbench NAME overrides...`` -> Hydra app over ``configs/NAME.yaml`` calling ``target(cfg)``."""
-    import importlib
-    import logging
+def silence_known_warnings() -> None:
+    """Library warnings that do not apply to ctbench's use (checked once, each with its reason)."""
     import warnings
-
-    import hydra
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*(nvImageCodec|LeafSpec|treespec).*")
     # validation/test results are gathered across ranks and de-duplicated by case in the module,
     # so Lightning's advice on sync_dist and on DistributedSampler padding does not apply
     warnings.filterwarnings("ignore", message=".*(sync_dist=True|Using `DistributedSampler` with the dataloaders).*")
+
+
+def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
+    """``ctbench NAME overrides...`` -> Hydra app over ``configs/NAME.yaml`` calling ``target(cfg)``."""
+    import importlib
+    import logging
+
+    import hydra
+
+    silence_known_warnings()
 
     check_exclusive_flags(overrides)
     if not {"--help", "-h", "--hydra-help", "--info"} & set(overrides):
@@ -89,22 +71,19 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
 
     def guarded(cfg) -> None:
         nonlocal exit_code
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-
         try:
-            task(cfg)
+            task(cfg, RunContext.from_hydra())
         except CTBenchError as err:
             print(f"ctbench: error: {err}", file=sys.stderr)
             # into the run's log file too, where `ctbench report` and the end-of-sweep status read the reason
             logging.getLogger("ctbench").error("CTBenchError: %s", err)
             exit_code = err.exit_code
-            if HydraConfig.get().mode != RunMode.MULTIRUN:  # a sweep goes on with its other jobs
+            if not RunContext.from_hydra().multirun:  # a sweep goes on with its other jobs
                 raise SystemExit(err.exit_code) from None
 
     os.environ["CTBENCH_HYDRA_COMMAND"] = name  # DDP ranks re-run this command through hydra_entry.py
     sys.argv = [str(Path(__file__).with_name("hydra_entry.py")), *overrides]
-    hydra.main(config_path=str(CONFIG_DIR), config_name=name, version_base="1.3")(guarded)()
+    hydra.main(config_path=str(CONFIG_DIR), config_name=name, version_base=VERSION_BASE)(guarded)()
     from ctbench import sweep_status
 
     return exit_code or (1 if sweep_status.failed_jobs else 0)

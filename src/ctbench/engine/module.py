@@ -8,7 +8,6 @@ id, so distributed sampler padding never counts a case twice.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,10 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.distributed as dist
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ctbench.engine.segmenter import Segmenter, build_model
+from ctbench.engine.build import build_loss, build_model, instantiate
+from ctbench.engine.segmenter import Segmenter
 from ctbench.errors import CTBenchError
 
 #: training pseudo-Dice (argmax + per-class sums of a batch) at most every this many steps: ~1 % of a
@@ -66,7 +65,7 @@ class SegmentationModule(pl.LightningModule):
         self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)})
         self.cfg = OmegaConf.create(self.hparams["cfg"])
         self.model = build_model(self.cfg)
-        self.loss_fn = instantiate(self.cfg.loss)
+        self.loss_fn = build_loss(self.cfg)
         self.num_classes = int(self.cfg.dataset.num_classes)
         self.class_names = list(self.cfg.dataset.class_names)
         self.segmenter = Segmenter(self.model, self.cfg)
@@ -179,20 +178,7 @@ class SegmentationModule(pl.LightningModule):
 
     # ---- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = instantiate(self.cfg.optim.optimizer)(params=self.model.parameters())
-        sched = self.cfg.optim.scheduler
+        optimizer = instantiate(self.cfg.optim.optimizer, "optim.optimizer")(params=self.model.parameters())
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = int(sched.get("warmup_steps", 0))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            if sched.name == "cosine":
-                return 0.5 * (1 + math.cos(math.pi * progress)) * (1 - sched.min_factor) + sched.min_factor
-            if sched.name == "poly":
-                return (1 - progress) ** float(sched.exponent)
-            return 1.0
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = instantiate(self.cfg.optim.scheduler, "optim.scheduler")(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,38 +1,33 @@
-"""The Hydra tasks behind ``ctbench train``, ``ctbench eval`` and ``ctbench predict``.
+"""The tasks behind ``ctbench train``, ``ctbench eval`` and ``ctbench predict``.
 
+Each task takes the composed config and a :class:`~ctbench.config.RunContext` (run folder, group
+choices, overrides), so it runs the same under the CLI's ``hydra.main`` and from :mod:`ctbench.api`.
 ``train``: fit, test the best checkpoint, write the run report. ``eval``: rebuild a run from its
 checkpoint and re-test it. ``predict``: label maps for new NIfTI/DICOM input in its own geometry.
-Only rank 0 writes run-level files, all into Hydra's one run directory.
+Only rank 0 writes run-level files, all into the one run folder.
 """
 
 from __future__ import annotations
 
-import json
-import platform
-import subprocess
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ctbench.config import RunContext, run_names
 from ctbench.errors import CTBenchError
 
-
-def run_dir() -> Path:
-    from hydra.core.hydra_config import HydraConfig
-
-    return Path(HydraConfig.get().runtime.output_dir)
-
-
-def choices() -> dict[str, str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    return {k: str(v) for k, v in HydraConfig.get().runtime.choices.items() if v is not None}
+#: what a run writes into its folder; ``overwrite=true`` removes all of it before training again
+RUN_OUTPUTS = ("checkpoints", "tensorboard", "csv", "report", "splits.json", "provenance.json",
+               "resolved_config.yaml")
 
 
 def validate(cfg: DictConfig) -> None:
-    """Out-of-range values a user can type, caught before any work starts."""
+    """Out-of-range values and unknown targets a user can type, caught before any work starts."""
+    from ctbench.engine.build import resolve_class
+
     if cfg.dims not in (2, 3):
         raise CTBenchError(f"dims={cfg.dims} is not supported: use dims=3 (volumes) or dims=2 (axial slices)")
     epochs = cfg.trainer.get("max_epochs")
@@ -43,87 +38,12 @@ def validate(cfg: DictConfig) -> None:
     for key in ("patch_size_2d", "patch_size_3d"):
         if any(int(p) < 1 for p in cfg.dataset[key]):
             raise CTBenchError(f"dataset.{key}={list(cfg.dataset[key])} must hold positive sizes")
-
-
-def provenance(cfg: DictConfig) -> dict[str, Any]:
-    """Seed, git commit and package versions of this run (written into the report and run folder)."""
-    import importlib.metadata as md
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    versions = {}
-    for pkg in ("ctbench", "torch", "lightning", "monai", "hydra-core", "numpy", "nibabel", "SimpleITK"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return {"seed": int(cfg.seed), "fold": int(cfg.fold), "git_commit": commit,
-            "versions": {**versions, "python": platform.python_version()}}
-
-
-def _module_class(cfg: DictConfig):
-    """SegmentationModule, or the LightningModule a model names (``lightning_module = "pkg.mod:Class"``)."""
-    import importlib
-
-    from hydra.utils import get_class
-
-    from ctbench.engine.module import SegmentationModule
-
-    target = getattr(get_class(cfg.model._target_), "lightning_module", None)
-    if not target:
-        return SegmentationModule
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _trainer(cfg: DictConfig, out: Path, with_callbacks: bool = True):
-    import lightning.pytorch as pl
-    from hydra.utils import instantiate
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    from ctbench.engine.callbacks import SaveOnInterrupt
-    from ctbench.engine.checkpoint_io import AtomicCheckpointIO
-
-    callbacks: list[pl.Callback] = [RichProgressBar(leave=True)] if cfg.get("progress_bar", True) else []
-    if with_callbacks:
-        callbacks += [
-            ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/mean_dice", mode="max",
-                            save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False),
-            ModelCheckpoint(dirpath=out / "checkpoints", filename="last", save_top_k=1, every_n_epochs=1,
-                            save_on_train_epoch_end=True, enable_version_counter=False),
-            LearningRateMonitor(logging_interval="epoch"),
-            SaveOnInterrupt(out / "checkpoints" / "last.ckpt"),
-        ]
-    logger = TensorBoardLogger(save_dir=str(out), name="tensorboard", version="", default_hp_metric=False)
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[AtomicCheckpointIO()],
-                       default_root_dir=str(out), enable_progress_bar=bool(callbacks) and cfg.get("progress_bar", True),
-                       _convert_="all")
-
-
-def _datamodule(cfg: DictConfig, size_divisor: int):
-    from ctbench.data.datamodule import CTDataModule
-
-    cache = Path(cfg.paths.cache_dir).resolve() / str(cfg.dataset.name)
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    if accelerator == "auto":
-        import torch
-
-        on_gpu = torch.cuda.is_available()
-    else:
-        on_gpu = accelerator in ("gpu", "cuda")
-    devices = cfg.trainer.get("devices", 1)
-    per_node = devices if isinstance(devices, int) and devices > 0 else 1
-    from hydra.utils import get_class
-
-    uses_map = getattr(get_class(cfg.loss._target_), "uses_weight_map", False)
-    weight_map = {k: v for k, v in cfg.loss.items() if k != "_target_"} if uses_map else None
-    return CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, size_divisor, seed=int(cfg.seed),
-                        on_gpu=on_gpu, devices=per_node, weight_map=weight_map,
-                        augment=cfg.get("augment"))
+    for key in ("optimizer", "scheduler"):
+        node = cfg.get("optim", {}).get(key)
+        if node is None or "_target_" not in node:
+            raise CTBenchError(f"optim.{key} names no _target_: choose optim=adamw or optim=sgd_poly, or give "
+                               f"optim.{key}._target_=CLASS", exit_code=2)
+        resolve_class(str(node._target_), f"optim.{key}._target_")
 
 
 def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str) -> dict[str, Any]:
@@ -140,156 +60,212 @@ def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str
     return summary
 
 
-def _is_complete(out: Path) -> bool:
-    path = out / "report" / "summary.json"
+def _stopped(what: str, out: Path, trainer, phase: str) -> str:
+    """One true line about a stopped run: where it stopped, what the resumable checkpoint holds, what to do."""
+    from ctbench.engine.resume import checkpoint_position, resumable_checkpoint
+
+    ckpt = resumable_checkpoint(out)
+    saved = f"{ckpt} holds {checkpoint_position(ckpt)}" if ckpt else "no checkpoint was saved yet"
+    return (f"{what} during {phase} at epoch {trainer.current_epoch}, step {trainer.global_step}; {saved}: "
+            f"rerun the same command with resume=true hydra.run.dir={out}")
+
+
+def _guarded(call, out: Path, trainer, phase: str) -> None:
+    """Run a Lightning loop; SIGTERM and Ctrl+C end with :func:`_stopped`'s line and exit 143 / 130."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     try:
-        return json.loads(path.read_text()).get("status") == "complete"
-    except (OSError, json.JSONDecodeError):
-        return False
+        call()
+    except SIGTERMException:
+        raise CTBenchError(_stopped("stopped by SIGTERM", out, trainer, phase), exit_code=143) from None
+    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl+C into sys.exit(1)
+        if isinstance(exc, SystemExit) and not trainer.interrupted:
+            raise
+        raise CTBenchError(_stopped("interrupted", out, trainer, phase), exit_code=130) from None
 
 
-def _in_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+def _check_resume(cfg: DictConfig, ctx: RunContext, ckpt: Path | None) -> None:
+    """``resume=true`` continues only the same run: the same config, in a folder that holds its checkpoint."""
+    from ctbench.engine.checkpoint import read_checkpoint
+    from ctbench.engine.resume import config_differences, find_run_of_config
 
-    return HydraConfig.get().mode == RunMode.MULTIRUN
+    out = ctx.run_dir
+    if ckpt is None:
+        found = find_run_of_config(cfg, out.parent, exclude=out)
+        given = " ".join(o for o in ctx.overrides if not o.startswith("hydra.run.dir="))
+        if found is not None:
+            raise CTBenchError(f"resume=true: {out} is a new folder; the run of this config is {found}: resume it "
+                               f"with `ctbench train {given} hydra.run.dir={found}`", exit_code=2)
+        raise CTBenchError(f"resume=true but no run of this config with a checkpoint is below {out.parent}: give "
+                           "the run's folder (`hydra.run.dir=RUN_DIR`) or drop resume=true to start a new run",
+                           exit_code=2)
+    stored_file = out / "resolved_config.yaml"
+    stored = OmegaConf.load(stored_file) if stored_file.is_file() else read_checkpoint(ckpt)[0]
+    differences = config_differences(stored, cfg)
+    if differences:
+        shown = "; ".join(differences[:5]) + (f"; +{len(differences) - 5} more" if len(differences) > 5 else "")
+        raise CTBenchError(f"resume=true would continue {out} with another config ({shown}): resume with the "
+                           "run's own settings (only trainer.max_epochs/devices and output options may change), "
+                           "or start a new run", exit_code=2)
 
 
-def train(cfg: DictConfig) -> dict[str, Any] | None:
-    """Fit, test the best checkpoint on the test split, write ``report/``.
+def _clear_run_outputs(out: Path) -> None:
+    """``overwrite=true``: remove the earlier run's checkpoints, logs and report before training again."""
+    for name in RUN_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    for hpc in out.glob("hpc_ckpt_*.ckpt"):
+        hpc.unlink()
+
+
+def _tested_checkpoint(out: Path, module) -> tuple[Path, dict[str, Any]]:
+    """``best.ckpt`` (else ``last.ckpt``) of this run, refused when it was written by another config."""
+    from ctbench.engine.resume import fingerprint
+    from ctbench.engine.safe_load import safe_load
+
+    best, last = out / "checkpoints" / "best.ckpt", out / "checkpoints" / "last.ckpt"
+    weights = best if best.exists() else last
+    ckpt = safe_load(weights)
+    stored = (ckpt.get("hyper_parameters") or {}).get("cfg") or {}
+    mine = fingerprint(module.hparams["cfg"])
+    if fingerprint(stored) != mine:
+        raise CTBenchError(f"{weights} was written by another run (config fingerprint {fingerprint(stored)}, this "
+                           f"run's {mine}): not testing it; train again with overwrite=true", exit_code=1)
+    return weights, ckpt
+
+
+def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
+    """Fit, test the best checkpoint on the test split, write ``report/``; returns the report summary.
 
     A rerun of the same sweep skips jobs whose report is complete and resumes those that have a
-    ``last.ckpt``; a single run needs ``resume=true`` (or ``overwrite=true``) to reuse its folder.
+    checkpoint; a single run needs ``resume=true`` (or ``overwrite=true``) to reuse its folder.
     """
     import lightning.pytorch as pl
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+    from lightning.pytorch.utilities import rank_zero_only
 
     from ctbench.atomic import atomic_write_json, atomic_write_text
     from ctbench.data.datasets import resolve_classes
-    from ctbench.engine.safe_load import safe_load
+    from ctbench.engine.build import build_datamodule, build_module, build_trainer
+    from ctbench.engine.resume import fingerprint, resumable_checkpoint
+    from ctbench.models.base import parameter_count
+    from ctbench.provenance import run_provenance
+    from ctbench.run_folder import is_complete
 
     validate(cfg)
     OmegaConf.set_struct(cfg, False)
     resolve_classes(cfg.dataset)
-    out = run_dir()
-    last = out / "checkpoints" / "last.ckpt"
-    if _is_complete(out) and not cfg.get("overwrite", False):
+    cfg.names = run_names(ctx.choices)
+    out = ctx.run_dir
+    overwrite = bool(cfg.get("overwrite", False))
+    if is_complete(out) and not overwrite:
         print(f"{out} already holds a complete report: skipped (overwrite=true to train again)")
         return None
-    resume = bool(cfg.resume) or (_in_multirun() and last.exists() and not cfg.get("overwrite", False))
-    if last.exists() and not resume and not cfg.get("overwrite", False):
+    ckpt = None if overwrite else resumable_checkpoint(out)
+    resume = bool(cfg.resume) or (ctx.multirun and ckpt is not None)
+    if ckpt is not None and not resume:
         raise CTBenchError(f"{out} already holds checkpoints: add resume=true to continue that run "
                            "or overwrite=true to start it again")
+    if resume and (ckpt is not None or not ctx.multirun):  # a sweep job without a checkpoint starts afresh
+        _check_resume(cfg, ctx, ckpt)
+    if overwrite and rank_zero_only.rank == 0:
+        _clear_run_outputs(out)
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    names = choices()
-    cfg.names = {k: names.get(k, "custom") for k in ("model", "loss", "dataset")}
-    module = _module_class(cfg)(cfg)
-    size_divisor = int(getattr(module.model, "size_divisor", 1))
-    data = _datamodule(cfg, size_divisor)
-    trainer = _trainer(cfg, out)
-    meta = {"model": cfg.names.model, "loss": cfg.names.loss,
-            "dataset": str(cfg.dataset.name), "dims": int(cfg.dims), **provenance(cfg),
-            "params": sum(p.numel() for p in module.model.parameters())}
+    module = build_module(cfg)
+    data = build_datamodule(cfg, int(getattr(module.model, "size_divisor", 1)), module.loss_fn)
+    trainer = build_trainer(cfg, out)
+    meta = {"model": cfg.names.model, "loss": cfg.names.loss, "dataset": str(cfg.dataset.name),
+            "dims": int(cfg.dims), **run_provenance(cfg.seed, cfg.fold), "params": parameter_count(module.model),
+            "config_fingerprint": fingerprint(cfg)}
     if trainer.is_global_zero:
         atomic_write_text(out / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         atomic_write_json(out / "provenance.json", meta)
-    resume_from = str(last) if resume and last.exists() else None
-    if resume and resume_from is None:
-        print(f"resume=true but {last} does not exist yet: starting from scratch")
-    elif resume_from:
-        print(f"resuming from {last}")
+    if ckpt is not None:
+        print(f"resuming from {ckpt}")
     start = time.perf_counter()
-    try:
-        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
-    except SIGTERMException:
-        raise CTBenchError(f"stopped by SIGTERM at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-                           f"saved {last}: rerun the same command with resume=true", exit_code=143) from None
+    _guarded(lambda: trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt else None), out, trainer,
+             "training")
     seconds = time.perf_counter() - start
-    if trainer.interrupted:
-        raise CTBenchError(f"training was interrupted; resume it with the same command plus resume=true "
-                           f"(last checkpoint: {last})", exit_code=130)
     if trainer.is_global_zero:
         atomic_write_json(out / "splits.json", data.split)
-    best = out / "checkpoints" / "best.ckpt"
-    weights = best if best.exists() else last
-    module.load_state_dict(safe_load(weights)["state_dict"])
-    trainer.test(module, datamodule=data, verbose=False)
+    weights, tested = _tested_checkpoint(out, module)
+    module.load_state_dict(tested["state_dict"])
+    _guarded(lambda: trainer.test(module, datamodule=data, verbose=False), out, trainer, f"the test of {weights.name}")
     if not trainer.is_global_zero:
         return None
-    meta.update(epochs=int(trainer.current_epoch), train_seconds=round(seconds, 1), checkpoint=weights.name)
-    return _report(cfg, module, out, meta, "test")
+    meta.update(epochs=int(trainer.current_epoch), train_seconds=round(seconds, 1), checkpoint=weights.name,
+                checkpoint_epoch=tested.get("epoch"), checkpoint_step=tested.get("global_step"))
+    summary = _report(cfg, module, out, meta, "test")
+    _write_progress(out)
+    return summary
 
 
-def _checkpoint_config(cfg: DictConfig) -> tuple[DictConfig, dict[str, Any]]:
-    """The run config stored in ``cfg.ckpt_path``, with this command's dataset/inference overrides on top."""
-    from hydra.core.hydra_config import HydraConfig
+def _write_progress(out: Path) -> None:
+    """``report/progress.png`` (loss, validation Dice, learning rate per epoch) when the module exists."""
+    try:
+        from ctbench.reports.progress import write_progress_png
+    except ImportError:
+        return
+    write_progress_png(out)
 
-    from ctbench.engine.safe_load import safe_load
+
+def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
+    """Re-test a checkpoint on ``split`` (test by default) and write ``report/`` in this run folder."""
+    from ctbench.data.datasets import resolve_classes
+    from ctbench.engine.build import build_datamodule, build_module, build_trainer, load_weights
+    from ctbench.engine.checkpoint import command_run_config
+    from ctbench.models.base import parameter_count
+    from ctbench.provenance import run_provenance
 
     if not cfg.get("ckpt_path"):
         raise CTBenchError("no checkpoint given: pass ckpt_path=RUN_DIR/checkpoints/best.ckpt")
-    ckpt = safe_load(cfg.ckpt_path)
-    stored = (ckpt.get("hyper_parameters") or {}).get("cfg")
-    if stored is None:
-        raise CTBenchError(f"{cfg.ckpt_path} was not written by ctbench (no run config inside): "
-                           "pass a checkpoint from a ctbench run")
-    run_cfg = OmegaConf.create(stored)
-    given = [o.lstrip("+~").split("=")[0] for o in HydraConfig.get().overrides.task]
-    for key in ("dataset", "inference", "metrics", "report", "trainer", "paths", "postprocess"):
-        if key in given or key not in run_cfg:  # a new group choice replaces the stored block
-            run_cfg[key] = cfg[key]
-    for dotted in given:  # single keys (dataset.test_cases=3) change only themselves
-        if "." in dotted and dotted.split(".")[0] in ("dataset", "inference", "metrics", "report", "trainer", "paths"):
-            OmegaConf.update(run_cfg, dotted, OmegaConf.select(cfg, dotted), force_add=True)
-    run_cfg.progress_bar = cfg.get("progress_bar", True)
-    return run_cfg, ckpt
-
-
-def _load_module(run_cfg: DictConfig, ckpt: dict[str, Any]):
-    module = _module_class(run_cfg)(run_cfg)
-    try:
-        module.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as err:
-        raise CTBenchError(f"checkpoint weights do not fit model '{run_cfg.model._target_}': "
-                           f"{str(err).splitlines()[0][:200]} — use the checkpoint with the config it was trained "
-                           "with") from err
-    return module
-
-
-def evaluate(cfg: DictConfig) -> dict[str, Any] | None:
-    """Re-test a checkpoint on ``split`` (test by default) and write ``report/`` in this run directory."""
-    run_cfg, ckpt = _checkpoint_config(cfg)
-    validate(run_cfg)
-    module = _load_module(run_cfg, ckpt)
-    data = _datamodule(run_cfg, int(getattr(module.model, "size_divisor", 1)))
-    trainer = _trainer(run_cfg, run_dir(), with_callbacks=False)
     split = cfg.get("split", "test")
-    data.setup()
     if split not in ("test", "val"):
         raise CTBenchError(f"split={split} is not supported by eval: use test or val")
+    run_cfg, ckpt = command_run_config(cfg, ctx, cfg.ckpt_path)
+    validate(run_cfg)
+    OmegaConf.set_struct(run_cfg, False)
+    resolve_classes(run_cfg.dataset)
+    if int(run_cfg.dataset.num_classes) != int(run_cfg.model.out_channels):
+        raise CTBenchError(f"dataset '{run_cfg.dataset.name}' has {run_cfg.dataset.num_classes} classes "
+                           f"({', '.join(run_cfg.dataset.class_names)}) but the checkpoint's model predicts "
+                           f"{run_cfg.model.out_channels}: evaluate on a dataset with the classes it was trained on")
+    module = build_module(run_cfg)
+    load_weights(module, ckpt["state_dict"], f"model '{run_cfg.model._target_}'")
+    data = build_datamodule(run_cfg, int(getattr(module.model, "size_divisor", 1)), module.loss_fn)
+    trainer = build_trainer(run_cfg, ctx.run_dir, fit=False)
+    data.prepare_data()  # the integrity check, as before training
+    data.setup()
     loader = data.test_dataloader() if split == "test" else data._loader(data.eval_dataset("val"), 1, False)
-    trainer.test(module, dataloaders=loader, verbose=False)
+    _guarded(lambda: trainer.test(module, dataloaders=loader, verbose=False), ctx.run_dir, trainer, "the test")
     if not trainer.is_global_zero:
         return None
     names = run_cfg.get("names") or {}
     meta = {"model": str(names.get("model", run_cfg.model._target_.split(".")[-1])),
             "loss": str(names.get("loss", run_cfg.loss._target_.split(".")[-1])),
-            "dataset": str(run_cfg.dataset.name), "dims": int(run_cfg.dims), **provenance(run_cfg),
-            "params": sum(p.numel() for p in module.model.parameters()), "epochs": ckpt.get("epoch"),
-            "checkpoint": str(cfg.ckpt_path), "train_seconds": None}
-    return _report(run_cfg, module, run_dir(), meta, split)
+            "dataset": str(run_cfg.dataset.name), "dims": int(run_cfg.dims),
+            **run_provenance(run_cfg.seed, run_cfg.fold), "params": parameter_count(module.model),
+            "epochs": ckpt.get("epoch"), "checkpoint": str(cfg.ckpt_path), "checkpoint_epoch": ckpt.get("epoch"),
+            "checkpoint_step": ckpt.get("global_step"), "train_seconds": None}
+    return _report(run_cfg, module, ctx.run_dir, meta, split)
 
 
-def predict(cfg: DictConfig) -> None:
+def predict(cfg: DictConfig, ctx: RunContext) -> list[Path]:
     """Label maps for NIfTI file(s) or a DICOM folder, written in each input's own geometry."""
+    from ctbench.engine.checkpoint import command_run_config
     from ctbench.engine.predict import predict_inputs
     from ctbench.engine.segmenter import Segmenter
 
-    run_cfg, ckpt = _checkpoint_config(cfg)
-    segmenter = Segmenter.from_checkpoint(run_cfg, ckpt["state_dict"])  # no Lightning: faster start-up
+    if not cfg.get("ckpt_path"):
+        raise CTBenchError("no checkpoint given: pass ckpt_path=RUN_DIR/checkpoints/best.ckpt")
     if not cfg.get("input"):
         raise CTBenchError("no input given: pass input=FILE.nii.gz, a folder of NIfTI files, or a DICOM folder")
     if not cfg.get("output_dir"):
         raise CTBenchError("no output folder given: pass output_dir=FOLDER")
+    run_cfg, ckpt = command_run_config(cfg, ctx, cfg.ckpt_path)
+    segmenter = Segmenter.from_checkpoint(run_cfg, ckpt["state_dict"])  # no Lightning: faster start-up
     zscore = ckpt.get("ctbench_zscore")
-    predict_inputs(segmenter, run_cfg, Path(cfg.input), Path(cfg.output_dir), cfg, tuple(zscore) if zscore else None)
+    return predict_inputs(segmenter, run_cfg, Path(cfg.input), Path(cfg.output_dir), cfg,
+                          tuple(zscore) if zscore else None)

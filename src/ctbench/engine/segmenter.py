@@ -17,20 +17,6 @@ import torch
 from omegaconf import DictConfig
 
 from ctbench.engine.inference import SlidingWindowPredictor, to_original_grid
-from ctbench.errors import CTBenchError
-
-
-def build_model(cfg: DictConfig) -> torch.nn.Module:
-    """The configured network; a user error raised while building it keeps its one-line message."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(cfg.model, _convert_="all")
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, CTBenchError):
-            raise exc.__cause__ from None
-        raise
 
 
 class Segmenter:
@@ -52,14 +38,11 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, cfg: DictConfig, state_dict: Mapping[str, Any]) -> Segmenter:
         """The network of ``cfg`` with the ``model.*`` weights of a ctbench checkpoint's ``state_dict``."""
+        from ctbench.engine.build import build_model, load_weights
+        from ctbench.engine.checkpoint import network_weights
+
         model = build_model(cfg)
-        weights = {k.removeprefix("model."): v for k, v in state_dict.items() if k.startswith("model.")}
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as err:
-            raise CTBenchError(f"checkpoint weights do not fit model '{cfg.model._target_}': "
-                               f"{str(err).splitlines()[0][:200]} — use the checkpoint with the config it was "
-                               "trained with") from err
+        load_weights(model, network_weights({"state_dict": state_dict}), f"model '{cfg.model._target_}'")
         return cls(model.eval(), cfg)
 
     @property

@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import platform
-import resource
 import shutil
 import statistics
 import time
@@ -34,59 +31,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ctbench.config import RunContext
 from ctbench.errors import CTBenchError
 
 PARTS = ("loader", "train", "sliding_window", "memory")
-
-
-# ---- process memory ----------------------------------------------------------------------------
-def _proc_kb(pid: int, field: str, name: str = "status") -> float | None:
-    """``field`` (``VmRSS``, ``Pss``, ...) of ``/proc/PID/NAME`` in kB, or ``None`` off Linux."""
-    try:
-        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def process_tree(pid: int | None = None) -> list[int]:
-    """``pid`` (default: this process) and all its descendants (loader workers), Linux only."""
-    pid = os.getpid() if pid is None else pid
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
-                todo += [int(c) for c in task.read_text().split()]
-            except (OSError, ValueError):
-                pass
-    return found
-
-
-def memory_now(pid: int | None = None) -> dict[str, float | None]:
-    """RSS of ``pid`` and of its process tree, and the tree's PSS (shared pages counted once), in MB."""
-    pid = os.getpid() if pid is None else pid
-    tree = process_tree(pid)
-    rss = [_proc_kb(p, "VmRSS") for p in tree]
-    pss = [_proc_kb(p, "Pss", "smaps_rollup") for p in tree]
-
-    def mb(values: list[float | None]) -> float | None:
-        known = [v for v in values if v is not None]
-        return round(sum(known) / 1024, 1) if known else None
-
-    return {"rss_mb": mb(rss[:1]), "tree_rss_mb": mb(rss), "tree_pss_mb": mb(pss), "processes": len(tree)}
-
-
-def peak_rss_mb() -> dict[str, float]:
-    """Peak RSS of this process (``VmHWM``, else ``getrusage``) and of its finished children, in MB."""
-    scale = 1024 * 1024 if platform.system() == "Darwin" else 1024  # bytes on macOS, kB on Linux
-    own = _proc_kb(os.getpid(), "VmHWM")
-    own_mb = own / 1024 if own is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
-    return {"self_mb": round(own_mb, 1),
-            "children_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale, 1)}
 
 
 def nbytes(obj: Any) -> int:
@@ -112,58 +60,6 @@ def folder_mb(path: str | Path) -> float:
         return 0.0
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
     return round(sum(p.stat().st_size for p in files) / 2**20, 2)
-
-
-# ---- machine and versions ----------------------------------------------------------------------
-def machine_info() -> dict[str, Any]:
-    """CPU, memory, load, threads and accelerator of this machine (what the figures depend on)."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = _proc_kb_file("/proc/meminfo", "MemTotal")
-    info: dict[str, Any] = {
-        "hostname": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
-        "cpu": cpu, "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "memory_gb": round(mem / 2**20, 1) if mem else None,
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
-        "cuda": torch.cuda.is_available(),
-    }
-    if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return info
-
-
-def _proc_kb_file(path: str, field: str) -> float | None:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(field + ":"):
-                return float(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def versions() -> dict[str, str | None]:
-    import importlib.metadata as md
-
-    out: dict[str, str | None] = {}
-    for pkg in ("ctbench", "torch", "lightning", "monai", "hydra-core", "omegaconf", "numpy", "nibabel",
-                "SimpleITK"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    out["python"] = platform.python_version()
-    return out
 
 
 # ---- statistics --------------------------------------------------------------------------------
@@ -250,7 +146,7 @@ class FixedBatches:
 def bench_trainer(cfg: DictConfig, callbacks: list, **overrides: Any):
     """A Lightning ``Trainer`` from ``cfg.trainer`` (precision, accelerator, clipping as composed) for
     timing: one device, no validation, no logger, no checkpoints, no progress bar."""
-    from hydra.utils import instantiate
+    from ctbench.engine.build import instantiate
 
     args: dict[str, Any] = {"devices": 1, "num_nodes": 1, "strategy": "auto", "limit_val_batches": 0,
                             "num_sanity_val_steps": 0, "logger": False, "enable_checkpointing": False,
@@ -260,7 +156,7 @@ def bench_trainer(cfg: DictConfig, callbacks: list, **overrides: Any):
     for key in ("profiler", "fast_dev_run", "overfit_batches", "limit_train_batches", "max_time", "sync_batchnorm",
                 "use_distributed_sampler", "plugins", "callbacks", "logger"):
         trainer_cfg.pop(key, None)
-    return instantiate(trainer_cfg, callbacks=callbacks, **args, _convert_="all")
+    return instantiate(trainer_cfg, "trainer", callbacks=callbacks, **args, _convert_="all")
 
 
 def time_training_steps(module, cfg: DictConfig, batches, steps: int, warmup: int) -> StepTimer:
@@ -288,10 +184,10 @@ def to_device(batch: Mapping[str, Any], device) -> dict[str, Any]:
 # ---- the measurements --------------------------------------------------------------------------
 def build(cfg: DictConfig):
     """The module and data module ``ctbench train`` builds from ``cfg``."""
-    from ctbench.engine.run import _datamodule, _module_class
+    from ctbench.engine.build import build_datamodule, build_module
 
-    module = _module_class(cfg)(cfg)
-    data = _datamodule(cfg, int(getattr(module.model, "size_divisor", 1)))
+    module = build_module(cfg)
+    data = build_datamodule(cfg, int(getattr(module.model, "size_divisor", 1)), module.loss_fn)
     return module, data
 
 
@@ -431,7 +327,8 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Every part named in ``cfg.bench.parts``; returns the ``benchmark.json`` content."""
     import lightning.pytorch as pl
 
-    from ctbench.engine.run import provenance
+    from ctbench.models.base import parameter_count
+    from ctbench.provenance import machine_info, memory_now, package_versions, peak_rss_mb, run_provenance
 
     parts = _setting(cfg, "parts", {p: True for p in PARTS})
     enabled = {p for p in PARTS if parts.get(p, False)}
@@ -458,12 +355,12 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
                    "num_workers": data.num_workers, "cache": str(cfg.dataset.get("cache")),
                    "precision": str(cfg.trainer.get("precision", 32)),
                    "accelerator": str(cfg.trainer.get("accelerator", "auto")),
-                   "params": sum(p.numel() for p in module.model.parameters())},
+                   "params": parameter_count(module.model)},
         "settings": {"parts": sorted(enabled), "steps": steps, "warmup": warmup, "loader_epochs": epochs,
                      "rounds": int(_setting(cfg, "rounds", 1))},
         "machine": machine_info(),
-        **{k: v for k, v in provenance(cfg).items() if k != "versions"},
-        "versions": versions(),
+        **run_provenance(cfg.seed, cfg.fold),
+        "versions": package_versions(),
     }
     loader = None
     if "loader" in enabled:
@@ -554,19 +451,19 @@ def print_table(result: Mapping[str, Any], path: Path | None = None) -> None:
     Console(width=max(120, shutil.get_terminal_size().columns)).print(table)
 
 
-def bench(cfg: DictConfig) -> dict[str, Any]:
+def bench(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """``ctbench bench [overrides]``: measure, print the table, write ``benchmark.json`` in the run dir."""
     from ctbench.atomic import atomic_write_json
-    from ctbench.engine.run import choices, run_dir, validate
+    from ctbench.config import run_names
+    from ctbench.engine.run import validate
 
     validate(cfg)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
-    names = choices()
     OmegaConf.set_struct(cfg, False)
-    cfg.names = {k: names.get(k, "custom") for k in ("model", "loss", "dataset")}
+    cfg.names = run_names(ctx.choices)
     result = run_benchmark(cfg)
-    path = run_dir() / str(_setting(cfg, "output", "benchmark.json"))
+    path = ctx.run_dir / str(_setting(cfg, "output", "benchmark.json"))
     atomic_write_json(path, result)
     print_table(result, path)
     return result

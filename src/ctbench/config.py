@@ -1,0 +1,142 @@
+"""The one place a ctbench config is composed: the config folder, the group names, Hydra's compose API.
+
+The CLI (:mod:`ctbench.hydra_app`, through ``hydra.main``), the Python API (:mod:`ctbench.api`), the
+integrity check, the scripts and the tests all compose here, so every default lives in ``configs/`` only.
+A task (train, eval, predict, bench) receives the composed config and a :class:`RunContext` (its run
+folder, the group choices, the command-line overrides), so it runs the same under ``hydra.main`` and
+from Python, without a live Hydra runtime.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctbench.errors import CTBenchError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+#: Hydra's compatibility level, the same for ``hydra.main`` and the compose API
+VERSION_BASE = "1.3"
+#: the config groups whose choice names a run (``names`` in the run config and the report)
+NAMED_GROUPS = ("model", "loss", "dataset")
+
+_GROUP_OVERRIDE = re.compile(r"^[+~]*(?P<group>[\w/]+)(@[\w.]+)?=(?P<value>.*)$")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Where a task writes and what it was composed from.
+
+    Args:
+        run_dir: the run folder (Hydra's ``hydra.run.dir``, or one job's folder in a sweep).
+        choices: config-group choices, e.g. ``{"model": "unet", "loss": "dice_ce"}``.
+        overrides: the task's command-line overrides as given.
+        multirun: True for one job of a ``-m`` sweep (failures are reported, the sweep goes on).
+    """
+
+    run_dir: Path
+    choices: Mapping[str, str] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
+    multirun: bool = False
+
+    def given_keys(self) -> list[str]:
+        """The keys the overrides set (``dataset``, ``dataset.test_cases``, ...)."""
+        return [o.lstrip("+~").split("=")[0] for o in self.overrides if "=" in o]
+
+    @classmethod
+    def from_hydra(cls) -> RunContext:
+        """The context of the running ``hydra.main`` job."""
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        return cls(run_dir=Path(hc.runtime.output_dir),
+                   choices={k: str(v) for k, v in hc.runtime.choices.items() if v is not None},
+                   overrides=tuple(hc.overrides.task), multirun=hc.mode == RunMode.MULTIRUN)
+
+
+def group_choices(group: str) -> list[str]:
+    """Config names available in ``configs/GROUP`` (without ``.yaml``)."""
+    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def config_groups() -> list[str]:
+    """Every selectable config group (``model``, ``loss``, ..., ``hydra/launcher``)."""
+    groups = [p.relative_to(CONFIG_DIR).as_posix() for p in CONFIG_DIR.rglob("*") if p.is_dir()]
+    return sorted(g for g in groups if any((CONFIG_DIR / g).glob("*.yaml")))
+
+
+def check_group_overrides(overrides: Sequence[str]) -> None:
+    """Raise (exit 2) when an override names a config-group option that does not exist."""
+    for override in overrides:
+        match = _GROUP_OVERRIDE.match(override)
+        if not match or override.startswith("hydra.") or "(" in match["value"]:
+            continue
+        group = match["group"]
+        if not (CONFIG_DIR / group).is_dir() or group.startswith("hydra"):
+            continue
+        valid = group_choices(group)
+        for value in filter(None, match["value"].strip("[]").split(",")):
+            if value != "null" and value not in valid:
+                raise CTBenchError(f"unknown {group} '{value}': choose one of {', '.join(valid)} "
+                                   f"(see `ctbench list`)", exit_code=2)
+
+
+def _hydra_compose(task: str, overrides: Sequence[str]):
+    """Hydra's compose API over ``configs/TASK.yaml``, restoring any Hydra state around it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+    from omegaconf.errors import OmegaConfBaseException
+
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=VERSION_BASE):
+            return hydra_compose(task, overrides=list(overrides), return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise CTBenchError(f"cannot compose `ctbench {task} {' '.join(overrides)}`: "
+                           f"{str(err).splitlines()[0]}", exit_code=2) from None
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def compose(task: str = "train", overrides: Sequence[str] = ()) -> Any:
+    """The config ``ctbench TASK OVERRIDES`` runs with (no run folder is made, no Hydra runtime is left).
+
+    The ``hydra`` block is resolved into :func:`run_context` and removed; ``names`` holds the choices of
+    :data:`NAMED_GROUPS`, as in a run.
+    """
+    return compose_with_context(task, overrides)[0]
+
+
+def compose_with_context(task: str = "train", overrides: Sequence[str] = ()) -> tuple[Any, RunContext]:
+    """:func:`compose` and the :class:`RunContext` the CLI would give the same command."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    check_group_overrides(overrides)
+    cfg = _hydra_compose(task, overrides)
+    HydraConfig.instance().set_config(cfg)  # ${hydra:...} (run folder, logger names) resolves against it
+    try:
+        hc = cfg.hydra
+        ctx = RunContext(run_dir=Path(str(hc.run.dir)),
+                         choices={k: str(v) for k, v in hc.runtime.choices.items() if v is not None},
+                         overrides=tuple(hc.overrides.task))
+        with open_dict(cfg):
+            del cfg["hydra"]
+        cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # no Hydra runtime is left later
+    finally:
+        HydraConfig.instance().cfg = None
+    OmegaConf.set_struct(cfg, True)
+    return cfg, ctx
+
+
+def run_names(choices: Mapping[str, str]) -> dict[str, str]:
+    """``{"model": ..., "loss": ..., "dataset": ...}`` of a run (``custom`` where no config file was chosen)."""
+    return {k: str(choices.get(k, "custom")) for k in NAMED_GROUPS}

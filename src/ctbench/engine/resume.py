@@ -1,0 +1,88 @@
+"""What makes a run the same run: config fingerprints, resume checks and the checkpoint to continue from.
+
+``resume=true`` continues a run only with the config it started with (:func:`config_differences`,
+apart from :data:`MAY_CHANGE`); a tested checkpoint must carry the run's own fingerprint
+(:func:`fingerprint`), so a report never describes another run's weights; the newest of ``last.ckpt`` and
+Lightning's SLURM ``hpc_ckpt_N.ckpt`` (SIGUSR1) is the one resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+#: keys (or key prefixes) that may change between a run and its resumption: hardware, length, output
+MAY_CHANGE = ("trainer.max_epochs", "trainer.devices", "trainer.accelerator", "trainer.num_nodes",
+              "trainer.strategy", "trainer.enable_progress_bar", "resume", "overwrite", "progress_bar",
+              "ckpt_path", "paths.", "dataset.num_workers", "logger", "callbacks")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): node}
+
+
+def _plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+
+
+def _kept(key: str) -> bool:
+    return not any(key == k or key.startswith(k if k.endswith(".") else f"{k}.") for k in MAY_CHANGE)
+
+
+def fingerprint(cfg: DictConfig | Mapping[str, Any]) -> str:
+    """SHA-1 (12 hex digits) of the run config without the keys that may change on resume."""
+    flat = {k: v for k, v in _flat(_plain(cfg)).items() if _kept(k)}
+    return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def config_differences(stored: DictConfig | Mapping[str, Any], current: DictConfig | Mapping[str, Any]
+                       ) -> list[str]:
+    """``key: old -> new`` for every key that differs and may not change on resume."""
+    old, new = _flat(_plain(stored)), _flat(_plain(current))
+    keys = sorted(k for k in set(old) | set(new) if _kept(k) and old.get(k, "<absent>") != new.get(k, "<absent>"))
+    return [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in keys]
+
+
+def resumable_checkpoint(run_dir: Path) -> Path | None:
+    """The newest of ``checkpoints/last.ckpt`` and Lightning's ``hpc_ckpt_N.ckpt`` (SLURM's SIGUSR1)."""
+    found = [p for p in [run_dir / "checkpoints" / "last.ckpt", *run_dir.glob("hpc_ckpt_*.ckpt")] if p.is_file()]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def checkpoint_position(path: Path) -> str:
+    """``epoch E, step S`` of a checkpoint (read with ``weights_only`` and memory-mapped: cheap), or why not."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - any unreadable file is reported as such
+        return "an unreadable file"
+    return f"epoch {ckpt.get('epoch')}, step {ckpt.get('global_step')}"
+
+
+def find_run_of_config(cfg: DictConfig, search_dir: Path, exclude: Path) -> Path | None:
+    """The newest run folder below ``search_dir`` whose ``resolved_config.yaml`` has ``cfg``'s fingerprint and
+    that holds a checkpoint to resume."""
+    wanted = fingerprint(cfg)
+    candidates = []
+    for resolved in search_dir.glob("*/resolved_config.yaml"):
+        run = resolved.parent
+        if run.resolve() == exclude.resolve() or resumable_checkpoint(run) is None:
+            continue
+        try:
+            stored = OmegaConf.load(resolved)
+        except Exception:  # noqa: BLE001 - a damaged folder is simply not a candidate
+            continue
+        if fingerprint(stored) == wanted:
+            candidates.append(run)
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
