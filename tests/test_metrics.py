@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from ctbench.metrics import (
     EMPTY_POLICY,
+    NSD_TOLERANCE_POLICY,
     PER_CASE_COLUMNS,
     case_metrics,
     read_per_case_csv,
@@ -37,7 +38,7 @@ def cube(shape, lo, hi, label=1):
 def test_columns_and_policy_text():
     assert PER_CASE_COLUMNS == ["case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity",
                                 "precision", "rve", "truth_voxels", "pred_voxels", "lesions_truth",
-                                "lesions_detected", "lesion_fp"]
+                                "lesions_detected", "lesion_fp", "diagonal_mm", "nsd_tolerance_mm"]
     assert EMPTY_POLICY.startswith("truth and prediction both empty -> dice = iou = nsd = 1")
     assert "hd95_undefined" in EMPTY_POLICY
 
@@ -119,12 +120,33 @@ def planes():
     return p, t, (1.0, 1.0, 2.0)
 
 
-@pytest.mark.parametrize("tol,nsd", [(0.0, 36 / 72), (1.0, 42 / 72), (2.5, 48 / 72), (3.0, 54 / 72),
-                                     (3.99, 54 / 72), (4.0, 1.0)])
+@pytest.mark.parametrize("tol,nsd", [(2.5, 48 / 72), (3.0, 54 / 72), (3.99, 54 / 72), (4.0, 1.0)])
 def test_surface_dice_at_tolerance(tol, nsd):
     p, t, sp = planes()
     r = one(p, t, spacing=sp, tol=tol)
-    assert r["nsd"] == pytest.approx(nsd)
+    assert r["nsd"] == pytest.approx(nsd) and r["nsd_tolerance_mm"] == tol
+
+
+@pytest.mark.parametrize("tol", [0.0, 1.0, 2.0])
+def test_surface_dice_tolerance_floored_at_the_largest_spacing(tol):
+    # spacing (1, 1, 2): a tolerance below 2 mm is raised to 2 mm, which takes in the truth edges at
+    # 1 and 2 mm (at 0 mm NSD would be 36/72, at 1 mm 42/72)
+    p, t, sp = planes()
+    r = one(p, t, spacing=sp, tol=tol)
+    assert r["nsd_tolerance_mm"] == 2.0 and r["nsd"] == pytest.approx(48 / 72)
+
+
+def test_surface_dice_tolerance_per_class():
+    p, t, sp = planes()
+    two = {1: "organ", 2: "lesion"}
+    p2, t2 = np.concatenate([p, 2 * p]), np.concatenate([t, 2 * t])
+    organ, lesion = case_metrics(p2, t2, sp, two, tolerance_mm={"lesion": 3.0, "default": 4.0})
+    assert (organ["nsd_tolerance_mm"], organ["nsd"]) == (4.0, 1.0)
+    assert (lesion["nsd_tolerance_mm"], lesion["nsd"]) == (3.0, pytest.approx(54 / 72))
+    organ, lesion = case_metrics(p2, t2, sp, two, tolerance_mm={"lesion": 3.0})
+    assert organ["nsd_tolerance_mm"] == 2.0  # no default: 1 mm, floored at the 2 mm spacing
+    with pytest.raises(ValueError, match="NSD tolerance of 'lesion'"):
+        case_metrics(p2, t2, sp, two, tolerance_mm={"lesion": float("nan")})
 
 
 def test_planes_distances_and_lesions():
@@ -142,6 +164,7 @@ def test_empty_prediction():
     r = one(np.zeros_like(t), t)
     assert r["dice"] == 0 and r["iou"] == 0 and r["nsd"] == 0
     assert math.isnan(r["hd95"]) and math.isnan(r["assd"])
+    assert r["diagonal_mm"] == pytest.approx(math.sqrt(3 * 8**2))  # the worst case of the means
     assert r["sensitivity"] == 0  # denominator |T| = 27 > 0
     assert r["precision"] == 1  # denominator |P| = 0
     assert r["rve"] == -1.0
@@ -150,9 +173,10 @@ def test_empty_prediction():
 
 def test_empty_truth():
     p = cube((8, 8, 8), (2, 2, 2), (5, 5, 5))
-    r = one(p, np.zeros_like(p))
+    r = one(p, np.zeros_like(p), spacing=(0.5, 1.0, 2.0))
     assert r["dice"] == 0 and r["iou"] == 0 and r["nsd"] == 0
     assert math.isnan(r["hd95"]) and math.isnan(r["assd"])
+    assert r["diagonal_mm"] == pytest.approx(math.sqrt(4**2 + 8**2 + 16**2))
     assert r["sensitivity"] == 1 and r["precision"] == 0
     assert math.isnan(r["rve"])
     assert (r["lesions_truth"], r["lesions_detected"], r["lesion_fp"]) == (0, 0, 1)
@@ -238,6 +262,7 @@ def test_distances_equal_monai_functions(ndim):
     p[tuple(rng.integers(0, s) for s in shape)] = 1
     assert t.any() and p.any()
     r = one(p, t, spacing=spacing, tol=1.5)
+    assert r["nsd_tolerance_mm"] == max(1.5, *spacing)  # 1.7 mm (2D), 3 mm (3D): floored
 
     def oh(a):
         return torch.nn.functional.one_hot(torch.from_numpy(a), 2).movedim(-1, 0)[None].float()
@@ -246,7 +271,7 @@ def test_distances_equal_monai_functions(ndim):
     assert r["hd95"] == pytest.approx(compute_hausdorff_distance(P, T, percentile=95, spacing=spacing).item(), rel=1e-5)
     assert r["assd"] == pytest.approx(
         compute_average_surface_distance(P, T, symmetric=True, spacing=spacing).item(), rel=1e-5)
-    assert r["nsd"] == pytest.approx(compute_surface_dice(P, T, [1.5], spacing=spacing).item(), rel=1e-6)
+    assert r["nsd"] == pytest.approx(compute_surface_dice(P, T, [r["nsd_tolerance_mm"]], spacing=spacing).item(), rel=1e-6)
     assert r["dice"] == pytest.approx(compute_dice(P, T, include_background=False).item(), rel=1e-6)
     assert r["iou"] == pytest.approx(compute_iou(P, T, include_background=False).item(), rel=1e-6)
 
@@ -298,6 +323,29 @@ def test_summarize_means():
     json.dumps(s, allow_nan=False)  # strict JSON: undefined numbers are null
 
 
+def test_summarize_counts_a_miss_at_the_diagonal():
+    # class a: HD95 2 mm on c1; c2 missed (prediction empty) in a 300 mm image; c3 both empty (0 mm)
+    rows = [_row("c1", "a", 0.8, 2.0) | {"assd": 1.0, "diagonal_mm": 250.0},
+            _row("c2", "a", 0.0, float("nan")) | {"assd": float("nan"), "diagonal_mm": 300.0},
+            _row("c3", "a", 1.0, 0.0) | {"assd": 0.0, "diagonal_mm": 250.0}]
+    a = summarize(rows, ["a"])["per_class"]["a"]
+    assert a["hd95"] == pytest.approx((2.0 + 300.0 + 0.0) / 3)
+    assert a["hd95_std"] == pytest.approx(float(np.std([2.0, 300.0, 0.0], ddof=1)))
+    assert a["assd"] == pytest.approx((1.0 + 300.0 + 0.0) / 3)
+    assert a["hd95_nan_dropped"] == pytest.approx(1.0) and a["assd_nan_dropped"] == pytest.approx(0.5)
+    assert a["hd95_undefined"] == 1
+    s = summarize(rows, ["a"])
+    assert s["mean_hd95"] == pytest.approx(302.0 / 3) and s["mean_hd95_nan_dropped"] == pytest.approx(1.0)
+    assert s["nsd_tolerance_policy"] == NSD_TOLERANCE_POLICY
+
+
+def test_summarize_reports_the_tolerances_used():
+    p, t, _ = planes()
+    rows = [r | {"case": c} for c, sp in (("c1", (1.0, 1.0, 2.0)), ("c2", (1.0, 1.0, 3.0)))
+            for r in case_metrics(p, t, sp, ONE, tolerance_mm=2.5)]
+    assert summarize(rows, ["organ"])["per_class"]["organ"]["nsd_tolerance_mm"] == [2.5, 3.0]
+
+
 def test_per_case_csv_roundtrip(tmp_path):
     rows = [_row("c1", "a", 0.8, 2.0, lt=3, ld=2, fp=1), _row("c2", "b", 0.0, float("nan"))]
     path = tmp_path / "report" / "per_case.csv"
@@ -314,10 +362,10 @@ def test_per_case_csv_roundtrip(tmp_path):
 
 @pytest.mark.parametrize("spacing", [0.8, 0.7, 2.3])
 def test_nsd_distance_equal_to_tolerance_counts(spacing):
-    # a one-voxel shift puts every non-coincident edge exactly one spacing away (float32 in MONAI)
+    # a two-voxel shift puts every non-coincident edge exactly two spacings away (float32 in MONAI)
     t = cube((12, 12, 12), (3, 3, 3), (8, 8, 8))
-    p = np.roll(t, 1, axis=2)
-    sp = (1.0, 1.0, spacing)
-    assert one(p, t, spacing=sp, tol=spacing)["nsd"] == 1.0
-    assert one(p, t, spacing=sp, tol=spacing)["hd95"] == spacing  # rounded to 1e-6 mm: exact
-    assert one(p, t, spacing=sp, tol=spacing * 0.99)["nsd"] < 1.0
+    p = np.roll(t, 2, axis=2)
+    sp = (spacing / 2, spacing / 2, spacing)
+    assert one(p, t, spacing=sp, tol=2 * spacing)["nsd"] == 1.0
+    assert one(p, t, spacing=sp, tol=2 * spacing)["hd95"] == 2 * spacing  # rounded to 1e-6 mm: exact
+    assert one(p, t, spacing=sp, tol=2 * spacing * 0.99)["nsd"] < 1.0

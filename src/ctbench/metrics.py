@@ -30,15 +30,29 @@ import numpy as np
 #: The one empty-case policy (docs/report-format.md), written into ``summary.json`` as ``empty_policy``.
 EMPTY_POLICY: str = (
     "truth and prediction both empty -> dice = iou = nsd = 1, hd95 = assd = 0, sensitivity = precision = 1, "
-    "rve = 0; exactly one empty -> dice = iou = nsd = 0, hd95 = assd = NaN (written as empty cell, excluded "
-    "from means, counted in hd95_undefined), sensitivity/precision = 0 where their denominator is non-zero, "
-    "else 1; rve = NaN (empty cell, excluded from means) when only the truth is empty."
+    "rve = 0; exactly one empty -> dice = iou = nsd = 0, hd95 = assd undefined (empty cell in per_case.csv, "
+    "counted in hd95_undefined) and counted at the worst case, the image diagonal diagonal_mm, in hd95/assd "
+    "means and comparisons (hd95_nan_dropped/assd_nan_dropped leave those cases out), sensitivity/precision = 0 "
+    "where their denominator is non-zero, else 1; rve = NaN (empty cell, excluded from means) when only the "
+    "truth is empty."
 )
+
+#: How the NSD tolerance of each class is chosen, written into ``summary.json`` as ``nsd_tolerance_policy``.
+NSD_TOLERANCE_POLICY: str = (
+    "per class: the configured tolerance (metrics.nsd_tolerance_mm: one number, or {class: mm, default: mm}); "
+    "as in Nikolov et al. 2021 (JMIR 23:e26151) and Metrics Reloaded (Maier-Hein et al. 2024) it should be the "
+    "boundary's inter-observer variation; floored at the largest voxel spacing of each case's evaluation grid, "
+    "below which NSD only counts exactly matching boundary voxels; the tolerance used is per_case.csv's "
+    "nsd_tolerance_mm"
+)
+#: Tolerance of a class a mapping does not name and that has no ``default`` entry.
+DEFAULT_NSD_TOLERANCE_MM = 1.0
 
 #: Column order of ``per_case.csv``.
 PER_CASE_COLUMNS: list[str] = [
     "case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity", "precision", "rve",
-    "truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp",
+    "truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp", "diagonal_mm",
+    "nsd_tolerance_mm",
 ]
 
 #: Columns every ``per_case.csv`` has (the public minimum of DESIGN.md); readers need no others.
@@ -57,6 +71,23 @@ WORST_CASE_METRICS: tuple[str, ...] = ("hd95", "assd")
 # --------------------------------------------------------------------------------------------------
 # per case
 # --------------------------------------------------------------------------------------------------
+
+
+def image_diagonal_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """Length of the diagonal of the image extent, ``sqrt(sum_i (n_i s_i)^2)`` in mm: no two voxels of the
+    image are farther apart, so it is the worst-case HD95/ASSD of a missed or spurious structure."""
+    return round(math.sqrt(math.fsum((n * s) ** 2 for n, s in zip(shape, spacing, strict=True))), 6)
+
+
+def nsd_tolerance(name: str, tolerance_mm: float | Mapping[str, float], spacing: Sequence[float]) -> float:
+    """The NSD tolerance of class ``name`` (:data:`NSD_TOLERANCE_POLICY`): the configured value, at least
+    the largest voxel spacing."""
+    if isinstance(tolerance_mm, Mapping):
+        tolerance_mm = tolerance_mm.get(name, tolerance_mm.get("default", DEFAULT_NSD_TOLERANCE_MM))
+    tolerance = float(tolerance_mm)
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise ValueError(f"NSD tolerance of {name!r} must be a finite number of mm >= 0, got {tolerance_mm}")
+    return max(tolerance, max(float(s) for s in spacing))
 
 
 def _both_empty_row(name: str) -> dict[str, Any]:
@@ -115,7 +146,7 @@ def _lesions(p: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
 
 
 def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], classes: Mapping[int, str],
-                 tolerance_mm: float = 1.0) -> list[dict]:
+                 tolerance_mm: float | Mapping[str, float] = DEFAULT_NSD_TOLERANCE_MM) -> list[dict]:
     """Metrics of one case, one dict per foreground class.
 
     Args:
@@ -123,11 +154,13 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
         truth: integer label map of the ground truth, same shape.
         spacing: voxel size in mm per axis (same order as the array axes).
         classes: ``{label id: class name}``; id 0 (background) is never scored.
-        tolerance_mm: normalised-surface-Dice tolerance in mm.
+        tolerance_mm: normalised-surface-Dice tolerance in mm, one for every class or ``{class name: mm}``
+            with an optional ``default``; floored at the largest spacing (:func:`nsd_tolerance`).
 
     Returns:
         One dict per foreground class with the ``per_case.csv`` keys except ``case``. Distances in mm.
-        Empty truth and/or prediction follow :data:`EMPTY_POLICY`; undefined values are NaN.
+        Empty truth and/or prediction follow :data:`EMPTY_POLICY`; undefined values are NaN. Every row
+        holds the image's ``diagonal_mm`` and the ``nsd_tolerance_mm`` used.
     """
     from scipy import ndimage
 
@@ -140,8 +173,6 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
     spacing = [float(s) for s in spacing]
     if len(spacing) != truth.ndim or not all(s > 0 and math.isfinite(s) for s in spacing):
         raise ValueError(f"spacing {spacing} must have one positive value per axis of shape {truth.shape}")
-    if not (tolerance_mm >= 0 and math.isfinite(tolerance_mm)):
-        raise ValueError(f"tolerance_mm must be a finite number >= 0, got {tolerance_mm}")
     for name, arr in (("prediction", pred), ("truth", truth)):
         if not np.issubdtype(arr.dtype, np.integer) and arr.dtype != bool:
             raise ValueError(f"{name} must be an integer label map, got dtype {arr.dtype}")
@@ -156,6 +187,8 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
         return list(found) + [None] * (top - len(found))
 
     boxes_p, boxes_t = boxes(pred), boxes(truth)
+    diagonal = image_diagonal_mm(truth.shape, spacing)
+    tolerances = {int(c): nsd_tolerance(str(classes[c]), tolerance_mm, spacing) for c in fg}
 
     rows = []
     for c in fg:
@@ -163,7 +196,7 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
         name = str(classes[c])
         box = _union_box(boxes_p[c - 1], boxes_t[c - 1], truth.shape)
         if box is None:
-            rows.append(_both_empty_row(name))
+            rows.append(_both_empty_row(name) | {"diagonal_mm": diagonal, "nsd_tolerance_mm": tolerances[c]})
             continue
         p = pred[box] == c
         t = truth[box] == c
@@ -179,7 +212,7 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
             row["hd95"] = round(float(max(np.percentile(d_pt, 95), np.percentile(d_tp, 95))), 6)
             row["assd"] = round(float(np.concatenate([d_pt, d_tp]).mean()), 6)
             # compare in float32 like MONAI: a distance of exactly the tolerance counts as within it
-            tol32 = np.float32(tolerance_mm)
+            tol32 = np.float32(tolerances[c])
             ok = np.count_nonzero(d_pt.astype(np.float32) <= tol32) + np.count_nonzero(d_tp.astype(np.float32) <= tol32)
             row["nsd"] = float(ok / (d_pt.size + d_tp.size))
         else:
@@ -189,6 +222,7 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
         row["rve"] = (n_p - n_t) / n_t if n_t else NAN
         row["truth_voxels"], row["pred_voxels"] = n_t, n_p
         row["lesions_truth"], row["lesions_detected"], row["lesion_fp"] = _lesions(p, t)
+        row["diagonal_mm"], row["nsd_tolerance_mm"] = diagonal, tolerances[c]
         rows.append(row)
     return rows
 
@@ -237,23 +271,31 @@ def _std(vals: Sequence[float]) -> float | None:
 def summarize(rows: list[dict], class_names: Sequence[str]) -> dict:
     """The metric part of ``summary.json`` from per-case rows (with ``case`` and ``class``).
 
-    ``per_class[name]`` holds means over cases (NaN values excluded; ``hd95_undefined`` counts the
-    cases whose HD95 is undefined), sample standard deviations (``*_std``, ddof=1, null with fewer than
-    two values), ``lesion_sensitivity`` (detected / truth lesions pooled over cases, null if there are
-    none) and ``lesion_fp_per_scan``. ``mean_dice``/``mean_iou``/``mean_hd95`` are means over the
-    classes in ``class_names`` of those per-class means. Undefined numbers are ``None`` (JSON null).
+    ``per_class[name]`` holds means over cases and sample standard deviations (``*_std``, ddof=1, null
+    with fewer than two values). HD95 and ASSD of a case where exactly one of truth and prediction is
+    empty count at the case's ``diagonal_mm`` (:func:`with_worst_case`); ``hd95_undefined`` counts those
+    cases and ``hd95_nan_dropped`` / ``assd_nan_dropped`` are the means without them. Other undefined
+    values (RVE of an empty truth) are left out. ``lesion_sensitivity`` is detected / truth lesions
+    pooled over cases (null if there are none), ``lesion_fp_per_scan`` predicted components touching no
+    truth per case, ``nsd_tolerance_mm`` the ``[smallest, largest]`` tolerance used.
+    ``mean_dice``/``mean_iou``/``mean_hd95``/``mean_hd95_nan_dropped`` are means over the classes in
+    ``class_names`` of those per-class means. Undefined numbers are ``None`` (JSON null).
     """
     per_class: dict[str, dict] = {}
     for name in class_names:
         sel = [r for r in rows if str(r["class"]) == str(name)]
-        col = {k: [_num(r.get(k)) for r in sel] for k in _FLOAT_COLUMNS}
+        col = {k: [with_worst_case(r, k) for r in sel] for k in _FLOAT_COLUMNS}
         entry: dict[str, Any] = {"n": len(sel)}
         for k in ("dice", "iou", "hd95"):
             entry[k] = _mean(col[k])
             entry[f"{k}_std"] = _std(col[k])
         for k in ("assd", "nsd", "sensitivity", "precision", "rve"):
             entry[k] = _mean(col[k])
-        entry["hd95_undefined"] = sum(1 for v in col["hd95"] if not math.isfinite(v))
+        for k in WORST_CASE_METRICS:
+            entry[f"{k}_nan_dropped"] = _mean([_num(r.get(k)) for r in sel])
+        entry["hd95_undefined"] = sum(1 for r in sel if not math.isfinite(_num(r.get("hd95"))))
+        tolerances = [v for v in col["nsd_tolerance_mm"] if math.isfinite(v)]
+        entry["nsd_tolerance_mm"] = [min(tolerances), max(tolerances)] if tolerances else None
         n_les = sum(_count(r.get("lesions_truth")) for r in sel)
         n_det = sum(_count(r.get("lesions_detected")) for r in sel)
         n_fp = sum(_count(r.get("lesion_fp")) for r in sel)
@@ -270,9 +312,11 @@ def summarize(rows: list[dict], class_names: Sequence[str]) -> dict:
         "mean_dice": over_classes("dice"),
         "mean_iou": over_classes("iou"),
         "mean_hd95": over_classes("hd95"),
+        "mean_hd95_nan_dropped": over_classes("hd95_nan_dropped"),
         "per_class": per_class,
         "mean_over_classes": [str(n) for n in class_names],
         "empty_policy": EMPTY_POLICY,
+        "nsd_tolerance_policy": NSD_TOLERANCE_POLICY,
     }
 
 
