@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ctbench.errors import CTBenchError
+from ctbench.engine.build import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "configs" / "model"
@@ -23,12 +21,7 @@ def build(name: str, dims: int, in_channels: int = 1, num_classes: int = 3, **ov
         model_cfg[key] = value
     cfg = OmegaConf.create({"dims": dims, "dataset": {"in_channels": in_channels, "num_classes": num_classes},
                             "model": model_cfg})
-    try:
-        return instantiate(cfg.model, _convert_="all")
-    except InstantiationException as exc:  # Hydra wraps errors raised in __init__
-        if isinstance(exc.__cause__, CTBenchError):
-            raise exc.__cause__ from None
-        raise
+    return build_model(cfg)
 
 
 def patch_side(model: torch.nn.Module, at_least: int = 32) -> int:

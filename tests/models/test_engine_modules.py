@@ -1,32 +1,24 @@
 """SegAN's adversarial LightningModule and the cascaded FCN's two-stage module train on a phantom
-batch; the engine picks them from the model's ``lightning_module``; checkpoints predict like any model."""
+batch; the engine picks them from ``lightning_module`` in the model's YAML; checkpoints predict like any model."""
 
 from __future__ import annotations
 
 import lightning.pytorch as pl
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from test_models_train import phantom_batch
 from torch.utils.data import DataLoader
 
+from ctbench.config import compose
 from ctbench.engine.adversarial import AdversarialSegmentationModule
+from ctbench.engine.build import module_class
 from ctbench.engine.cascade import CascadeSegmentationModule
-
-from model_helpers import REPO
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 def run_cfg(model: str, dims: int = 2):
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base=None):
-        return compose("train", overrides=[f"model={model}", f"dims={dims}", "optim.scheduler.warmup_steps=0"])
-
-
-def module_class(cfg):
-    from ctbench.engine.run import _module_class
-
-    return _module_class(cfg)
+    return compose("train", [f"model={model}", f"dims={dims}", "optim.scheduler.warmup_steps=0"])
 
 
 class Batches(torch.utils.data.Dataset):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from ctbench.errors import CTBenchError
+
 from model_helpers import MODEL_NAMES
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -38,12 +40,14 @@ def test_docstring_names_paper(name, build_model):
 def test_factory_names_match_the_configs():
     from omegaconf import OmegaConf
 
-    from ctbench.models import MODELS, create_model
+    from ctbench.models import create_model, model_class
 
     from model_helpers import MODEL_DIR
 
-    assert set(MODELS) == set(MODEL_NAMES)
     for name in MODEL_NAMES:
         target = OmegaConf.load(MODEL_DIR / f"{name}.yaml")._target_
-        assert target == MODELS[name].replace(":", "."), name
+        cls = model_class(name)
+        assert f"{cls.__module__}.{cls.__name__}" == target, name
+    with pytest.raises(CTBenchError, match="unknown model 'unetx'"):
+        model_class("unetx")
     assert create_model("unet", 2, 1, 3).size_divisor == 8

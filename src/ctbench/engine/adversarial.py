@@ -1,7 +1,7 @@
 """Adversarial training for SegAN (Xue et al. 2018): a segmentor against a multi-scale L1 critic.
 
 Used instead of :class:`~ctbench.engine.module.SegmentationModule` when the model names it
-(``SegAN.lightning_module``). Each training step, with manual optimisation and two optimisers built
+(``lightning_module`` in ``configs/model/segan.yaml``). Each training step, with manual optimisation and two optimisers built
 from the ``optim`` group:
 
 1. critic step: maximise ``L_mae = mean_l |f_l(x * S(x)) - f_l(x * y)|`` over the critic's layers

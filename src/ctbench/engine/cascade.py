@@ -1,7 +1,7 @@
 """Two-stage training for the cascaded FCN (Christ et al. 2016).
 
 Used instead of :class:`~ctbench.engine.module.SegmentationModule` when the model names it
-(``CascadedFCN.lightning_module``). Each training step trains both stages as the paper does:
+(``lightning_module`` in ``configs/model/cascaded_fcn.yaml``). Each training step trains both stages as the paper does:
 
 - stage 1 (organ): ``loss(stage1(x), y')`` on the whole patch, where ``y'`` counts the lesion as organ;
 - stage 2 (lesion): for each patch holding the organ, the ground-truth organ's bounding box (plus a

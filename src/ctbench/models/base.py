@@ -6,9 +6,10 @@ spatial size. Each instance carries
 
 - ``size_divisor`` (int): every spatial size of an input must be a multiple of it (the data pipeline
   pads to it and crops back; 1 means any size);
-- ``min_size`` (int): the smallest spatial size the network's depth allows;
-- ``lightning_module`` (``"module.path:ClassName"`` or ``None``): the LightningModule that trains it
-  when a plain :class:`ctbench.engine.module.SegmentationModule` does not (SegAN, cascaded FCN).
+- ``min_size`` (int): the smallest spatial size the network's depth allows.
+
+A model that needs its own LightningModule (SegAN, cascaded FCN) names it by ``lightning_module`` in
+its ``configs/model/NAME.yaml``.
 
 Bad input (wrong dimensionality, channel count, a size that is not a multiple of ``size_divisor`` or
 too small for the depth) raises :class:`ctbench.errors.CTBenchError` with one line naming the model,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -53,7 +55,6 @@ class SegmentationNet(nn.Module):
 
     model_name: str = "model"
     supported_dims: tuple[int, ...] = (2, 3)
-    lightning_module: str | None = None
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -168,6 +169,37 @@ class ConvNormAct(nn.Sequential):
         if act:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
+
+
+class DeepSupervisionHeads(nn.Module):
+    """Deep supervision (Lee et al. 2015, "Deeply-Supervised Nets"; nnU-Net's decoder outputs): a 1x1
+    convolution to class logits on each listed decoder level, finest first.
+
+    Each level's output is read by a forward hook while the network trains, so MONAI's networks need no
+    change. ``heads(logits)`` returns ``[logits, head_1(level_1), ...]``: full resolution first, as
+    :func:`ctbench.losses.deep_supervision.deep_supervision_loss` expects.
+
+    Args:
+        dims: 2 or 3.
+        levels: ``(decoder module, its output channels)`` from the finest level below full resolution
+            to the coarsest.
+        out_channels: number of classes.
+    """
+
+    def __init__(self, dims: int, levels: Sequence[tuple[nn.Module, int]], out_channels: int) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(conv(dims, channels, out_channels, 1) for _, channels in levels)
+        self._features: list[torch.Tensor | None] = [None] * len(levels)
+        for i, (module, _) in enumerate(levels):
+            module.register_forward_hook(partial(self._keep, i))
+
+    def _keep(self, i: int, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if self.training:
+            self._features[i] = output
+
+    def forward(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        features, self._features = self._features, [None] * len(self._features)
+        return [logits, *(head(f) for head, f in zip(self.heads, features, strict=True))]
 
 
 def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:

@@ -40,7 +40,6 @@ class CascadedFCN(SegmentationNet):
     """
 
     model_name = "cascaded_fcn"
-    lightning_module = "ctbench.engine.cascade:CascadeSegmentationModule"
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int, organ_class: int = 1,
                  lesion_class: int = -1, channels: Sequence[int] = (16, 32, 64, 128),

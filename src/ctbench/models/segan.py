@@ -9,7 +9,7 @@ checkpoint predicts like any other model.
 
 Segmentor: ctbench's :class:`~ctbench.models.unet.UNet` (MONAI ``UNet``); critic: hand-written
 strided conv-norm-LeakyReLU stack. Trained by :class:`ctbench.engine.adversarial.AdversarialSegmentationModule`
-(manual optimisation, two optimisers), named by ``lightning_module``.
+(manual optimisation, two optimisers), named by ``lightning_module`` in ``configs/model/segan.yaml``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,6 @@ class SegAN(SegmentationNet):
     """
 
     model_name = "segan"
-    lightning_module = "ctbench.engine.adversarial:AdversarialSegmentationModule"
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
                  channels: Sequence[int] = (16, 32, 64, 128), strides: Sequence[int] = (2, 2, 2),
