@@ -369,3 +369,31 @@ def test_nsd_distance_equal_to_tolerance_counts(spacing):
     assert one(p, t, spacing=sp, tol=2 * spacing)["nsd"] == 1.0
     assert one(p, t, spacing=sp, tol=2 * spacing)["hd95"] == 2 * spacing  # rounded to 1e-6 mm: exact
     assert one(p, t, spacing=sp, tol=2 * spacing * 0.99)["nsd"] < 1.0
+
+
+def test_run_report_writes_worst_case_and_tolerance(tmp_path, capsys):
+    """report/summary.json and report.md of a run whose lesion is missed in one of two cases."""
+    import json
+
+    from ctbench.reports.run_report import print_table, write_run_report
+
+    t = cube((10, 10, 10), (1, 1, 1), (6, 6, 6))
+    t[8, 8, 8] = 2
+    p = t.copy()
+    p[8, 8, 8] = 0  # c2: lesion missed
+    classes = {1: "liver", 2: "lesion"}
+    rows = [r | {"case": "c1"} for r in case_metrics(t, t, (1.0, 1.0, 2.0), classes)]
+    rows += [r | {"case": "c2"} for r in case_metrics(p, t, (1.0, 1.0, 2.0), classes)]
+    meta = {"model": "unet", "loss": "dice", "dataset": "phantom", "dims": 3, "split": "test", "seed": 0}
+    summary = write_run_report(tmp_path / "report", rows, ["liver", "lesion"], meta)
+    on_disk = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert on_disk == summary and summary["status"] == "complete"
+    lesion = summary["per_class"]["lesion"]
+    diagonal = math.sqrt(10**2 + 10**2 + 20**2)
+    assert lesion["hd95"] == pytest.approx((0.0 + diagonal) / 2) and lesion["hd95_nan_dropped"] == 0.0
+    assert lesion["hd95_undefined"] == 1 and lesion["nsd_tolerance_mm"] == [2.0, 2.0]
+    assert summary["nsd_tolerance_policy"] == NSD_TOLERANCE_POLICY
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert f"| lesion | 0.500 ± 0.707 | 0.500 | {(diagonal / 2):.1f} | 0.0 | 1 |" in md
+    print_table(summary)
+    assert "misses" in capsys.readouterr().out

@@ -25,6 +25,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "—" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
 
 
+def _tolerance(low_high: Sequence[float] | None) -> str:
+    """``[lo, hi]`` of the NSD tolerances used, as ``2.0`` or ``2.0-3.5``."""
+    if not low_high:
+        return "—"
+    low, high = low_high
+    return f"{low:.1f}" if low == high else f"{low:.1f}-{high:.1f}"
+
+
 def _overlay_png(sample: Mapping[str, Any], path: Path, window: tuple[float, float]) -> None:
     """Axial slice with the most truth foreground: CT, CT + truth, CT + prediction."""
     import matplotlib
@@ -59,12 +67,19 @@ def _markdown(summary: Mapping[str, Any], overlays: Sequence[str]) -> str:
              f"(foreground classes: {', '.join(summary['mean_over_classes'])})"
              + (f"; mean Dice of {', '.join(summary['headline']['classes'])}: "
                 f"**{_fmt(summary['headline']['mean_dice'])}**." if summary.get("headline") else "."), "",
-             "| class | Dice | IoU | HD95 (mm) | ASSD (mm) | NSD | sensitivity | precision |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| class | Dice | IoU | HD95 (mm) | HD95 without misses (mm) | misses | ASSD (mm) | NSD | "
+             "NSD tolerance (mm) | sensitivity | precision |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in summary["per_class"].items():
         lines.append(f"| {name} | {_fmt(m.get('dice'))} ± {_fmt(m.get('dice_std'))} | {_fmt(m.get('iou'))} | "
-                     f"{_fmt(m.get('hd95'), 1)} | {_fmt(m.get('assd'), 2)} | {_fmt(m.get('nsd'))} | "
-                     f"{_fmt(m.get('sensitivity'))} | {_fmt(m.get('precision'))} |")
+                     f"{_fmt(m.get('hd95'), 1)} | {_fmt(m.get('hd95_nan_dropped'), 1)} | "
+                     f"{m.get('hd95_undefined', 0)} | {_fmt(m.get('assd'), 2)} | {_fmt(m.get('nsd'))} | "
+                     f"{_tolerance(m.get('nsd_tolerance_mm'))} | {_fmt(m.get('sensitivity'))} | "
+                     f"{_fmt(m.get('precision'))} |")
+    lines += ["", "HD95/ASSD: a case where exactly one of truth and prediction is empty (a miss or a spurious "
+              "structure; counted under *misses*) counts at its image diagonal; *without misses* leaves those "
+              "cases out. NSD tolerance: the configured one, at least the largest voxel spacing "
+              f"({summary.get('nsd_tolerance_policy', 'not recorded')})."]
     lines += ["", f"Trained {summary.get('epochs', '—')} epochs in {_fmt(summary.get('train_seconds'), 0)} s; "
               f"{summary.get('params', 0):,} parameters; seed {summary.get('seed')}, fold {summary.get('fold')}, "
               f"commit {summary.get('git_commit', 'unknown')}.", "",
@@ -80,16 +95,18 @@ def print_table(summary: Mapping[str, Any]) -> None:
 
     table = Table(title=f"{summary['model']} x {summary['loss']} — {summary['n_cases']} {summary['split']} cases "
                         f"({summary['dataset']}, {summary['dims']}D)")
-    for col in ("class", "Dice", "IoU", "HD95 mm", "NSD"):
+    for col in ("class", "Dice", "IoU", "HD95 mm", "misses", "NSD"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for name, m in summary["per_class"].items():
         table.add_row(name, f"{_fmt(m.get('dice'))} ± {_fmt(m.get('dice_std'))}", _fmt(m.get("iou")),
-                      _fmt(m.get("hd95"), 1), _fmt(m.get("nsd")))
+                      _fmt(m.get("hd95"), 1), str(m.get("hd95_undefined", 0)), _fmt(m.get("nsd")))
     table.add_section()
-    table.add_row("mean", _fmt(summary["mean_dice"]), _fmt(summary["mean_iou"]), _fmt(summary.get("mean_hd95"), 1), "")
+    table.add_row("mean", _fmt(summary["mean_dice"]), _fmt(summary["mean_iou"]), _fmt(summary.get("mean_hd95"), 1),
+                  "", "")
     if summary.get("headline"):
         table.add_row(f"mean of {', '.join(summary['headline']['classes'])}", _fmt(summary["headline"]["mean_dice"]),
-                      "", "", "")
+                      "", "", "", "")
+    table.caption = "HD95: a missed or spurious structure (misses) counts at the image diagonal"
     Console().print(table)
 
 
