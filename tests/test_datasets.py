@@ -1,14 +1,21 @@
-"""Case lists (MSD / nnU-Net v2 layouts), path safety and splits."""
+"""Case lists (readers named by ``_target_``: MSD / nnU-Net v2, NIfTI globs), path safety, the voxel cap and
+splits (ctbench's own and nnU-Net's ``splits_final.json``)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
-from ctbench.data.datasets import list_cases
+from ctbench.data.datasets import list_cases, resolve_classes
+from ctbench.data.integrity import check_case
 from ctbench.data.readers.msd import msd_labels
-from ctbench.data.splits import load_or_make_splits, make_splits, select_fold
+from ctbench.data.readers.nifti import case_id
+from ctbench.data.splits import dataset_splits, load_or_make_splits, make_splits, select_fold
+from ctbench.data.voxel_budget import check_voxel_budget
 from ctbench.errors import CTBenchError
 
 
@@ -64,3 +71,202 @@ def test_splits_are_disjoint_cover_everything_and_persist(tmp_path):
     assert load_or_make_splits(path, cases, 2, 5) == first == splits
     with pytest.raises(CTBenchError, match="fold=7 is out of range"):
         select_fold(first, 7)
+
+
+# ------------------------------------------------------------------------------------------------ readers
+
+
+def _nifti(path, shape=(8, 8, 4), spacing=(4.0, 4.0, 4.0), value=0, dtype=np.int16):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.full(shape, value, dtype)
+    data[(0,) * len(shape)] = value + 1  # not constant
+    nib.save(nib.Nifti1Image(data, np.diag([*spacing, 1.0])), str(path))
+    return path
+
+
+def test_unknown_reader_target_is_one_line():
+    for target in ("ctbench.data.readers.msd.MSDReaderX", "os.system", "no_such_module.Reader"):
+        with pytest.raises(CTBenchError, match=f"unknown dataset reader '{target}'") as err:
+            list_cases({"name": "t", "reader": {"_target_": target}, "root": "."})
+        assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    with pytest.raises(CTBenchError, match="names no reader"):
+        list_cases({"name": "t", "root": "."})
+
+
+def test_symlinked_images_folder_inside_the_root_is_allowed(tmp_path):
+    """Issue 12 row 10: imagesTr/ a symlink to a folder elsewhere (a shared store) was refused as outside."""
+    store = tmp_path / "store"
+    for case in ("a", "b"):
+        _touch(store / f"{case}.nii.gz")
+        _touch(tmp_path / "Task" / "labelsTr" / f"{case}.nii.gz")
+    (tmp_path / "Task" / "imagesTr").symlink_to(store, target_is_directory=True)
+    (tmp_path / "Task" / "dataset.json").write_text(json.dumps(
+        {"labels": {"0": "background", "1": "liver"},
+         "training": [{"image": f"./imagesTr/{c}.nii.gz", "label": f"./labelsTr/{c}.nii.gz"} for c in ("a", "b")]}))
+    cases = list_cases(msd(tmp_path / "Task"))
+    assert [c["case"] for c in cases] == ["a", "b"]
+    assert cases[0]["image"] == str(tmp_path / "Task" / "imagesTr" / "a.nii.gz")  # the path as listed
+
+
+def test_duplicate_case_ids_are_refused_with_every_duplicate(tmp_path):
+    """Issue 12 row 8: two entries with one case id collapsed silently into one case."""
+    entries = []
+    for folder, case in [("Tr", "a"), ("Tr", "b"), ("Va", "a"), ("Va", "b"), ("Va", "c")]:
+        _touch(tmp_path / f"images{folder}" / f"{case}.nii.gz")
+        _touch(tmp_path / f"labels{folder}" / f"{case}.nii.gz")
+        entries.append({"image": f"./images{folder}/{case}.nii.gz", "label": f"./labels{folder}/{case}.nii.gz"})
+    (tmp_path / "dataset.json").write_text(json.dumps(
+        {"labels": {"0": "background", "1": "liver"}, "training": entries[:2], "validation": entries[2:]}))
+    assert len(list_cases(msd(tmp_path))) == 2  # the training list alone is fine
+    with pytest.raises(CTBenchError, match=r"same case id more than once: a \(x2\), b \(x2\);"):
+        list_cases(msd(tmp_path, lists=["training", "validation"]))
+
+
+def test_nnunet_multichannel_cases_and_in_channels(tmp_path):
+    for case in ("p1", "p2"):
+        for k in range(3):
+            _touch(tmp_path / "imagesTr" / f"{case}_{k:04d}.nii.gz")
+        _touch(tmp_path / "labelsTr" / f"{case}.nii.gz")
+    (tmp_path / "dataset.json").write_text(json.dumps(
+        {"channel_names": {"0": "CT", "1": "CT_arterial", "2": "CT_venous"}, "labels": {"background": 0, "liver": 1},
+         "file_ending": ".nii.gz"}))
+    cases = list_cases(msd(tmp_path))
+    assert cases[1]["image"] == [str(tmp_path / "imagesTr" / f"p2_{k:04d}.nii.gz") for k in range(3)]
+    dataset = msd(tmp_path, class_names=None, in_channels=1)
+    resolve_classes(dataset)
+    assert dataset["in_channels"] == 3 and dataset["class_names"] == ["background", "liver"]
+    assert dataset["num_classes"] == 2
+    (tmp_path / "imagesTr" / "p2_0002.nii.gz").unlink()
+    with pytest.raises(CTBenchError, match="lists 1 missing file.*p2_0002.nii.gz"):
+        list_cases(msd(tmp_path))
+
+
+def test_region_based_labels_are_refused(tmp_path):
+    _touch(tmp_path / "imagesTr" / "b_0000.nii.gz")
+    _touch(tmp_path / "labelsTr" / "b.nii.gz")
+    (tmp_path / "dataset.json").write_text(json.dumps(
+        {"channel_names": {"0": "CT"}, "labels": {"background": 0, "whole_tumor": [1, 2, 3], "core": [2, 3],
+                                                  "enhancing": 3}, "regions_class_order": [1, 2, 3]}))
+    for call in (lambda: list_cases(msd(tmp_path)), lambda: resolve_classes(msd(tmp_path, class_names=None))):
+        with pytest.raises(CTBenchError, match=r"region-based labels \(whole_tumor, core: lists of values\)"):
+            call()
+
+
+# ------------------------------------------------------------------------------------------------ nifti pairing
+
+
+def test_nifti_case_ids_keep_dots():
+    assert case_id("/d/case.v2.nii.gz") == "case.v2" and case_id("a.b.nii") == "a.b" and case_id("x.mha") == "x"
+
+
+def test_nifti_pairs_by_case_id_and_lists_unmatched_files(tmp_path, capsys):
+    """Issue 12 row 7: images a,b,c with labels a,c,d were paired (b,c) and (c,d) by sorted position."""
+    from ctbench.cli import main
+
+    for case in ("a.v2", "b", "c"):
+        _nifti(tmp_path / "img" / f"{case}.nii.gz")
+    for case in ("a.v2", "c", "d"):
+        _nifti(tmp_path / "lab" / f"{case}.nii.gz")
+    globs = ["dataset=nifti", f"dataset.images={tmp_path}/img/*.nii.gz", f"dataset.labels={tmp_path}/lab/*.nii.gz"]
+    assert main(["check-data", *globs, f"paths.root_dir={tmp_path}"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["ctbench: error: dataset=nifti pairs files by case id (file name without .nii.gz); 1 image(s) "
+                   "without a label: b.nii.gz; 1 label(s) without an image: d.nii.gz: rename or remove them"]
+    (tmp_path / "img" / "b.nii.gz").unlink()
+    (tmp_path / "lab" / "d.nii.gz").unlink()
+    _nifti(tmp_path / "img" / "0_first.nii.gz")  # sorts first among images, last would be its label
+    _nifti(tmp_path / "lab" / "0_first.nii.gz")
+    cases = list_cases({"name": "n", "reader": {"_target_": "ctbench.data.readers.nifti.NiftiGlobReader"},
+                        "images": f"{tmp_path}/img/*.nii.gz", "labels": f"{tmp_path}/lab/*.nii.gz"})
+    assert [(c["case"], Path(c["image"]).name, Path(c["label"]).name) for c in cases] == [
+        ("0_first", "0_first.nii.gz", "0_first.nii.gz"), ("a.v2", "a.v2.nii.gz", "a.v2.nii.gz"),
+        ("c", "c.nii.gz", "c.nii.gz")]
+
+
+def test_nifti_images_with_the_nnunet_channel_suffix_pair_with_plain_labels(tmp_path):
+    for case in ("a", "b"):
+        _nifti(tmp_path / "img" / f"{case}_0000.nii.gz")
+        _nifti(tmp_path / "lab" / f"{case}.nii.gz")
+    cases = list_cases({"name": "n", "reader": {"_target_": "ctbench.data.readers.nifti.NiftiGlobReader"},
+                        "images": f"{tmp_path}/img/*", "labels": f"{tmp_path}/lab/*"})
+    assert [c["case"] for c in cases] == ["a", "b"] and cases[0]["image"].endswith("a_0000.nii.gz")
+
+
+# ------------------------------------------------------------------------------------------------ voxel cap
+
+
+def test_voxel_cap_counts_voxels_after_resampling(tmp_path):
+    """16^3 voxels of 4 mm resampled to 1 mm are 64^3 = 262144 voxels; 10 voxels of 1.5 mm at 1 mm are 15."""
+    path = _nifti(tmp_path / "a.nii.gz", (16, 16, 16), (4.0, 4.0, 4.0))
+    check_voxel_budget(path, [1.0, 1.0, 1.0], 262144)
+    with pytest.raises(CTBenchError) as err:
+        check_voxel_budget(path, [1.0, 1.0, 1.0], 262143)
+    assert str(err.value) == ("a.nii.gz: shape 16 x 16 x 16 at spacing 4 x 4 x 4 mm is 4.1e+03 voxels (2.62e+05 at "
+                              "the target spacing 1 x 1 x 1 mm), over the cap of 2.62e+05: check the file's header, "
+                              "or raise the cap with dataset.max_voxels=N")
+    odd = _nifti(tmp_path / "b.nii.gz", (10, 10, 10), (1.5, 1.5, 1.5))
+    check_voxel_budget(odd, [1.0, 1.0, 1.0], 15 ** 3)
+    with pytest.raises(CTBenchError, match="is 1e\\+03 voxels \\(3.38e\\+03 at the target"):
+        check_voxel_budget(odd, [1.0, 1.0, 1.0], 15 ** 3 - 1)
+    check_voxel_budget(odd, None, 1000)  # no target spacing: the stored count alone
+    with pytest.raises(CTBenchError, match="1e\\+03 voxels, over the cap of 999"):
+        check_voxel_budget(odd, None, 999)
+
+
+def test_huge_header_dims_are_refused_before_any_voxel_is_read(tmp_path):
+    """A 30000^3 header on a 1 kB file: refused from the header, never allocated (check-data and training)."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((30000, 30000, 30000))
+    header.set_data_dtype(np.int16)
+    header.set_zooms((1.0, 1.0, 1.0))
+    path = tmp_path / "huge.nii"
+    path.write_bytes(header.binaryblock + b"\0" * 4 + b"\1" * 1000)
+    label = _nifti(tmp_path / "huge_label.nii.gz")
+    problems = check_case({"case": "huge", "image": str(path), "label": str(label)}, None,
+                          target_spacing=[1.5, 1.5, 1.5])
+    assert [p.message for p in problems if p.file == str(path)] == [
+        "shape 30000 x 30000 x 30000 at spacing 1 x 1 x 1 mm is 2.7e+13 voxels (8e+12 at the target spacing 1.5 x "
+        "1.5 x 1.5 mm), over the cap of 1e+09: check the file's header, or raise the cap with dataset.max_voxels=N"]
+
+
+def test_zero_and_non_finite_spacing_are_refused(tmp_path):
+    img = nib.Nifti1Image(np.arange(8, dtype=np.int16).reshape(2, 2, 2), None)
+    img.set_sform(np.diag([1.0, 0.0, 1.0, 1.0]), code=1)  # a degenerate sform: the y axis has no length
+    path = tmp_path / "z.nii.gz"
+    nib.save(img, str(path))
+    with pytest.raises(CTBenchError, match=r"z.nii.gz: voxel spacing \(1 x 0 x 1\) mm in its header is not positive"):
+        check_voxel_budget(path, [1.0, 1.0, 1.0])
+
+
+# ------------------------------------------------------------------------------------------------ nnU-Net splits
+
+
+def test_nnunet_splits_are_the_folds_of_splits_final_json(tmp_path):
+    """``dataset.splits=nnunet``: the same train/val cases per fold as a splits_final.json written by hand;
+    cases in no fold are the test set."""
+    cases = [f"liver_{i}" for i in range(8)]
+    folds = [{"train": ["liver_2", "liver_3", "liver_4", "liver_5"], "val": ["liver_0", "liver_1"]},
+             {"train": ["liver_0", "liver_1", "liver_4", "liver_5"], "val": ["liver_2", "liver_3"]},
+             {"train": ["liver_0", "liver_1", "liver_2", "liver_3"], "val": ["liver_4", "liver_5"]}]
+    (tmp_path / "splits_final.json").write_text(json.dumps(folds))
+    dataset = {"splits": "nnunet", "root": str(tmp_path), "test_cases": 1, "num_folds": 5}
+    splits = dataset_splits(dataset, cases, tmp_path / "cache")
+    for k, fold in enumerate(folds):
+        assert select_fold(splits, k) == {**fold, "test": ["liver_6", "liver_7"]}
+    assert not (tmp_path / "cache" / "splits.json").exists()  # nothing of ctbench's own is made
+
+
+def test_nnunet_splits_covering_every_case_test_each_fold_on_its_val(tmp_path):
+    folds = [{"train": ["b", "c"], "val": ["a"]}, {"train": ["a", "c"], "val": ["b"]}]
+    path = tmp_path / "plans" / "splits_final.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(folds))
+    dataset = {"splits": "nnunet", "splits_file": str(path), "root": str(tmp_path)}
+    splits = dataset_splits(dataset, ["a", "b", "c"], tmp_path)
+    assert select_fold(splits, 1) == {"train": ["a", "c"], "val": ["b"], "test": ["b"]}
+    with pytest.raises(CTBenchError, match=r"names 1 case\(s\) this dataset does not have \(e.g. c\)"):
+        dataset_splits(dataset, ["a", "b"], tmp_path)
+    with pytest.raises(CTBenchError, match="dataset.splits=nnunet: .*splits_final.json does not exist"):
+        dataset_splits({"splits": "nnunet", "root": str(tmp_path / "nope")}, ["a"], tmp_path)
+    with pytest.raises(CTBenchError, match="unknown dataset.splits=nnUnet"):
+        dataset_splits({"splits": "nnUnet"}, ["a"], tmp_path)

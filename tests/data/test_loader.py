@@ -81,3 +81,42 @@ def test_unet_weighted_batches_carry_the_cached_weight_map(tmp_path):
     batch = next(iter(loader))
     assert batch["weight"].shape == batch["label"].shape and batch["weight"].dtype == torch.float32
     assert float(batch["weight"].min()) > 0  # class balancing is positive everywhere
+
+
+def test_nnunet_multichannel_cases_reach_the_batches_as_channels(tmp_path):
+    """nnU-Net v2 ``CASE_0000 ... CASE_0001`` files are stacked as channels through preprocessing and the
+    loader; ``in_channels`` comes from ``dataset.json``. Channel 1 is channel 0 + 100 HU, so after the
+    abdomen window ([-160, 240] HU to [0, 1]) it is 0.25 above channel 0 wherever both are inside the window."""
+    import json
+
+    import nibabel as nib
+
+    from ctbench.data.datasets import resolve_classes
+
+    root = tmp_path / "Dataset001_Two"
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        ct = np.full((16, 16, 16), -1000, np.int16)
+        ct[2:14, 2:14, 2:14] = (40 + rng.normal(0, 10, (12, 12, 12))).astype(np.int16)
+        label = np.zeros((16, 16, 16), np.uint8)
+        label[4:10, 4:10, 4:10] = 1
+        for k, image in enumerate([ct, ct + 100]):
+            (root / "imagesTr").mkdir(parents=True, exist_ok=True)
+            nib.save(nib.Nifti1Image(image, np.diag([4.0, 4.0, 4.0, 1])), str(root / "imagesTr" / f"c{i}_{k:04d}.nii.gz"))
+        (root / "labelsTr").mkdir(exist_ok=True)
+        nib.save(nib.Nifti1Image(label, np.diag([4.0, 4.0, 4.0, 1])), str(root / "labelsTr" / f"c{i}.nii.gz"))
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT", "1": "CT_plus_100"},
+                                                   "labels": {"background": 0, "liver": 1}, "file_ending": ".nii.gz"}))
+    dataset = dataset_cfg(tmp_path, "dataset=msd", f"dataset.root={root}", "dataset.test_cases=1")
+    resolve_classes(dataset)
+    assert dataset["in_channels"] == 2 and dataset["num_classes"] == 2
+    dm = CTDataModule(dataset, dims=3, fold=0, cache_dir=tmp_path / "c")
+    dm.prepare_data()  # the integrity check reads every channel
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    assert tuple(batch["image"].shape) == (2, 2, 16, 16, 16) and tuple(batch["label"].shape) == (2, 1, 16, 16, 16)
+    volume = dm.eval_dataset("val")[0]["image"]
+    assert volume.shape[0] == 2
+    inside = (volume[0] > 0.2) & (volume[1] < 0.95)
+    assert int(inside.sum()) > 50
+    np.testing.assert_allclose(np.asarray(volume[1] - volume[0])[np.asarray(inside)], 0.25, atol=1e-5)

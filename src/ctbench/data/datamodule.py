@@ -19,6 +19,7 @@ from monai.data import CacheDataset, DataLoader, Dataset, list_data_collate
 from torch.utils.data import DistributedSampler, Sampler
 
 from ctbench.data.datasets import list_cases
+from ctbench.data.readers.base import image_files
 from ctbench.data.splits import dataset_splits, select_fold
 from ctbench.data.transforms import eval_chain, foreground_statistics, train_chain, window_bounds
 from ctbench.errors import CTBenchError
@@ -174,7 +175,7 @@ class CTDataModule(pl.LightningDataModule):
         return folder
 
     def _cached(self, names: list[str], transform, cache: bool, role: Mapping[str, Any]) -> Dataset:
-        data = [{**self.cases[n], "source_image": self.cases[n]["image"], "source_label": self.cases[n]["label"]}
+        data = [{**self.cases[n], "source_image": image_files(self.cases[n])[0], "source_label": self.cases[n]["label"]}
                 for n in names]
         if cache and self.cfg.get("cache", "memory") == "memory":
             return CacheDataset(data, transform=transform, cache_rate=1.0, num_workers=None, progress=False)

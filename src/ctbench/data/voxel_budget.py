@@ -63,7 +63,7 @@ def check_voxel_budget(path: str | Path, target_spacing: Sequence[float] | None,
         per_axis = [math.ceil(n * s / float(t)) for n, s, t in zip(spatial, spacing, target_spacing, strict=False)]
         resampled = math.prod(per_axis) * math.prod(shape[len(spacing):])
     if max(stored, resampled) > cap:
-        target = f" at the target spacing {_fmt(target_spacing)} mm" if target_spacing else ""
-        raise CTBenchError(f"{path.name}: shape {_fmt(shape)} at spacing {_fmt(spacing)} mm is "
-                           f"{max(stored, resampled):.3g} voxels{target}, over the cap of {cap:.3g}: check the "
-                           f"file's header, or raise the cap with dataset.max_voxels=N")
+        target = f" ({resampled:.3g} at the target spacing {_fmt(target_spacing)} mm)" if target_spacing else ""
+        raise CTBenchError(f"{path.name}: shape {' x '.join(map(str, shape))} at spacing {_fmt(spacing)} mm is "
+                           f"{stored:.3g} voxels{target}, over the cap of {cap:.3g}: check the file's header, "
+                           "or raise the cap with dataset.max_voxels=N")
