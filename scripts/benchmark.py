@@ -54,7 +54,7 @@ NNUNET_QUOTED = {"startup_s": 8.0, "per_case_s_no_mirroring": 1.0, "per_case_s_m
 #: ctbench settings that make its workload the plain loop's: batch 2 of 96^3, Adam.
 MATCHED = ["dataset.patch_size_3d=[96,96,96]", "dataset.batch_size_3d=2", "dataset.samples_per_volume=2",
            "optim.optimizer._target_=torch.optim.Adam", "optim.optimizer.lr=0.001", "optim.optimizer.weight_decay=0",
-           "optim.scheduler.name=constant", "optim.scheduler.warmup_steps=0", "progress_bar=false"]
+           "optim.scheduler.min_factor=1.0", "optim.scheduler.warmup_steps=0", "progress_bar=false"]
 QUICK = ["debug=fast", "dataset.patch_size_3d=[32,32,32]"]
 
 
@@ -78,20 +78,14 @@ def ctbench_command() -> list[str]:
 
 
 def compose(overrides: Sequence[str]):
-    """The config ``ctbench train OVERRIDES`` composes (Hydra's compose API, no run directory)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The config ``ctbench train OVERRIDES`` composes (no run directory), with its run names."""
     from omegaconf import OmegaConf
 
-    from ctbench.hydra_app import CONFIG_DIR, check_group_overrides
+    from ctbench.config import compose_with_context, run_names
 
-    check_group_overrides(overrides)
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=list(overrides))
+    cfg, ctx = compose_with_context("train", overrides)
     OmegaConf.set_struct(cfg, False)
-    picked = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if "=" in o and "." not in o.split("=")[0]}
-    cfg.names = {"model": picked.get("model", "unet"), "loss": picked.get("loss", "dice_ce"),
-                 "dataset": picked.get("dataset", "synthetic")}
+    cfg.names = run_names(ctx.choices)
     return cfg
 
 
@@ -129,7 +123,7 @@ class PlainLoop:
         Returns wall-clock and process-CPU seconds per step."""
         import torch
 
-        from ctbench.engine.benchmark import plain_batch
+        from ctbench.engine.throughput import plain_batch
 
         self.model.train()
         starts: list[float] = []
@@ -190,7 +184,7 @@ def plain_loader(cfg, files: list[dict[str, str]], workers: int):
 def part_overhead(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from ctbench.engine.benchmark import (
+    from ctbench.engine.throughput import (
         FixedBatches,
         bench_device,
         build,
@@ -291,7 +285,7 @@ def part_data(cfg, args, state: dict[str, Any]) -> dict[str, Any]:
     import gc
 
     from ctbench.data.datamodule import loader_workers
-    from ctbench.engine.benchmark import FixedBatches, build, measure_loader, time_training_steps
+    from ctbench.engine.throughput import FixedBatches, build, measure_loader, time_training_steps
 
     setting = cfg.dataset.get("num_workers", "auto")
     configured = loader_workers(setting, on_gpu=False)
@@ -335,9 +329,9 @@ def part_inference(cfg, args, state: dict[str, Any], workdir: Path) -> dict[str,
     from monai.inferers import sliding_window_inference
     from monai.networks.nets import UNet
 
-    from ctbench.engine.benchmark import bench_device, build
     from ctbench.engine.inference import to_original_grid
     from ctbench.engine.predict import save_label
+    from ctbench.engine.throughput import bench_device, build
 
     device = bench_device(cfg)
     module = state.get("module") or build(cfg)[0]
@@ -422,12 +416,12 @@ def timed(command: Sequence[str], cwd: Path, timeout: float = 900) -> tuple[floa
 def part_predict(cfg, args, state: dict[str, Any], workdir: Path) -> dict[str, Any]:
     import nibabel as nib
 
-    from ctbench.engine.benchmark import build
-    from ctbench.engine.run import _datamodule
+    from ctbench.engine.build import build_datamodule
+    from ctbench.engine.throughput import build
 
     module = state.get("module") or build(cfg)[0]
     ckpt = write_checkpoint(module.cpu(), workdir / "predict" / "model.ckpt")
-    data = _datamodule(cfg, 1)
+    data = build_datamodule(cfg, 1)
     data.setup()
     names = data.split["test"] + data.split["val"]
     cases = [Path(data.cases[c]["image"]) for c in names][: args.predict_cases]
@@ -488,7 +482,7 @@ def part_startup(args, workdir: Path) -> dict[str, Any]:
 def part_memory(args, workdir: Path, cwd: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """``ctbench train`` for ``--leak-epochs`` epochs with validation every epoch; RSS sampled every
     0.2 s and read at every epoch end (when ``checkpoints/last.ckpt`` is rewritten)."""
-    from ctbench.engine.benchmark import memory_now
+    from ctbench.provenance import memory_now
 
     run = workdir / "memory" / "train"
     shutil.rmtree(run, ignore_errors=True)
@@ -673,11 +667,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from ctbench.atomic import atomic_write_json
-    from ctbench.engine.benchmark import machine_info, peak_rss_mb, versions
+    from ctbench.provenance import git_commit, machine_info, package_versions, peak_rss_mb
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ctbench.engine.run import provenance
 
     workdir = (args.workdir or Path("outputs") / "benchmark" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -690,8 +683,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "benchmark": "scripts/benchmark.py", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join([Path(sys.argv[0]).name, *(sys.argv[1:] if argv is None else argv)]),
         "quick": args.quick, "parts": args.parts, "ctbench_overrides": overrides,
-        "machine": machine_info(), "versions": versions(),
-        "git_commit": provenance(cfg)["git_commit"], "workdir": str(workdir),
+        "machine": machine_info(), "versions": package_versions(),
+        "git_commit": git_commit(), "workdir": str(workdir),
     }
     state: dict[str, Any] = {}
     start = time.perf_counter()

@@ -32,14 +32,9 @@ MODES = ("none", "memory", "disk")
 
 
 def compose(workdir: Path, overrides: list[str], mode: str):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from ctbench.config import compose as ctbench_compose
 
-    from ctbench.hydra_app import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return hydra_compose(config_name="train",
-                             overrides=[f"paths.root_dir={workdir}", *overrides, f"dataset.cache={mode}"])
+    return ctbench_compose("train", [f"paths.root_dir={workdir}", *overrides, f"dataset.cache={mode}"])
 
 
 def measure(workdir: Path, overrides: list[str], mode: str, epochs: int, seed: int) -> dict:

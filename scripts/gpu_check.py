@@ -193,16 +193,14 @@ def part_precision(args, result: dict[str, Any]) -> None:
 
 # ---- ctbench pieces ------------------------------------------------------------------------------
 def compose(overrides: Sequence[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The config ``ctbench train OVERRIDES`` composes, with its run names."""
     from omegaconf import OmegaConf
 
-    from ctbench.hydra_app import CONFIG_DIR
+    from ctbench.config import compose_with_context, run_names
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = hydra_compose("train", overrides=list(overrides))
+    cfg, ctx = compose_with_context("train", overrides)
     OmegaConf.set_struct(cfg, False)
-    cfg.names = {"model": "unet", "loss": "dice_ce", "dataset": str(cfg.dataset.name)}
+    cfg.names = run_names(ctx.choices)
     return cfg
 
 
@@ -210,7 +208,7 @@ def part_ctbench_step(args, cfg, result: dict[str, Any]) -> None:
     """ctbench's Lightning step (bf16-mixed) on one fixed batch on the GPU: its overhead over the plain loop."""
     import torch
 
-    from ctbench.engine.benchmark import FixedBatches, build, time_training_steps
+    from ctbench.engine.throughput import FixedBatches, build, time_training_steps
 
     log("ctbench step: SegmentationModule + Lightning Trainer, bf16-mixed, fixed batch")
     module, _ = build(cfg)
@@ -231,7 +229,7 @@ def part_utilisation(args, cfg, result: dict[str, Any]) -> None:
     """Real ``ctbench`` training (real loader) for ``--window`` seconds while sampling GPU utilisation."""
     import torch
 
-    from ctbench.engine.benchmark import bench_trainer, build, step_timer
+    from ctbench.engine.throughput import bench_trainer, build, step_timer
 
     log("utilisation: building the cached loader (the phantom is generated on first use)")
     module, data = build(cfg)
@@ -286,7 +284,7 @@ def part_utilisation(args, cfg, result: dict[str, Any]) -> None:
 def part_sliding_window(args, cfg, result: dict[str, Any]) -> None:
     import torch
 
-    from ctbench.engine.benchmark import build, measure_sliding_window
+    from ctbench.engine.throughput import build, measure_sliding_window
 
     module, _ = build(cfg)
     out = {}
@@ -361,12 +359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from ctbench.atomic import atomic_write_json
-    from ctbench.engine.benchmark import machine_info, versions
+    from ctbench.provenance import machine_info, package_versions
 
     torch.backends.cudnn.benchmark = True  # as the gpu trainer preset does
     start = time.perf_counter()
     result: dict[str, Any] = {"benchmark": "scripts/gpu_check.py", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                              "machine": machine_info(), "versions": {**versions(), "cuda": torch.version.cuda,
+                              "machine": machine_info(), "versions": {**package_versions(), "cuda": torch.version.cuda,
                                                                       "cudnn": torch.backends.cudnn.version()}}
     cfg = compose(["trainer=gpu", f"dataset.patch_size_3d=[{args.patch},{args.patch},{args.patch}]",
                    "dataset.batch_size_3d=2", "progress_bar=false", *args.override])

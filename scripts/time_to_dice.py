@@ -109,15 +109,12 @@ def run_ctbench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 # ---- nnU-Net -----------------------------------------------------------------------------------
 def export_nnunet(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The phantom (as ctbench composes it) in nnU-Net v2 raw layout; test labels kept in ``labelsTs``."""
-    from hydra import compose, initialize_config_dir
-
+    from ctbench.config import compose
     from ctbench.data.datamodule import CTDataModule
     from ctbench.data.synthetic import LABELS
-    from ctbench.hydra_app import CONFIG_DIR
 
     overrides = (["debug=fast"] if args.quick else []) + [o for o in args.override if o.startswith(("paths.", "dataset"))]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose("train", overrides)
     root = Path(args.cwd)
     cache = (root / cfg.paths.cache_dir).resolve() / str(cfg.dataset.name)
     cwd = os.getcwd()
@@ -244,10 +241,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
 
     from ctbench.atomic import atomic_write_json
-    from ctbench.engine.benchmark import machine_info, versions
+    from ctbench.provenance import machine_info, package_versions
 
     result: dict[str, Any] = {"target": args.target, "organs": list(ORGANS), "quick": args.quick,
-                              "machine": machine_info(), "versions": versions(), "workdir": str(work)}
+                              "machine": machine_info(), "versions": package_versions(), "workdir": str(work)}
     if not args.skip_ctbench:
         result["ctbench"] = run_ctbench(args, work)
     if not args.skip_nnunet:

@@ -21,16 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", type=int, default=6)
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
-    from hydra import compose, initialize_config_dir
     from monai import transforms as T
 
+    from ctbench.config import compose
     from ctbench.data.datasets import list_cases
     from ctbench.data.transforms import preprocessing
     from ctbench.data.weight_maps import unet_weight_map
-    from ctbench.hydra_app import CONFIG_DIR
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name="train", overrides=args.override)
+    cfg = compose("train", args.override)
     patch = list(cfg.dataset.patch_size_3d)
     chain = T.Compose([*preprocessing(cfg.dataset.preprocessing, ["image", "label"], track_meta=False),
                        T.SpatialPadd(["image", "label"], spatial_size=patch)])

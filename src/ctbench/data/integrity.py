@@ -319,21 +319,12 @@ def _voxel_cap(dataset: Mapping[str, Any]) -> tuple[list[float] | None, int | No
 
 def _cases_from_config(overrides: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Compose ``configs/train.yaml`` with ``overrides``; the dataset's cases and its resolved config."""
-    import ctbench
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
 
-    try:
-        from hydra import compose, initialize_config_dir
-        from hydra.errors import HydraException
-        from omegaconf import OmegaConf
-        from omegaconf.errors import MissingMandatoryValue
-    except ImportError as err:  # pragma: no cover - hydra is a core dependency
-        raise CTBenchError(f"check-data needs hydra-core: {err}") from None
-    config_dir = Path(ctbench.__file__).parent / "configs"
-    try:
-        with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base=None):
-            cfg = compose(config_name="train", overrides=list(overrides))
-    except HydraException as err:
-        raise CTBenchError(f"bad override: {_one_line(err)}", exit_code=2) from None
+    from ctbench.config import compose
+
+    cfg = compose("train", overrides)
     try:
         dataset = OmegaConf.to_container(cfg.dataset, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as err:

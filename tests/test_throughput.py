@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ctbench.engine.benchmark import StepTimer, memory_now, nbytes, summarise
+from ctbench.engine.throughput import StepTimer, nbytes, summarise
+from ctbench.provenance import memory_now
 
 from cli_helpers import REPO, ctbench
 
