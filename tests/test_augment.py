@@ -137,3 +137,16 @@ def test_command_line_composes_the_group_item_by_item():
                                                       "augment.rotation.degrees_3d=15"])
     assert OmegaConf.to_container(default.augment) == group("light")
     assert cfg.augment.mirror.prob == 0 and cfg.augment.rotation.degrees_3d == 15 and cfg.augment.gamma.prob == 0.3
+
+
+@pytest.mark.parametrize(("choice", "items"), [(None, ["brightness", "shift"]), ("none", []),
+                                                ("nnunet", ["rotation", "scaling", "noise", "blur", "brightness",
+                                                            "contrast", "lowres", "gamma_inverted", "gamma",
+                                                            "mirror"])])
+def test_the_run_builds_its_loader_with_the_chosen_group(tmp_path, choice, items):
+    """``build_datamodule`` hands ``augment`` to the loader: the default run keeps its ``light`` jitter."""
+    from ctbench.config import compose
+    from ctbench.engine.build import build_datamodule
+
+    cfg = compose("train", [f"paths.root_dir={tmp_path}", *([f"augment={choice}"] if choice else [])])
+    assert list(build_datamodule(cfg, 1).augment) == items

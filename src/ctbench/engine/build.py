@@ -170,18 +170,25 @@ def build_datamodule(cfg: DictConfig, size_divisor: int, loss: torch.nn.Module |
     if getattr(loss, "uses_weight_map", False):
         weight_map = {k: v for k, v in cfg.loss.items() if k != "_target_"}
     return CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, size_divisor, seed=int(cfg.seed),
-                        on_gpu=on_gpu, devices=per_node, weight_map=weight_map)
+                        on_gpu=on_gpu, devices=per_node, weight_map=weight_map,
+                        augment=cfg.get("augment"))
 
 
 # ---------------------------------------------------------------------------------------- trainer
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
-    """The ``logger`` group's loggers; a logger whose ``save_dir`` is null writes into ``run_dir``."""
+    """The ``logger`` group's loggers; a logger whose ``save_dir`` is null writes into ``run_dir``; a
+    logger's ``environment`` mapping is set in the process environment unless already set."""
+    import os
+
     loggers = []
     for name, node in (cfg.get("logger") or {}).items():
         if node is None:
             continue
+        node = OmegaConf.create(OmegaConf.to_container(node, resolve=True))
+        for key, value in (node.pop("environment", None) or {}).items():
+            os.environ.setdefault(str(key), str(value))
         save_dir = node.get("save_dir")
         kwargs = {"save_dir": str(Path(save_dir).resolve() if save_dir else run_dir)}
         try:
