@@ -146,3 +146,32 @@ def test_non_finite_loss_stops_with_step_and_checkpoint(tmp_path):
     line = _one_line_error(proc, "at step", "last good checkpoint", "nonfinite=skip")
     assert "became" in line
     _no_complete_run(tmp_path)
+
+
+def test_voxel_cap_stops_training_before_any_voxel_is_resampled(tmp_path):
+    """Issue 12 row 12: the cap is read from each header (24^3 = 13824 voxels here, 4 cases x image and label)."""
+    root = _msd(tmp_path / "Task", cases=4)
+    proc = ctbench("train", *TINY, "dataset=msd", f"dataset.root={root}", "dataset.test_cases=1",
+                   "dataset.preprocessing.spacing=[10,10,10]", "dataset.max_voxels=13823", "trainer.max_epochs=1",
+                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False)
+    _one_line_error(proc, "8 problem(s) in 4 case(s)")
+    assert "shape 24 x 24 x 24 at spacing 10 x 10 x 10 mm is 1.38e+04 voxels" in proc.stderr
+    assert "dataset.max_voxels=N" in proc.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_predict_refuses_a_header_over_the_voxel_cap(trained_run, tmp_path):
+    """A 16^3 header with 1000 mm voxels would be 1600^3 voxels at the run's 10 mm spacing: refused from the
+    header, before resampling; ``dataset.max_voxels`` on the predict command line sets the cap."""
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    huge = _nifti(tmp_path / "in" / "huge.nii.gz", np.zeros((16, 16, 16), np.int16), np.diag([1000.0, 1000, 1000, 1]))
+    line = _one_line_error(ctbench("predict", f"ckpt_path={ckpt}", f"input={huge}", f"output_dir={tmp_path / 'o'}",
+                                   "progress_bar=false", cwd=tmp_path, check=False),
+                           "huge.nii.gz: shape 16 x 16 x 16 at spacing 1000 x 1000 x 1000 mm",
+                           "4.1e+09 at the target spacing 10 x 10 x 10 mm", "dataset.max_voxels=N")
+    assert "over the cap of 1e+09" in line
+    small = _nifti(tmp_path / "in2" / "small.nii.gz", np.zeros((16, 16, 16), np.int16), np.diag([10.0, 10, 10, 1]))
+    _one_line_error(ctbench("predict", f"ckpt_path={ckpt}", f"input={small}", f"output_dir={tmp_path / 'o2'}",
+                            "dataset.max_voxels=4095", "progress_bar=false", cwd=tmp_path, check=False),
+                    "is 4.1e+03 voxels", "over the cap of 4.1e+03")
+    assert not list(tmp_path.glob("o*/*.nii.gz"))
