@@ -10,8 +10,10 @@ not written. ``keep_uids`` adds the Study/Series/FrameOfReference UIDs after scr
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -134,6 +136,23 @@ def pseudonym(name: str) -> str:
 def folder_case_id(name: str, series: DicomSeries) -> str:
     """A case id for a series folder: its name, or :func:`pseudonym` when the name holds an identifier."""
     return pseudonym(name) if scrub_text(name, identifier_strings(series.headers)) == REMOVED else name
+
+
+def pseudonym_labels(labels: dict[str, Path], link_dir: Path) -> dict[str, Path]:
+    """``{pseudonym(case): link}`` for every label: a symbolic link in ``link_dir`` named after the pseudonym.
+
+    A label named after a series folder whose name holds an identifier then pairs with that folder's case,
+    and every path ctbench records (caches, reports) names the pseudonym, not the identifier.
+    """
+    link_dir.mkdir(parents=True, exist_ok=True)
+    links = {}
+    for case, path in labels.items():
+        link = link_dir / f"{pseudonym(case)}.nii.gz"
+        if not link.is_symlink() or os.readlink(link) != str(path):
+            link.unlink(missing_ok=True)
+            link.symlink_to(path)
+        links[pseudonym(case)] = link
+    return links
 
 
 def _tag_value(ds: Dataset, keyword: str, kind: str) -> Any:
