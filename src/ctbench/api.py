@@ -40,7 +40,7 @@ def _run(task: str, overrides: Sequence[str], func: Callable[[Any, RunContext], 
     cfg, ctx = compose_with_context(task, overrides)
     run_dir = ctx.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(run_dir=run_dir, choices=ctx.choices, overrides=ctx.overrides)
+    ctx = RunContext(run_dir=run_dir, choices=ctx.choices, overrides=ctx.overrides, run_dir_given=ctx.run_dir_given)
     handler = logging.FileHandler(run_dir / f"{task}.log")  # as the CLI's RUN_DIR/TASK.log
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
     root = logging.getLogger()

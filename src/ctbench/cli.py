@@ -67,6 +67,9 @@ def _argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p = sub.add_parser("loss-curves", help="the survey's Figure 9: every loss against IoU, large and small object")
     p.add_argument("out_dir", help="folder for loss_curves.png and loss_curves.csv")
 
+    p = sub.add_parser("completion", help="print the shell completion script: eval \"$(ctbench completion bash)\"")
+    p.add_argument("shell", choices=("bash", "zsh"), help="the shell to complete in")
+
     p = sub.add_parser("check-data", help="integrity check of a dataset (shapes, geometry, labels, NaNs)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides selecting the dataset, e.g. dataset=msd dataset.root=...")
 
@@ -78,7 +81,13 @@ def _argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
         "report": "ctbench.reports.comparison:run_cli",
         "loss-curves": "ctbench.reports.loss_curves:run_cli",
         "check-data": "ctbench.data.integrity:run_cli",
+        "completion": "ctbench.completion:run_cli",
     }
+
+
+def argparse_command_names() -> list[str]:
+    """The commands parsed by argparse (for shell completion)."""
+    return [name for name in _argparse_commands(argparse.ArgumentParser().add_subparsers()) if name != "completion"]
 
 
 def _load(target: str) -> Callable:
@@ -102,6 +111,10 @@ def _run_guarded(func: Callable[[], int | None]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "__complete":  # called by the shell completion function
+        from ctbench.completion import run_complete
+
+        return run_complete(argv[1] if len(argv) > 1 else "ctbench ")
     if argv and argv[0] in HYDRA_COMMANDS:
         name, rest = argv[0], argv[1:]
         from ctbench.hydra_app import run_hydra_command

@@ -35,12 +35,14 @@ class RunContext:
         choices: config-group choices, e.g. ``{"model": "unet", "loss": "dice_ce"}``.
         overrides: the task's command-line overrides as given.
         multirun: True for one job of a ``-m`` sweep (failures are reported, the sweep goes on).
+        run_dir_given: True when the command named the folder (``hydra.run.dir=...``), not Hydra's default.
     """
 
     run_dir: Path
     choices: Mapping[str, str] = field(default_factory=dict)
     overrides: tuple[str, ...] = ()
     multirun: bool = False
+    run_dir_given: bool = False
 
     def given_keys(self) -> list[str]:
         """The keys the overrides set (``dataset``, ``dataset.test_cases``, ...)."""
@@ -55,7 +57,12 @@ class RunContext:
         hc = HydraConfig.get()
         return cls(run_dir=Path(hc.runtime.output_dir),
                    choices={k: str(v) for k, v in hc.runtime.choices.items() if v is not None},
-                   overrides=tuple(hc.overrides.task), multirun=hc.mode == RunMode.MULTIRUN)
+                   overrides=tuple(hc.overrides.task), multirun=hc.mode == RunMode.MULTIRUN,
+                   run_dir_given=_names_run_dir(hc.overrides.hydra))
+
+
+def _names_run_dir(overrides: Sequence[str]) -> bool:
+    return any(o.lstrip("+~").startswith("hydra.run.dir=") for o in overrides)
 
 
 def group_choices(group: str) -> list[str]:
@@ -127,7 +134,7 @@ def compose_with_context(task: str = "train", overrides: Sequence[str] = ()) -> 
         hc = cfg.hydra
         ctx = RunContext(run_dir=Path(str(hc.run.dir)),
                          choices={k: str(v) for k, v in hc.runtime.choices.items() if v is not None},
-                         overrides=tuple(hc.overrides.task))
+                         overrides=tuple(hc.overrides.task), run_dir_given=_names_run_dir(overrides))
         with open_dict(cfg):
             del cfg["hydra"]
         cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # no Hydra runtime is left later

@@ -45,6 +45,16 @@ def _gather(items: list[Any]) -> list[Any]:
     return [item for part in out for item in part]
 
 
+def _finite_on_every_rank(finite: bool, device: torch.device) -> bool:
+    """Whether the loss is finite on every process (``finite`` itself without torch.distributed), so that
+    under DDP all ranks skip a step together and no rank waits for gradients that never come."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return finite
+    flag = torch.tensor([0 if finite else 1], dtype=torch.int32, device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return not bool(flag.item())
+
+
 def _unique_by_case(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -87,12 +97,17 @@ class SegmentationModule(pl.LightningModule):
     # ---- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         image, label = batch["image"], batch["label"]
-        logits = self.model(image)
-        if "weight" in batch:  # unet_weighted: the map cached by the data pipeline
-            loss = self.loss_fn(logits, label, weight_map=batch["weight"])
-        else:
-            loss = self.loss_fn(logits, label)
-        if not torch.isfinite(loss):  # NaN/Inf logits reach the loss too: name the first culprit
+        from ctbench.losses.deep_supervision import deep_supervision_loss
+
+        outputs = self.model(image)  # a list with model.deep_supervision=true (full resolution first)
+        extra = {"weight_map": batch["weight"]} if "weight" in batch else {}  # unet_weighted: the cached map
+        loss = deep_supervision_loss(self.loss_fn, outputs, label, **extra)
+        logits = outputs[0] if isinstance(outputs, list | tuple) else outputs
+        finite = bool(torch.isfinite(loss))
+        everywhere = _finite_on_every_rank(finite, loss.device)  # all processes skip or stop together
+        if finite and not everywhere:
+            return self._non_finite("the loss of another process became NaN/Inf")
+        if not finite:  # NaN/Inf logits reach the loss too: name the first culprit
             if not torch.isfinite(logits).all():
                 return self._non_finite("the model's outputs became NaN/Inf")
             return self._non_finite(f"the loss became {loss.item()}")

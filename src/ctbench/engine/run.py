@@ -168,7 +168,9 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     if ckpt is not None and not resume:
         raise CTBenchError(f"{out} already holds checkpoints: add resume=true to continue that run "
                            "or overwrite=true to start it again")
-    if resume and (ckpt is not None or not ctx.multirun):  # a sweep job without a checkpoint starts afresh
+    if resume and ckpt is None and (ctx.multirun or ctx.run_dir_given):
+        print(f"resume=true: {out} holds no checkpoint yet: starting the run")
+    elif resume:
         _check_resume(cfg, ctx, ckpt)
     if overwrite and rank_zero_only.rank == 0:
         _clear_run_outputs(out)
@@ -254,18 +256,12 @@ def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
 
 def predict(cfg: DictConfig, ctx: RunContext) -> list[Path]:
     """Label maps for NIfTI file(s) or a DICOM folder, written in each input's own geometry."""
-    from ctbench.engine.checkpoint import command_run_config
-    from ctbench.engine.predict import predict_inputs
-    from ctbench.engine.segmenter import Segmenter
+    from ctbench.engine.predict import checkpoint_paths, load_members, predict_inputs
 
-    if not cfg.get("ckpt_path"):
-        raise CTBenchError("no checkpoint given: pass ckpt_path=RUN_DIR/checkpoints/best.ckpt")
+    checkpoint_paths(cfg.get("ckpt_path"))
     if not cfg.get("input"):
         raise CTBenchError("no input given: pass input=FILE.nii.gz, a folder of NIfTI files, or a DICOM folder")
     if not cfg.get("output_dir"):
         raise CTBenchError("no output folder given: pass output_dir=FOLDER")
-    run_cfg, ckpt = command_run_config(cfg, ctx, cfg.ckpt_path)
-    segmenter = Segmenter.from_checkpoint(run_cfg, ckpt["state_dict"])  # no Lightning: faster start-up
-    zscore = ckpt.get("ctbench_zscore")
-    return predict_inputs(segmenter, run_cfg, Path(cfg.input), Path(cfg.output_dir), cfg,
-                          tuple(zscore) if zscore else None)
+    members = load_members(cfg, ctx)  # one Segmenter per checkpoint, no Lightning: faster start-up
+    return predict_inputs(members, Path(cfg.input), Path(cfg.output_dir), cfg)
