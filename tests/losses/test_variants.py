@@ -110,6 +110,7 @@ def test_unknown_variant_is_one_line(cls):
 def test_config_defaults_equal_the_class_defaults(path):
     """A value in configs/{loss,model}/NAME.yaml that is not an interpolation is the class's own default."""
     cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg.pop("lightning_module", None)  # read by the engine, not a constructor argument
     module, name = cfg.pop("_target_").rsplit(".", 1)
     params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
     for key, value in cfg.items():

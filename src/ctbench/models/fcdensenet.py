@@ -8,8 +8,9 @@ the number of feature maps from exploding, while the skip connections carry the 
 stacks.
 
 Hand-written (MONAI has DenseNet classifiers, not FC-DenseNet). Presets ``fcdensenet56`` (growth 12,
-4 layers per block; 1.5M parameters in 2D), ``fcdensenet67`` (growth 16, 5 layers; 3.5M) and
-``fcdensenet103`` (growth 16, 4-5-7-10-12 / 15 / 12-10-7-5-4; 9.4M).
+4 layers per block; 1.38M parameters in 2D, CamVid's 3 channels and 11 classes: the paper's Table 2
+rounds it to 1.5M, its reference code SimJeg/FC-DenseNet builds 1.38M), ``fcdensenet67`` (growth 16,
+5 layers; 3.5M) and ``fcdensenet103`` (growth 16, 4-5-7-10-12 / 15 / 12-10-7-5-4; 9.4M).
 """
 
 from __future__ import annotations

@@ -6,10 +6,17 @@ its input), with **strided 2x2x2 convolutions** instead of pooling for downsampl
 convolutions for upsampling, 5x5x5 kernels, PReLU/ELU, and the Dice loss (``loss=dice``).
 
 Reuses MONAI's V-Net blocks (``InputTransition``, ``DownTransition``, ``UpTransition``,
-``OutputTransition`` from :mod:`monai.networks.nets.vnet`); MONAI's ``VNet`` class itself has fixed
-widths 16-256 (45.6M parameters in 3D, too large for a CPU default), so this class assembles the
-same blocks with a width (``base_channels``) and depth (``down_convs``) from the config.
-``preset=paper`` is MONAI's/the paper's V-Net.
+``OutputTransition`` from :mod:`monai.networks.nets.vnet`), assembled with a width (``base_channels``)
+and stage depths (``down_convs``, ``up_convs``) from the config.
+
+- ``preset=paper``: the network the authors released with the paper, ``Prototxt/train_noPooling_ResNet_cinque.prototxt``
+  of faustomilletari/VNet (the paper's text only says each stage has "one to three" 5^3 convolutions):
+  widths 16-256, one 5^3 convolution at full resolution, then 1, 2, 3, 3 in the four strided stages
+  and 3, 2, 1, 1 on the way up, PReLU. Its 61,982,682 parameters in 3D (1 channel, 2 classes; summed
+  layer by layer from the prototxt) against 61,987,052 here: MONAI's blocks put a batch norm after
+  each convolution (the prototxt has none) and drop the convolution biases.
+- ``preset=monai``: MONAI's ``VNet`` layout, stages 1, 2, 3, 2 down and 2, 2, 1, 1 up, ELU (45.6M
+  parameters in 3D): two 256->256 5^3 convolutions (16.4M parameters) fewer than the prototxt.
 """
 
 from __future__ import annotations
@@ -23,7 +30,10 @@ from torch import nn
 from ctbench.errors import CTBenchError
 from ctbench.models.base import SegmentationNet, load_pretrained, preset_values
 
-PRESETS = {"paper": {"base_channels": 16, "down_convs": (1, 2, 3, 2), "up_convs": (2, 2, 1, 1)}}
+PRESETS = {
+    "paper": {"base_channels": 16, "down_convs": (1, 2, 3, 3), "up_convs": (3, 2, 1, 1), "act": "prelu"},
+    "monai": {"base_channels": 16, "down_convs": (1, 2, 3, 2), "up_convs": (2, 2, 1, 1), "act": "elu"},
+}
 
 
 class VNet(SegmentationNet):
@@ -38,7 +48,7 @@ class VNet(SegmentationNet):
         up_convs: 5x5 convolutions in each upsampling stage, deepest first.
         act: activation (``elu`` as MONAI, or ``prelu`` as the paper).
         dropout: dropout in the two deepest stages (MONAI's VNet uses 0.5).
-        preset: ``paper`` for widths 16-256 and MONAI's stage depths.
+        preset: ``paper`` (the authors' prototxt) or ``monai`` (MONAI's ``VNet``); module docstring.
         pretrained: local ``state_dict`` file to start from.
     """
 
@@ -50,7 +60,7 @@ class VNet(SegmentationNet):
                  pretrained: str | None = None) -> None:
         super().__init__(spatial_dims, in_channels, out_channels)
         v = preset_values(self.model_name, preset, PRESETS,
-                          dict(base_channels=base_channels, down_convs=down_convs, up_convs=up_convs))
+                          dict(base_channels=base_channels, down_convs=down_convs, up_convs=up_convs, act=act))
         b, downs, ups = v["base_channels"], list(v["down_convs"]), list(v["up_convs"])
         if b % in_channels:
             raise CTBenchError(f"model 'vnet' needs base_channels ({b}) to be a multiple of in_channels "
@@ -59,6 +69,7 @@ class VNet(SegmentationNet):
         if len(ups) != len(downs):
             raise CTBenchError(f"model 'vnet': up_convs {ups} needs one entry per down stage {downs}", exit_code=2)
         d, depth = spatial_dims, len(downs)
+        act = v["act"]
         act_arg = (act, {"inplace": True}) if act == "elu" else act
         self.in_tr = InputTransition(d, in_channels, b, act_arg)
         drop_from = depth - 2  # dropout in the two deepest stages, as MONAI's VNet
