@@ -69,6 +69,12 @@ def tube(start: Sequence[float], end: Sequence[float], radius: float) -> Sdf:
     return sdf
 
 
+def around(center: Sequence[float], axes: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """A world box that holds an ellipsoid of ``axes`` (mm) around ``center`` after any warp of this module."""
+    margin = 1.3 * max(axes) + 25.0
+    return np.subtract(center, margin), np.add(center, margin)
+
+
 def smooth_union(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
     """Polynomial smooth minimum of two distances (Quilez 2013): a blended union with a fillet of ``k`` mm."""
     h = np.clip(0.5 + 0.5 * (b - a) / k, 0.0, 1.0)
@@ -174,7 +180,7 @@ class Canvas:
 
 #: Ids of the tissue map (``Canvas.tissue``), for calibration checks and figures.
 TISSUES = ("outside", "fat", "muscle", "visceral", "lung", "heart", "vertebra", "rib", "cord", "liver", "spleen",
-           "kidney", "aorta", "ivc", "portal_vein", "stomach", "lesion")
+           "kidney", "aorta", "ivc", "portal_vein", "stomach", "lesion", "liver_vessel")
 TID = {name: i for i, name in enumerate(TISSUES)}
 #: Bone HU falls from the cortex to the cancellous core over this depth (mm).
 CORTEX_MM = 1.5
@@ -233,13 +239,13 @@ def paint_abdomen(rng: np.random.Generator, canvas: Canvas, targets: dict[str, t
     dome_left = dome_right - rng.uniform(5.0, 20.0)
 
     def diaphragm(p: Coords) -> np.ndarray:
-        top = np.where(p[0] > 0, dome_right, dome_left)
+        top = dome_left + (dome_right - dome_left) / (1.0 + np.exp(-p[0] / 20.0))
         return top - 35.0 * ((np.abs(p[0]) - 75.0) / 75.0) ** 2 - 25.0 * ((p[1] + 10.0) / 100.0) ** 2
 
     lung = lambda p: np.maximum(np.maximum(cavity(p) + 2.0, diaphragm(p) - p[2]), 35.0 - np.abs(p[0]))  # noqa: E731
     canvas.paint(lung, (-fx, -fy, dome_left - 80.0), (fx, fy, fz), soft("lung"), TID["lung"])
     heart_c = (-15.0 + jit(8), 35.0 + jit(8), dome_left + 45.0)
-    canvas.paint(ellipsoid(heart_c, (60.0, 50.0, 45.0)), (-90, -30, dome_left - 10), (60, fy, fz),
+    canvas.paint(ellipsoid(heart_c, (60.0, 50.0, 45.0)), *around(heart_c, (60.0, 50.0, 45.0)),
                  soft("ivc"), TID["heart"])
 
     # spine: vertebral bodies between discs, arch, spinous and transverse processes, cord; back muscles
@@ -258,9 +264,9 @@ def paint_abdomen(rng: np.random.Generator, canvas: Canvas, targets: dict[str, t
     arch = lambda p: np.maximum(superellipse_prism((16.0, 14.0), 2.0, canal)(p),  # noqa: E731
                                 -superellipse_prism((9.0, 8.0), 2.0, canal)(p))
     mid_level = lambda p: 8.0 - np.abs((p[2] - disc_phase) % 32.0 - 16.0)  # noqa: E731  processes: mid-vertebra
-    spinous = lambda p: np.maximum(np.maximum(np.abs(p[0]) - 4.0, np.abs(p[1] - (ys - 50.0)) - 12.0),  # noqa: E731
+    spinous = lambda p: np.maximum(np.maximum(np.abs(p[0]) - 3.5, np.abs(p[1] - (ys - 50.0)) - 10.0),  # noqa: E731
                                    mid_level(p))
-    transverse = lambda p: np.maximum(np.maximum(np.abs(p[0]) - 42.0, np.abs(p[1] - (ys - 26.0)) - 5.0),  # noqa: E731
+    transverse = lambda p: np.maximum(np.maximum(np.abs(p[0]) - 32.0, np.abs(p[1] - (ys - 26.0)) - 4.0),  # noqa: E731
                                       mid_level(p))
     vertebra = lambda p: np.minimum(np.maximum(vertebral_body(p), disc_gap(p)),  # noqa: E731
                                     np.minimum(arch(p), np.minimum(spinous(p), transverse(p))))
@@ -276,53 +282,59 @@ def paint_abdomen(rng: np.random.Generator, canvas: Canvas, targets: dict[str, t
             p[1] - 0.3 * b)
         canvas.paint(rib, (-fx, -fy, z_rib - 110.0), (fx, fy, z_rib + 10), bone("rib"), TID["rib"])
 
-    # organs: liver (two lobes) and spleen (crescent) under the domes, then vessels, kidneys, stomach
+    # organs: liver (two lobes) and spleen (crescent) under the domes, each leaving its kidney's fossa (the
+    # kidney touches it in front, retroperitoneal fat lies behind), then vessels, kidneys, stomach
     below_dome = lambda sdf: (lambda p: np.maximum(np.maximum(sdf(p), cavity(p)), p[2] - diaphragm(p) + 4.0))  # noqa: E731
     lc = (65.0 + jit(6), 5.0 + jit(8), dome_right - 55.0 + jit(8))
+    sc = (-85.0 + jit(8), -30.0 + jit(8), dome_left - 50.0 + jit(8))
+    kidneys, fossae = [], []
+    for side, top in ((+1, lc[2] - 65.0), (-1, sc[2] - 50.0)):
+        kc = (side * (72.0 + jit(5)), ys + 5.0 + jit(5), top + jit(8))
+        axes, angle = (30.0 * grow(), 24.0 * grow(), 55.0 * grow()), side * 0.35 + jit(0.15)
+        bean = ellipsoid(kc, axes, angle)
+        notch = ellipsoid((kc[0] - side * 28.0, kc[1] + 8.0, kc[2]), (16.0, 16.0, 22.0))
+        kidneys.append((kc, axes, lambda p, bean=bean, notch=notch: np.maximum(bean(p), -notch(p))))
+        fossae.append(ellipsoid((kc[0], kc[1] - 12.0, kc[2]), [a + 12.0 for a in axes], angle))
     right_lobe = ellipsoid(lc, (80.0 * grow(), 85.0 * grow(), 75.0 * grow()), jit(0.2))
     left_lobe = ellipsoid((lc[0] - 90.0 + jit(10), lc[1] + 30.0, lc[2] + 20.0), (60.0 * grow(), 40.0 * grow(),
                                                                                   30.0 * grow()), 0.3 + jit(0.2))
-    liver = below_dome(lambda p: smooth_union(right_lobe(p), left_lobe(p), 25.0))
+    liver = below_dome(lambda p: np.maximum(smooth_union(right_lobe(p), left_lobe(p), 25.0), -fossae[0](p)))
     liver_value = soft("liver")
-    liver_mask = canvas.paint(liver, (lc[0] - 200, lc[1] - 100, lc[2] - 90), (lc[0] + 90, lc[1] + 100, lc[2] + 90),
-                              liver_value, TID["liver"], label=1)
-    sc = (-85.0 + jit(8), -30.0 + jit(8), dome_left - 50.0 + jit(8))
+    liver_mask = canvas.paint(liver, np.subtract(lc, (200, 130, 110)), np.add(lc, (120, 130, 110)), liver_value,
+                              TID["liver"], label=1)
     spleen_axes, spleen_angle = (32.0 * grow(), 60.0 * grow(), 55.0 * grow()), -0.5 + jit(0.2)
     outer = ellipsoid(sc, spleen_axes, spleen_angle)
     inner = ellipsoid((sc[0] + 30.0, sc[1] + 15.0, sc[2]), (30.0, 50.0, 60.0), spleen_angle)
-    canvas.paint(below_dome(lambda p: np.maximum(outer(p), -inner(p))), (sc[0] - 70, sc[1] - 70, sc[2] - 60),
-                 (sc[0] + 70, sc[1] + 70, sc[2] + 60), soft("spleen"), TID["spleen"], label=2)
+    canvas.paint(below_dome(lambda p: np.maximum(np.maximum(outer(p), -inner(p)), -fossae[1](p))),
+                 *around(sc, spleen_axes), soft("spleen"), TID["spleen"], label=2)
 
     hilum = (lc[0] - 35.0 + jit(5), lc[1] - 15.0 + jit(5), lc[2] - 20.0 + jit(5))
     confluence = (jit(5), ys + 45.0, hilum[2] - 10.0)
     vein = soft("portal_vein")
     for _ in range(4):  # intrahepatic portal branches: part of the liver label, as in MSD and TotalSegmentator
         tip = np.asarray(lc) + rng.uniform(-45.0, 45.0, 3)
-        canvas.paint(tube(hilum, tip, rng.uniform(2.0, 3.5)), np.minimum(hilum, tip) - 5, np.maximum(hilum, tip) + 5,
-                     vein, TID["portal_vein"], within=liver_mask)
+        canvas.paint(tube(hilum, tip, rng.uniform(2.0, 3.5)), np.minimum(hilum, tip) - 20,
+                     np.maximum(hilum, tip) + 20, vein, TID["liver_vessel"], within=liver_mask)
     for start, end, radius in ((hilum, confluence, rng.uniform(6.0, 8.0)),
                                (confluence, (sc[0] + 25.0, sc[1] + 10.0, sc[2]), rng.uniform(4.0, 5.5))):
-        canvas.paint(tube(start, end, radius), np.minimum(start, end) - 10, np.maximum(start, end) + 10, vein,
+        canvas.paint(tube(start, end, radius), np.minimum(start, end) - 25, np.maximum(start, end) + 25, vein,
                      TID["portal_vein"], label=0)
     aorta_c = (-18.0 + jit(5), ys + 33.0)
-    canvas.paint(superellipse_prism((11.5 + jit(1.5),) * 2, 2.0, aorta_c), (aorta_c[0] - 20, aorta_c[1] - 20, -fz),
-                 (aorta_c[0] + 20, aorta_c[1] + 20, fz), soft("aorta"), TID["aorta"], label=0)
+    canvas.paint(superellipse_prism((11.5 + jit(1.5),) * 2, 2.0, aorta_c), (aorta_c[0] - 35, aorta_c[1] - 35, -fz),
+                 (aorta_c[0] + 35, aorta_c[1] + 35, fz), soft("aorta"), TID["aorta"], label=0)
     ivc_c = (22.0 + jit(4), ys + 35.0)
-    canvas.paint(superellipse_prism((15.0, 10.0), 2.0, ivc_c), (ivc_c[0] - 20, ivc_c[1] - 20, -fz),
-                 (ivc_c[0] + 20, ivc_c[1] + 20, dome_right), soft("ivc"), TID["ivc"], label=0)
+    canvas.paint(superellipse_prism((15.0, 10.0), 2.0, ivc_c), (ivc_c[0] - 35, ivc_c[1] - 35, -fz),
+                 (ivc_c[0] + 35, ivc_c[1] + 35, dome_right), soft("ivc"), TID["ivc"], label=0)
+    kidney_value = soft("kidney")
+    for kc, axes, kidney in kidneys:
+        canvas.paint(kidney, *around(kc, axes), kidney_value, TID["kidney"], label=3)
+    stomach_c = (-50.0 + jit(8), 35.0 + jit(8), dome_left - 45.0)
+    stomach_axes = (38.0 * grow(), 30.0 * grow(), 35.0 * grow())
 
-    for side, top in ((+1, lc[2] - 65.0), (-1, sc[2] - 50.0)):
-        kc = (side * (72.0 + jit(5)), ys + 5.0 + jit(5), top + jit(8))
-        bean = ellipsoid(kc, (30.0 * grow(), 24.0 * grow(), 55.0 * grow()), side * 0.35 + jit(0.15))
-        notch = ellipsoid((kc[0] - side * 28.0, kc[1] + 8.0, kc[2]), (16.0, 16.0, 22.0))
-        canvas.paint(lambda p, bean=bean, notch=notch: np.maximum(bean(p), -notch(p)), np.subtract(kc, 70),
-                     np.add(kc, 70), soft("kidney"), TID["kidney"], label=3)
-    stomach_c = (-45.0 + jit(8), 40.0 + jit(8), dome_left - 45.0)
-
-    def stomach_fill(box: Box, d: np.ndarray, p: Coords) -> np.ndarray:
-        return np.where(p[1] > stomach_c[1] + 15.0, targets["air"][0], 25.0 + 10.0 * texture[box])
-    canvas.paint(below_dome(ellipsoid(stomach_c, (45.0 * grow(), 35.0 * grow(), 40.0 * grow()))),
-                 np.subtract(stomach_c, 60), np.add(stomach_c, 60), stomach_fill, TID["stomach"], label=0)
+    def stomach_fill(box: Box, d: np.ndarray, p: Coords) -> np.ndarray:  # gas over fluid: the patient is supine
+        return np.where(p[1] > stomach_c[1] + 12.0, targets["air"][0], 25.0 + 10.0 * texture[box])
+    canvas.paint(below_dome(ellipsoid(stomach_c, stomach_axes)), *around(stomach_c, stomach_axes), stomach_fill,
+                 TID["stomach"], label=0)
 
     lesions = _paint_lesions(rng, canvas, liver_value, texture)
     dense_point = (jit(8), ys - 10.0, float(rng.uniform(-fz, fz)))
