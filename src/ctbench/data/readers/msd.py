@@ -142,3 +142,13 @@ class SyntheticReader(MSDReader):
         ensure_dataset(self.dataset["root"], PhantomSpec(cases=spec["cases"], seed=spec["seed"],
                                                          voxel_mm=tuple(spec["voxel_mm"]), noise_hu=spec["noise_hu"]))
         return super().cases(check_files)
+
+
+class PhantomReader(MSDReader):
+    """The CT-realistic phantom (:func:`ctbench.data.phantom.ensure_dataset`), generated on first use in MSD layout."""
+
+    def cases(self, check_files: bool = True) -> list[Case]:
+        from ctbench.data.phantom import PhantomSpec, ensure_dataset
+
+        ensure_dataset(self.dataset["root"], PhantomSpec.from_config(self.dataset["phantom"]))
+        return super().cases(check_files)
