@@ -37,6 +37,8 @@ def _argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     p.add_argument("--voxel-mm", type=float, nargs=2, default=(2.0, 3.5), metavar=("LO", "HI"),
                    help="range of the random voxel size per axis in mm (default 2.0 3.5)")
+    p.add_argument("--kind", choices=("synthetic", "phantom"), default="synthetic",
+                   help="synthetic (simple, --voxel-mm) or phantom (CT-realistic, docs/phantom.md)")
 
     p = sub.add_parser("list", help="the names a config may use, with one line each")
     p.add_argument("group", nargs="?", default=None,

@@ -183,9 +183,13 @@ def ensure_dataset(root: str | Path, spec: PhantomSpec) -> Path:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """``ctbench synth OUT_DIR [--cases N] [--seed S] [--voxel-mm LO HI]``."""
+    """``ctbench synth OUT_DIR [--cases N] [--seed S] [--voxel-mm LO HI] [--kind synthetic|phantom]``."""
     from ctbench.errors import CTBenchError
 
+    if args.kind == "phantom":
+        from ctbench.data.phantom import run_cli as write_ct_phantom
+
+        return write_ct_phantom(args)
     if args.cases < 1:
         raise CTBenchError(f"--cases must be at least 1, got {args.cases}")
     lo, hi = args.voxel_mm
