@@ -1,7 +1,7 @@
 """``ctbench train model=X dims=3 debug=fast`` for the stride-32 models (FCN-32s/16s/8s, SegNet), which
 failed before ``debug=fast`` gave them 32^3 patches ("patch size [16, 16, 16] is not a multiple of 32").
-One real multirun through the installed command (four trainings: about 25 s on a quiet 2-core CPU, so
-marked slow); ``scripts/fast_check_all.py`` runs all 32 pairs."""
+One real multirun through the installed command (four trainings: 107 s under load average 10 on this
+2-core CPU, so marked slow); ``scripts/fast_check_all.py`` runs all 32 pairs."""
 
 from __future__ import annotations
 
