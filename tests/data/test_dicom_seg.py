@@ -3,7 +3,6 @@ pydicom and highdicom; frames on the source slices, the mask equal to the NIfTI 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import highdicom as hd
@@ -13,10 +12,11 @@ import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from cli_helpers import ctbench
 from ctbench.data.dicom import read_dicom_series
 from ctbench.data.dicom.seg import dicom_seg, write_dicom_seg
 from ctbench.errors import CTBenchError
+
+from cli_helpers import ctbench
 
 TS_DICOM = Path(__file__).parent / "real" / "totalseg-ct-dicom" / "dicom"
 STUDY = {"PatientName": "TEST^PAT", "PatientID": "PID-777", "AccessionNumber": "ACC-42", "StudyID": "ST9"}
@@ -114,3 +114,10 @@ def test_dicom_seg_needs_a_dicom_input(trained_run, workdir, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode != 0 and len(lines) == 1 and "dicom-seg with a DICOM folder" in lines[0], proc.stderr
     assert not list((tmp_path / "o").glob("*")) if (tmp_path / "o").exists() else True
+    # the stored series has empty study/series UIDs: refused before anything is predicted or written
+    proc = ctbench("predict", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", f"input={TS_DICOM}",
+                   f"output_dir={tmp_path / 'o2'}", "output_format=dicom-seg", "progress_bar=false", cwd=tmp_path,
+                   check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and "a DICOM SEG cannot reference it" in lines[0], proc.stderr
+    assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").iterdir())

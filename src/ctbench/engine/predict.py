@@ -266,8 +266,12 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
         seg = str(cfg.get("output_format") or "nifti")
         if seg not in ("nifti", "dicom-seg") or (seg == "dicom-seg" and len(series_of) != len(inputs)):
             raise CTBenchError(f"output_format={seg}: use nifti, or dicom-seg with a DICOM folder as input={source}")
-        if seg == "dicom-seg":  # CASE.dcm beside CASE.nii.gz, refused like it when it exists
-            outputs = {case: [*files, output_dir / f"{case}.dcm"] for case, files in outputs.items()}
+        if seg == "dicom-seg":  # CASE.dcm beside CASE.nii.gz, refused like it when it exists; sources checked first
+            from ctbench.data.dicom.seg import dicom_seg, seg_sources, write_dicom_seg
+
+            for case, files in outputs.items():
+                seg_sources(series_of[cases[case][0]])  # a series a SEG cannot reference stops here
+                files.append(output_dir / f"{case}.dcm")
         refuse_destructive(source, inputs, outputs, output_dir, bool(cfg.get("overwrite", False)))
         output_dir.mkdir(parents=True, exist_ok=True)
         for case, paths in track(list(cases.items()), description="Predicting", transient=True):
@@ -280,8 +284,6 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
             save_label(label, original, outputs[case][0])
             written.append(outputs[case][0])
             if seg == "dicom-seg":
-                from ctbench.data.dicom.seg import dicom_seg, write_dicom_seg
-
                 model = str((run_cfg.get("names") or {}).get("model", run_cfg.model._target_.split(".")[-1]))
                 write_dicom_seg(outputs[case][-1], dicom_seg(label, series_of[paths[0]], names, model))
             spacing = np.prod(original.header.get_zooms()[:3]) / 1000.0

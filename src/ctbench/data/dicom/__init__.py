@@ -54,6 +54,3 @@ __all__ = [
     "read_dicom_ct", "read_dicom_series", "run_cli", "scan_dicom_tree", "scrub_text", "series_to_nifti",
     "series_to_sitk", "write_nifti",
 ]
-
-#: the old private name, still imported by the dataset reader (remove once it imports ``write_nifti``)
-_write_nifti = write_nifti

@@ -43,8 +43,8 @@ def segment_codes(name: str) -> tuple[Code, Code]:
         return category, Code(value=name[:16], scheme_designator=PRIVATE_SCHEME, meaning=name[:64])
 
 
-def _source_datasets(series: DicomSeries) -> list[Dataset]:
-    """The series' headers, with SOP class/instance UIDs from the file meta where the dataset leaves them empty."""
+def seg_sources(series: DicomSeries) -> list[Dataset]:
+    """The series' headers as a SEG's source images (refused with one line when a UID is missing), with SOP class/instance UIDs from the file meta where the dataset leaves them empty."""
     missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
                if not tag_str(series.headers[0], k)]
     if missing:
@@ -88,7 +88,7 @@ def dicom_seg(label: np.ndarray, series: DicomSeries, class_names: list[str], al
             algorithm_identification=algorithm_id))
     frames = np.ascontiguousarray(label.transpose(2, 1, 0)).astype(np.uint8)  # [slice, row, column]
     return hd.seg.Segmentation(
-        source_images=_source_datasets(series), pixel_array=frames,
+        source_images=seg_sources(series), pixel_array=frames,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=segments,
         series_instance_uid=hd.UID(), series_number=(series.series_number or 0) + 1000, sop_instance_uid=hd.UID(),
         instance_number=1, manufacturer="ctbench", manufacturer_model_name=algorithm[:64],

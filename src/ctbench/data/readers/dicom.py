@@ -67,7 +67,7 @@ class DicomReader(CaseReader):
 
     def series(self) -> list[tuple[str, Any]]:
         """``[(case id, DicomSeries)]`` for every CT series."""
-        from ctbench.data.dicom import output_stem, read_dicom_series
+        from ctbench.data.dicom import folder_case_id, output_stem, read_dicom_series
 
         tree, pattern = self.dataset.get("dicom_dir"), self.dataset.get("series")
         if bool(tree) == bool(pattern):
@@ -90,7 +90,7 @@ class DicomReader(CaseReader):
                 found = "no CT series" if not cts else f"{len(cts)} CT series ({', '.join(s.label for s in cts)})"
                 raise CTBenchError(f"{folder}: {found}; with dataset.series each folder must hold one CT series "
                                    "(use dataset.dicom_dir=TREE for mixed folders)")
-            out.append((folder.name, cts[0]))
+            out.append((folder_case_id(folder.name, cts[0]), cts[0]))  # a pseudonym if the name is an identifier
         return out
 
     def labels(self) -> dict[str, Path]:
@@ -115,13 +115,14 @@ class DicomReader(CaseReader):
     def cases(self, check_files: bool = True) -> list[Case]:
         """Series converted once to NIfTI (cached by the series files' stamps), paired with label maps."""
         from ctbench.atomic import atomic_write_json
-        from ctbench.data.dicom import _write_nifti, series_to_nifti
+        from ctbench.data.dicom import pseudonym_labels, series_to_nifti, write_nifti
 
         dataset = self.dataset
         out_dir = derived_dir(dataset) / "dicom_nifti"
         source = Path(str(dataset.get("dicom_dir") or dataset.get("series") or ""))
         force = bool(dataset.get("force", False))
         labels = self.labels()
+        labels.update(pseudonym_labels(labels, out_dir / "label_links"))  # labels named after a series folder
         index_file = out_dir / "index.json"
         tree_key = _tree_key(source) if dataset.get("dicom_dir") and source.is_dir() else None
         index = json.loads(index_file.read_text()) if index_file.exists() else {}
@@ -156,7 +157,7 @@ class DicomReader(CaseReader):
             for n, (case, series, nii, stamp_file, key) in enumerate(stale, start=1):
                 print(f"converting DICOM series {n}/{len(stale)}: {case} ({series.n_slices} slices) -> {nii}",
                       file=sys.stderr)
-                _write_nifti(nii, series_to_nifti(series, force=force))
+                write_nifti(nii, series_to_nifti(series, force=force))
                 stamp_file.write_text(key)
             unlabelled = [c for c, _ in found if c not in labels]
             if unlabelled:
