@@ -85,3 +85,17 @@ def test_uneven_steps_are_interpolated_onto_an_even_grid(tmp_path):
         np.testing.assert_array_equal(data[:, :, k], hu[k])
     w = 2.5 / 3.5
     np.testing.assert_allclose(data[:, :, 2], (1 - w) * hu[1] + w * hu[2], atol=1e-3)
+
+
+def test_a_wild_slice_position_is_refused_even_with_force(tmp_path, capsys):
+    """One slice 100 km away would need 4e7 grid slices: refused, never allocated."""
+    src = tmp_path / "wild"
+    src.mkdir()
+    for k, path in enumerate(_by_height(CT5N)):
+        ds = pydicom.dcmread(path)
+        if k == 4:
+            ds.ImagePositionPatient[2] = 1e8
+        ds.save_as(src / path.name)
+    assert main(["convert", "--force", str(src), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "would hold 40000001 slices" in err and "a slice position is probably wrong" in err

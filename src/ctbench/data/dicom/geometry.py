@@ -18,6 +18,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from ctbench.data.dicom.headers import orientation, relative, tag_float, tag_floats, tag_int
+from ctbench.data.voxel_budget import DEFAULT_MAX_VOXELS
 
 if TYPE_CHECKING:
     from ctbench.data.dicom.series import DicomSeries
@@ -189,6 +190,12 @@ def check_and_sort(series: DicomSeries, no_pixel_files: set[Path]) -> None:
         even = not step_problems
         n_grid = n if even or base <= 0 else int(round(span / base)) + 1
         dz = span / (n_grid - 1) if span > 0 else 1.0
+        in_plane = int(tag_int(first, "Columns")) * int(tag_int(first, "Rows"))
+        if in_plane * n_grid > DEFAULT_MAX_VOXELS:
+            series.problems.append(SeriesProblem(
+                f"the slices span {span:.0f} mm: an even grid of {dz:.3g} mm would hold {n_grid} slices (over "
+                f"{DEFAULT_MAX_VOXELS:.0e} voxels); a slice position is probably wrong"))
+            return
         if not any(not p.forcible for p in step_problems):
             tilt = _tilt_deg(offsets, span)
         if tilt:
