@@ -169,3 +169,12 @@ def test_bad_claims_argument_exits_with_one_line(runs: Path, tmp_path: Path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--claims" in err and "does not exist" in err
     assert not (tmp_path / "comparison.md").exists()  # checked before anything is written
+
+
+def test_example_claims_load() -> None:
+    import ctbench
+
+    claims = load_claims(Path(ctbench.__file__).parent / "configs" / "claims")
+    assert {c.id for c in claims} == {"C7-focal-vs-dice-lesion", "C5-attention-lesion-hd95"}
+    c7 = next(c for c in claims if c.id.startswith("C7"))
+    assert c7.candidate == {"model": "unet", "loss": "focal"} and c7.baseline == {"model": "unet", "loss": "dice"}

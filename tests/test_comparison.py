@@ -304,3 +304,67 @@ def test_unreadable_summary_and_checkpoint(tmp_path: Path) -> None:
     assert main(["report", str(tmp_path)]) == 0
     failed = md_section((tmp_path / "comparison.md").read_text(), "Failed or unfinished runs")
     assert "unreadable report/summary.json" in md_row(failed, "`bad`")[3]
+
+
+# -------------------------------------------------------------------------------------- run folder
+
+
+def test_run_folder_contract(tmp_path: Path) -> None:
+    from ctbench import run_folder
+
+    run = tmp_path / "run"
+    assert not run_folder.is_complete(run)
+    with pytest.raises(run_folder.RunFolderError, match="report/summary.json missing"):
+        run_folder.read_summary(run)
+    write_run(run, "unet", "dice", 1, status="running")
+    assert not run_folder.is_complete(run)
+    assert run_folder.read_summary(run, complete=False)["status"] == "running"
+    with pytest.raises(run_folder.RunFolderError, match="status 'running'"):
+        run_folder.read_summary(run)
+    summary = json.loads((run / "report" / "summary.json").read_text()) | {"status": "complete"}
+    (run / "report" / "summary.json").write_text(json.dumps(summary))
+    assert run_folder.is_complete(run) and run_folder.read_summary(run)["model"] == "unet"
+    rows = run_folder.read_per_case(run)
+    assert len(rows) == len(CASES) * len(CLASSES) and rows[0]["case"] == "case_001"
+    assert run_folder.checkpoint_path(run, "best") == run / "checkpoints" / "best.ckpt"
+    assert run_folder.checkpoint_note(run) == "no checkpoint"
+
+
+def test_run_folder_bare_report_and_bad_per_case(tmp_path: Path) -> None:
+    from ctbench import run_folder
+
+    bare = tmp_path / "score"  # `ctbench score --out score`: summary.json beside per_case.csv
+    bare.mkdir()
+    (bare / "summary.json").write_text(json.dumps({"status": "complete"}))
+    (bare / "per_case.csv").write_text("case,class,dice,iou\na,liver,0.5,0.3\n")
+    assert run_folder.report_dir(bare) == bare and run_folder.is_complete(bare)
+    with pytest.raises(run_folder.RunFolderError, match="per_case.csv: lacks column"):
+        run_folder.read_per_case(bare)
+    (bare / "per_case.csv").write_text("case,class,dice,iou,hd95\na,liver,0.5,0.3,far\n")
+    with pytest.raises(run_folder.RunFolderError, match=r"line 2: hd95='far' is not a number"):
+        run_folder.read_per_case(bare)
+    (bare / "per_case.csv").write_text("case,class,dice,iou,hd95\n")
+    with pytest.raises(run_folder.RunFolderError, match="has no rows"):
+        run_folder.read_per_case(bare)
+
+
+def test_missed_structure_counts_at_the_diagonal(tmp_path: Path) -> None:
+    """HD95 of a missed lesion (empty cell) counts at the case's diagonal_mm in the comparison."""
+    write_run(tmp_path / "a", "unet", "dice", 1)
+    per_case = tmp_path / "a" / "report" / "per_case.csv"
+    with per_case.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["diagonal_mm"] = "400.0"
+        if (r["case"], r["class"]) == ("case_002", "lesion"):
+            r["dice"], r["iou"], r["hd95"] = "0.0", "0.0", ""
+    with per_case.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*COLUMNS, "diagonal_mm"])
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["report", str(tmp_path)]) == 0
+    with (tmp_path / "comparison.csv").open(newline="") as fh:
+        row = next(csv.DictReader(fh))
+    lesion = [400.0 if r["case"] == "case_002" else float(r["hd95"]) for r in rows if r["class"] == "lesion"]
+    assert float(row["hd95_lesion"]) == pytest.approx(statistics.mean(lesion), abs=1e-12)
+    assert max(lesion) == 400.0

@@ -77,12 +77,20 @@ def read_summary(run_dir: str | os.PathLike, complete: bool = True) -> dict[str,
         raise RunFolderError(f"unreadable {rel} ({err})") from None
     if not isinstance(summary, dict):
         raise RunFolderError(f"unreadable {rel} (not a JSON object)")
-    status = summary.get("status")
-    if complete and status != COMPLETE:
-        detail = next((str(summary[k]) for k in ("error", "reason", "message") if summary.get(k)), "")
-        reason = f"status {status!r}" if status is not None else f"no status in {SUMMARY_FILE}"
-        raise RunFolderError(f"{reason}: {detail}" if detail else reason)
+    reason = incomplete_reason(summary)
+    if complete and reason:
+        raise RunFolderError(reason)
     return summary
+
+
+def incomplete_reason(summary: dict[str, Any]) -> str:
+    """Why a summary does not mark a finished run (its status and error message), or ``""`` if it does."""
+    status = summary.get("status")
+    if status == COMPLETE:
+        return ""
+    detail = next((str(summary[k]) for k in ("error", "reason", "message") if summary.get(k)), "")
+    reason = f"status {status!r}" if status is not None else f"no status in {SUMMARY_FILE}"
+    return f"{reason}: {detail}" if detail else reason
 
 
 def is_complete(run_dir: str | os.PathLike) -> bool:

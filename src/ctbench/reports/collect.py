@@ -239,8 +239,9 @@ def read_run(path: Path, name: str) -> Run | FailedRun:
         return failed(str(err))
     model = str(summary.get("model") or (path.name if model == "?" else model))
     loss = str(summary.get("loss") or (loss if loss != "?" else "-"))
+    if run_folder.incomplete_reason(summary):
+        return failed(run_folder.incomplete_reason(summary))
     try:
-        run_folder.read_summary(path)
         rows = run_folder.read_per_case(path)
     except run_folder.RunFolderError as err:
         return failed(str(err))
