@@ -119,7 +119,9 @@ def test_empty_prediction_counts_hd95_undefined(dirs):
     assert row["dice"] == 0 and math.isnan(row["hd95"]) and row["rve"] == -1
     assert ",,," in (out / "per_case.csv").read_text().splitlines()[1]  # hd95, assd empty cells
     s = json.loads((out / "summary.json").read_text())
-    assert s["per_class"]["liver"]["hd95_undefined"] == 1 and s["per_class"]["liver"]["hd95"] is None
+    assert s["per_class"]["liver"]["hd95_undefined"] == 1 and s["per_class"]["liver"]["hd95_nan_dropped"] is None
+    # the miss counts at the image diagonal (docs/report-format.md): 16 x 16 x 6 voxels of 0.8 x 0.8 x 2.5 mm
+    assert s["per_class"]["liver"]["hd95"] == pytest.approx(math.hypot(16 * 0.8, 16 * 0.8, 6 * 2.5), abs=1e-6)
 
 
 def test_probability_map_and_unreadable_listed(dirs):
