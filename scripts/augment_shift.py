@@ -8,6 +8,9 @@ unshifted test phantom, ``ctbench score``. Loader: training patches per second o
 ``augment`` choice against the patches per second the default model's training step consumes.
 
     python scripts/augment_shift.py --out /tmp/augment_shift --seeds 0 1 2 --epochs 20
+    python scripts/augment_shift.py --out /tmp/augment_shift2 --skip-loader --epochs 24 \
+        dataset.phantom.cases=14 dataset.test_cases=2 'dataset.preprocessing.spacing=[6,6,6]' \
+        'dataset.patch_size_3d=[32,32,32]' trainer.check_val_every_n_epoch=4
     python scripts/augment_shift.py --out /tmp/augment_shift --loader-only
 """
 
@@ -70,7 +73,7 @@ def organ_dice(summary: Path) -> dict[str, float]:
     return {**dice, "organs": float(np.mean(list(dice.values())))}
 
 
-def shift_experiment(out: Path, seeds: list[int], epochs: int, enhancement: float) -> dict:
+def shift_experiment(out: Path, seeds: list[int], epochs: int, enhancement: float, overrides: list[str]) -> dict:
     log = out / "commands.log"
     plain, shifted, labels = shifted_test_set(out, enhancement, log)
     labels_arg = [f"{i}={n}" for i, n in CLASSES.items()]
@@ -82,7 +85,7 @@ def shift_experiment(out: Path, seeds: list[int], epochs: int, enhancement: floa
                 shutil.rmtree(run, ignore_errors=True)
                 start = time.perf_counter()
                 ctbench("train", f"augment={augment}", f"seed={seed}", f"trainer.max_epochs={epochs}",
-                        f"paths.root_dir={out}", f"hydra.run.dir={run}", "progress_bar=false", log=log)
+                        f"paths.root_dir={out}", f"hydra.run.dir={run}", "progress_bar=false", *overrides, log=log)
                 print(f"{augment} seed {seed}: trained in {time.perf_counter() - start:.0f} s", flush=True)
             row = {"in_distribution": organ_dice(run / "report" / "summary.json")}
             for name, images in (("new_phantom", plain), ("shifted", shifted)):
@@ -149,12 +152,14 @@ def main() -> None:
     parser.add_argument("--enhancement", type=float, default=0.6)
     parser.add_argument("--batches", type=int, default=30, help="loader batches per augment choice")
     parser.add_argument("--loader-only", action="store_true")
+    parser.add_argument("--skip-loader", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="more overrides for every `ctbench train` (a cheaper phantom)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {"loader": loader_throughput(args.out, args.batches)}
-    print(json.dumps(results["loader"]), flush=True)
+    results = {} if args.skip_loader else {"loader": loader_throughput(args.out, args.batches)}
+    print(json.dumps(results.get("loader")), flush=True)
     if not args.loader_only:
-        results["shift"] = shift_experiment(args.out, args.seeds, args.epochs, args.enhancement)
+        results["shift"] = shift_experiment(args.out, args.seeds, args.epochs, args.enhancement, args.overrides)
         for augment in ("none", "nnunet"):
             rows = [v for k, v in results["shift"].items() if k.startswith(augment)]
             results[f"mean_{augment}"] = {where: {"organs_mean": float(np.mean([r[where]["organs"] for r in rows])),
