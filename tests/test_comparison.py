@@ -368,3 +368,6 @@ def test_missed_structure_counts_at_the_diagonal(tmp_path: Path) -> None:
     lesion = [400.0 if r["case"] == "case_002" else float(r["hd95"]) for r in rows if r["class"] == "lesion"]
     assert float(row["hd95_lesion"]) == pytest.approx(statistics.mean(lesion), abs=1e-12)
     assert max(lesion) == 400.0
+    found = [float(r["hd95"]) for r in rows if r["class"] == "lesion" and r["hd95"]]
+    assert len(found) == len(CASES) - 1
+    assert float(row["hd95_nan_dropped_lesion"]) == pytest.approx(statistics.mean(found), abs=1e-12)

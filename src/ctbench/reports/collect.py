@@ -29,7 +29,11 @@ METRICS: dict[str, tuple[str, bool]] = {
     "precision": ("Precision", True),
     "hd95": ("HD95 (mm)", False),
     "assd": ("ASSD (mm)", False),
+    "hd95_nan_dropped": ("HD95 without misses (mm)", False),
+    "assd_nan_dropped": ("ASSD without misses (mm)", False),
 }
+#: ``NAME_nan_dropped``: the per_case.csv column NAME with a miss's empty cell left empty (not the diagonal).
+NAN_DROPPED = "_nan_dropped"
 #: Folders a search never enters (Hydra's and submitit's bookkeeping, logs, checkpoints).
 _SKIP_DIRS = {"checkpoints", "tensorboard", "lightning_logs", "__pycache__"}
 
@@ -246,7 +250,7 @@ def read_run(path: Path, name: str) -> Run | FailedRun:
     except run_folder.RunFolderError as err:
         return failed(str(err))
 
-    metrics = [m for m in METRICS if m in rows[0]]
+    metrics = [m for m in METRICS if m.removesuffix(NAN_DROPPED) in rows[0]]
     values: dict[str, dict[tuple[str, str], float]] = {m: {} for m in metrics}
     classes: list[str] = []
     for row in rows:
@@ -254,7 +258,7 @@ def read_run(path: Path, name: str) -> Run | FailedRun:
         if key[1] not in classes:
             classes.append(key[1])
         for m in metrics:
-            values[m][key] = with_worst_case(row, m)
+            values[m][key] = float(row[m.removesuffix(NAN_DROPPED)]) if m.endswith(NAN_DROPPED) else with_worst_case(row, m)
     listed = summary.get("mean_over_classes")
     mean_over = [c for c in listed if c in classes] if isinstance(listed, list) else []
     return Run(name, path, model, loss, summary, classes, mean_over or list(classes), values, overrides)

@@ -40,7 +40,7 @@ from ctbench.reports.collect import METRICS, Cell, FailedRun, Run, collect, grou
 from ctbench.reports.statistics import PairedResult, adjust, paired_comparison
 
 #: Metrics always written to comparison.csv.
-CSV_METRICS: tuple[str, ...] = ("dice", "iou", "hd95")
+CSV_METRICS: tuple[str, ...] = ("dice", "iou", "hd95", "hd95_nan_dropped")
 
 
 @dataclass
