@@ -151,9 +151,10 @@ def evaluate_claims(claims: Sequence[Claim], runs: Sequence[Run]) -> list[Verdic
     """A verdict per claim; p-values Holm-adjusted across the claims that could be tested."""
     verdicts: list[Verdict] = []
     for claim in claims:
-        sides = [Cell("candidate", "", [r for r in runs if matches(r, claim.candidate)]),
-                 Cell("baseline", "", [r for r in runs if matches(r, claim.baseline)])]
-        empty = [f"{cell.model} `{_selection(getattr(claim, cell.model))}`" for cell in sides if not cell.runs]
+        selectors = {"candidate": claim.candidate, "baseline": claim.baseline}
+        sides = [Cell(side, "", [r for r in runs if matches(r, sel)]) for side, sel in selectors.items()]
+        empty = [f"{side} `{_selection(selectors[side])}`" for side, cell in zip(selectors, sides, strict=True)
+                 if not cell.runs]
         overlap = {r.name for r in sides[0].runs} & {r.name for r in sides[1].runs}
         if empty:
             result = PairedResult(note=f"no complete run matches {' and '.join(empty)}")
