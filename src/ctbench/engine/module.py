@@ -176,12 +176,17 @@ class SegmentationModule(pl.LightningModule):
             spacing = [float(s) for s in truth_img.header.get_zooms()[:3]]
             classes = dict(enumerate(self.class_names))
             classes.pop(0)
-            rows = case_metrics(pred, truth, spacing, classes, tolerance_mm=float(self.cfg.metrics.nsd_tolerance_mm))
+            rows = case_metrics(pred, truth, spacing, classes, tolerance_mm=self._nsd_tolerance())
             self.test_rows.extend({"case": case, **row} for row in rows)
             if len(self.overlays) < int(self.cfg.report.overlays):
                 ct = np.asarray(nib.load(batch["source_image"][i]).dataobj, dtype=np.float32)
                 self.overlays.append({"case": case, "image": ct, "truth": truth.astype(np.uint8), "pred": pred,
                                       "affine": truth_img.affine})
+
+    def _nsd_tolerance(self) -> float | dict[str, float]:
+        """``metrics.nsd_tolerance_mm``: one number, or ``{class: mm, default: mm}``."""
+        value = self.cfg.metrics.nsd_tolerance_mm
+        return {str(k): float(v) for k, v in value.items()} if isinstance(value, DictConfig) else float(value)
 
     def on_test_epoch_end(self) -> None:
         rows = _gather(self.test_rows)
