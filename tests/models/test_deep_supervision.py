@@ -40,3 +40,18 @@ def test_deep_supervision_trains_every_head_through_the_module():
     assert not torch.equal(before, heads[0].weight)
     grad = heads[1].weight.grad
     assert grad is not None and not grad.any()
+
+
+def test_reference_code_supervises_its_own_class_heads(build_model):
+    """Oktay's network already has a class head per scale (fused into its output): deep supervision takes
+    those heads' outputs at their own resolution and adds no parameters."""
+    from ctbench.models.base import parameter_count
+
+    with_ds = build_model("attention_unet", 3, num_classes=3, deep_supervision=True, preset="reference_code")
+    plain = build_model("attention_unet", 3, num_classes=3, preset="reference_code")
+    assert parameter_count(with_ds) == parameter_count(plain)
+    decoded = []
+    with_ds.net.decoder[1].register_forward_hook(lambda module, args, out: decoded.append(out))
+    outputs = with_ds.train()(torch.randn(2, 1, 16, 16, 16))
+    assert [tuple(o.shape[2:]) for o in outputs] == [(16,) * 3, (8,) * 3, (4,) * 3, (2,) * 3]
+    assert torch.equal(outputs[1], with_ds.net.heads[1](decoded[0]))  # the 1/2 head, before its upsampling

@@ -19,7 +19,8 @@ Three networks, one class:
   (16-256), four poolings, trilinear upsampling, *two* grid gates per skip (``MultiAttentionBlock``,
   combined by a 1x1 conv-BN-ReLU) on the three coarser skips only, the bottom's gating signal a 1x1
   conv-BN-ReLU, and their "deep supervision": a 1x1 class head on each decoder scale, upsampled and
-  fused by a 1x1 conv into the output. 6,472,784 parameters in 3D for 1 channel and 2 classes, the
+  fused by a 1x1 conv into the output (with ``deep_supervision=true`` those heads' outputs at their own
+  resolution are supervised too). 6,472,784 parameters in 3D for 1 channel and 2 classes, the
   count of their code built as released (``tests/models/test_models_params.py``).
 
 Gate (Oktay et al. eq. 1-2; ``models/layers/grid_attention_layer.py``, mode ``concatenation``):
@@ -174,7 +175,9 @@ class AttentionUNet(SegmentationNet):
             self.net = GridAttentionUNet(spatial_dims, in_channels, out_channels, c, v["gates_per_skip"],
                                          v["first_gated"], v["fused_heads"])
             self.size_divisor = 2 ** (len(c) - 1)
-            levels = list(zip(list(self.net.decoder)[1:], c[1:-1], strict=True))
+            # reference_code: its own class heads of the coarser scales (before their upsampling)
+            levels = ([(head, None) for head in list(self.net.heads)[1:]] if self.net.heads is not None
+                      else list(zip(list(self.net.decoder)[1:], c[1:-1], strict=True)))
         else:
             self.net = MonaiAttentionUnet(spatial_dims, in_channels, out_channels, channels=c,
                                           strides=list(strides), dropout=dropout)

@@ -182,13 +182,15 @@ class DeepSupervisionHeads(nn.Module):
     Args:
         dims: 2 or 3.
         levels: ``(decoder module, its output channels)`` from the finest level below full resolution
-            to the coarsest.
+            to the coarsest; channels ``None``: the module already outputs class logits (a network's
+            own per-level heads), taken as they are.
         out_channels: number of classes.
     """
 
-    def __init__(self, dims: int, levels: Sequence[tuple[nn.Module, int]], out_channels: int) -> None:
+    def __init__(self, dims: int, levels: Sequence[tuple[nn.Module, int | None]], out_channels: int) -> None:
         super().__init__()
-        self.heads = nn.ModuleList(conv(dims, channels, out_channels, 1) for _, channels in levels)
+        self.heads = nn.ModuleList(nn.Identity() if channels is None else conv(dims, channels, out_channels, 1)
+                                   for _, channels in levels)
         self._features: list[torch.Tensor | None] = [None] * len(levels)
         for i, (module, _) in enumerate(levels):
             module.register_forward_hook(partial(self._keep, i))
