@@ -78,7 +78,7 @@ SOURCES = [
     ("attention_unet", "reference_code", 3, 1, 2, 6_472_784,
      "ozan-oktay/Attention-Gated-Networks `unet_CT_multi_att_dsv_3D(feature_scale=4)`, built and counted",
      "the same layers (16-256, four poolings, two gates per skip on the three coarser skips, fused class heads); "
-     "2D is ctbench's extension"),
+     "`deep_supervision=true` supervises those heads at their own resolution; 2D is ctbench's extension"),
     ("segan", "reference_code", 2, 3, 1, 9_393_088,
      "YuanXue1993/SegAN `net.py` `NetC` (the critic alone, 3 input channels)",
      "critic convs keep a bias (+1,984); layer weights 1, 1, 2, 2, 2, 2, 4 on one concatenated mean and "
@@ -125,7 +125,8 @@ def presets_section() -> list[str]:
         "8 voxels, 5 % of the intensity range; 5 iterations).",
         "",
         "Deep supervision (`model.deep_supervision=true`, `unet` and `attention_unet`, off by default): in "
-        "training the model returns the full-resolution logits and one 1x1 head per decoder level below it; "
+        "training the model returns the full-resolution logits and one 1x1 head per decoder level below it "
+        "(`attention_unet preset=reference_code`: the authors' own per-scale heads); "
         "the loss is nnU-Net's weighting (`1/2^i`, the lowest level 0, normalised; "
         "`nnunetv2/training/nnUNetTrainer/nnUNetTrainer.py` `_build_loss`) against labels resized "
         "nearest-exact (`ctbench/losses/deep_supervision.py`). In eval mode only the full-resolution tensor "
