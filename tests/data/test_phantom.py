@@ -131,3 +131,17 @@ def test_ensure_dataset_reuses_a_complete_dataset_and_rejects_unknown_keys(tmp_p
         ph.PhantomSpec.from_config({"cases": 6, "noise_hu": 20.0})
     with pytest.raises(CTBenchError, match="arterial"):
         ph.PhantomSpec.from_config({"phases": ["arterial"]})
+
+
+def test_dataset_phantom_tiny_config_lists_its_generated_cases(tmp_path):
+    """`dataset=phantom_tiny` composes, its reader writes the 8 cases on first use; debug=fast is refused."""
+    from ctbench.config import compose
+    from ctbench.data.datasets import list_cases
+
+    cfg = compose("train", ["dataset=phantom_tiny", f"paths.root_dir={tmp_path}"])
+    cases = list_cases(cfg.dataset)
+    assert [c["case"] for c in cases] == [f"phantom_{i:03d}" for i in range(8)]
+    assert json.loads((tmp_path / "data" / "phantom_tiny" / "dataset.json").read_text())["ctbench_spec"]["cases"] == 8
+    fast = compose("train", ["dataset=phantom", "debug=fast", f"paths.root_dir={tmp_path}"])
+    with pytest.raises(CTBenchError, match="use dataset=phantom_tiny"):
+        list_cases(fast.dataset)
