@@ -31,6 +31,8 @@ from ctbench.data import phantom_anatomy as anat
 
 LABELS: dict[int, str] = {0: "background", 1: "liver", 2: "spleen", 3: "kidney", 4: "lesion"}
 PHASES = ("non_contrast", "portal_venous")
+#: Raise when the same spec would write other voxels, so that stored datasets are generated again.
+GENERATOR_VERSION = 1
 
 #: Interior HU (mean, sd) per tissue and phase, measured on the real files (docs/phantom.md). Soft
 #: tissues: voxels of the TotalSegmentator label eroded by one voxel; bones: the whole label; fat: unlabelled
@@ -84,7 +86,9 @@ class PhantomSpec:
         return cls(**values)
 
     def manifest(self) -> dict[str, Any]:
-        return {"generator": "phantom", **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
+        """What ``dataset.json`` records; a stored dataset is reused only when this is equal."""
+        return {"generator": "phantom", "version": GENERATOR_VERSION,
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
 
 
 @dataclass
