@@ -3,6 +3,7 @@ splits (ctbench's own and nnU-Net's ``splits_final.json``)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -219,14 +220,20 @@ def test_huge_header_dims_are_refused_before_any_voxel_is_read(tmp_path):
     header.set_data_shape((30000, 30000, 30000))
     header.set_data_dtype(np.int16)
     header.set_zooms((1.0, 1.0, 1.0))
-    path = tmp_path / "huge.nii"
-    path.write_bytes(header.binaryblock + b"\0" * 4 + b"\1" * 1000)
+    raw = header.binaryblock + b"\0" * 4 + b"\1" * 1000
+    compressed, plain = tmp_path / "huge.nii.gz", tmp_path / "huge.nii"
+    compressed.write_bytes(gzip.compress(raw))
+    plain.write_bytes(raw)
     label = _nifti(tmp_path / "huge_label.nii.gz")
-    problems = check_case({"case": "huge", "image": str(path), "label": str(label)}, None,
+    problems = check_case({"case": "huge", "image": str(compressed), "label": str(label)}, None,
                           target_spacing=[1.5, 1.5, 1.5])
-    assert [p.message for p in problems if p.file == str(path)] == [
+    assert [p.message for p in problems if p.file == str(compressed)] == [
         "shape 30000 x 30000 x 30000 at spacing 1 x 1 x 1 mm is 2.7e+13 voxels (8e+12 at the target spacing 1.5 x "
         "1.5 x 1.5 mm), over the cap of 1e+09: check the file's header, or raise the cap with dataset.max_voxels=N"]
+    # uncompressed: the header promises 2 * 2.7e13 bytes after byte 352, the file holds 1352
+    with pytest.raises(CTBenchError, match="huge.nii: truncated: its header describes 54000000000352 bytes, "
+                                           "the file holds 1352: export it again"):
+        check_voxel_budget(plain, None, 10 ** 15)
 
 
 def test_zero_and_non_finite_spacing_are_refused(tmp_path):

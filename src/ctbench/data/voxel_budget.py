@@ -42,6 +42,23 @@ def header_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
         raise CTBenchError(f"{path.name}: unreadable header ({reason}): check the file or export it again") from None
 
 
+def _refuse_short_file(path: Path, voxels: int) -> None:
+    """An uncompressed NIfTI whose header describes more voxel bytes than the file holds (read before nibabel
+    allocates the whole array for it)."""
+    if not path.name.lower().endswith(".nii"):
+        return
+    import nibabel as nib
+
+    header = nib.load(str(path)).header
+    offset = float(header["vox_offset"])
+    start = max(352, int(offset) if math.isfinite(offset) else 0)  # single-file NIfTI-1: data after the header
+    needed = start + voxels * header.get_data_dtype().itemsize
+    size = path.stat().st_size
+    if needed > size:
+        raise CTBenchError(f"{path.name}: truncated: its header describes {needed} bytes, the file holds {size}: "
+                           "export it again")
+
+
 def _fmt(values: Sequence[float]) -> str:
     return " x ".join(f"{v:.4g}" for v in values)
 
@@ -57,6 +74,7 @@ def check_voxel_budget(path: str | Path, target_spacing: Sequence[float] | None,
         raise CTBenchError(f"{path.name}: voxel spacing ({_fmt(spacing)}) mm in its header is not positive and "
                            "finite: fix the header (e.g. re-export the image)")
     stored = math.prod(shape)
+    _refuse_short_file(path, stored)
     resampled = stored
     if target_spacing:
         spatial = shape[: len(spacing)]

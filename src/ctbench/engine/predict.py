@@ -192,14 +192,11 @@ def read_input(paths: Sequence[Path]) -> Any:
 def ensemble_probabilities(members: Sequence[Member], paths: Sequence[Path], original: Any) -> torch.Tensor:
     """Mean of the members' softmax probabilities on the input file's grid, ``[C, *input shape]``."""
     from ctbench.data.transforms import eval_chain
-    from ctbench.data.voxel_budget import check_voxel_budget
     from ctbench.engine.inference import probs_on_original_grid
 
     image_key: Any = str(paths[0]) if len(paths) == 1 else [str(p) for p in paths]
     total = torch.zeros(())
     for index, member in enumerate(members):
-        for path in paths:  # from the header, before resampling allocates anything
-            check_voxel_budget(path, member.cfg.dataset.preprocessing.spacing, member.cfg.dataset.get("max_voxels"))
         item = eval_chain(member.cfg.dataset.preprocessing, with_label=False, zscore=member.zscore)({"image": image_key})
         image = item["image"]
         probs = member.segmenter.probs(image[None].to(member.segmenter.device))[0]
@@ -248,6 +245,8 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
     from rich.progress import track
     from rich.table import Table
 
+    from ctbench.data.voxel_budget import check_voxel_budget
+
     run_cfg = members[0].cfg
     names = list(run_cfg.dataset.class_names)
     channels = int(run_cfg.dataset.get("in_channels", 1))
@@ -276,6 +275,8 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
         output_dir.mkdir(parents=True, exist_ok=True)
         for case, paths in track(list(cases.items()), description="Predicting", transient=True):
             start = time.perf_counter()
+            for member, path in ((m, p) for m in members for p in paths):  # headers, before any voxel is read
+                check_voxel_budget(path, member.cfg.dataset.preprocessing.spacing, member.cfg.dataset.get("max_voxels"))
             original = read_input(paths)
             probs = ensemble_probabilities(members, paths, original)
             if with_probs:

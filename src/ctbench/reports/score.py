@@ -84,7 +84,10 @@ def _load(path: Path) -> Volume:
     """Read an integer label map; raises ValueError with a one-line reason."""
     import nibabel as nib
 
+    from ctbench.data.voxel_budget import check_voxel_budget
+
     try:
+        check_voxel_budget(path, None)  # from the header: a huge or truncated file fails here, before allocating
         img = nib.load(str(path))
         data = np.asanyarray(img.dataobj)
         zooms = tuple(float(z) for z in img.header.get_zooms())
