@@ -61,6 +61,8 @@ def test_sigterm_saves_last_checkpoint_and_resume_finishes(workdir):
     assert "stopped by SIGTERM" in err and "resume=true" in err
     ckpt = safe_load(run / "checkpoints" / "last.ckpt")
     assert ckpt["global_step"] > 0
+    # the line says what the saved file holds, whichever phase the signal hit
+    assert f"holds epoch {ckpt['epoch']}, step {ckpt['global_step']}" in err, err[-2000:]
     ctbench(*args, "resume=true", cwd=workdir)
     assert read_summary(run)["epochs"] >= 299
 

@@ -119,15 +119,27 @@ class SegmentationModule(pl.LightningModule):
             self.log("train/pseudo_dice", pseudo, on_step=True, on_epoch=False, batch_size=image.shape[0])
         return loss
 
-    def _non_finite(self, what: str) -> None:
+    def _non_finite(self, what: str) -> torch.Tensor | None:
+        """``nonfinite=skip``: skip this step's update (``None``; under DDP, where Lightning needs a loss from
+        every rank, a zero loss whose gradients :meth:`on_before_optimizer_step` drops); else stop."""
         ckpt = Path(self.trainer.default_root_dir) / "checkpoints" / "last.ckpt"
         last = str(ckpt) if ckpt.exists() else "none yet"
         if self.cfg.get("nonfinite", "stop") == "skip":
             self.print(f"skipping step {self.global_step}: {what}")
-            return None
+            if not (dist.is_available() and dist.is_initialized()):
+                return None
+            self._skip_update = True
+            return sum((p * 0).sum() for p in self.model.parameters())
         raise CTBenchError(f"{what} at step {self.global_step} (epoch {self.current_epoch}); "
                            f"last good checkpoint: {last}. Lower optim.optimizer.lr, use trainer.precision=32, "
                            "or set nonfinite=skip")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if getattr(self, "_skip_update", False):  # a skipped DDP step: parameters without grad are not updated
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    param.grad = None
+            self._skip_update = False
 
     # ---- validation -------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:

@@ -103,7 +103,9 @@ def _check_resume(cfg: DictConfig, ctx: RunContext, ckpt: Path | None) -> None:
     stored = OmegaConf.load(stored_file) if stored_file.is_file() else read_checkpoint(ckpt)[0]
     differences = config_differences(stored, cfg)
     if differences:
-        shown = "; ".join(differences[:5]) + (f"; +{len(differences) - 5} more" if len(differences) > 5 else "")
+        keys = [d.split(":", 1)[0] for d in differences]
+        shown = "; ".join(differences[:2]) + (f"; also {', '.join(keys[2:12])}" if len(keys) > 2 else "") + (
+            f" and {len(keys) - 12} more" if len(keys) > 12 else "")
         raise CTBenchError(f"resume=true would continue {out} with another config ({shown}): resume with the "
                            "run's own settings (only trainer.max_epochs/devices and output options may change), "
                            "or start a new run", exit_code=2)
