@@ -204,10 +204,10 @@ def paint_abdomen(rng: np.random.Generator, canvas: Canvas, targets: dict[str, t
     fx, fy, fz = (f / 2 for f in FOV_MM)
     everywhere = ((-fx, -fy, -fz), (fx, fy, fz))
 
-    def soft(name: str, extra_sd: float = 0.0) -> Fill:
+    def soft(name: str) -> Fill:
         mean, sd = targets[name]
         mean += rng.normal(0.0, 3.0)
-        tex_sd = np.sqrt(max(sd ** 2 - noise_sd ** 2, 0.0) + extra_sd ** 2)
+        tex_sd = np.sqrt(max(sd ** 2 - noise_sd ** 2, 0.0))
         return lambda box, d, p: mean + tex_sd * texture[box]
 
     def bone(name: str) -> Fill:
@@ -226,7 +226,7 @@ def paint_abdomen(rng: np.random.Generator, canvas: Canvas, targets: dict[str, t
     cavity = superellipse_prism((a - fat_mm - muscle_mm, b - fat_mm - muscle_mm), power)
     canvas.paint(body, *everywhere, soft("fat"), TID["fat"])
     canvas.paint(wall, *everywhere, soft("muscle"), TID["muscle"])
-    fat_mean, bowel_mean = targets["fat"][0], 30.0
+    fat_mean, bowel_mean = targets["fat"][0], 30.0  # bowel wall and content: not calibrated (no bowel label)
 
     def visceral(box: Box, d: np.ndarray, p: Coords) -> np.ndarray:
         mix = texture[box]
@@ -235,7 +235,7 @@ def paint_abdomen(rng: np.random.Generator, canvas: Canvas, targets: dict[str, t
     canvas.paint(cavity, *everywhere, visceral, TID["visceral"])
 
     # lungs above the diaphragm's two domes (the right one higher), the mediastinum between them
-    dome_right, dome_left = 45.0 + jit(12), 0.0
+    dome_right = 45.0 + jit(12)
     dome_left = dome_right - rng.uniform(5.0, 20.0)
 
     def diaphragm(p: Coords) -> np.ndarray:
