@@ -159,14 +159,9 @@ def test_experiments_are_listed(name, tmp_path):
 
 def _launcher(*overrides: str) -> dict:
     """hydra.launcher as the launcher receives it (resolved against the whole config, as Hydra does)."""
-    from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
+    from ctbench.config import hydra_block
 
-    from ctbench.hydra_app import CONFIG_DIR
-
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
-    return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    return hydra_block("train", overrides)["launcher"]
 
 
 def test_slurm_preset_follows_the_lightning_devices():

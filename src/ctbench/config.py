@@ -144,6 +144,20 @@ def compose_with_context(task: str = "train", overrides: Sequence[str] = ()) -> 
     return cfg, ctx
 
 
+def hydra_block(task: str = "train", overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """The resolved ``hydra`` block of ``ctbench TASK OVERRIDES`` (launcher, sweep and run folders) as a dict."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    check_group_overrides(overrides)
+    cfg = _hydra_compose(task, overrides)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        return OmegaConf.to_container(cfg.hydra, resolve=True)
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 def run_names(choices: Mapping[str, str]) -> dict[str, str]:
     """``{"model": ..., "loss": ..., "dataset": ...}`` of a run (``custom`` where no config file was chosen)."""
     return {k: str(choices.get(k, "custom")) for k in NAMED_GROUPS}
