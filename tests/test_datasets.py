@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -277,3 +278,43 @@ def test_nnunet_splits_covering_every_case_test_each_fold_on_its_val(tmp_path):
         dataset_splits({"splits": "nnunet", "root": str(tmp_path / "nope")}, ["a"], tmp_path)
     with pytest.raises(CTBenchError, match="unknown dataset.splits=nnUnet"):
         dataset_splits({"splits": "nnUnet"}, ["a"], tmp_path)
+
+
+@pytest.mark.slow
+def test_two_channel_nnunet_folder_trains_and_predicts_through_the_cli(tmp_path):
+    """The whole path for nnU-Net's ``CASE_0000``/``CASE_0001`` (about 30 s: the one end-to-end run with more than
+    one input channel): ``in_channels`` from ``dataset.json`` reaches the model, training, the test report
+    and ``ctbench predict`` on the two files of a case."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cli_helpers import TINY, ctbench, read_summary
+
+    root = tmp_path / "Dataset001_Two"
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    rng, affine = np.random.default_rng(0), np.diag([10.0, 10.0, 10.0, 1])
+    for i in range(4):
+        ct = np.full((24, 24, 24), -1000, np.int16)
+        ct[2:22, 2:22, 2:22] = (40 + rng.normal(0, 10, (20, 20, 20))).astype(np.int16)
+        label = np.zeros((24, 24, 24), np.uint8)
+        label[6:14, 6:14, 6:14] = 1
+        ct[label > 0] += 60
+        for k, image in enumerate([ct, ct + 100]):
+            nib.save(nib.Nifti1Image(image, affine), str(root / "imagesTr" / f"c{i}_{k:04d}.nii.gz"))
+        nib.save(nib.Nifti1Image(label, affine), str(root / "labelsTr" / f"c{i}.nii.gz"))
+    (root / "dataset.json").write_text(json.dumps({"channel_names": {"0": "CT", "1": "CT_late"},
+                                                   "labels": {"background": 0, "liver": 1}, "file_ending": ".nii.gz"}))
+    run = tmp_path / "run"
+    ctbench("train", *TINY, "dataset=msd", f"dataset.root={root}", "dataset.test_cases=1", "trainer.max_epochs=1",
+            f"hydra.run.dir={run}", cwd=tmp_path)
+    resolved = (run / "resolved_config.yaml").read_text()
+    assert resolved.count("in_channels: 2") == 2  # dataset and model
+    assert read_summary(run)["n_cases"] == 1
+    (tmp_path / "case").mkdir()
+    for k in range(2):
+        shutil.copy(root / "imagesTr" / f"c0_{k:04d}.nii.gz", tmp_path / "case")
+    ctbench("predict", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", f"input={tmp_path / 'case'}",
+            f"output_dir={tmp_path / 'masks'}", f"hydra.run.dir={tmp_path / 'predict'}", cwd=tmp_path)
+    mask = nib.load(str(tmp_path / "masks" / "c0.nii.gz"))
+    assert mask.shape == (24, 24, 24) and np.allclose(mask.affine, affine)
