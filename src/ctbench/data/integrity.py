@@ -3,9 +3,12 @@
 Every case is checked and every problem reported at once, so that one run lists everything to fix:
 
 - unreadable image or label file (missing, zero bytes, truncated, corrupt, unknown format);
+- a header over the voxel cap (:mod:`ctbench.data.voxel_budget`, ``dataset.max_voxels``), checked before
+  any voxel is read;
 - an image or label with more than 3 spatial dimensions (4D; a trailing axis of length 1 is fine);
 - image/label shape mismatch, and geometry mismatch: the world coordinates of the 8 corner voxels
-  (which combine origin, spacing and direction) differ by more than ``tolerance_mm``;
+  (which combine origin, spacing and direction) differ by more than ``tolerance_mm``; the same between
+  the channel files of a multi-channel case (nnU-Net ``CASE_0000 ... CASE_000N``);
 - label values not declared in the dataset's labels, non-integer (fractional) float labels,
   NaN/Inf in a label map;
 - NaN/Inf voxels in an image, an image of one single value.
