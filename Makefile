@@ -19,7 +19,7 @@ train: setup  ## the main job: 3D U-Net + Dice-CE on the synthetic CT phantom
 	$(BIN)/ctbench train
 
 test: setup  ## the test suite (CPU, a few minutes)
-	$(BIN)/pytest -q -m "not slurm and not gpu"
+	$(BIN)/pytest -q -m "not slurm"
 
 lint: setup
 	$(BIN)/ruff check src tests scripts
