@@ -8,15 +8,29 @@ cosine and polynomial decay but not with a warm-up that counts in the same steps
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from ctbench.errors import CTBenchError
+
 
 class _WarmupSchedule(LambdaLR):
-    """LR factor ``(step + 1) / warmup_steps`` during warm-up, then :meth:`decay` of the progress in [0, 1]."""
+    """LR factor ``(step + 1) / warmup_steps`` during warm-up, then :meth:`decay` of the progress in [0, 1].
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0) -> None:
+    ``params``: the schedule's own settings, checked against :attr:`defaults` (an unknown name is one line).
+    """
+
+    defaults: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
+                 **params: float) -> None:
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise CTBenchError(f"optim.scheduler: {type(self).__name__} has no setting {', '.join(unknown)}; its "
+                               f"settings are warmup_steps{''.join(', ' + k for k in self.defaults)}", exit_code=2)
+        self.params = {k: float(params.get(k, v)) for k, v in self.defaults.items()}
         self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
         super().__init__(optimizer, self.factor)
 
@@ -36,22 +50,17 @@ class WarmupConstantLR(_WarmupSchedule):
 class WarmupCosineLR(_WarmupSchedule):
     """Warm-up, then cosine decay to ``min_factor`` x the learning rate (Loshchilov & Hutter 2017, SGDR)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
-                 min_factor: float = 0.0) -> None:
-        self.min_factor = float(min_factor)
-        super().__init__(optimizer, total_steps, warmup_steps)
+    defaults: ClassVar[dict[str, float]] = {"min_factor": 0.0}
 
     def decay(self, progress: float) -> float:
-        return 0.5 * (1 + math.cos(math.pi * progress)) * (1 - self.min_factor) + self.min_factor
+        floor = self.params["min_factor"]
+        return 0.5 * (1 + math.cos(math.pi * progress)) * (1 - floor) + floor
 
 
 class PolyLR(_WarmupSchedule):
     """Polynomial decay ``(1 - progress) ** exponent`` (nnU-Net's schedule, exponent 0.9)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
-                 exponent: float = 0.9) -> None:
-        self.exponent = float(exponent)
-        super().__init__(optimizer, total_steps, warmup_steps)
+    defaults: ClassVar[dict[str, float]] = {"exponent": 0.9}
 
     def decay(self, progress: float) -> float:
-        return (1 - progress) ** self.exponent
+        return (1 - progress) ** self.params["exponent"]

@@ -88,6 +88,14 @@ def variant_settings(name: str, variant: str, variants: dict[str, dict[str, Any]
     return {**variants[variant], **{k: v for k, v in given.items() if v is not None}}
 
 
+def monai_region_args(include_background: bool, batch: bool, smooth_nr: float, smooth_dr: float,
+                      **specific: Any) -> dict[str, Any]:
+    """Arguments every MONAI-backed region loss here is built with: integer labels made one-hot, softmax
+    over the logits, the sums and smoothing as given, plus the loss's ``specific`` ones."""
+    return {"include_background": include_background, "to_onehot_y": True, "softmax": True, "batch": batch,
+            "smooth_nr": smooth_nr, "smooth_dr": smooth_dr, **specific}
+
+
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``[B, 1, *spatial]`` int64 labels -> ``[B, C, *spatial]`` float32 one-hot."""
     return F.one_hot(labels[:, 0], num_classes).movedim(-1, 1).float()

@@ -26,14 +26,8 @@ class DiceCELoss(SegmentationLoss):
 
     loss_name = "dice_ce"
 
-    def __init__(
-        self,
-        include_background: bool = False,
-        denominator: str = "l1",
-        batch: bool = False,
-        lambda_dice: float = 1.0,
-        lambda_ce: float = 1.0,
-    ) -> None:
+    def __init__(self, include_background: bool = False, denominator: str = "l1", batch: bool = False,
+                 lambda_dice: float = 1.0, lambda_ce: float = 1.0) -> None:
         super().__init__()
         self.dice = DiceLoss(include_background=include_background, denominator=denominator, batch=batch)
         self.ce = CrossEntropyLoss()

@@ -12,7 +12,7 @@ import monai.losses
 import torch
 
 from ctbench.errors import CTBenchError
-from ctbench.losses.base import SegmentationLoss
+from ctbench.losses.base import SegmentationLoss, monai_region_args
 
 
 class DiceLoss(SegmentationLoss, monai.losses.DiceLoss):
@@ -32,25 +32,12 @@ class DiceLoss(SegmentationLoss, monai.losses.DiceLoss):
 
     loss_name = "dice"
 
-    def __init__(
-        self,
-        include_background: bool = False,
-        denominator: str = "l1",
-        batch: bool = False,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-    ) -> None:
+    def __init__(self, include_background: bool = False, denominator: str = "l1", batch: bool = False,
+                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5) -> None:
         if denominator not in ("l1", "l2"):
             raise CTBenchError(f"loss '{self.loss_name}': denominator={denominator!r}; use 'l1' or 'l2'")
-        super().__init__(
-            include_background=include_background,
-            to_onehot_y=True,
-            softmax=True,
-            squared_pred=denominator == "l2",
-            batch=batch,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-        )
+        super().__init__(**monai_region_args(include_background, batch, smooth_nr, smooth_dr,
+                                             squared_pred=denominator == "l2"))
 
     def compute(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return monai.losses.DiceLoss.forward(self, logits, labels)
@@ -74,15 +61,7 @@ class IoULoss(SegmentationLoss, monai.losses.DiceLoss):
     def __init__(
         self, include_background: bool = False, batch: bool = False, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5
     ) -> None:
-        super().__init__(
-            include_background=include_background,
-            to_onehot_y=True,
-            softmax=True,
-            jaccard=True,
-            batch=batch,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-        )
+        super().__init__(**monai_region_args(include_background, batch, smooth_nr, smooth_dr, jaccard=True))
 
     def compute(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return monai.losses.DiceLoss.forward(self, logits, labels)
@@ -106,25 +85,11 @@ class GeneralizedDiceLoss(SegmentationLoss, monai.losses.GeneralizedDiceLoss):
 
     loss_name = "generalized_dice"
 
-    def __init__(
-        self,
-        include_background: bool = True,
-        w_type: str = "square",
-        batch: bool = False,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-    ) -> None:
+    def __init__(self, include_background: bool = True, w_type: str = "square", batch: bool = False,
+                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5) -> None:
         if w_type not in ("square", "simple", "uniform"):
             raise CTBenchError(f"loss '{self.loss_name}': w_type={w_type!r}; use 'square', 'simple' or 'uniform'")
-        super().__init__(
-            include_background=include_background,
-            to_onehot_y=True,
-            softmax=True,
-            w_type=w_type,
-            batch=batch,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-        )
+        super().__init__(**monai_region_args(include_background, batch, smooth_nr, smooth_dr, w_type=w_type))
 
     def compute(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return monai.losses.GeneralizedDiceLoss.forward(self, logits, labels)

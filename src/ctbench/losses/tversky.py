@@ -6,7 +6,7 @@ import monai.losses
 import torch
 
 from ctbench.errors import CTBenchError
-from ctbench.losses.base import SegmentationLoss, variant_settings
+from ctbench.losses.base import SegmentationLoss, monai_region_args, variant_settings
 
 
 class TverskyLoss(SegmentationLoss, monai.losses.TverskyLoss):
@@ -28,29 +28,13 @@ class TverskyLoss(SegmentationLoss, monai.losses.TverskyLoss):
 
     loss_name = "tversky"
 
-    def __init__(
-        self,
-        include_background: bool = False,
-        alpha: float = 0.3,
-        beta: float = 0.7,
-        batch: bool = False,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        reduction: str = "mean",
-    ) -> None:
+    def __init__(self, include_background: bool = False, alpha: float = 0.3, beta: float = 0.7,
+                 batch: bool = False, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+                 reduction: str = "mean") -> None:
         if alpha < 0 or beta < 0:
             raise CTBenchError(f"loss '{self.loss_name}': alpha={alpha}, beta={beta} must be >= 0")
-        super().__init__(
-            include_background=include_background,
-            to_onehot_y=True,
-            softmax=True,
-            alpha=alpha,
-            beta=beta,
-            batch=batch,
-            smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr,
-            reduction=reduction,
-        )
+        super().__init__(**monai_region_args(include_background, batch, smooth_nr, smooth_dr, alpha=alpha, beta=beta,
+                                             reduction=reduction))
 
     def compute(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return monai.losses.TverskyLoss.forward(self, logits, labels)
@@ -94,17 +78,9 @@ class FocalTverskyLoss(SegmentationLoss):
 
     loss_name = "focal_tversky"
 
-    def __init__(
-        self,
-        include_background: bool = False,
-        alpha: float = 0.3,
-        beta: float = 0.7,
-        gamma: float = 4.0 / 3.0,
-        variant: str = "paper",
-        batch: bool | None = None,
-        smooth_nr: float | None = None,
-        smooth_dr: float | None = None,
-    ) -> None:
+    def __init__(self, include_background: bool = False, alpha: float = 0.3, beta: float = 0.7,
+                 gamma: float = 4.0 / 3.0, variant: str = "paper", batch: bool | None = None,
+                 smooth_nr: float | None = None, smooth_dr: float | None = None) -> None:
         super().__init__()
         if gamma <= 0:
             raise CTBenchError(f"loss 'focal_tversky': gamma={gamma} must be > 0 (1 gives the Tversky loss)")

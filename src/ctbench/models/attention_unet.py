@@ -39,10 +39,8 @@ from monai.networks.nets.attentionunet import AttentionLayer
 from torch import nn
 
 from ctbench.models.base import (
-    DeepSupervisionHeads,
-    SegmentationNet,
+    DeepSupervisedNet,
     conv,
-    load_pretrained,
     max_pool,
     norm_layer,
     preset_values,
@@ -145,7 +143,7 @@ class GridAttentionUNet(nn.Module):
         return self.final(torch.cat(scores, 1))
 
 
-class AttentionUNet(SegmentationNet):
+class AttentionUNet(DeepSupervisedNet):
     """Attention U-Net: MONAI ``AttentionUnet`` by default, Oktay et al.'s grid-gated network for presets.
 
     Args:
@@ -183,16 +181,7 @@ class AttentionUNet(SegmentationNet):
                                           strides=list(strides), dropout=dropout)
             self.size_divisor = math.prod(strides)
             levels = monai_attention_levels(self.net, c)
-        self.deep_supervision = DeepSupervisionHeads(spatial_dims, levels, out_channels) if deep_supervision else None
-        self.min_size = self.size_divisor
-        if pretrained:
-            load_pretrained(self, pretrained, self.model_name)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        logits = self.net(x)
-        if self.deep_supervision is not None and self.training:
-            return self.deep_supervision(logits)
-        return logits
+        self._finish(spatial_dims, levels, out_channels, deep_supervision, pretrained)
 
 
 def monai_attention_levels(net: MonaiAttentionUnet, channels: Sequence[int]) -> list[tuple[nn.Module, int]]:

@@ -204,6 +204,25 @@ class DeepSupervisionHeads(nn.Module):
         return [logits, *(head(f) for head, f in zip(self.heads, features, strict=True))]
 
 
+class DeepSupervisedNet(SegmentationNet):
+    """A network held in ``self.net`` whose decoder levels can feed :class:`DeepSupervisionHeads` (the U-Net
+    family): with ``deep_supervision`` it returns the list of logits while training, a tensor otherwise."""
+
+    def _finish(self, spatial_dims: int, levels: Sequence[tuple[nn.Module, int | None]], out_channels: int,
+                deep_supervision: bool, pretrained: str | Path | None) -> None:
+        """Attach the heads (when asked), set ``min_size`` and load ``pretrained`` weights."""
+        self.deep_supervision = DeepSupervisionHeads(spatial_dims, levels, out_channels) if deep_supervision else None
+        self.min_size = self.size_divisor
+        if pretrained:
+            load_pretrained(self, pretrained, self.model_name)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        logits = self.net(x)
+        if self.deep_supervision is not None and self.training:
+            return self.deep_supervision(logits)
+        return logits
+
+
 def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """(Bi/tri)linear resize of feature maps or logits to ``size`` (DeepLab/PSPNet upsampling)."""
     if tuple(x.shape[2:]) == tuple(size):

@@ -20,13 +20,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from monai.networks.layers.simplelayers import SkipConnection
 from monai.networks.nets import BasicUNet
 from monai.networks.nets import UNet as MonaiUNet
 from torch import nn
 
-from ctbench.models.base import DeepSupervisionHeads, SegmentationNet, load_pretrained, preset_values
+from ctbench.models.base import DeepSupervisedNet, preset_values
 
 PAPER_FEATURES = (64, 128, 256, 512, 1024, 64)
 PRESETS = {"paper": {"norm": "none"}}
@@ -42,7 +41,7 @@ def monai_unet_levels(net: MonaiUNet, channels: Sequence[int]) -> list[tuple[nn.
     return levels
 
 
-class UNet(SegmentationNet):
+class UNet(DeepSupervisedNet):
     """U-Net with concatenated skips (MONAI ``UNet`` by default, ``BasicUNet`` for ``preset=paper``).
 
     Args:
@@ -80,13 +79,4 @@ class UNet(SegmentationNet):
                                  dropout=dropout)
             self.size_divisor = math.prod(strides)
             levels = monai_unet_levels(self.net, channels)
-        self.deep_supervision = DeepSupervisionHeads(spatial_dims, levels, out_channels) if deep_supervision else None
-        self.min_size = self.size_divisor
-        if pretrained:
-            load_pretrained(self, pretrained, self.model_name)
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
-        logits = self.net(x)
-        if self.deep_supervision is not None and self.training:
-            return self.deep_supervision(logits)
-        return logits
+        self._finish(spatial_dims, levels, out_channels, deep_supervision, pretrained)
