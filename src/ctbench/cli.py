@@ -16,6 +16,7 @@ HYDRA_COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ctbench.engine.run:train", "compose a config, fit, test the best checkpoint, write the run report"),
     "eval": ("ctbench.engine.run:evaluate", "test a checkpoint (ckpt_path=...) on a dataset split, write the run report"),
     "predict": ("ctbench.engine.run:predict", "predict NIfTI/DICOM input (input=..., output_dir=...) in the input's geometry"),
+    "export": ("ctbench.engine.export:export", "a checkpoint as ONNX or TorchScript (format=..., output=...) + its preprocessing JSON"),
     "bench": ("ctbench.engine.throughput:bench", "throughput benchmark of the composed config, writes benchmark.json"),
 }
 
