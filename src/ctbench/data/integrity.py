@@ -64,7 +64,7 @@ def _one_line(err: BaseException) -> str:
 def _load(path: Path, target_spacing: Sequence[float] | None = None, max_voxels: int | None = None) -> _Volume:
     """Read a volume fully (so a truncated file fails here) once its header passes the voxel cap
     (:func:`~ctbench.data.voxel_budget.check_voxel_budget`); raises ``ValueError`` with a short reason."""
-    from ctbench.data.voxel_budget import check_voxel_budget
+    from ctbench.data.voxel_budget import UnreadableHeader, check_voxel_budget
 
     if not path.exists():
         raise ValueError("file not found")
@@ -74,6 +74,8 @@ def _load(path: Path, target_spacing: Sequence[float] | None = None, max_voxels:
         raise ValueError("empty file (0 bytes)")
     try:
         check_voxel_budget(path, target_spacing, max_voxels)
+    except UnreadableHeader as err:
+        raise ValueError(f"unreadable header ({err.reason})") from None
     except CTBenchError as err:
         raise ValueError(str(err).removeprefix(f"{path.name}: ")) from None
     name = path.name.lower()

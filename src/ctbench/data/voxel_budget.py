@@ -19,6 +19,14 @@ from ctbench.errors import CTBenchError
 DEFAULT_MAX_VOXELS = 1_000_000_000
 
 
+class UnreadableHeader(CTBenchError):
+    """A file whose header no reader understands; ``reason`` is the reader's one-line complaint."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
+        self.reason = reason
+
+
 def header_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """Shape and voxel spacing (mm, from the affine's columns) of an image file, read from its header only."""
     name = path.name.lower()
@@ -38,8 +46,7 @@ def header_geometry(path: Path) -> tuple[tuple[int, ...], tuple[float, ...]]:
         return tuple(int(n) for n in reader.GetSize()), tuple(float(s) for s in reader.GetSpacing())
     except Exception as err:  # noqa: BLE001 - every reader error becomes one line
         lines = str(err).strip().splitlines()
-        reason = lines[0][:160] if lines else type(err).__name__
-        raise CTBenchError(f"{path.name}: unreadable header ({reason}): check the file or export it again") from None
+        raise UnreadableHeader(path, lines[0][:160] if lines else type(err).__name__) from None
 
 
 def _refuse_short_file(path: Path, voxels: int) -> None:
