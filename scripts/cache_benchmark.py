@@ -43,7 +43,7 @@ def measure(workdir: Path, overrides: list[str], mode: str, epochs: int, seed: i
     from ctbench.data.datamodule import CTDataModule
 
     cfg = compose(workdir, overrides, mode)
-    cache = Path(cfg.paths.cache_dir).resolve() / str(cfg.dataset.name)
+    cache = Path(cfg.dataset.cache_dir).resolve()
     shutil.rmtree(cache / "persistent", ignore_errors=True)  # cold start for the disk cache
     torch.manual_seed(seed)
     dm = CTDataModule(cfg.dataset, int(cfg.dims), int(cfg.fold), cache, seed=seed)

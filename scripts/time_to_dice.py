@@ -116,7 +116,7 @@ def export_nnunet(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     overrides = (["debug=fast"] if args.quick else []) + [o for o in args.override if o.startswith(("paths.", "dataset"))]
     cfg = compose("train", overrides)
     root = Path(args.cwd)
-    cache = (root / cfg.paths.cache_dir).resolve() / str(cfg.dataset.name)
+    cache = (root / cfg.dataset.cache_dir).resolve()
     cwd = os.getcwd()
     os.chdir(root)  # paths in the config are relative to the folder ctbench runs in
     try:

@@ -154,14 +154,14 @@ def load_weights(model: torch.nn.Module, state_dict: Mapping[str, Any], what: st
 
 
 def build_datamodule(cfg: DictConfig, size_divisor: int, loss: torch.nn.Module | None = None):
-    """The :class:`~ctbench.data.datamodule.CTDataModule` of ``cfg`` (cache under ``paths.cache_dir``).
+    """The :class:`~ctbench.data.datamodule.CTDataModule` of ``cfg`` (cache in ``dataset.cache_dir``).
 
     ``loss``: the built loss; one that trains on a weight map (``uses_weight_map``) gets it cached by
     the data pipeline with the loss's own settings.
     """
     from ctbench.data.datamodule import CTDataModule
 
-    cache = Path(cfg.paths.cache_dir).resolve() / str(cfg.dataset.name)
+    cache = Path(str(cfg.dataset.cache_dir)).resolve()
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     on_gpu = torch.cuda.is_available() if accelerator == "auto" else accelerator in ("gpu", "cuda")
     devices = cfg.trainer.get("devices", 1)
