@@ -32,7 +32,7 @@ from ctbench.data import phantom_anatomy as anat
 LABELS: dict[int, str] = {0: "background", 1: "liver", 2: "spleen", 3: "kidney", 4: "lesion"}
 PHASES = ("non_contrast", "portal_venous")
 #: Raise when the same spec would write other voxels, so that stored datasets are generated again.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 #: Interior HU (mean, sd) per tissue and phase, measured on the real files (docs/phantom.md). Soft
 #: tissues: voxels of the TotalSegmentator label eroded by one voxel; bones: the whole label; fat: unlabelled

@@ -357,7 +357,7 @@ def _paint_lesions(rng: np.random.Generator, canvas: Canvas, liver_value: Fill, 
         contrast = float((-1.0 if rng.random() < 0.7 else 1.0) * rng.uniform(10.0, 50.0))
         deep = np.argwhere(depth >= min(diameter / 2.0, depth.max() * 0.8))
         index = deep[rng.integers(len(deep))]
-        center = [float(a[i]) for a, i in zip(canvas.grid.axes, index, strict=True)]
+        center = [float(q[tuple(index)]) for q in canvas.warped]  # where the warp puts that voxel's anatomy
         axes = [diameter / 2.0 * rng.uniform(0.85, 1.15) for _ in range(3)]
         fill = lambda box, d, p, c=contrast: liver_value(box, d, p) + c  # noqa: E731
         owned = canvas.paint(ellipsoid(center, axes, rng.uniform(0, np.pi)), np.subtract(center, diameter),
