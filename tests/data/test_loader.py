@@ -13,13 +13,11 @@ from ctbench.errors import CTBenchError
 
 def dataset_cfg(tmp, *overrides: str) -> dict:
     """The tiny phantom's ``dataset`` block (``debug=fast``), files under ``tmp``."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ctbench.hydra_app import CONFIG_DIR
+    from ctbench.config import compose
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name="train", overrides=["debug=fast", f"paths.root_dir={tmp}", *overrides])
+    cfg = compose("train", ["debug=fast", f"paths.root_dir={tmp}", *overrides])
     return OmegaConf.to_container(cfg.dataset, resolve=True)
 
 

@@ -32,15 +32,11 @@ SHAPE = (16, 16, 16)
 
 def compose(name: str, *overrides: str, tmp: Path) -> dict:
     """The resolved ``dataset`` block of ``ctbench train dataset=NAME`` (paths under ``tmp``)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ctbench.hydra_app import CONFIG_DIR
+    from ctbench.config import compose as ctbench_compose
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = hydra_compose(config_name="train",
-                            overrides=[f"dataset={name}", f"paths.root_dir={tmp}", *overrides])
+    cfg = ctbench_compose("train", [f"dataset={name}", f"paths.root_dir={tmp}", *overrides])
     return OmegaConf.to_container(cfg.dataset, resolve=True)
 
 
