@@ -104,17 +104,15 @@ def shift_experiment(out: Path, seeds: list[int], epochs: int, enhancement: floa
 def loader_throughput(out: Path, batches: int) -> dict:
     """Patches/s of the real training loader per ``augment`` choice, and of the default training step."""
     import torch
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from ctbench.config import compose
     from ctbench.data.datamodule import CTDataModule
-    from ctbench.hydra_app import CONFIG_DIR
 
     figures: dict[str, float] = {}
     for augment in ("none", "light", "nnunet"):
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            cfg = compose(config_name="train", overrides=[f"paths.root_dir={out}", f"augment={augment}"])
-        data = CTDataModule(cfg.dataset, 3, 0, Path(cfg.paths.cache_dir) / str(cfg.dataset.name),
+        cfg = compose("train", [f"paths.root_dir={out}", f"augment={augment}"])
+        data = CTDataModule(cfg.dataset, 3, 0, Path(cfg.dataset.cache_dir),
                             augment=OmegaConf.to_container(cfg.augment))
         data.prepare_data()
         data.setup()

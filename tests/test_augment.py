@@ -127,14 +127,10 @@ def test_items_switch_off_one_by_one_and_unknown_items_are_named():
 
 
 def test_command_line_composes_the_group_item_by_item():
-    from hydra import compose, initialize_config_dir
+    from ctbench.config import compose
 
-    from ctbench.hydra_app import CONFIG_DIR
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        default = compose(config_name="train")
-        cfg = compose(config_name="train", overrides=["augment=nnunet", "augment.mirror.prob=0",
-                                                      "augment.rotation.degrees_3d=15"])
+    default = compose("train")
+    cfg = compose("train", ["augment=nnunet", "augment.mirror.prob=0", "augment.rotation.degrees_3d=15"])
     assert OmegaConf.to_container(default.augment) == group("light")
     assert cfg.augment.mirror.prob == 0 and cfg.augment.rotation.degrees_3d == 15 and cfg.augment.gamma.prob == 0.3
 

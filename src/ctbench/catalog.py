@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from ctbench.errors import CTBenchError
-from ctbench.hydra_app import CONFIG_DIR
+from ctbench.config import CONFIG_DIR
 
 GROUPS = {"models": "model", "losses": "loss", "datasets": "dataset", "optims": "optim",
           "trainers": "trainer", "experiments": "experiment", "debug": "debug"}

@@ -14,14 +14,11 @@ from ctbench.data.datamodule import CTDataModule, item_hash
 
 def dataset_cfg(tmp: Path, *overrides: str) -> dict:
     """The tiny phantom's ``dataset`` block (``debug=fast``) with a disk cache, files under ``tmp``."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ctbench.hydra_app import CONFIG_DIR
+    from ctbench.config import compose
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = compose(config_name="train", overrides=["debug=fast", f"paths.root_dir={tmp}", "dataset.cache=disk",
-                                                      *overrides])
+    cfg = compose("train", ["debug=fast", f"paths.root_dir={tmp}", "dataset.cache=disk", *overrides])
     return OmegaConf.to_container(cfg.dataset, resolve=True)
 
 
