@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ctbench.config import RunContext
-from ctbench.engine.build import build_model, check_untrusted, load_weights
+from ctbench.engine.build import build_model, build_module, check_untrusted, load_weights
 from ctbench.engine.safe_load import safe_load
 from ctbench.errors import CTBenchError
 
@@ -68,3 +68,11 @@ def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DictConfig
     model = build_model(run_cfg)
     load_weights(model, network_weights(ckpt), f"model '{run_cfg.model._target_}'")
     return model.eval(), run_cfg, ckpt
+
+
+def module_from_checkpoint(run_cfg: DictConfig, ckpt: dict[str, Any]):
+    """The LightningModule of ``run_cfg`` (a config from :func:`read_checkpoint` or
+    :func:`command_run_config`) with the checkpoint's weights."""
+    module = build_module(run_cfg)
+    load_weights(module, ckpt["state_dict"], f"model '{run_cfg.model._target_}'")
+    return module

@@ -218,8 +218,8 @@ def _write_progress(out: Path) -> None:
 def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     """Re-test a checkpoint on ``split`` (test by default) and write ``report/`` in this run folder."""
     from ctbench.data.datasets import resolve_classes
-    from ctbench.engine.build import build_datamodule, build_module, build_trainer, load_weights
-    from ctbench.engine.checkpoint import command_run_config
+    from ctbench.engine.build import build_datamodule, build_trainer
+    from ctbench.engine.checkpoint import command_run_config, module_from_checkpoint
     from ctbench.models.base import parameter_count
     from ctbench.provenance import run_provenance
 
@@ -236,8 +236,7 @@ def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
         raise CTBenchError(f"dataset '{run_cfg.dataset.name}' has {run_cfg.dataset.num_classes} classes "
                            f"({', '.join(run_cfg.dataset.class_names)}) but the checkpoint's model predicts "
                            f"{run_cfg.model.out_channels}: evaluate on a dataset with the classes it was trained on")
-    module = build_module(run_cfg)
-    load_weights(module, ckpt["state_dict"], f"model '{run_cfg.model._target_}'")
+    module = module_from_checkpoint(run_cfg, ckpt)
     data = build_datamodule(run_cfg, int(getattr(module.model, "size_divisor", 1)), module.loss_fn)
     trainer = build_trainer(run_cfg, ctx.run_dir, fit=False)
     data.prepare_data()  # the integrity check, as before training
