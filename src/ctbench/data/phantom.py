@@ -174,28 +174,19 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
     Deterministic for ``spec``. Case ``i`` is in phase ``spec.phases[(i // 2) % len(phases)]`` and stored
     LPS when ``i`` is odd, so both phases come in both orientations. ``dataset.json`` is written last.
     """
-    import nibabel as nib
     from rich.progress import track
 
-    from ctbench.atomic import atomic_write, atomic_write_json
-    from ctbench.data.synthetic import _gz, to_lps_storage
+    from ctbench.atomic import atomic_write_json
+    from ctbench.data.synthetic import write_case_files
 
     out = Path(out_dir)
     training = []
     for i in track(range(spec.cases), description=f"Writing CT phantom ({spec.cases} cases)", transient=True):
         case = draw_case(spec, i)
         phase = case.info["phase"]
-        hu, label, affine = case.hu, case.label, case.affine
         orientation = "LPS" if i % 2 else "RAS"
-        if orientation == "LPS":
-            (hu, _), (label, affine) = to_lps_storage(hu, affine), to_lps_storage(label, affine)
         name = f"phantom_{i:03d}"
-        for array, sub, dtype in ((hu, "imagesTr", np.int16), (label, "labelsTr", np.uint8)):
-            img = nib.Nifti1Image(np.round(array).astype(dtype), affine)
-            img.header.set_xyzt_units("mm")
-            img.set_qform(affine, code=1)
-            img.set_sform(affine, code=1)
-            atomic_write(out / sub / f"{name}.nii.gz", lambda fh, img=img: fh.write(_gz(img)))
+        write_case_files(out, name, case.hu, case.label, case.affine, lps=orientation == "LPS")
         training.append({"image": f"./imagesTr/{name}.nii.gz", "label": f"./labelsTr/{name}.nii.gz",
                          "phase": phase, "orientation": orientation, "spacing": case.info["spacing"],
                          "lesions": [{k: round(v, 1) for k, v in les.items()} for les in case.info["lesions"]],

@@ -121,10 +121,9 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
     Deterministic for ``spec``: the same spec writes the same voxels. ``dataset.json`` is written
     last (atomically), so its presence marks a complete dataset.
     """
-    import nibabel as nib
     from rich.progress import track
 
-    from ctbench.atomic import atomic_write, atomic_write_json
+    from ctbench.atomic import atomic_write_json
 
     out = Path(out_dir)
     (out / "imagesTr").mkdir(parents=True, exist_ok=True)
@@ -134,16 +133,8 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
         rng = np.random.default_rng([spec.seed, i])
         spacing = tuple(float(np.round(rng.uniform(*spec.voxel_mm), 3)) for _ in range(3))
         hu, label, affine = make_case(rng, spacing, spec.noise_hu)
-        orientation = "LPS" if i % 2 else "RAS"
-        if orientation == "LPS":
-            (hu, _), (label, affine) = to_lps_storage(hu, affine), to_lps_storage(label, affine)
         case = f"phantom_{i:03d}"
-        for array, sub, dtype in ((hu, "imagesTr", np.int16), (label, "labelsTr", np.uint8)):
-            img = nib.Nifti1Image(np.round(array).astype(dtype), affine)
-            img.header.set_xyzt_units("mm")
-            img.set_qform(affine, code=1)
-            img.set_sform(affine, code=1)
-            atomic_write(out / sub / f"{case}.nii.gz", lambda fh, img=img: fh.write(_gz(img)))
+        write_case_files(out, case, hu, label, affine, lps=bool(i % 2))
         training.append({"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"})
     atomic_write_json(out / "dataset.json", {
         "name": "ctbench-phantom",
@@ -161,6 +152,24 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
                          "noise_hu": spec.noise_hu},
     })
     return out / "dataset.json"
+
+
+def write_case_files(out: Path, name: str, hu: np.ndarray, label: np.ndarray, affine: np.ndarray,
+                     lps: bool) -> None:
+    """One case in MSD layout, atomically: ``imagesTr/NAME.nii.gz`` (int16 HU) and ``labelsTr/NAME.nii.gz``
+    (uint8), stored in LPS voxel order when ``lps`` (the same world grid), else RAS."""
+    import nibabel as nib
+
+    from ctbench.atomic import atomic_write
+
+    if lps:
+        (hu, _), (label, affine) = to_lps_storage(hu, affine), to_lps_storage(label, affine)
+    for array, sub, dtype in ((hu, "imagesTr", np.int16), (label, "labelsTr", np.uint8)):
+        img = nib.Nifti1Image(np.round(array).astype(dtype), affine)
+        img.header.set_xyzt_units("mm")
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+        atomic_write(out / sub / f"{name}.nii.gz", lambda fh, img=img: fh.write(_gz(img)))
 
 
 def _gz(img) -> bytes:
