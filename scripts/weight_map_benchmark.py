@@ -46,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         per_patch.append(time.perf_counter() - start)
     samples = int(cfg.dataset.samples_per_volume)
     w, p = statistics.median(whole), statistics.median(per_patch)
-    print(f"whole volume (once per case, cached): {w * 1000:.0f} ms median over {len(whole)} cases")
-    print(f"{'x'.join(map(str, patch))} patch (every sample, every epoch): {p * 1000:.0f} ms median")
-    print(f"per case and epoch: cached 0 ms after the first epoch vs {samples * p * 1000:.0f} ms in the loss "
-          f"({samples} patches per case)")
+    print("\n".join([
+        f"whole volume (once per case, cached): {w * 1000:.0f} ms median over {len(whole)} cases",
+        f"{'x'.join(map(str, patch))} patch (every sample, every epoch): {p * 1000:.0f} ms median",
+        f"per case and epoch: cached 0 ms after the first epoch vs {samples * p * 1000:.0f} ms in the loss "
+        f"({samples} patches per case)"]))
     return 0
 
 

@@ -177,7 +177,7 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
     from rich.progress import track
 
     from ctbench.atomic import atomic_write_json
-    from ctbench.data.synthetic import write_case_files
+    from ctbench.data.synthetic import phantom_manifest, write_case_files
 
     out = Path(out_dir)
     training = []
@@ -191,21 +191,10 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
                          "phase": phase, "orientation": orientation, "spacing": case.info["spacing"],
                          "lesions": [{k: round(v, 1) for k, v in les.items()} for les in case.info["lesions"]],
                          "streaks": case.info["streaks"]})
-    atomic_write_json(out / "dataset.json", {
-        "name": "ctbench-ct-phantom",
-        "description": "CT-realistic abdominal phantom (HU, non-contrast and portal-venous) with liver, spleen, "
-                       "kidney and liver lesions",
-        "reference": "ctbench synth --kind phantom (docs/phantom.md)",
-        "licence": "CC0",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "channel_names": {"0": "CT"},
-        "labels": {str(k): v for k, v in LABELS.items()},
-        "numTraining": spec.cases,
-        "file_ending": ".nii.gz",
-        "training": training,
-        "ctbench_spec": spec.manifest(),
-    })
+    atomic_write_json(out / "dataset.json", phantom_manifest(
+        "ctbench-ct-phantom", "CT-realistic abdominal phantom (HU, non-contrast and portal-venous) with liver, "
+        "spleen, kidney and liver lesions", "ctbench synth --kind phantom (docs/phantom.md)", training,
+        spec.manifest()))
     return out / "dataset.json"
 
 

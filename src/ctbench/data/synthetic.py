@@ -20,6 +20,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -136,22 +137,21 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
         case = f"phantom_{i:03d}"
         write_case_files(out, case, hu, label, affine, lps=bool(i % 2))
         training.append({"image": f"./imagesTr/{case}.nii.gz", "label": f"./labelsTr/{case}.nii.gz"})
-    atomic_write_json(out / "dataset.json", {
-        "name": "ctbench-phantom",
-        "description": "Synthetic abdominal CT phantom (HU) with liver, spleen, kidney and small liver lesions",
-        "reference": "ctbench synth",
-        "licence": "CC0",
-        "tensorImageSize": "3D",
-        "modality": {"0": "CT"},
-        "channel_names": {"0": "CT"},
-        "labels": {str(k): v for k, v in LABELS.items()},
-        "numTraining": spec.cases,
-        "file_ending": ".nii.gz",
-        "training": training,
-        "ctbench_spec": {"cases": spec.cases, "seed": spec.seed, "voxel_mm": list(spec.voxel_mm),
-                         "noise_hu": spec.noise_hu},
-    })
+    atomic_write_json(out / "dataset.json", phantom_manifest(
+        "ctbench-phantom", "Synthetic abdominal CT phantom (HU) with liver, spleen, kidney and small liver lesions",
+        "ctbench synth", training, {"cases": spec.cases, "seed": spec.seed, "voxel_mm": list(spec.voxel_mm),
+                                    "noise_hu": spec.noise_hu}))
     return out / "dataset.json"
+
+
+def phantom_manifest(name: str, description: str, reference: str, training: list[dict[str, Any]],
+                     spec: dict[str, Any]) -> dict[str, Any]:
+    """A phantom's MSD ``dataset.json``: one CT channel, :data:`LABELS`, the cases and the generating spec
+    (``ctbench_spec``, compared on reuse)."""
+    return {"name": name, "description": description, "reference": reference, "licence": "CC0",
+            "tensorImageSize": "3D", "modality": {"0": "CT"}, "channel_names": {"0": "CT"},
+            "labels": {str(k): v for k, v in LABELS.items()}, "numTraining": len(training),
+            "file_ending": ".nii.gz", "training": training, "ctbench_spec": spec}
 
 
 def write_case_files(out: Path, name: str, hu: np.ndarray, label: np.ndarray, affine: np.ndarray,
