@@ -78,8 +78,10 @@ def _guarded(call, out: Path, trainer, phase: str) -> None:
         call()
     except SIGTERMException:
         raise CTBenchError(_stopped("stopped by SIGTERM", out, trainer, phase), exit_code=143) from None
-    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl+C into sys.exit(1)
-        if isinstance(exc, SystemExit) and not trainer.interrupted:
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Lightning turns Ctrl+C into sys.exit(1) raised while handling the KeyboardInterrupt; any other exit
+        # (submitit's requeue on preemption, sys.exit(-1)) must leave the process as it is
+        if not (isinstance(exc, KeyboardInterrupt) or isinstance(exc.__context__, KeyboardInterrupt)):
             raise
         raise CTBenchError(_stopped("interrupted", out, trainer, phase), exit_code=130) from None
 
