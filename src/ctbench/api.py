@@ -29,7 +29,8 @@ __all__ = ["compose", "evaluate", "load_model", "predict", "train"]
 
 
 def compose(overrides: Sequence[str] = (), task: str = "train"):
-    """The config ``ctbench TASK OVERRIDES`` would run with (an OmegaConf ``DictConfig``, resolved)."""
+    """The config ``ctbench TASK OVERRIDES`` would run with (an OmegaConf ``DictConfig``; ``${hydra:...}``
+    references resolved, the rest as the CLI has it)."""
     return compose_with_context(task, overrides)[0]
 
 

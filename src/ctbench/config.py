@@ -137,7 +137,7 @@ def compose_with_context(task: str = "train", overrides: Sequence[str] = ()) -> 
                          overrides=tuple(hc.overrides.task), run_dir_given=_names_run_dir(overrides))
         with open_dict(cfg):
             del cfg["hydra"]
-        cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # no Hydra runtime is left later
+        _resolve_hydra_references(cfg)  # no Hydra runtime is left to resolve them later
     finally:
         HydraConfig.instance().cfg = None
     OmegaConf.set_struct(cfg, True)
@@ -156,6 +156,23 @@ def hydra_block(task: str = "train", overrides: Sequence[str] = ()) -> dict[str,
         return OmegaConf.to_container(cfg.hydra, resolve=True)
     finally:
         HydraConfig.instance().cfg = None
+
+
+def _resolve_hydra_references(cfg: Any) -> None:
+    """Replace every value that refers to ``${hydra:...}`` by its value now (the rest stays lazy: tasks fill
+    ``dataset.class_names``/``in_channels`` that the model's interpolations then read)."""
+    from omegaconf import OmegaConf, open_dict
+
+    def walk(node: Any, path: str) -> list[str]:
+        if isinstance(node, dict):
+            return [p for k, v in node.items() for p in walk(v, f"{path}.{k}" if path else str(k))]
+        if isinstance(node, list):
+            return [p for i, v in enumerate(node) for p in walk(v, f"{path}[{i}]")]
+        return [path] if isinstance(node, str) and "${hydra:" in node else []
+
+    for path in walk(OmegaConf.to_container(cfg, resolve=False), ""):
+        with open_dict(cfg):
+            OmegaConf.update(cfg, path, OmegaConf.select(cfg, path), force_add=True)
 
 
 def run_names(choices: Mapping[str, str]) -> dict[str, str]:

@@ -178,7 +178,11 @@ class CTDataModule(pl.LightningDataModule):
         data = [{**self.cases[n], "source_image": image_files(self.cases[n])[0], "source_label": self.cases[n]["label"]}
                 for n in names]
         if cache and self.cfg.get("cache", "memory") == "memory":
-            return CacheDataset(data, transform=transform, cache_rate=1.0, num_workers=None, progress=False)
+            # multi-channel cases are cached by one thread: with several, the loading chain sometimes handed
+            # validation a 1-channel volume (a race seen in 1 of 2 runs; serial caching: 6 of 6 correct)
+            multi = any(isinstance(item["image"], list | tuple) and len(item["image"]) > 1 for item in data)
+            return CacheDataset(data, transform=transform, cache_rate=1.0, num_workers=1 if multi else None,
+                                progress=False)
         if self.cfg.get("cache") == "disk":
             from monai.data import PersistentDataset
 
