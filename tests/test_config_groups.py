@@ -62,9 +62,15 @@ def test_unknown_scheduler_target_fails_with_one_line(tmp_path):
 
 
 def test_loss_error_inside_instantiate_keeps_its_line(tmp_path):
-    proc = ctbench("train", *TINY, "loss=tversky", "loss.alphaa=0.3", f"hydra.run.dir={tmp_path / 'r'}",
+    # a loss's own check raised inside Hydra's instantiate reaches the user as its one line
+    proc = ctbench("train", *TINY, "loss=tversky", "loss.alpha=-1", f"hydra.run.dir={tmp_path / 'r'}",
                    cwd=tmp_path, check=False)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and proc.stderr.strip() == "ctbench: error: loss 'tversky': alpha=-1, beta=0.7 must be >= 0"
+    # an argument the class does not take: one line naming the block, the class and the key
+    proc = ctbench("train", *TINY, "loss=tversky", "+loss.alphaa=0.3", f"hydra.run.dir={tmp_path / 'q'}",
+                   cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "cannot build loss 'ctbench.losses.tversky.TverskyLoss'" in proc.stderr and "'alphaa'" in proc.stderr
 
 
 @pytest.mark.slow

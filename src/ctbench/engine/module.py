@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ctbench.engine.build import build_loss, build_model, instantiate
 from ctbench.engine.segmenter import Segmenter
 from ctbench.errors import CTBenchError
+from ctbench.losses.deep_supervision import deep_supervision_loss
 
 #: training pseudo-Dice (argmax + per-class sums of a batch) at most every this many steps: ~1 % of a
 #: step when it ran every 10 (docs/performance.md)
@@ -97,8 +98,6 @@ class SegmentationModule(pl.LightningModule):
     # ---- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         image, label = batch["image"], batch["label"]
-        from ctbench.losses.deep_supervision import deep_supervision_loss
-
         outputs = self.model(image)  # a list with model.deep_supervision=true (full resolution first)
         extra = {"weight_map": batch["weight"]} if "weight" in batch else {}  # unet_weighted: the cached map
         loss = deep_supervision_loss(self.loss_fn, outputs, label, **extra)
