@@ -171,10 +171,11 @@ def test_bad_claims_argument_exits_with_one_line(runs: Path, tmp_path: Path, cap
     assert not (tmp_path / "comparison.md").exists()  # checked before anything is written
 
 
-def test_example_claims_load() -> None:
+def test_study_claims_load() -> None:
     import ctbench
 
     claims = load_claims(Path(ctbench.__file__).parent / "configs" / "claims")
-    assert {c.id for c in claims} == {"C7-focal-vs-dice-lesion", "C5-attention-lesion-hd95"}
-    c7 = next(c for c in claims if c.id.startswith("C7"))
-    assert c7.candidate == {"model": "unet", "loss": "focal"} and c7.baseline == {"model": "unet", "loss": "dice"}
+    c7 = next(c for c in claims if c.id == "C7a-focal-vs-dice-lesion")
+    assert c7.candidate == {"model": "unet", "dims": "2", "study.tag": "", "loss": "focal"}
+    assert c7.baseline == {"model": "unet", "dims": "2", "study.tag": "", "loss": "dice"}
+    assert (c7.metric, c7.cls, c7.expect) == ("dice", "lesion", "higher")

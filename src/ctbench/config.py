@@ -66,8 +66,10 @@ def _names_run_dir(overrides: Sequence[str]) -> bool:
 
 
 def group_choices(group: str) -> list[str]:
-    """Config names available in ``configs/GROUP`` (without ``.yaml``)."""
-    return sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml"))
+    """Config names available in ``configs/GROUP`` (without ``.yaml``; ``claims/c1_fcn_skips`` for a file in a
+    subfolder, as Hydra names it)."""
+    root = CONFIG_DIR / group
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml"))
 
 
 def config_groups() -> list[str]:

@@ -110,6 +110,8 @@ class CTDataModule(pl.LightningDataModule):
             cached U-Net weight map as ``weight`` (:func:`~ctbench.data.transforms.train_chain`).
         augment: the ``augment`` config group, applied to every training patch
             (:func:`~ctbench.data.transforms.augmentation`); None: no augmentation.
+
+    ``dataset.crop_ratios`` (optional): how often a training patch is centred on each class.
     """
 
     def __init__(self, dataset: Mapping[str, Any], dims: int, fold: int, cache_dir: str | Path,
@@ -119,6 +121,12 @@ class CTDataModule(pl.LightningDataModule):
         self.cfg, self.dims, self.fold, self.seed = dataset, dims, fold, seed
         self.weight_map = dict(weight_map) if weight_map is not None else None
         self.augment = _plain(augment) or {}
+        ratios = dataset.get("crop_ratios")
+        self.crop_ratios = None if ratios is None else [float(r) for r in ratios]
+        if self.crop_ratios is not None and (len(self.crop_ratios) != int(dataset["num_classes"])
+                                             or min(self.crop_ratios) < 0 or sum(self.crop_ratios) <= 0):
+            raise CTBenchError(f"dataset.crop_ratios {self.crop_ratios}: give one weight >= 0 per class "
+                               f"({dataset['num_classes']}, background first), not all 0")
         self.num_workers = loader_workers(dataset.get("num_workers", "auto"), on_gpu, devices)
         self.cache_dir = Path(cache_dir)
         self.patch = list(by_dims(dataset, "patch_size", dims))
@@ -200,7 +208,8 @@ class CTDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]),
-                            int(self.cfg["samples_per_volume"]), self.zscore, self.weight_map, self.augment)
+                            int(self.cfg["samples_per_volume"]), self.zscore, self.weight_map, self.augment,
+                            self.crop_ratios)
         chain.set_random_state(seed=self.seed)  # workers are re-seeded by MONAI's DataLoader from torch's seed
         per_batch = max(1, self.batch_size // int(self.cfg["samples_per_volume"]))
         role = {"chain": "train", "patch": self.patch, "num_classes": int(self.cfg["num_classes"]),

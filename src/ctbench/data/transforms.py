@@ -142,8 +142,11 @@ def augmentation(augment: Mapping[str, Mapping[str, Any]], spatial_dims: int, ke
 
 def train_chain(pre: Mapping[str, Any], patch: Sequence[int], num_classes: int, samples: int,
                 zscore: tuple[float, float] | None = None, weight_map: Mapping[str, Any] | None = None,
-                augment: Mapping[str, Any] | None = None) -> T.Compose:
+                augment: Mapping[str, Any] | None = None, crop_ratios: Sequence[float] | None = None) -> T.Compose:
     """Cached preprocessing plus class-balanced random patches; ``len(patch) == 2`` samples axial slices.
+
+    ``crop_ratios``: how often a patch is centred on each class (background first), e.g. ``[1, 1, 1, 1, 4]``
+    centres half the patches on lesions; None: every class equally often (MONAI's default).
 
     ``weight_map``: the ``unet_weighted`` loss's parameters (``w0``, ``sigma``, ``class_balance``,
     ``per_slice``); the chain then also caches each case's U-Net weight map and crops it as ``weight``.
@@ -171,6 +174,7 @@ def train_chain(pre: Mapping[str, Any], patch: Sequence[int], num_classes: int, 
     chain += [
         # --- cached above, random below ---
         T.RandCropByLabelClassesd(keys, label_key="label", spatial_size=spatial,
+                                  ratios=None if crop_ratios is None else [float(r) for r in crop_ratios],
                                   num_classes=num_classes, num_samples=samples,
                                   indices_key="label_cls_indices", warn=False),
     ]

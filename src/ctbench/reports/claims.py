@@ -10,13 +10,15 @@ A claim is a small YAML file (a folder holds one per file, read in name order)::
     baseline: {loss: dice}      # selectors of the runs it is compared with
     metric: dice                # a per_case.csv metric: dice iou nsd sensitivity precision hd95 assd
     class: lesion               # optional: one class; default the foreground mean over classes
+    statistic: mean             # optional: mean (default) or seed_sd (see below)
     expect: higher              # the candidate's value is higher (or lower) than the baseline's
 
 A selector key is ``model``, ``loss``, any scalar field of ``summary.json`` (``dims``, ``dataset``,
 ``seed``, ...) or any Hydra override of the run (``postprocess``, ``model.pretrained``, ...); a run
 belongs to a side when every selector matches. Each side's per-case values are averaged over its runs
 (seeds) and compared per case (:mod:`ctbench.reports.statistics`), Holm's correction across the
-claims of the report. Verdict:
+claims of the report. ``statistic: seed_sd`` compares instead, per case, the standard deviation of the
+metric across each side's runs (a stability claim: each side needs two or more seeds). Verdict:
 
 - ``reproduced``: the 95 % bootstrap CI of the mean difference excludes 0 on the expected side;
 - ``contradicted``: the CI excludes 0 on the other side;
@@ -41,7 +43,8 @@ from ctbench.reports.render import csv_num, fmt, fmt_ci, fmt_p, md_table, protoc
 from ctbench.reports.statistics import PairedResult, adjust, paired_comparison
 
 REQUIRED_KEYS = ("id", "claim", "candidate", "baseline", "metric", "expect")
-OPTIONAL_KEYS = ("source", "where", "class")
+OPTIONAL_KEYS = ("source", "where", "class", "statistic")
+STATISTICS = ("mean", "seed_sd")
 VERDICTS = ("reproduced", "contradicted", "inconclusive", "no data")
 
 
@@ -59,6 +62,7 @@ class Claim:
     cls: str | None
     expect: str
     path: Path
+    statistic: str = "mean"
 
 
 @dataclass
@@ -102,9 +106,12 @@ def parse_claim(path: Path, data: Any) -> Claim:
     baseline = {**where, **_selectors(path, data, "baseline")}
     if candidate == baseline:
         raise CTBenchError(f"{path}: candidate and baseline select the same runs; make their selectors differ")
+    statistic = str(data.get("statistic") or "mean").lower()
+    if statistic not in STATISTICS:
+        raise CTBenchError(f"{path}: statistic {data['statistic']!r} unknown, choose one of {', '.join(STATISTICS)}")
     cls = data.get("class")
     return Claim(str(data["id"]), str(data["claim"]), str(data.get("source") or ""), candidate, baseline,
-                 metric, None if cls in (None, "", "mean") else str(cls), expect, path)
+                 metric, None if cls in (None, "", "mean") else str(cls), expect, path, statistic)
 
 
 def load_claims(source: Path) -> list[Claim]:
@@ -163,6 +170,11 @@ def evaluate_claims(claims: Sequence[Claim], runs: Sequence[Run]) -> list[Verdic
                                        "exclusive")
         elif claim.cls is not None and not all(claim.cls in r.classes for cell in sides for r in cell.runs):
             result = PairedResult(note=f"class {claim.cls!r} is not scored by every run")
+        elif claim.statistic == "seed_sd" and min(len(cell.runs) for cell in sides) < 2:
+            result = PairedResult(note="statistic seed_sd needs two or more runs (seeds) on each side")
+        elif claim.statistic == "seed_sd":
+            result = paired_comparison(sides[0].case_seed_sd(claim.metric, claim.cls),
+                                       sides[1].case_seed_sd(claim.metric, claim.cls))
         else:
             result = paired_comparison(sides[0].case_values(claim.metric, claim.cls),
                                        sides[1].case_values(claim.metric, claim.cls))
@@ -177,10 +189,11 @@ def _selection(selectors: Mapping[str, str]) -> str:
 
 
 def _target(claim: Claim) -> str:
-    return f"{claim.metric} ({claim.cls or 'foreground mean'})"
+    what = f"{claim.metric} ({claim.cls or 'foreground mean'})"
+    return f"seed SD of {what}" if claim.statistic == "seed_sd" else what
 
 
-CSV_HEADER = ["id", "claim", "source", "metric", "class", "candidate", "baseline", "expect", "n_cases",
+CSV_HEADER = ["id", "claim", "source", "metric", "class", "statistic", "candidate", "baseline", "expect", "n_cases",
               "candidate_runs", "baseline_runs", "mean_diff", "ci_low", "ci_high", "effect_size", "p_value",
               "p_holm", "verdict", "note", "file"]
 
@@ -191,7 +204,7 @@ def claims_csv(verdicts: Sequence[Verdict]) -> str:
     writer.writerow(CSV_HEADER)
     for v in verdicts:
         c, r = v.claim, v.result
-        writer.writerow([c.id, c.claim, c.source, c.metric, c.cls or "", _selection(c.candidate),
+        writer.writerow([c.id, c.claim, c.source, c.metric, c.cls or "", c.statistic, _selection(c.candidate),
                          _selection(c.baseline), c.expect, r.n, v.candidate_runs, v.baseline_runs,
                          *map(csv_num, (r.mean_diff, r.ci_low, r.ci_high, r.effect, r.p, r.p_holm)),
                          v.verdict, r.note, str(c.path)])

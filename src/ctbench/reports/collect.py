@@ -8,6 +8,7 @@ line of the job's log). Runs of one (model, loss) pair (seeds, folds) form a :cl
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -31,7 +32,11 @@ METRICS: dict[str, tuple[str, bool]] = {
     "assd": ("ASSD (mm)", False),
     "hd95_nan_dropped": ("HD95 without misses (mm)", False),
     "assd_nan_dropped": ("ASSD without misses (mm)", False),
+    "detection": ("Lesion detection", True),
 }
+#: ``detection``: the case's truth components (lesions) that any predicted voxel touches, as a fraction of
+#: its truth components (``lesions_detected / lesions_truth`` of per_case.csv); undefined (NaN) without any.
+DERIVED = {"detection": ("lesions_detected", "lesions_truth")}
 #: ``NAME_nan_dropped``: the per_case.csv column NAME with a miss's empty cell left empty (not the diagonal).
 NAN_DROPPED = "_nan_dropped"
 #: Folders a search never enters (Hydra's and submitit's bookkeeping, logs, checkpoints).
@@ -92,15 +97,18 @@ class Run:
         return out
 
     def attribute(self, key: str) -> str | None:
-        """A run's value for a claim selector: ``model``/``loss``, a ``summary.json`` field, or a Hydra
-        override (``postprocess``, ``model.pretrained``, ...), as text."""
+        """A run's value for a claim selector, as text: ``model``/``loss``, a ``summary.json`` field, a Hydra
+        override (``postprocess``, ``model.pretrained``, ...), else a key of the run's config (dotted, e.g.
+        ``study.tag``, ``task_name``; a null value reads ``null``)."""
         if key == "model":
             return self.model
         if key == "loss":
             return self.loss
         if key in self.summary and not isinstance(self.summary[key], (dict, list)):
             return str(self.summary[key])
-        return self.overrides.get(key)
+        if key in self.overrides:
+            return self.overrides[key]
+        return config_value(self.path, key)
 
 
 @dataclass
@@ -148,6 +156,15 @@ class Cell:
                 per_case.setdefault(case, []).append(value)
         return {case: nanmean(vals) for case, vals in per_case.items()}
 
+    def case_seed_sd(self, metric: str, cls: str | None = None) -> dict[str, float]:
+        """Per case, the sample standard deviation of the runs' per-case values (how much the case's score
+        moves with the seed); only cases scored by two or more runs."""
+        per_case: dict[str, list[float]] = {}
+        for run in self.runs:
+            for case, value in run.case_values(metric, cls).items():
+                per_case.setdefault(case, []).append(value)
+        return {case: nanstd(vals) for case, vals in per_case.items() if len(vals) > 1}
+
     def std_cases(self, metric: str, cls: str | None = None) -> float:
         return nanstd(list(self.case_values(metric, cls).values()))
 
@@ -177,6 +194,36 @@ def find_run_dirs(folder: Path) -> list[Path]:
             continue
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in _SKIP_DIRS)
     return sorted(found)
+
+
+def config_value(path: Path, key: str) -> str | None:
+    """``key`` (dotted) of a run's config as text: ``resolved_config.yaml`` (train), else Hydra's
+    ``.hydra/config.yaml`` (eval); ``null`` for a null value, None when absent or not readable."""
+    from omegaconf import OmegaConf
+
+    for name in ("resolved_config.yaml", ".hydra/config.yaml"):
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            value = OmegaConf.select(_load_config(str(file)), key, default=_ABSENT,
+                                     throw_on_resolution_failure=False)
+        except Exception:  # a damaged file only costs the selector
+            return None
+        if value is _ABSENT or OmegaConf.is_config(value):
+            return None
+        return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    return None
+
+
+_ABSENT = object()
+
+
+@functools.lru_cache(maxsize=256)
+def _load_config(file: str) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.load(file)
 
 
 def hydra_overrides(path: Path) -> dict[str, str]:
@@ -226,6 +273,16 @@ def last_error_line(path: Path, max_bytes: int = 1 << 20) -> str:
     return found[:200] + ("…" if len(found) > 200 else "")
 
 
+def _value(row: dict[str, Any], metric: str) -> float:
+    """One per_case.csv row's value of a :data:`METRICS` name (misses at the worst case, see there)."""
+    if metric in DERIVED:
+        part, whole = (float(row[k]) if row.get(k) not in (None, "") else math.nan for k in DERIVED[metric])
+        return part / whole if whole > 0 else math.nan
+    if metric.endswith(NAN_DROPPED):
+        return float(row[metric.removesuffix(NAN_DROPPED)])
+    return with_worst_case(row, metric)
+
+
 def read_run(path: Path, name: str) -> Run | FailedRun:
     """Read one run folder: a :class:`Run` when its report is complete, else a :class:`FailedRun`."""
     overrides = hydra_overrides(path)
@@ -250,7 +307,7 @@ def read_run(path: Path, name: str) -> Run | FailedRun:
     except run_folder.RunFolderError as err:
         return failed(str(err))
 
-    metrics = [m for m in METRICS if m.removesuffix(NAN_DROPPED) in rows[0]]
+    metrics = [m for m in METRICS if (DERIVED.get(m, (m,))[0]).removesuffix(NAN_DROPPED) in rows[0]]
     values: dict[str, dict[tuple[str, str], float]] = {m: {} for m in metrics}
     classes: list[str] = []
     for row in rows:
@@ -258,7 +315,7 @@ def read_run(path: Path, name: str) -> Run | FailedRun:
         if key[1] not in classes:
             classes.append(key[1])
         for m in metrics:
-            values[m][key] = float(row[m.removesuffix(NAN_DROPPED)]) if m.endswith(NAN_DROPPED) else with_worst_case(row, m)
+            values[m][key] = _value(row, m)
     listed = summary.get("mean_over_classes")
     mean_over = [c for c in listed if c in classes] if isinstance(listed, list) else []
     return Run(name, path, model, loss, summary, classes, mean_over or list(classes), values, overrides)

@@ -1,0 +1,189 @@
+"""The survey-reproduction study's parts: its claim files and experiments compose, the ``detection``
+metric, the ``seed_sd`` statistic, config-key selectors, crop ratios and Figure 9's claim."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib.util
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ctbench.config import CONFIG_DIR, compose_with_context, group_choices
+from ctbench.errors import CTBenchError
+from ctbench.reports.claims import evaluate_claims, load_claims, parse_claim
+from ctbench.reports.collect import collect
+from ctbench.reports.statistics import paired_comparison
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = [f"case_{i:02d}" for i in range(6)]
+
+
+@functools.lru_cache(maxsize=1)
+def _study_module():
+    spec = importlib.util.spec_from_file_location("survey_study", ROOT / "scripts" / "survey_study.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["survey_study"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(folder: Path, loss: str, seed: int, lesion_dice: list[float], detected: list[int],
+              tag: str = "") -> None:
+    """A run folder as ``ctbench train`` leaves it, with a resolved config holding ``study.tag``."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(f"- loss={loss}\n- seed={seed}\n")
+    (folder / "resolved_config.yaml").write_text(f"study:\n  tag: '{tag}'\npostprocess: null\n")
+    (folder / "report").mkdir()
+    rows = ["case,class,dice,iou,hd95,diagonal_mm,lesions_truth,lesions_detected"]
+    for i, case in enumerate(CASES):
+        truth = 0 if i == 5 else 4  # case_05 has no lesion: detection undefined there
+        rows.append(f"{case},lesion,{lesion_dice[i]},0.1,5.0,500.0,{truth},{detected[i]}")
+    (folder / "report" / "per_case.csv").write_text("\n".join(rows) + "\n")
+    summary = {"status": "complete", "model": "unet", "loss": loss, "dataset": "phantom_study", "dims": 2,
+               "seed": seed, "mean_over_classes": ["lesion"]}
+    (folder / "report" / "summary.json").write_text(json.dumps(summary))
+
+
+def claim_data(**extra: object) -> dict:
+    return {"id": "C8", "claim": "combo is more stable", "where": {"study.tag": ""},
+            "candidate": {"loss": "combo"}, "baseline": {"loss": "dice"}, "metric": "dice", "class": "lesion",
+            "expect": "lower", **extra}
+
+
+COMBO = [[0.40, 0.50, 0.30, 0.60, 0.20, 1.0], [0.42, 0.49, 0.31, 0.58, 0.22, 1.0], [0.41, 0.51, 0.29, 0.60, 0.21, 1.0]]
+DICE = [[0.30, 0.60, 0.10, 0.70, 0.00, 1.0], [0.50, 0.40, 0.35, 0.50, 0.25, 1.0], [0.20, 0.55, 0.20, 0.65, 0.10, 1.0]]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("claims")
+    for seed in range(3):
+        write_run(root / f"combo{seed}", "combo", seed, COMBO[seed], [2, 3, 1, 4, 0, 0])
+        write_run(root / f"dice{seed}", "dice", seed, DICE[seed], [1, 3, 0, 4, 0, 0])
+    write_run(root / "dice-same-time", "dice", 0, [0.9] * 6, [4] * 6, tag="-same-time")  # another arm
+    return root
+
+
+def test_seed_sd_compares_each_cases_spread_across_seeds(runs, tmp_path):
+    verdict, = evaluate_claims([parse_claim(tmp_path / "c.yaml", claim_data(statistic="seed_sd"))],
+                               collect([runs])[0])
+    # the "-same-time" run is left out by study.tag: "" (read from resolved_config.yaml)
+    assert (verdict.candidate_runs, verdict.baseline_runs) == (3, 3)
+    sd = lambda rows, i: statistics.stdev(r[i] for r in rows)  # noqa: E731
+    want = [sd(COMBO, i) - sd(DICE, i) for i in range(6)]
+    assert verdict.result.n == 6
+    assert verdict.result.mean_diff == pytest.approx(sum(want) / 6)
+    assert verdict.result.ci_high < 0 and verdict.verdict == "reproduced"
+
+
+def test_seed_sd_with_one_seed_is_refused_with_a_note(runs, tmp_path):
+    one = parse_claim(tmp_path / "c.yaml", claim_data(statistic="seed_sd", where={"study.tag": "", "seed": "0"}))
+    verdict, = evaluate_claims([one], collect([runs])[0])
+    assert verdict.verdict == "inconclusive" and "two or more runs" in verdict.result.note
+
+
+def test_unknown_statistic_is_one_line(tmp_path):
+    (tmp_path / "c.yaml").write_text(json.dumps(claim_data(statistic="median")))  # JSON is YAML
+    with pytest.raises(CTBenchError, match="statistic 'median' unknown, choose one of mean, seed_sd"):
+        load_claims(tmp_path / "c.yaml")
+
+
+def test_detection_is_detected_over_truth_lesions_and_undefined_without_any(runs, tmp_path):
+    data = claim_data(metric="detection", expect="higher")
+    verdict, = evaluate_claims([parse_claim(tmp_path / "c.yaml", data)], collect([runs])[0])
+    # per case combo - dice: (2-1)/4, 0, (1-0)/4, 0, 0; case_05 (no truth lesion) is not a pair
+    assert verdict.result.n == 5
+    assert verdict.result.mean_diff == pytest.approx((0.25 + 0.25) / 5)
+
+
+def test_config_value_selector_reads_null_and_nested_keys(runs):
+    run = next(r for r in collect([runs])[0] if r.path.name == "dice-same-time")
+    assert run.attribute("study.tag") == "-same-time"
+    assert run.attribute("postprocess") == "null"
+    assert run.attribute("no.such.key") is None
+
+
+def test_every_study_claim_file_loads_and_names_a_known_claim():
+    claims = load_claims(CONFIG_DIR / "claims")
+    ids = [c.id for c in claims]
+    assert len(ids) == len(set(ids)) >= 20
+    study = _study_module()
+    for c in claims:  # the study's table groups the files by their C-number
+        assert c.id.split("-")[0].rstrip("abcdefghij") in study.CLAIMS, c.id
+    assert {c.statistic for c in claims} == {"mean", "seed_sd"}
+
+
+@pytest.mark.parametrize("experiment", group_choices("experiment/claims"))
+def test_claim_experiments_compose_with_their_run_folder(experiment):
+    study = _study_module()
+    for point in study.sweep_points(experiment):
+        cfg, ctx = compose_with_context("train", [f"experiment=claims/{experiment}", *point])
+        assert ctx.run_dir.parent.name in ("claims", "claims_sources")
+        assert cfg.dataset.name in ("phantom_study", "synthetic")
+        full, full_ctx = compose_with_context("train", [f"experiment=claims/{experiment}", *point, "study=full"])
+        assert full_ctx.run_dir.parent.name in ("claims_full", "claims_sources")
+        assert full.trainer.max_epochs >= cfg.trainer.max_epochs
+
+
+def test_study_plan_trains_each_shared_run_once_and_orders_dependencies():
+    jobs = _study_module().plan(["C2", "C4", "C5", "C3", "C10"], "cpu")
+    names = [j.name for j in jobs]
+    assert names.count("unet-dice_ce-2d-seed0") == 1
+    assert next(j for j in jobs if j.name == "unet-dice_ce-2d-seed0").claims == {"C2", "C4", "C5"}
+    transfer = next(j for j in jobs if j.name.endswith("-transfer"))
+    assert [p.name for p in transfer.after] == ["unet-dice_ce-2d-synthetic"]
+    assert any(o.endswith("claims_sources/unet-dice_ce-2d-synthetic/checkpoints/best.ckpt")
+               for o in [str(compose_with_context("train", transfer.overrides)[0].model.pretrained)])
+    crf = next(j for j in jobs if j.name.endswith("-eval-crf"))
+    assert crf.task == "eval" and "postprocess=crf" in crf.overrides
+
+
+def test_figure9_claim_pairs_each_loss_with_the_others_per_path(tmp_path):
+    rows = [["loss", "object", "object_voxels", "confidence", "fp_share", "blur_sigma", "noise_seed", "points",
+             "lowest_iou", "monotone", "rise"]]
+    monotone = {"focal": [1, 1, 1, 0], "combo": [1, 0, 0, 0], "dice": [1, 0, 1, 0], "ce": [0, 0, 1, 0]}
+    for loss, flags in monotone.items():
+        for i, flag in enumerate(flags):
+            rows.append([loss, "small", "25", "0.9", str(i), "0", "", "11", "0", str(flag), "1"])
+    with (tmp_path / "loss_monotone.csv").open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    focal, combo = _study_module().figure9_claims(tmp_path)
+    # others per path: mean of dice and ce = 0.5, 0, 1, 0
+    want = paired_comparison({str(i): float(f) for i, f in enumerate(monotone["focal"])},
+                             {str(i): v for i, v in enumerate([0.5, 0.0, 1.0, 0.0])})
+    assert focal["mean_diff"] == pytest.approx(want.mean_diff) == pytest.approx(0.5 / 4 + 1 / 4)
+    assert combo["mean_diff"] == pytest.approx((0.5 - 1.0) / 4)
+    assert not math.isnan(focal["p_holm"]) and focal["verdict"] == "inconclusive"  # 4 paths
+
+
+def test_crop_ratios_centre_patches_on_the_weighted_class():
+    from ctbench.data.transforms import train_chain
+
+    label = torch.zeros(1, 40, 40, 40, dtype=torch.uint8)
+    label[0, 30:33, 30:33, 30:33] = 1  # a 3-voxel lesion in a corner
+    pre = {"orientation": "RAS", "spacing": [1.0, 1.0, 1.0], "window": [-100, 100], "normalize": "window",
+           "crop_foreground": False}
+    chain = train_chain(pre, [8, 8, 8], 2, 50, crop_ratios=[0, 1])
+    # drop the loading/orienting/resampling steps: feed arrays directly from the padding step on
+    from monai.transforms import Compose
+
+    start = next(i for i, t in enumerate(chain.transforms) if type(t).__name__ == "SpatialPadd")
+    sampler = Compose(chain.transforms[start:])
+    sampler.set_random_state(seed=0)
+    patches = sampler({"image": torch.zeros(1, 40, 40, 40), "label": label})
+    assert all(p["label"].sum() > 0 for p in patches)  # every patch holds lesion voxels
+
+
+def test_bad_crop_ratios_are_one_line():
+    from ctbench.data.datamodule import CTDataModule
+
+    cfg = compose_with_context("train", ["dataset=phantom_tiny", "+dataset.crop_ratios=[1,1]"])[0]
+    with pytest.raises(CTBenchError, match=r"dataset.crop_ratios \[1.0, 1.0\]: give one weight >= 0 per class \(5"):
+        CTDataModule(cfg.dataset, 3, 0, "/tmp/unused")
