@@ -175,3 +175,11 @@ def test_predict_refuses_a_header_over_the_voxel_cap(trained_run, tmp_path):
                             "dataset.max_voxels=4095", "progress_bar=false", cwd=tmp_path, check=False),
                     "is 4.1e+03 voxels", "over the cap of 4.1e+03")
     assert not list(tmp_path.glob("o*/*.nii.gz"))
+
+
+def test_unbounded_epochs_without_max_steps_is_one_line(tmp_path):
+    # Lightning accepts max_epochs=-1; the per-step LR schedule cannot span an infinite run
+    proc = ctbench("train", *TINY, "trainer.max_epochs=-1", "hydra.run.dir=run", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith("ctbench: error: trainer.max_epochs=-1 without trainer.max_steps") and "max_time" in line

@@ -8,6 +8,7 @@ id, so distributed sampler padding never counts a case twice.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,11 @@ class SegmentationModule(pl.LightningModule):
     # ---- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = instantiate(self.cfg.optim.optimizer, "optim.optimizer")(params=self.model.parameters())
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        estimated = self.trainer.estimated_stepping_batches
+        if not math.isfinite(estimated):
+            raise CTBenchError("trainer.max_epochs=-1 without trainer.max_steps: the learning-rate schedule needs a "
+                               "finite number of steps; set trainer.max_epochs or trainer.max_steps (for a time "
+                               "budget: +trainer.max_time=DD:HH:MM:SS with a large max_epochs)", exit_code=2)
+        total = max(1, int(estimated))
         scheduler = instantiate(self.cfg.optim.scheduler, "optim.scheduler")(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
