@@ -10,10 +10,10 @@ import argparse
 from pathlib import Path
 
 from ctbench.errors import CTBenchError
-from ctbench.config import CONFIG_DIR
+from ctbench.config import CONFIG_DIR, group_choices
 
 GROUPS = {"models": "model", "losses": "loss", "datasets": "dataset", "optims": "optim",
-          "trainers": "trainer", "experiments": "experiment", "debug": "debug"}
+          "trainers": "trainer", "experiments": "experiment", "studies": "study", "debug": "debug"}
 
 
 def describe(path: Path) -> str:
@@ -25,7 +25,8 @@ def describe(path: Path) -> str:
 
 
 def entries(group: str) -> list[tuple[str, str]]:
-    return [(p.stem, describe(p)) for p in sorted((CONFIG_DIR / group).glob("*.yaml"))]
+    """``(name, description)`` of each config of ``group``; ``claims/c1_fcn_skips`` for one in a subfolder."""
+    return [(name, describe(CONFIG_DIR / group / f"{name}.yaml")) for name in group_choices(group)]
 
 
 def run_cli(args: argparse.Namespace) -> int:
