@@ -269,8 +269,8 @@ def _num(row: dict, key: str, digits: int = 3) -> str:
         else f"{value:.{digits}g}"
 
 
-def write_doc(doc: Path, report_dir: Path, figures: dict[str, Path], c9: list[dict], jobs: list[Job],
-              times: dict, args: argparse.Namespace, wall: float) -> None:
+def write_doc(doc: Path, report_dir: Path, figures: dict[str, Path], c9: list[dict], times: dict,
+              args: argparse.Namespace, wall: float) -> None:
     """``survey-reproduction.md``: a row per claim file from claims.csv (and C9's rows), then figures."""
     with (report_dir / "claims.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -367,7 +367,7 @@ def main() -> int:
     doc = Path(args.doc) if args.doc else report_dir / "survey-reproduction.md"
     if "C9" in claims and (study_dir / "c9_loss_curves" / "loss_curves.png").is_file():
         figures = {"C9-loss-curves": study_dir / "c9_loss_curves" / "loss_curves.png", **figures}
-    write_doc(doc, report_dir, figures, c9, jobs, times, args, time.perf_counter() - start)
+    write_doc(doc, report_dir, figures, c9, times, args, time.perf_counter() - start)
     failed = [j.name for j in jobs if j.status == "failed"]
     print(f"[study] wrote {doc}; {len(failed)} failed job(s){': ' + ', '.join(failed) if failed else ''}")
     return 1 if failed else 0

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ctbench.errors import CTBenchError
 from ctbench.config import CONFIG_DIR, group_choices
+from ctbench.errors import CTBenchError
 
 GROUPS = {"models": "model", "losses": "loss", "datasets": "dataset", "optims": "optim",
           "trainers": "trainer", "experiments": "experiment", "studies": "study", "debug": "debug"}
