@@ -6,7 +6,7 @@ remapped to liver=1 (TS 5), spleen=2 (TS 1), kidney=3 (TS 2 and 3), everything e
 ctbench's own splits would hold one of the two out in every fold, so the folder carries nnU-Net's
 ``splits_final.json`` with one fold that trains on both and validates on the smaller one
 (``dataset.splits=nnunet``). Validation inside the budget is off (that case is a training case, so it
-selects nothing): each run trains for its wall-clock budget (``+trainer.max_time``, epochs unbounded), and
+selects nothing): each run trains for its wall-clock budget (``trainer.max_time``, epochs unbounded), and
 the checkpoint it ends with is the one tested.
 
 Test data: another patient's contrast-phase series, ``totalseg-ct-dicom/dicom`` (20 slices of 512 x 512,
@@ -145,7 +145,7 @@ def one_run(work: Path, dataset: Path, dicom: Path, truth_label: Path, budget: i
     shutil.rmtree(run, ignore_errors=True)
     train = [*TRAIN_OVERRIDES, f"dataset.root={dataset}", f"dataset.cache_dir={work / 'cache'}",
              f"paths.root_dir={work}", f"augment={augment}", f"seed={seed}",
-             f'+trainer.max_time="{max_time(budget)}"', f"hydra.run.dir={run}", *overrides]
+             f'trainer.max_time="{max_time(budget)}"', f"hydra.run.dir={run}", *overrides]
     train_line, wall = ctbench(["train", *train], log, threads)
     summary = json.loads((run / "report" / "summary.json").read_text())
     masks = run / "pred_dicom"

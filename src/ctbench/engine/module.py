@@ -215,7 +215,7 @@ class SegmentationModule(pl.LightningModule):
         if not math.isfinite(estimated):
             raise CTBenchError("trainer.max_epochs=-1 without trainer.max_steps: the learning-rate schedule needs a "
                                "finite number of steps; set trainer.max_epochs or trainer.max_steps (for a time "
-                               "budget: +trainer.max_time=DD:HH:MM:SS with a large max_epochs)", exit_code=2)
+                               "budget: trainer.max_time=DD:HH:MM:SS with a large max_epochs)", exit_code=2)
         total = max(1, int(estimated))
         scheduler = instantiate(self.cfg.optim.scheduler, "optim.scheduler")(optimizer, total_steps=total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
