@@ -213,6 +213,26 @@ def figure9_claims(curves_dir: Path) -> list[dict]:
             for key, r in results.items()]
 
 
+def seed_noise(study_dirs: list[Path]) -> dict[str, float]:
+    """Per claim id, how much the claim's metric moves with the seed alone: the largest sample SD across
+    seeds of a run's mean (the claim's metric and class) among the study's 3-seed cells (C8: U-Net with
+    Dice, with Combo). A one-seed claim whose mean difference is smaller than this is within seed noise."""
+    from ctbench.reports.claims import load_claims
+    from ctbench.reports.collect import collect, group, nanstd
+
+    runs, _ = collect([d for d in study_dirs if d.is_dir()])
+    cells = [c for c in group(r for r in runs if r.attribute("study.tag") == "" and r.summary.get("dims") == 2)
+             .values() if len({r.summary.get("seed") for r in c.runs}) >= 3]
+    noise = {}
+    for claim in load_claims(CLAIMS_DIR):
+        sds = [nanstd([r.class_mean(claim.metric, claim.cls) if claim.cls else r.score(claim.metric)
+                       for r in cell.runs]) for cell in cells]
+        sds = [v for v in sds if math.isfinite(v)]
+        if sds:
+            noise[claim.id] = max(sds)
+    return noise
+
+
 def claim_figures(study_dirs: list[Path], out: Path) -> dict[str, Path]:
     """Per claim file, per-case candidate vs baseline values (seed means) on one plot: ``out/ID.png``."""
     import matplotlib
@@ -260,6 +280,14 @@ def claim_figures(study_dirs: list[Path], out: Path) -> dict[str, Path]:
     return figures
 
 
+def _two_worker_wall(seconds: list[float], workers: int) -> float:
+    """Wall time of ``seconds`` of jobs on ``workers`` workers, longest job first to the least loaded one."""
+    loads = [0.0] * max(1, workers)
+    for s in sorted(seconds, reverse=True):
+        loads[loads.index(min(loads))] += s
+    return max(loads)
+
+
 def _num(row: dict, key: str, digits: int = 3) -> str:
     try:
         value = float(row[key])
@@ -270,21 +298,26 @@ def _num(row: dict, key: str, digits: int = 3) -> str:
 
 
 def write_doc(doc: Path, report_dir: Path, figures: dict[str, Path], c9: list[dict], times: dict,
-              args: argparse.Namespace, wall: float) -> None:
+              noise: dict[str, float], args: argparse.Namespace, wall: float) -> None:
     """``survey-reproduction.md``: a row per claim file from claims.csv (and C9's rows), then figures."""
     with (report_dir / "claims.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     claim_seconds = {c: sum(v["seconds"] for v in times.values() if c in v["claims"]) for c in CLAIMS}
+    claim_wall = {c: _two_worker_wall([v["seconds"] for v in times.values() if c in v["claims"]], args.jobs)
+                  for c in CLAIMS}
     command = "scripts/survey_study.py" + (f" --only {' '.join(args.only)}" if args.only else "")
     lines = [f"Measured by `.venv/bin/python {command}` (study `{args.study}`, {args.jobs} jobs side by side): "
              f"{wall / 60:.0f} min wall for this invocation; {sum(v['seconds'] for v in times.values()) / 60:.0f} min "
              "of job time in all. Per claim, *time* is the sum of its jobs' wall times (its runs alone, one at a "
-             "time; runs shared with an earlier claim are counted again). Differences are candidate minus baseline;"
+             "time; runs shared with an earlier claim are counted again), and in brackets the wall time of those jobs "
+             f"on {args.jobs} workers (longest first; an estimate from the same job times, e.g. `--only C7`). Differences are candidate minus baseline;"
              " 95 % bootstrap CI of the mean paired difference; p: Wilcoxon signed-rank, Holm-corrected across the "
-             f"{len(rows)} claims of `claims.csv` (C9: across its 2).", "",
+             f"{len(rows)} claims of `claims.csv` (C9: across its 2). *Seed SD*: how much the metric's run mean "
+             "moves with the seed alone (the largest SD over seeds 0-2 of C8's U-Net cells); a one-seed claim whose"
+             " |mean diff| is below it is marked *within seed noise*, whatever its verdict.", "",
              "| claim | survey (section) | statement tested | metric | cases x runs (cand./base.) | mean diff "
-             "[95 % CI] | p (Holm) | verdict | time |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "[95 % CI] | p (Holm) | verdict | seed SD | time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for key, (says, section, _) in CLAIMS.items():
         if args.only and key not in args.only:
             continue
@@ -293,17 +326,22 @@ def write_doc(doc: Path, report_dir: Path, figures: dict[str, Path], c9: list[di
             for r in c9:
                 lines.append(f"| {r['id']} | {says} ({section}) | {r['claim']} | {r['metric']} | {r['n']} paths | "
                              f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] | "
-                             f"{r['p_holm']:.2g} | **{r['verdict']}** | {r['seconds']:.0f} s |")
+                             f"{r['p_holm']:.2g} | **{r['verdict']}** | | {r['seconds']:.0f} s |")
             continue
         for i, r in enumerate(mine):
             metric = f"{'seed SD of ' if r.get('statistic') == 'seed_sd' else ''}{r['metric']} " \
                      f"({r['class'] or 'foreground mean'})"
             measured = f"{_num(r, 'mean_diff')} [{_num(r, 'ci_low')}, {_num(r, 'ci_high')}]" if r["n_cases"] != "0" \
                 else r["note"]
+            sd = noise.get(r["id"])
+            one_seed = r["candidate_runs"] == "1" or r["baseline_runs"] == "1"
+            within = (sd is not None and one_seed and r.get("statistic") != "seed_sd" and r["mean_diff"] != ""
+                      and abs(float(r["mean_diff"])) < sd)
             lines.append(f"| {r['id']} | {says + f' ({section})' if i == 0 else ''} | {r['claim']} | {metric} | "
                          f"{r['n_cases']} x {r['candidate_runs']}/{r['baseline_runs']} | {measured} | "
                          f"{_num(r, 'p_holm', 2)} | **{r['verdict']}** | "
-                         f"{f'{claim_seconds[key] / 60:.0f} min' if i == 0 else ''} |")
+                         f"{'' if sd is None else f'{sd:.3g}'}{' (within seed noise)' if within else ''} | "
+                         f"{f'{claim_seconds[key] / 60:.0f} min ({claim_wall[key] / 60:.0f})' if i == 0 else ''} |")
     lines += ["", "Commands of each claim (what the study script runs; `ctbench train -m experiment=claims/NAME` runs "
               "the same jobs one at a time):", ""]
     for key, (_, _, experiments) in CLAIMS.items():
@@ -313,11 +351,14 @@ def write_doc(doc: Path, report_dir: Path, figures: dict[str, Path], c9: list[di
         if key == "C3":
             cmds.append("`ctbench eval ckpt_path=RUN/checkpoints/best.ckpt postprocess=null|crf`")
         lines.append(f"- {key}: {', then '.join(cmds)}")
-    lines += ["", "Figures: per case, the candidate's value (y) against the baseline's (x), seed means; "
-              "above the grey diagonal the candidate is higher.", ""]
-    rel = doc.parent
+    lines += ["", "Figures (copied to `" + f"{doc.with_suffix('').name}/`" + "): per case, the candidate's value (y) "
+              "against the baseline's (x), seed means; above the grey diagonal the candidate is higher. C9: the "
+              "loss curves of `ctbench loss-curves`.", ""]
+    folder = doc.with_suffix("")
+    folder.mkdir(parents=True, exist_ok=True)
     for claim_id, path in figures.items():
-        lines.append(f"![{claim_id}]({os.path.relpath(path, rel)})")
+        shutil.copyfile(path, folder / path.name)
+        lines.append(f"![{claim_id}]({folder.name}/{path.name})")
     text = "\n".join(lines) + "\n"
     begin, end = "<!-- study:begin -->", "<!-- study:end -->"
     old = doc.read_text() if doc.is_file() else f"# Survey reproduction\n\n{begin}\n{end}\n"
@@ -338,6 +379,8 @@ def main() -> int:
     parser.add_argument("--doc", default=None,
                         help="markdown file whose study section is (re)written (default STUDY_DIR/survey-reproduction.md)")
     parser.add_argument("--dry-run", action="store_true", help="print the jobs and their commands, run nothing")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run no job: report and document the runs that are complete (e.g. mid-study)")
     args = parser.parse_args()
     claims = args.only or list(CLAIMS)
     study_dir = ROOT / "multirun" / ("claims" if args.study == "cpu" else "claims_full")
@@ -350,7 +393,8 @@ def main() -> int:
             after = f"  (after {', '.join(d.name for d in job.after)})" if job.after else ""
             print(f"{','.join(sorted(job.claims)):>8}  ctbench {' '.join(job.command('ctbench', args.srun)[1:])}{after}")
         return 0
-    run_jobs(jobs, args.jobs, args.srun, study_dir, study_dir / "logs")
+    if not args.report_only:
+        run_jobs(jobs, args.jobs, args.srun, study_dir, study_dir / "logs")
     ctbench = shutil.which("ctbench", path=str(Path(sys.executable).parent)) or "ctbench"
     c9: list[dict] = []
     if "C9" in claims:
@@ -367,7 +411,7 @@ def main() -> int:
     doc = Path(args.doc) if args.doc else report_dir / "survey-reproduction.md"
     if "C9" in claims and (study_dir / "c9_loss_curves" / "loss_curves.png").is_file():
         figures = {"C9-loss-curves": study_dir / "c9_loss_curves" / "loss_curves.png", **figures}
-    write_doc(doc, report_dir, figures, c9, times, args, time.perf_counter() - start)
+    write_doc(doc, report_dir, figures, c9, times, seed_noise([study_dir]), args, time.perf_counter() - start)
     failed = [j.name for j in jobs if j.status == "failed"]
     print(f"[study] wrote {doc}; {len(failed)} failed job(s){': ' + ', '.join(failed) if failed else ''}")
     return 1 if failed else 0
