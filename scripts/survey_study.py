@@ -136,7 +136,6 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
     by_dir = {j.run_dir: j for j in jobs}
     log_dir.mkdir(parents=True, exist_ok=True)
     times_file = study_dir / "study_jobs.json"
-    times = json.loads(times_file.read_text()) if times_file.is_file() else {}
 
     def ready(job: Job) -> bool:
         return job.status == "pending" and all(by_dir[d].status in ("done", "skipped") for d in job.after
@@ -176,7 +175,8 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                       + ("" if status == "done" else f" (exit {rc}; log {log_dir / job.name}.log)"), flush=True)
             with lock:
                 job.status, job.seconds = status, seconds
-                if status != "skipped":
+                if status != "skipped":  # merged into the file as it is now (another study may share it)
+                    times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                     times[str(job.run_dir)] = {"task": job.task, "overrides": job.overrides, "status": status,
                                                "seconds": round(seconds, 1), "claims": sorted(job.claims)}
                     atomic_write_json(times_file, times)
@@ -399,10 +399,14 @@ def main() -> int:
     c9: list[dict] = []
     if "C9" in claims:
         curves = study_dir / "c9_loss_curves"
-        t0 = time.perf_counter()
-        subprocess.run([ctbench, "loss-curves", str(curves)], cwd=ROOT, check=True)
-        c9 = [{**row, "seconds": time.perf_counter() - t0} for row in figure9_claims(curves)]
-        print(f"[study] C9 loss curves in {c9[0]['seconds']:.0f} s", flush=True)
+        timing = curves / "study_seconds.json"
+        if not timing.is_file():  # like a complete run, finished curves are not computed again
+            t0 = time.perf_counter()
+            subprocess.run([ctbench, "loss-curves", str(curves)], cwd=ROOT, check=True)
+            atomic_write_json(timing, {"seconds": round(time.perf_counter() - t0, 1)})
+        seconds = json.loads(timing.read_text())["seconds"]
+        c9 = [{**row, "seconds": seconds} for row in figure9_claims(curves)]
+        print(f"[study] C9 loss curves: {seconds:.0f} s", flush=True)
     report_dir = study_dir / "report"
     subprocess.run([ctbench, "report", str(study_dir), "--claims", str(CLAIMS_DIR), "--out", str(report_dir)],
                    cwd=ROOT, check=False)
