@@ -215,14 +215,14 @@ def figure9_claims(curves_dir: Path) -> list[dict]:
 
 def seed_noise(study_dirs: list[Path]) -> dict[str, float]:
     """Per claim id, how much the claim's metric moves with the seed alone: the largest sample SD across
-    seeds of a run's mean (the claim's metric and class) among the study's 3-seed cells (C8: U-Net with
-    Dice, with Combo). A one-seed claim whose mean difference is smaller than this is within seed noise."""
+    seeds of a run's mean (the claim's metric and class) among the study's 2D (model, loss) cells with 3+
+    seeds (C8's: U-Net with Dice, with Combo). A one-seed claim whose mean difference is smaller than this is within seed noise."""
     from ctbench.reports.claims import load_claims
     from ctbench.reports.collect import collect, group, nanstd
 
     runs, _ = collect([d for d in study_dirs if d.is_dir()])
-    cells = [c for c in group(r for r in runs if r.attribute("study.tag") == "" and r.summary.get("dims") == 2)
-             .values() if len({r.summary.get("seed") for r in c.runs}) >= 3]
+    cells = [c for c in group(r for r in runs if r.summary.get("dims") == 2).values()
+             if len({r.summary.get("seed") for r in c.runs}) >= 3]
     noise = {}
     for claim in load_claims(CLAIMS_DIR):
         sds = [nanstd([r.class_mean(claim.metric, claim.cls) if claim.cls else r.score(claim.metric)
@@ -313,7 +313,7 @@ def write_doc(doc: Path, report_dir: Path, figures: dict[str, Path], c9: list[di
              f"on {args.jobs} workers (longest first; an estimate from the same job times, e.g. `--only C7`). Differences are candidate minus baseline;"
              " 95 % bootstrap CI of the mean paired difference; p: Wilcoxon signed-rank, Holm-corrected across the "
              f"{len(rows)} claims of `claims.csv` (C9: across its 2). *Seed SD*: how much the metric's run mean "
-             "moves with the seed alone (the largest SD over seeds 0-2 of C8's U-Net cells); a one-seed claim whose"
+             "moves with the seed alone (the largest SD over seeds 0-2 of C8's U-Net cells, at C8's budget); a one-seed claim whose"
              " |mean diff| is below it is marked *within seed noise*, whatever its verdict.", "",
              "| claim | survey (section) | statement tested | metric | cases x runs (cand./base.) | mean diff "
              "[95 % CI] | p (Holm) | verdict | seed SD | time |",
