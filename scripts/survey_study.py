@@ -216,13 +216,16 @@ def figure9_claims(curves_dir: Path) -> list[dict]:
 def seed_noise(study_dirs: list[Path]) -> dict[str, float]:
     """Per claim id, how much the claim's metric moves with the seed alone: the largest sample SD across
     seeds of a run's mean (the claim's metric and class) among the study's 2D (model, loss) cells with 3+
-    seeds (C8's: U-Net with Dice, with Combo). A one-seed claim whose mean difference is smaller than this is within seed noise."""
+    seeds in one arm (same ``study.tag``; C8's: U-Net with Dice, with Combo). A one-seed claim whose mean difference is smaller than this is within seed noise."""
     from ctbench.reports.claims import load_claims
-    from ctbench.reports.collect import collect, group, nanstd
+    from ctbench.reports.collect import Cell, collect, nanstd
 
     runs, _ = collect([d for d in study_dirs if d.is_dir()])
-    cells = [c for c in group(r for r in runs if r.summary.get("dims") == 2).values()
-             if len({r.summary.get("seed") for r in c.runs}) >= 3]
+    by_arm: dict[tuple, list] = {}
+    for r in runs:
+        if r.summary.get("dims") == 2:
+            by_arm.setdefault((r.model, r.loss, r.attribute("study.tag")), []).append(r)
+    cells = [Cell(*key[:2], arm) for key, arm in by_arm.items() if len({r.summary.get("seed") for r in arm}) >= 3]
     noise = {}
     for claim in load_claims(CLAIMS_DIR):
         sds = [nanstd([r.class_mean(claim.metric, claim.cls) if claim.cls else r.score(claim.metric)
