@@ -213,14 +213,13 @@ def figure9_claims(curves_dir: Path) -> list[dict]:
             for key, r in results.items()]
 
 
-def seed_noise(study_dirs: list[Path]) -> dict[str, float]:
+def seed_noise(runs: list) -> dict[str, float]:
     """Per claim id, how much the claim's metric moves with the seed alone: the largest sample SD across
     seeds of a run's mean (the claim's metric and class) among the study's 2D (model, loss) cells with 3+
     seeds in one arm (same ``study.tag``; C8's: U-Net with Dice, with Combo). A one-seed claim whose mean difference is smaller than this is within seed noise."""
     from ctbench.reports.claims import load_claims
-    from ctbench.reports.collect import Cell, collect, nanstd
+    from ctbench.reports.collect import Cell, nanstd
 
-    runs, _ = collect([d for d in study_dirs if d.is_dir()])
     by_arm: dict[tuple, list] = {}
     for r in runs:
         if r.summary.get("dims") == 2:
@@ -236,7 +235,7 @@ def seed_noise(study_dirs: list[Path]) -> dict[str, float]:
     return noise
 
 
-def claim_figures(study_dirs: list[Path], out: Path) -> dict[str, Path]:
+def claim_figures(runs: list, out: Path) -> dict[str, Path]:
     """Per claim file, per-case candidate vs baseline values (seed means) on one plot: ``out/ID.png``."""
     import matplotlib
 
@@ -244,9 +243,8 @@ def claim_figures(study_dirs: list[Path], out: Path) -> dict[str, Path]:
     import matplotlib.pyplot as plt
 
     from ctbench.reports.claims import load_claims, matches
-    from ctbench.reports.collect import METRICS, Cell, collect
+    from ctbench.reports.collect import METRICS, Cell
 
-    runs, _ = collect([d for d in study_dirs if d.is_dir()])
     out.mkdir(parents=True, exist_ok=True)
     figures = {}
     for claim in load_claims(CLAIMS_DIR):
@@ -413,12 +411,15 @@ def main() -> int:
     report_dir = study_dir / "report"
     subprocess.run([ctbench, "report", str(study_dir), "--claims", str(CLAIMS_DIR), "--out", str(report_dir)],
                    cwd=ROOT, check=False)
-    figures = claim_figures([study_dir], report_dir / "figures")
+    from ctbench.reports.collect import collect
+
+    runs, _ = collect([study_dir])  # read once for the figures and the seed noise
+    figures = claim_figures(runs, report_dir / "figures")
     times = json.loads((study_dir / "study_jobs.json").read_text()) if (study_dir / "study_jobs.json").is_file() else {}
     doc = Path(args.doc) if args.doc else report_dir / "survey-reproduction.md"
     if "C9" in claims and (study_dir / "c9_loss_curves" / "loss_curves.png").is_file():
         figures = {"C9-loss-curves": study_dir / "c9_loss_curves" / "loss_curves.png", **figures}
-    write_doc(doc, report_dir, figures, c9, times, seed_noise([study_dir]), args, time.perf_counter() - start)
+    write_doc(doc, report_dir, figures, c9, times, seed_noise(runs), args, time.perf_counter() - start)
     failed = [j.name for j in jobs if j.status == "failed"]
     print(f"[study] wrote {doc}; {len(failed)} failed job(s){': ' + ', '.join(failed) if failed else ''}")
     return 1 if failed else 0
