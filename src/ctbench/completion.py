@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from ctbench.commands import HYDRA_COMMANDS, command_names
 from ctbench.config import CONFIG_DIR, config_groups, group_choices
 
 BASH = r"""# ctbench shell completion: eval "$(ctbench completion bash)"
@@ -31,12 +32,6 @@ SCRIPTS = {"bash": BASH, "zsh": ZSH}
 _WORD_BREAKS = "=:"
 
 
-def _commands() -> list[str]:
-    from ctbench.cli import HYDRA_COMMANDS, argparse_command_names
-
-    return [*HYDRA_COMMANDS, *argparse_command_names(), "completion"]
-
-
 def _top_level_keys(command: str) -> list[str]:
     """The plain keys of ``configs/COMMAND.yaml`` and ``configs/train.yaml`` (``dims=``, ``seed=``, ...)."""
     from omegaconf import OmegaConf
@@ -51,13 +46,11 @@ def _top_level_keys(command: str) -> list[str]:
 
 def candidates(line: str) -> list[str]:
     """What may follow the last word of ``line`` (the command line up to the cursor), whole words."""
-    from ctbench.cli import HYDRA_COMMANDS
-
     words = line.split()
     current = "" if line.endswith((" ", "\t")) or not words else words[-1]
     before = words[1:-1] if current else words[1:]
     if not before:
-        return [c for c in _commands() if c.startswith(current)]
+        return [c for c in command_names() if c.startswith(current)]
     command = before[0]
     if command == "completion":
         return [s for s in SCRIPTS if s.startswith(current)]
