@@ -30,6 +30,7 @@ import torch
 from omegaconf import DictConfig
 
 from ctbench.atomic import atomic_write
+from ctbench.engine.postprocess import largest_component_per_class
 from ctbench.errors import CTBenchError
 
 NIFTI_ENDINGS = (".nii", ".nii.gz")
@@ -203,17 +204,6 @@ def ensemble_probabilities(members: Sequence[Member], paths: Sequence[Path], ori
         on_grid = probs_on_original_grid(probs.cpu(), image.affine, original.affine, original.shape)
         total = on_grid if index == 0 else total.add_(on_grid)
     return total.div_(len(members)) if len(members) > 1 else total
-
-
-def largest_component_per_class(label: np.ndarray) -> np.ndarray:
-    """Keep the largest connected component of every foreground class (MONAI's transform)."""
-    from monai.transforms import KeepLargestConnectedComponent
-
-    classes = [int(c) for c in np.unique(label) if c > 0]
-    if not classes:
-        return label
-    kept = KeepLargestConnectedComponent(applied_labels=classes, independent=True)(torch.as_tensor(label)[None])
-    return np.asarray(kept[0]).astype(label.dtype)
 
 
 def save_label(label: np.ndarray, original, path: Path) -> None:

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from ctbench.engine.inference import SlidingWindowPredictor, to_original_grid
+from ctbench.engine.postprocess import largest_component_per_class
 
 
 class Segmenter:
@@ -66,7 +67,5 @@ class Segmenter:
         (``postprocess=lcc``: largest connected component per class)."""
         label = to_original_grid(probs.cpu(), affine, original_affine, original_shape)
         if self.cfg.get("postprocess") == "lcc":
-            from ctbench.engine.predict import largest_component_per_class
-
             return largest_component_per_class(label)
         return label
