@@ -46,10 +46,11 @@ def test_each_group_lists_its_classes_under_its_own_block():
 
 
 def test_a_class_is_allowed_only_in_its_own_block_and_no_prefix_is_trusted():
-    assert is_allowed("ctbench.models.unet.UNet", "model")
-    assert not is_allowed("ctbench.models.unet.UNet", "loss")
-    assert not is_allowed("ctbench.losses.dice.DiceLoss", "model")
-    assert not is_allowed("monai.losses.PerceptualLoss", "loss")
-    assert not is_allowed("monai.networks.nets.UNet", "model")
-    assert not is_allowed("lightning.pytorch.Trainer", "trainer")  # never from a stored config
-    assert is_allowed("monai.networks.nets.UNet", "model", extra=["monai.networks.nets.UNet"])
+    assert is_allowed("ctbench.models.unet.UNet", "model._target_")
+    assert not is_allowed("ctbench.models.unet.UNet", "loss._target_")
+    assert not is_allowed("ctbench.models.unet.UNet", "model.channels._target_")  # only where a block is built
+    assert not is_allowed("ctbench.losses.dice.DiceLoss", "model._target_")
+    assert not is_allowed("monai.losses.PerceptualLoss", "loss._target_")
+    assert not is_allowed("monai.networks.nets.UNet", "model._target_")
+    assert not is_allowed("lightning.pytorch.Trainer", "trainer._target_")  # never from a stored config
+    assert is_allowed("monai.networks.nets.UNet", "model._target_", extra=["monai.networks.nets.UNet"])

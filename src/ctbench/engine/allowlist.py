@@ -8,12 +8,18 @@ chooses). The list is exactly what ``configs/`` uses (``tests/test_allowlist.py`
 there, both ways); a new model, loss, optimiser or scheduler config adds its class here. A user who
 needs another class names it on the command line, ``trust.allow=[pkg.Class]``, never in a file.
 
-Nothing here imports the classes: the check compares strings before anything is imported.
+:func:`check_untrusted` walks a stored config before anything in it is imported or called: it refuses a
+class off the list, a class at a key that builds nothing, Hydra's call options (``_args_``, ``_recursive_``,
+``_convert_``) and interpolations (``${...}``, whose resolution could build new targets). It compares strings only:
+nothing is imported to decide.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ctbench.errors import CTBenchError
 
 #: block of a run config -> the classes its ``_target_`` (and ``model.lightning_module``) may name
 ALLOWED: Mapping[str, frozenset[str]] = {
@@ -91,13 +97,14 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     }),
 }
 
-#: block of a stored run config (a checkpoint's) -> the roles whose classes a ``_target_`` in it may name;
-#: a target anywhere else in a stored config is refused
-STORED_BLOCK_ROLES: Mapping[str, tuple[str, ...]] = {
-    "model": ("model",),
-    "loss": ("loss",),
-    "optim": ("optimizer", "scheduler"),
-    "dataset": ("reader",),
+#: where a stored run config (a checkpoint's) may hold a class name -> the role it builds; a ``_target_``
+#: anywhere else in a stored config is refused
+STORED_TARGETS: Mapping[str, str] = {
+    "model._target_": "model",
+    "model.lightning_module": "lightning_module",
+    "loss._target_": "loss",
+    "optim.optimizer._target_": "optimizer",
+    "optim.scheduler._target_": "scheduler",
 }
 
 
@@ -107,8 +114,43 @@ def allowed_classes(roles: Iterable[str] | None = None) -> frozenset[str]:
     return frozenset().union(*chosen.values())
 
 
-def is_allowed(target: str, block: str, extra: Iterable[str] = ()) -> bool:
-    """``target`` is an exact listed class for ``block`` of a stored run config (``model.lightning_module``
-    passes ``block="lightning_module"``), or one the user named with ``trust.allow`` on the command line."""
-    roles = ("lightning_module",) if block == "lightning_module" else STORED_BLOCK_ROLES.get(block, ())
-    return target in allowed_classes(roles) or target in set(extra)
+def is_allowed(target: str, key: str, extra: Iterable[str] = ()) -> bool:
+    """``target`` may stand at ``key`` (``model._target_``, ...) of a stored run config: an exact listed class
+    of that role, or a class the user named with ``trust.allow`` on the command line."""
+    role = STORED_TARGETS.get(key)
+    return role is not None and (target in ALLOWED[role] or target in set(extra))
+
+
+#: Hydra's call options a stored config never holds (ctbench's configs use only ``_partial_: true``, on the
+#: optimiser and scheduler, which builds nothing by itself)
+HYDRA_CALL_KEYS = ("_args_", "_recursive_", "_convert_")
+
+
+def check_untrusted(node: Any, source: str, allow: Iterable[str] = ()) -> None:
+    """Refuse (one line, exit 2) a config from ``source`` that names a class off the allowlist (or one the user
+    added with ``trust.allow``), a class at a key that builds nothing, a Hydra call option, or an interpolation.
+    Walks without recursion (a crafted file may nest deeply)."""
+    from omegaconf import DictConfig, ListConfig
+
+    allow = tuple(allow)
+    stack: list[tuple[Any, str]] = [(node, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, Mapping | DictConfig):
+            for key, value in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                if key in ("_target_", "lightning_module"):
+                    if not isinstance(value, str) or not is_allowed(value, where, allow):
+                        raise CTBenchError(f"refusing {source}: '{where}' names {str(value)[:80]!r}, which is not on "
+                                           "ctbench's allowlist for that key (ctbench/engine/allowlist.py): load only "
+                                           "checkpoints written by ctbench, or allow a class you trust on the command "
+                                           "line with trust.allow=[pkg.Class]", exit_code=2)
+                if key in HYDRA_CALL_KEYS or (key == "_partial_" and value is not True):
+                    raise CTBenchError(f"refusing {source}: '{where}' is a Hydra call option, which a stored run "
+                                       "config never holds: load only checkpoints written by ctbench", exit_code=2)
+                stack.append((value, where))
+        elif isinstance(item, list | tuple | ListConfig):
+            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(item))
+        elif isinstance(item, str) and "${" in item:
+            raise CTBenchError(f"refusing {source}: '{path}' holds an interpolation ({item[:60]!r}); a stored run "
+                               "config is always resolved: load only checkpoints written by ctbench", exit_code=2)

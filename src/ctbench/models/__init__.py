@@ -23,14 +23,14 @@ from ctbench.errors import CTBenchError
 def model_class(name: str) -> type:
     """The class behind a model name: the ``_target_`` of ``configs/model/NAME.yaml``."""
     from hydra.utils import get_class
-    from omegaconf import OmegaConf
 
     from ctbench.config import CONFIG_DIR, group_choices
+    from ctbench.safe_yaml import load_config
 
     path = CONFIG_DIR / "model" / f"{name}.yaml"
     if not path.is_file():
         raise CTBenchError(f"unknown model '{name}': use one of {', '.join(group_choices('model'))}", exit_code=2)
-    return get_class(str(OmegaConf.load(path)._target_))
+    return get_class(str(load_config(path)._target_))
 
 
 def create_model(name: str, spatial_dims: int, in_channels: int, out_channels: int, **kwargs: Any):
