@@ -8,50 +8,86 @@ A claim is a small YAML file (a folder holds one per file, read in name order)::
     where: {model: unet}        # selectors both sides share (optional)
     candidate: {loss: focal}    # selectors of the runs the claim is about
     baseline: {loss: dice}      # selectors of the runs it is compared with
-    metric: dice                # a per_case.csv metric: dice iou nsd sensitivity precision hd95 assd
-    class: lesion               # optional: one class; default the foreground mean over classes
+    metric: lesion_f1           # any numeric per_case.csv column, or dice iou nsd ... hd95 assd detection
+    class: lesion               # optional: one class; or `classes: [liver, spleen, kidney]`, their mean
+    margin: 0.05                # optional: the smallest effect of interest, in the metric's unit
     statistic: mean             # optional: mean (default) or seed_sd (see below)
     expect: higher              # the candidate's value is higher (or lower) than the baseline's
 
 A selector key is ``model``, ``loss``, any scalar field of ``summary.json`` (``dims``, ``dataset``,
-``seed``, ...) or any Hydra override of the run (``postprocess``, ``model.pretrained``, ...); a run
-belongs to a side when every selector matches. Each side's per-case values are averaged over its runs
-(seeds) and compared per case (:mod:`ctbench.reports.statistics`), Holm's correction across the
-claims of the report. ``statistic: seed_sd`` compares instead, per case, the standard deviation of the
-metric across each side's runs (a stability claim: each side needs two or more seeds). Verdict:
+``seed``, ...) or any Hydra override or config key of the run (``postprocess``, ``study.tag``, ...); a run
+belongs to a side when every selector matches. Without ``class``/``classes`` a case's value is the mean
+over the run's ``mean_over_classes``. ``statistic: seed_sd`` compares, per case, the standard deviation of
+the metric across each side's runs (a stability claim).
 
-- ``reproduced``: the 95 % bootstrap CI of the mean difference excludes 0 on the expected side;
-- ``contradicted``: the CI excludes 0 on the other side;
-- ``inconclusive``: the CI contains 0 (or the sides could not be paired: the note says why);
-- ``no data``: no complete run matches a side.
+The verdict rule (:func:`verdict_rule`, printed under every claims table, docs/report-format.md):
+
+- The **family** is every claim given (a folder: all its files, claims without data included), m claims;
+  each interval is a simultaneous ``1 - 0.05/m`` interval and p-values are Holm-adjusted over m.
+- Interval and p come from one resampling scheme, :func:`ctbench.reports.statistics.hierarchical_test`:
+  a studentized bootstrap that resamples the cases both sides share and, within each side, its runs
+  (seeds); the interval excludes 0 only when ``p <= 0.05/m``, so a decisive verdict always has Holm p <= 0.05.
+- **reproduced**: the interval excludes 0 on the expected side and the estimate is beyond the margin;
+  **contradicted**: the mirror; **no practical difference**: the whole interval inside ``+/- margin``;
+  **inconclusive**: otherwise; **not evaluable**: a side has fewer than 3 runs, a run did not converge
+  (``summary.json`` ``convergence``), the metric is undefined on every pair, or no run matches a side.
+- Default margins (:data:`DEFAULT_MARGINS`): organ Dice/IoU/NSD 0.02, lesion-wise metrics 0.05, HD95/ASSD
+  one slice of the evaluation grid (the largest ``dataset.preprocessing.spacing`` of the runs).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
+import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ctbench.atomic import atomic_write_text
 from ctbench.errors import CTBenchError
-from ctbench.reports.collect import METRICS, Cell, Run
-from ctbench.reports.render import csv_num, fmt, fmt_ci, fmt_p, md_table, protocol_text
-from ctbench.reports.statistics import PairedResult, adjust, paired_comparison
+from ctbench.reports.collect import METRICS, Run, config_list
+from ctbench.reports.render import csv_num, fmt_p, md_table
+from ctbench.reports.statistics import (
+    ALPHA,
+    N_RESAMPLES,
+    HierarchicalResult,
+    hierarchical_test,
+    holm,
+    seeds_for_power,
+)
 
 REQUIRED_KEYS = ("id", "claim", "candidate", "baseline", "metric", "expect")
-OPTIONAL_KEYS = ("source", "where", "class", "statistic")
+OPTIONAL_KEYS = ("source", "where", "class", "classes", "statistic", "margin")
 STATISTICS = ("mean", "seed_sd")
-VERDICTS = ("reproduced", "contradicted", "inconclusive", "no data")
+VERDICTS = ("reproduced", "contradicted", "no practical difference", "inconclusive", "not evaluable")
+#: Runs (seeds) each side needs before a claim is evaluable.
+MIN_RUNS = 3
+#: Power at the margin for which ``seeds_for_80_power`` is computed.
+POWER = 0.8
+#: Smallest effect of interest when a claim file declares no ``margin``, in the metric's unit.
+DEFAULT_MARGINS: dict[str, float] = {
+    "dice": 0.02, "iou": 0.02, "nsd": 0.02, "sensitivity": 0.02, "precision": 0.02,
+    "detection": 0.05, "lesion_recall": 0.05, "lesion_precision": 0.05, "lesion_f1": 0.05, "lesion_dice": 0.05,
+    "lesion_f1_iou50": 0.05, "lesion_recall_small": 0.05, "lesion_recall_medium": 0.05,
+    "lesion_recall_large": 0.05,
+}
+#: Distance metrics: their default margin is one slice of the evaluation grid (mm).
+DISTANCE_METRICS = ("hd95", "assd", "hd95_nan_dropped", "assd_nan_dropped")
+_COLUMN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One declared claim: the candidate's ``metric`` (of ``cls``, or the foreground mean) is ``expect``
-    (``higher``/``lower``) than the baseline's."""
+    """One declared claim: the candidate's ``metric`` (mean over ``classes``, or the foreground mean) is
+    ``expect`` (``higher``/``lower``) than the baseline's by more than ``margin``."""
 
     id: str
     claim: str
@@ -59,19 +95,42 @@ class Claim:
     candidate: dict[str, str]
     baseline: dict[str, str]
     metric: str
-    cls: str | None
+    classes: tuple[str, ...] | None
     expect: str
     path: Path
     statistic: str = "mean"
+    margin: float | None = None
+    sha256: str = ""
+    #: when the claim file last changed (its last commit if git tracks it unmodified, else its mtime)
+    last_change: float = math.nan
+
+    @property
+    def cls(self) -> str | None:
+        """The one class of the claim, None for the foreground mean or several classes."""
+        return self.classes[0] if self.classes and len(self.classes) == 1 else None
 
 
 @dataclass
 class Verdict:
+    """A claim's verdict and every number behind it (``test`` None where nothing could be compared)."""
+
     claim: Claim
-    result: PairedResult
     verdict: str
+    note: str
     candidate_runs: int
     baseline_runs: int
+    margin: float
+    family_size: int
+    test: HierarchicalResult | None = None
+    p_holm: float = math.nan
+    seeds_needed: float = math.nan
+    converged_candidate: str = "unknown"
+    converged_baseline: str = "unknown"
+    changed_after_runs: bool = False
+
+    @property
+    def n_cases(self) -> int:
+        return self.test.n_cases if self.test else 0
 
 
 def _selector_text(value: Any) -> str:
@@ -85,6 +144,33 @@ def _selectors(path: Path, data: Mapping[str, Any], key: str) -> dict[str, str]:
     return {str(k): _selector_text(v) for k, v in value.items()}
 
 
+def _classes(path: Path, data: Mapping[str, Any]) -> tuple[str, ...] | None:
+    if "class" in data and "classes" in data:
+        raise CTBenchError(f"{path}: give `class` (one class) or `classes` (a list), not both")
+    if "classes" in data:
+        value = data["classes"]
+        if not isinstance(value, list) or not value or any(isinstance(v, (Mapping, list)) for v in value):
+            raise CTBenchError(f"{path}: `classes` must be a list of class names, e.g. [liver, spleen, kidney]")
+        return tuple(str(v) for v in value)
+    cls = data.get("class")
+    return None if cls in (None, "", "mean") else (str(cls),)
+
+
+def _margin(path: Path, data: Mapping[str, Any], metric: str) -> float | None:
+    if data.get("margin") is None:
+        if metric not in DEFAULT_MARGINS and metric not in DISTANCE_METRICS:
+            raise CTBenchError(f"{path}: metric {metric!r} has no default margin; declare `margin:` (the smallest "
+                               "difference that matters, in the metric's unit)")
+        return None
+    try:
+        margin = float(data["margin"])
+    except (TypeError, ValueError):
+        margin = math.nan
+    if not margin > 0 or math.isinf(margin):
+        raise CTBenchError(f"{path}: margin {data['margin']!r}: give a number > 0 in the metric's unit")
+    return margin
+
+
 def parse_claim(path: Path, data: Any) -> Claim:
     """Check one claim file's content; a :class:`CTBenchError` names the file and the fix."""
     if not isinstance(data, Mapping):
@@ -96,8 +182,9 @@ def parse_claim(path: Path, data: Any) -> Claim:
         raise CTBenchError(f"{path}: {problem}; a claim has {', '.join(REQUIRED_KEYS)} "
                            f"and optionally {', '.join(OPTIONAL_KEYS)}")
     metric = str(data["metric"]).lower()
-    if metric not in METRICS:
-        raise CTBenchError(f"{path}: metric {data['metric']!r} unknown, choose one of {', '.join(METRICS)}")
+    if metric not in METRICS and not _COLUMN.match(metric):
+        raise CTBenchError(f"{path}: metric {data['metric']!r} is not a per_case.csv column name; choose one of "
+                           f"{', '.join(METRICS)} or a numeric column such as lesion_f1")
     expect = str(data["expect"]).lower()
     if expect not in ("higher", "lower"):
         raise CTBenchError(f"{path}: expect {data['expect']!r}: write `higher` or `lower` (candidate vs baseline)")
@@ -109,13 +196,28 @@ def parse_claim(path: Path, data: Any) -> Claim:
     statistic = str(data.get("statistic") or "mean").lower()
     if statistic not in STATISTICS:
         raise CTBenchError(f"{path}: statistic {data['statistic']!r} unknown, choose one of {', '.join(STATISTICS)}")
-    cls = data.get("class")
     return Claim(str(data["id"]), str(data["claim"]), str(data.get("source") or ""), candidate, baseline,
-                 metric, None if cls in (None, "", "mean") else str(cls), expect, path, statistic)
+                 metric, _classes(path, data), expect, path, statistic, _margin(path, data, metric))
+
+
+def last_change(path: Path) -> float:
+    """When ``path`` last changed (seconds since the epoch): its last commit when git tracks it and it has
+    no uncommitted change (a checkout resets mtimes), else its modification time."""
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args, "--", path.name], cwd=path.parent, capture_output=True,
+                                  text=True, timeout=10, check=True).stdout.strip()
+
+        if not git("status", "--porcelain") and (committed := git("log", "-1", "--format=%ct")):
+            return float(committed)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return path.stat().st_mtime
 
 
 def load_claims(source: Path) -> list[Claim]:
-    """Claims of one YAML file or of every ``*.yaml``/``*.yml`` file in a folder (name order)."""
+    """Claims of one YAML file or of every ``*.yaml``/``*.yml`` file in a folder (name order), each with
+    its file's SHA-256 and last change."""
     import yaml
 
     if source.is_dir():
@@ -129,10 +231,13 @@ def load_claims(source: Path) -> list[Claim]:
     claims = []
     for path in files:
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+            data = yaml.safe_load(raw.decode("utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             raise CTBenchError(f"{path}: not readable YAML ({str(err).splitlines()[0]})") from None
-        claims.append(parse_claim(path, data))
+        claim = parse_claim(path, data)
+        claims.append(Claim(**{**claim.__dict__, "sha256": hashlib.sha256(raw).hexdigest(),
+                               "last_change": last_change(path)}))
     ids = [c.id for c in claims]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -141,47 +246,171 @@ def load_claims(source: Path) -> list[Claim]:
 
 
 def matches(run: Run, selectors: Mapping[str, str]) -> bool:
+    """Whether ``run`` belongs to the side that ``selectors`` describe."""
     return all(run.attribute(key) == value for key, value in selectors.items())
 
 
-def decide(result: PairedResult, expect: str) -> str:
-    """The verdict from the CI of the mean difference (candidate - baseline) and the expected side."""
-    if result.n == 0 or math.isnan(result.ci_low):
+def sides(claim: Claim, runs: Sequence[Run]) -> tuple[list[Run], list[Run]]:
+    """The candidate's and the baseline's runs."""
+    return ([r for r in runs if matches(r, claim.candidate)], [r for r in runs if matches(r, claim.baseline)])
+
+
+def case_values(run: Run, claim: Claim) -> dict[str, float]:
+    """Per case, the run's value of the claim's metric: the mean over the claim's classes (NaN cells left
+    out), or over the run's ``mean_over_classes``."""
+    table = run.values.get(claim.metric, {})
+    classes = claim.classes or tuple(run.mean_over)
+    out = {}
+    for case in run.cases:
+        vals = [table[(case, c)] for c in classes if (case, c) in table and not math.isnan(table[(case, c)])]
+        out[case] = math.fsum(vals) / len(vals) if vals else math.nan
+    return out
+
+
+def arm_values(claim: Claim, candidate: Sequence[Run], baseline: Sequence[Run]
+               ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The cases every run of both sides scored with a defined value, and each side's ``(runs, cases)``
+    values on them (``statistic: seed_sd``: one row, each case's SD over the side's runs)."""
+    tables = [[case_values(r, claim) for r in side] for side in (candidate, baseline)]
+    cases = sorted(set.intersection(*(set(k for k, v in t.items() if not math.isnan(v))
+                                      for side in tables for t in side)))
+    arrays = [np.array([[t[c] for c in cases] for t in side], dtype=np.float64).reshape(len(side), len(cases))
+              for side in tables]
+    if claim.statistic == "seed_sd":
+        arrays = [a.std(axis=0, ddof=1)[None, :] if a.shape[0] > 1 else np.full((1, len(cases)), np.nan)
+                  for a in arrays]
+    return cases, arrays[0], arrays[1]
+
+
+def resolve_margin(claim: Claim, runs: Sequence[Run]) -> tuple[float, str]:
+    """The claim's margin and, for a default taken from the runs, how it was found (NaN + why when not)."""
+    if claim.margin is not None:
+        return claim.margin, ""
+    if claim.metric in DEFAULT_MARGINS:
+        return DEFAULT_MARGINS[claim.metric], ""
+    slices = {max(s) for r in runs if (s := config_list(r.path, "dataset.preprocessing.spacing"))}
+    if not slices:
+        return math.nan, "no evaluation spacing in the runs' configs: declare `margin:` in mm"
+    return max(slices), f"margin {max(slices):g} mm = one slice of the evaluation grid"
+
+
+def judge(test: HierarchicalResult, expect: str, margin: float) -> str:
+    """The verdict from the interval, the estimate and the margin (module docstring)."""
+    if math.isnan(test.low):
         return "inconclusive"
-    if result.ci_low > 0 or result.ci_high < 0:
-        higher = result.ci_low > 0
-        return "reproduced" if higher == (expect == "higher") else "contradicted"
+    if test.low > 0 or test.high < 0:
+        higher = test.low > 0
+        if abs(test.estimate) > margin:
+            return "reproduced" if higher == (expect == "higher") else "contradicted"
+    if -margin < test.low and test.high < margin:
+        return "no practical difference"
     return "inconclusive"
 
 
-def evaluate_claims(claims: Sequence[Claim], runs: Sequence[Run]) -> list[Verdict]:
-    """A verdict per claim; p-values Holm-adjusted across the claims that could be tested."""
-    verdicts: list[Verdict] = []
-    for claim in claims:
-        selectors = {"candidate": claim.candidate, "baseline": claim.baseline}
-        sides = [Cell(side, "", [r for r in runs if matches(r, sel)]) for side, sel in selectors.items()]
-        empty = [f"{side} `{_selection(selectors[side])}`" for side, cell in zip(selectors, sides, strict=True)
-                 if not cell.runs]
-        overlap = {r.name for r in sides[0].runs} & {r.name for r in sides[1].runs}
-        if empty:
-            result = PairedResult(note=f"no complete run matches {' and '.join(empty)}")
-        elif overlap:
-            result = PairedResult(note=f"runs on both sides ({', '.join(sorted(overlap))}): make the selectors "
-                                       "exclusive")
-        elif claim.cls is not None and not all(claim.cls in r.classes for cell in sides for r in cell.runs):
-            result = PairedResult(note=f"class {claim.cls!r} is not scored by every run")
-        elif claim.statistic == "seed_sd" and min(len(cell.runs) for cell in sides) < 2:
-            result = PairedResult(note="statistic seed_sd needs two or more runs (seeds) on each side")
-        elif claim.statistic == "seed_sd":
-            result = paired_comparison(sides[0].case_seed_sd(claim.metric, claim.cls),
-                                       sides[1].case_seed_sd(claim.metric, claim.cls))
-        else:
-            result = paired_comparison(sides[0].case_values(claim.metric, claim.cls),
-                                       sides[1].case_values(claim.metric, claim.cls))
-        verdict = "no data" if empty else decide(result, claim.expect)
-        verdicts.append(Verdict(claim, result, verdict, len(sides[0].runs), len(sides[1].runs)))
-    adjust({v.claim.id: v.result for v in verdicts})
+def convergence(runs: Sequence[Run]) -> tuple[str, list[str]]:
+    """``true`` when every run's ``summary.json`` ``convergence.verdict`` is ``converged``, ``false`` when
+    one says otherwise, ``unknown`` when one has no record; and a phrase per run that is not converged."""
+    problems = []
+    state = "true"
+    for run in runs:
+        record = run.summary.get("convergence")
+        if not isinstance(record, Mapping) or "verdict" not in record:
+            problems.append(f"{run.name}: no convergence record")
+            state = "unknown" if state == "true" else state
+        elif record["verdict"] != "converged":
+            problems.append(f"{run.name}: {record['verdict']}")
+            state = "false"
+    return state, problems
+
+
+def run_started(run: Run) -> float:
+    """When a run started: its Hydra config's modification time (written at the start), else its summary's."""
+    for name in (".hydra/config.yaml", "resolved_config.yaml", "report/summary.json", "summary.json"):
+        if (run.path / name).is_file():
+            return (run.path / name).stat().st_mtime
+    return math.inf
+
+
+def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float, n_resamples: int) -> Verdict:
+    candidate, baseline = sides(claim, runs)
+    margin, margin_note = resolve_margin(claim, [*candidate, *baseline])
+    verdict = Verdict(claim, "not evaluable", "", len(candidate), len(baseline), margin, family_size)
+    empty = [f"{name} `{_selection(sel)}`" for name, sel, side in
+             (("candidate", claim.candidate, candidate), ("baseline", claim.baseline, baseline)) if not side]
+    if empty:
+        verdict.note = f"no complete run matches {' and '.join(empty)}"
+        return verdict
+    started = min(run_started(r) for r in (*candidate, *baseline))
+    verdict.changed_after_runs = claim.last_change > started
+    overlap = {r.name for r in candidate} & {r.name for r in baseline}
+    if overlap:
+        verdict.note = f"runs on both sides ({', '.join(sorted(overlap))}): make the selectors exclusive"
+        return verdict
+    lacking = [r.name for r in (*candidate, *baseline) if claim.metric not in r.values]
+    if lacking:
+        verdict.note = f"metric {claim.metric!r} is not in per_case.csv of {', '.join(lacking[:3])}"
+        return verdict
+    unscored = [c for c in claim.classes or () if not all(c in r.classes for r in (*candidate, *baseline))]
+    if unscored:
+        verdict.note = f"class(es) {', '.join(unscored)} not scored by every run"
+        return verdict
+    reasons = []
+    if min(len(candidate), len(baseline)) < MIN_RUNS:
+        reasons.append(f"{len(candidate)}/{len(baseline)} runs (seeds) per side, {MIN_RUNS} needed")
+    verdict.converged_candidate, problems = convergence(candidate)
+    verdict.converged_baseline, more = convergence(baseline)
+    if problems or more:
+        shown = [*problems, *more]
+        reasons.append("not converged (" + "; ".join(shown[:3]) + (f"; {len(shown) - 3} more" if len(shown) > 3
+                                                                    else "") + ")")
+    cases, a, b = arm_values(claim, candidate, baseline)
+    if not cases:
+        reasons.append(f"{claim.metric} undefined on every pair of cases")
+    elif claim.statistic == "seed_sd" and min(len(candidate), len(baseline)) < 2:
+        reasons.append("statistic seed_sd needs two or more runs per side")
+    else:
+        verdict.test = hierarchical_test(a, b, level=1 - alpha / family_size, n_resamples=n_resamples)
+        if claim.statistic == "mean" and not math.isnan(margin):
+            verdict.seeds_needed = seeds_for_power(verdict.test.case_var, verdict.test.seed_var, len(cases),
+                                                   margin, alpha / family_size, POWER)
+    if math.isnan(margin):
+        reasons.append(margin_note)
+    if reasons:
+        verdict.note = "; ".join(reasons)
+        return verdict
+    verdict.verdict = judge(verdict.test, claim.expect, margin)
+    verdict.note = margin_note
+    return verdict
+
+
+def evaluate_claims(claims: Sequence[Claim], runs: Sequence[Run], alpha: float = ALPHA,
+                    n_resamples: int = N_RESAMPLES) -> list[Verdict]:
+    """A verdict per claim; the family is ``claims`` (m of them): ``1 - alpha/m`` intervals, Holm over m.
+    Select what to show afterwards, never before (the family must not shrink with the selection)."""
+    family = len(claims)
+    verdicts = [_judge_one(c, runs, family, alpha, n_resamples) for c in claims]
+    adjusted = holm({v.claim.id: v.test.p for v in verdicts if v.test is not None and v.verdict != "not evaluable"},
+                    family_size=family)
+    for v in verdicts:
+        v.p_holm = adjusted.get(v.claim.id, math.nan)
     return verdicts
+
+
+def verdict_rule(family_size: int, alpha: float = ALPHA) -> str:
+    """The verdict rule in one paragraph, printed under every claims table."""
+    return (f"Verdict rule: the family is the {family_size} claim(s) given (claim files without runs included); "
+            f"each interval is a simultaneous {1 - alpha / family_size:.4g} studentized bootstrap interval of "
+            "the mean difference (candidate minus baseline; cases shared by both sides and each side's seeds "
+            f"resampled, {N_RESAMPLES} replicates), p from the same replicates, Holm over {family_size}; an "
+            f"interval excludes 0 only when Holm p <= {alpha}. **reproduced**: the interval excludes 0 on the "
+            "expected side and the estimate is beyond the margin; **contradicted**: the mirror; **no practical "
+            "difference**: the whole interval inside +/- margin; **inconclusive**: otherwise; **not evaluable**: "
+            f"a side has fewer than {MIN_RUNS} runs, a run is not converged, the metric is undefined on every "
+            "pair, or no run matches a side (the note says which). Margins: the claim's `margin:`, else organ "
+            "Dice/IoU/NSD 0.02, lesion-wise metrics 0.05, HD95/ASSD one slice of the evaluation grid. "
+            f"*Seeds for {POWER:.0%} power*: seeds per side for which the interval would exclude 0 at a true "
+            "difference equal to the margin, given the observed case and seed variance (inf: more cases, not "
+            "seeds, are needed). *changed after runs*: the claim file changed after the earliest run it judges.")
 
 
 def _selection(selectors: Mapping[str, str]) -> str:
@@ -189,13 +418,23 @@ def _selection(selectors: Mapping[str, str]) -> str:
 
 
 def _target(claim: Claim) -> str:
-    what = f"{claim.metric} ({claim.cls or 'foreground mean'})"
+    what = f"{claim.metric} ({', '.join(claim.classes) if claim.classes else 'foreground mean'})"
     return f"seed SD of {what}" if claim.statistic == "seed_sd" else what
 
 
-CSV_HEADER = ["id", "claim", "source", "metric", "class", "statistic", "candidate", "baseline", "expect", "n_cases",
-              "candidate_runs", "baseline_runs", "mean_diff", "ci_low", "ci_high", "effect_size", "p_value",
-              "p_holm", "verdict", "note", "file"]
+def _seeds(value: float) -> str:
+    return "" if math.isnan(value) else "inf" if math.isinf(value) else str(int(value))
+
+
+def _iso(timestamp: float) -> str:
+    return "" if math.isnan(timestamp) else datetime.fromtimestamp(timestamp, timezone.utc).isoformat(
+        timespec="seconds")
+
+
+CSV_HEADER = ["id", "claim", "source", "metric", "classes", "statistic", "candidate", "baseline", "expect", "margin",
+              "n_cases", "candidate_runs", "baseline_runs", "converged_candidate", "converged_baseline", "mean_diff",
+              "ci_low", "ci_high", "ci_level", "p_value", "p_holm", "family_size", "case_sd", "seed_sd",
+              "seeds_for_80_power", "verdict", "note", "file", "sha256", "last_change", "changed_after_runs"]
 
 
 def claims_csv(verdicts: Sequence[Verdict]) -> str:
@@ -203,55 +442,73 @@ def claims_csv(verdicts: Sequence[Verdict]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_HEADER)
     for v in verdicts:
-        c, r = v.claim, v.result
-        writer.writerow([c.id, c.claim, c.source, c.metric, c.cls or "", c.statistic, _selection(c.candidate),
-                         _selection(c.baseline), c.expect, r.n, v.candidate_runs, v.baseline_runs,
-                         *map(csv_num, (r.mean_diff, r.ci_low, r.ci_high, r.effect, r.p, r.p_holm)),
-                         v.verdict, r.note, str(c.path)])
+        c, t = v.claim, v.test
+        numbers = (t.estimate, t.low, t.high, t.level, t.p) if t else (math.nan,) * 5
+        spread = (math.sqrt(t.case_var), math.sqrt(t.seed_var)) if t else (math.nan, math.nan)
+        writer.writerow([c.id, c.claim, c.source, c.metric, " ".join(c.classes or ()), c.statistic,
+                         _selection(c.candidate), _selection(c.baseline), c.expect, csv_num(v.margin), v.n_cases,
+                         v.candidate_runs, v.baseline_runs, v.converged_candidate, v.converged_baseline,
+                         *map(csv_num, numbers), csv_num(v.p_holm), v.family_size, *map(csv_num, spread),
+                         _seeds(v.seeds_needed), v.verdict, v.note, str(c.path), c.sha256, _iso(c.last_change),
+                         str(v.changed_after_runs).lower()])
     return buf.getvalue()
 
 
-def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str]) -> str:
-    counts = ", ".join(f"{sum(v.verdict == name for v in verdicts)} {name}" for name in VERDICTS)
+def _num(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:+.3g}"
+
+
+def _interval(t: HierarchicalResult | None) -> str:
+    return f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}]" if t else ""
+
+
+def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str], shown: Sequence[str] | None = None) -> str:
+    """claims.md: the table of the ``shown`` claim ids (default all), the rule, the notes."""
+    family = verdicts[0].family_size if verdicts else 0
+    rows_of = [v for v in verdicts if shown is None or v.claim.id in shown]
+    counts = ", ".join(f"{sum(v.verdict == name for v in rows_of)} {name}" for name in VERDICTS)
     out = ["# ctbench claims", "",
-           f"Runs: {', '.join(f'`{s}`' for s in sources)}. {len(verdicts)} claim(s): {counts}.", "",
-           protocol_text("metric of the claim's class (or the foreground mean)"),
-           "Verdict: **reproduced** when the CI excludes 0 on the expected side, **contradicted** when it "
-           "excludes 0 on the other side, **inconclusive** otherwise; **no data** when no complete run "
-           "matches a side. Differences are candidate minus baseline in the metric's units.", ""]
+           f"Runs: {', '.join(f'`{s}`' for s in sources)}. {len(rows_of)} of {family} claim(s) shown: {counts}.", ""]
     rows = []
-    for v in verdicts:
-        c, r = v.claim, v.result
-        tested = r.n > 0
-        rows.append([f"`{c.id}`", c.claim + (f" ({c.source})" if c.source else ""), _target(c),
-                     f"`{_selection(c.candidate)}` vs `{_selection(c.baseline)}`", c.expect,
-                     f"{r.n} x {v.candidate_runs}/{v.baseline_runs}" if tested else "",
-                     fmt(r.mean_diff, c.metric) if tested else "", fmt_ci(r.ci_low, r.ci_high, c.metric),
-                     f"{r.effect:+.2f}" if tested else "", fmt_p(r.p), fmt_p(r.p_holm), f"**{v.verdict}**"])
-    out += md_table(["claim", "statement", "metric", "candidate vs baseline", "expected", "cases x runs",
-                     "mean diff", "95% CI", "r", "p", "p (Holm)", "verdict"], rows)
-    notes = [f"`{v.claim.id}`: {v.result.note}" for v in verdicts if v.result.note]
+    for v in rows_of:
+        c = v.claim
+        flag = " (changed after runs)" if v.changed_after_runs else ""
+        rows.append([f"`{c.id}`{flag}", c.claim + (f" ({c.source})" if c.source else ""), _target(c),
+                     f"`{_selection(c.candidate)}` vs `{_selection(c.baseline)}`", c.expect, f"{v.margin:.3g}",
+                     f"{v.n_cases} x {v.candidate_runs}/{v.baseline_runs}", _interval(v.test),
+                     fmt_p(v.test.p if v.test else math.nan), fmt_p(v.p_holm),
+                     f"{v.converged_candidate}/{v.converged_baseline}", _seeds(v.seeds_needed), f"**{v.verdict}**"])
+    out += md_table(["claim", "statement", "metric", "candidate vs baseline", "expected", "margin",
+                     "cases x runs", "mean diff [simultaneous CI]", "p", "p (Holm)", "converged", "seeds for 80% power",
+                     "verdict"], rows)
+    out += ["", verdict_rule(family)]
+    notes = [f"`{v.claim.id}`: {v.note}" for v in rows_of if v.note]
     if notes:
         out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(out) + "\n"
 
 
-def write_claims(out: Path, verdicts: Sequence[Verdict], sources: Sequence[str]) -> list[Path]:
-    return [atomic_write_text(out / "claims.md", claims_md(verdicts, sources)),
+def write_claims(out: Path, verdicts: Sequence[Verdict], sources: Sequence[str],
+                 shown: Sequence[str] | None = None) -> list[Path]:
+    return [atomic_write_text(out / "claims.md", claims_md(verdicts, sources, shown)),
             atomic_write_text(out / "claims.csv", claims_csv(verdicts))]
 
 
-def print_verdicts(verdicts: Sequence[Verdict]) -> None:
+def print_verdicts(verdicts: Sequence[Verdict], shown: Sequence[str] | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    colours = {"reproduced": "green", "contradicted": "red", "inconclusive": "yellow", "no data": "dim"}
-    table = Table(title="Claims: candidate minus baseline, 95% bootstrap CI")
-    for col in ("claim", "metric", "mean diff [95% CI]", "p (Holm)", "verdict"):
+    colours = {"reproduced": "green", "contradicted": "red", "no practical difference": "cyan",
+               "inconclusive": "yellow", "not evaluable": "dim"}
+    family = verdicts[0].family_size if verdicts else 0
+    table = Table(title=f"Claims: candidate minus baseline, simultaneous {1 - ALPHA / max(family, 1):.4g} interval")
+    for col in ("claim", "metric", "mean diff [CI]", "margin", "p (Holm)", "seeds (80%)", "verdict"):
         table.add_column(col)
     for v in verdicts:
-        r, metric = v.result, v.claim.metric
-        diff = f"{fmt(r.mean_diff, metric)} {fmt_ci(r.ci_low, r.ci_high, metric)}" if r.n else r.note
-        table.add_row(v.claim.id, _target(v.claim), diff, fmt_p(r.p_holm),
-                      f"[{colours[v.verdict]}]{v.verdict}[/{colours[v.verdict]}]")
-    Console().print(table)
+        if shown is not None and v.claim.id not in shown:
+            continue
+        table.add_row(v.claim.id, _target(v.claim), _interval(v.test) or v.note, f"{v.margin:.3g}", fmt_p(v.p_holm),
+                      _seeds(v.seeds_needed), f"[{colours[v.verdict]}]{v.verdict}[/{colours[v.verdict]}]")
+    console = Console()
+    console.print(table)
+    console.print(verdict_rule(family).replace("**", ""))

@@ -175,7 +175,7 @@ def is_run_dir(path: Path) -> bool:
         return True
     if (path / run_folder.SUMMARY_FILE).is_file() and (path / run_folder.PER_CASE_FILE).is_file():
         return True  # `ctbench score --out DIR` output, or a report/ folder given directly
-    if (path / ".hydra").is_dir():
+    if (path / ".hydra").is_dir() and not run_folder.refused_at_setup(path):
         # A Hydra job folder without a report: an unfinished run, unless it is a predict/bench job.
         has_train_log = any((path / f"{job}.log").exists() for job in ("train", "eval"))
         other_job = any((path / name).exists() for name in ("predict.log", "bench.log", "benchmark.json"))
@@ -219,11 +219,27 @@ def config_value(path: Path, key: str) -> str | None:
 _ABSENT = object()
 
 
-@functools.lru_cache(maxsize=256)
-def _load_config(file: str) -> Any:
+def config_list(path: Path, key: str) -> list[float]:
+    """A numeric list of a run's config (e.g. ``dataset.preprocessing.spacing``), [] when absent or not numbers."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.load(file)
+    for name in ("resolved_config.yaml", ".hydra/config.yaml"):
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            value = OmegaConf.select(_load_config(str(file)), key, default=None, throw_on_resolution_failure=False)
+            return [float(v) for v in OmegaConf.to_container(value)] if OmegaConf.is_list(value) else []
+        except Exception:  # a damaged file only costs the default margin
+            return []
+    return []
+
+
+@functools.lru_cache(maxsize=256)
+def _load_config(file: str) -> Any:
+    from ctbench.safe_yaml import load_config
+
+    return load_config(file)
 
 
 def hydra_overrides(path: Path) -> dict[str, str]:
@@ -232,9 +248,9 @@ def hydra_overrides(path: Path) -> dict[str, str]:
     if not overrides.is_file():
         return {}
     try:
-        import yaml
+        from ctbench.safe_yaml import load_yaml
 
-        items = yaml.safe_load(overrides.read_text(encoding="utf-8")) or []
+        items = load_yaml(overrides) or []
     except Exception:  # a damaged file only costs the label
         return {}
     out: dict[str, str] = {}
@@ -283,6 +299,20 @@ def _value(row: dict[str, Any], metric: str) -> float:
     return with_worst_case(row, metric)
 
 
+def numeric_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The per_case.csv columns (besides ``case``/``class``) whose every non-empty cell is a number."""
+    out = []
+    for column in rows[0] if rows else ():
+        if column in ("case", "class"):
+            continue
+        try:
+            [float(r[column]) for r in rows if r.get(column) not in (None, "")]
+        except (TypeError, ValueError):
+            continue
+        out.append(column)
+    return out
+
+
 def read_run(path: Path, name: str) -> Run | FailedRun:
     """Read one run folder: a :class:`Run` when its report is complete, else a :class:`FailedRun`."""
     overrides = hydra_overrides(path)
@@ -308,7 +338,8 @@ def read_run(path: Path, name: str) -> Run | FailedRun:
         return failed(str(err))
 
     metrics = [m for m in METRICS if (DERIVED.get(m, (m,))[0]).removesuffix(NAN_DROPPED) in rows[0]]
-    values: dict[str, dict[tuple[str, str], float]] = {m: {} for m in metrics}
+    columns = [c for c in numeric_columns(rows) if c not in metrics]  # e.g. lesion_f1 for a claim's metric
+    values: dict[str, dict[tuple[str, str], float]] = {m: {} for m in metrics + columns}
     classes: list[str] = []
     for row in rows:
         key = (str(row["case"]), str(row["class"]))
@@ -316,6 +347,8 @@ def read_run(path: Path, name: str) -> Run | FailedRun:
             classes.append(key[1])
         for m in metrics:
             values[m][key] = _value(row, m)
+        for c in columns:
+            values[c][key] = float(row[c]) if row.get(c) not in (None, "") else math.nan
     listed = summary.get("mean_over_classes")
     mean_over = [c for c in listed if c in classes] if isinstance(listed, list) else []
     return Run(name, path, model, loss, summary, classes, mean_over or list(classes), values, overrides)
