@@ -1,5 +1,5 @@
 """Per-case, per-class segmentation metrics: Dice, IoU, HD95, ASSD, NSD, sensitivity, precision,
-relative volume error and lesion-wise detection, plus the ``per_case.csv`` reader/writer and the
+relative volume error, and for a lesion class the lesion-wise metrics of :mod:`ctbench.lesion_metrics`; plus the ``per_case.csv`` reader/writer and the
 summary (means over cases, then over classes) of ``docs/report-format.md``.
 
 Distances are in millimetres (voxel spacing applied). Surface distances come from MONAI's
@@ -27,6 +27,16 @@ from typing import Any
 
 import numpy as np
 
+from ctbench.lesion_metrics import (
+    DEFAULT_IOU_THRESHOLD,
+    LESION_COLUMNS,
+    empty_lesion_row,
+    is_lesion_class,
+    lesion_row,
+    not_lesion_row,
+    summarize_lesions,
+)
+
 #: The one empty-case policy (docs/report-format.md), written into ``summary.json`` as ``empty_policy``.
 EMPTY_POLICY: str = (
     "truth and prediction both empty -> dice = iou = nsd = 1, hd95 = assd = 0, sensitivity = precision = 1, "
@@ -51,8 +61,8 @@ DEFAULT_NSD_TOLERANCE_MM = 1.0
 #: Column order of ``per_case.csv``.
 PER_CASE_COLUMNS: list[str] = [
     "case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity", "precision", "rve",
-    "truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp", "diagonal_mm",
-    "nsd_tolerance_mm",
+    "truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp", *LESION_COLUMNS,
+    "diagonal_mm", "nsd_tolerance_mm",
 ]
 
 #: Columns every ``per_case.csv`` has (the public minimum of DESIGN.md); readers need no others.
@@ -94,8 +104,7 @@ def _both_empty_row(name: str) -> dict[str, Any]:
     return {
         "class": name, "dice": 1.0, "iou": 1.0, "hd95": 0.0, "assd": 0.0, "nsd": 1.0,
         "sensitivity": 1.0, "precision": 1.0, "rve": 0.0, "truth_voxels": 0, "pred_voxels": 0,
-        "lesions_truth": 0, "lesions_detected": 0, "lesion_fp": 0,
-    }
+    } | (empty_lesion_row() if is_lesion_class(name) else not_lesion_row())
 
 
 def _union_box(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None,
@@ -130,23 +139,9 @@ def _surface_distances(p: np.ndarray, t: np.ndarray, spacing: Sequence[float]) -
     return np.asarray(d_pt, dtype=np.float64).ravel(), np.asarray(d_tp, dtype=np.float64).ravel()
 
 
-def _lesions(p: np.ndarray, t: np.ndarray) -> tuple[int, int, int]:
-    """(truth components, truth components hit by any predicted voxel, predicted components touching
-    no truth voxel), components with full connectivity (26 in 3D, 8 in 2D)."""
-    from scipy import ndimage
-
-    structure = ndimage.generate_binary_structure(t.ndim, t.ndim)
-    lt, n_t = ndimage.label(t, structure=structure)
-    lp, n_p = ndimage.label(p, structure=structure)
-    hit = np.unique(lt[p])
-    detected = int(np.count_nonzero(hit))
-    touching = np.unique(lp[t])
-    fp = n_p - int(np.count_nonzero(touching))
-    return int(n_t), detected, int(fp)
-
-
 def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], classes: Mapping[int, str],
-                 tolerance_mm: float | Mapping[str, float] = DEFAULT_NSD_TOLERANCE_MM) -> list[dict]:
+                 tolerance_mm: float | Mapping[str, float] = DEFAULT_NSD_TOLERANCE_MM,
+                 lesion_iou: float = DEFAULT_IOU_THRESHOLD) -> list[dict]:
     """Metrics of one case, one dict per foreground class.
 
     Args:
@@ -156,6 +151,9 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
         classes: ``{label id: class name}``; id 0 (background) is never scored.
         tolerance_mm: normalised-surface-Dice tolerance in mm, one for every class or ``{class name: mm}``
             with an optional ``default``; floored at the largest spacing (:func:`nsd_tolerance`).
+        lesion_iou: IoU at which a predicted component matches a truth lesion, for the classes that
+            :func:`ctbench.lesion_metrics.is_lesion_class` names (the other classes leave the lesion
+            columns empty).
 
     Returns:
         One dict per foreground class with the ``per_case.csv`` keys except ``case``. Distances in mm.
@@ -221,7 +219,7 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
         row["precision"] = tp / n_p if n_p else 1.0
         row["rve"] = (n_p - n_t) / n_t if n_t else NAN
         row["truth_voxels"], row["pred_voxels"] = n_t, n_p
-        row["lesions_truth"], row["lesions_detected"], row["lesion_fp"] = _lesions(p, t)
+        row.update(lesion_row(p, t, spacing, lesion_iou) if is_lesion_class(name) else not_lesion_row())
         row["diagonal_mm"], row["nsd_tolerance_mm"] = diagonal, tolerances[c]
         rows.append(row)
     return rows
@@ -268,16 +266,17 @@ def _std(vals: Sequence[float]) -> float | None:
     return _clean(float(np.std(vals, ddof=1))) if len(vals) >= 2 else None
 
 
-def summarize(rows: list[dict], class_names: Sequence[str]) -> dict:
+def summarize(rows: list[dict], class_names: Sequence[str], lesion_iou: float = DEFAULT_IOU_THRESHOLD) -> dict:
     """The metric part of ``summary.json`` from per-case rows (with ``case`` and ``class``).
 
     ``per_class[name]`` holds means over cases and sample standard deviations (``*_std``, ddof=1, null
     with fewer than two values). HD95 and ASSD of a case where exactly one of truth and prediction is
     empty count at the case's ``diagonal_mm`` (:func:`with_worst_case`); ``hd95_undefined`` counts those
     cases and ``hd95_nan_dropped`` / ``assd_nan_dropped`` are the means without them. Other undefined
-    values (RVE of an empty truth) are left out. ``lesion_sensitivity`` is detected / truth lesions
-    pooled over cases (null if there are none), ``lesion_fp_per_scan`` predicted components touching no
-    truth per case, ``nsd_tolerance_mm`` the ``[smallest, largest]`` tolerance used.
+    values (RVE of an empty truth) are left out. ``lesion_sensitivity`` is matched / truth lesions
+    pooled over cases (null if there are none), ``lesion_fp_per_scan`` unmatched predicted components per
+    case (both for lesion classes; ``lesion`` holds their lesion-wise block, matched at ``lesion_iou``:
+    :func:`ctbench.lesion_metrics.summarize_lesions`), ``nsd_tolerance_mm`` the ``[smallest, largest]`` tolerance used.
     ``mean_dice``/``mean_iou``/``mean_hd95``/``mean_hd95_nan_dropped`` are means over the classes in
     ``class_names`` of those per-class means. Undefined numbers are ``None`` (JSON null).
     """
@@ -299,8 +298,9 @@ def summarize(rows: list[dict], class_names: Sequence[str]) -> dict:
         n_les = sum(_count(r.get("lesions_truth")) for r in sel)
         n_det = sum(_count(r.get("lesions_detected")) for r in sel)
         n_fp = sum(_count(r.get("lesion_fp")) for r in sel)
-        entry["lesion_sensitivity"] = n_det / n_les if n_les else None
-        entry["lesion_fp_per_scan"] = n_fp / len(sel) if sel else None
+        lesion_class = is_lesion_class(str(name))
+        entry["lesion_sensitivity"] = n_det / n_les if n_les and lesion_class else None
+        entry["lesion_fp_per_scan"] = n_fp / len(sel) if sel and lesion_class else None
         per_class[str(name)] = entry
 
     def over_classes(key: str) -> float | None:
@@ -315,6 +315,7 @@ def summarize(rows: list[dict], class_names: Sequence[str]) -> dict:
         "mean_hd95_nan_dropped": over_classes("hd95_nan_dropped"),
         "per_class": per_class,
         "mean_over_classes": [str(n) for n in class_names],
+        "lesion": summarize_lesions(rows, class_names, lesion_iou),
         "empty_policy": EMPTY_POLICY,
         "nsd_tolerance_policy": NSD_TOLERANCE_POLICY,
     }
