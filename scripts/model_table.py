@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ctbench.engine.build import build_model
+from ctbench.engine.components import build_model
 from ctbench.models.base import parameter_count
 
 REPO = Path(__file__).resolve().parents[1]

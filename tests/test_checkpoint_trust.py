@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctbench.engine.build import check_untrusted
+from ctbench.engine.components import check_untrusted
 from ctbench.errors import CTBenchError
 
 from cli_helpers import ctbench

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from ctbench.config import compose, compose_with_context
-from ctbench.engine.build import build_callbacks, build_loggers, instantiate
+from ctbench.engine.build import build_callbacks, build_loggers
+from ctbench.engine.components import instantiate
 from ctbench.errors import CTBenchError
 
 from cli_helpers import TINY, ctbench, read_summary

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ctbench.engine.build import build_model
+from ctbench.engine.components import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "configs" / "model"

@@ -1,7 +1,7 @@
 """A ctbench checkpoint read as data: weights, normalisation statistics and the run config, validated.
 
 The stored run config comes from whoever made the file, so it is checked by
-:func:`~ctbench.engine.build.check_untrusted` before anything is imported or built, and the
+:func:`~ctbench.engine.components.check_untrusted` before anything is imported or built, and the
 training machine's own paths (``model.pretrained``) are dropped: the weights are in the file, so a
 checkpoint predicts anywhere. What belongs to this machine and this command (trainer, folders,
 loggers, and the dataset/inference blocks when the command sets them) comes from the command.
@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ctbench.config import RunContext
-from ctbench.engine.build import build_model, build_module, check_untrusted, load_weights
+from ctbench.engine.components import build_model, check_untrusted, load_weights
 from ctbench.engine.safe_load import safe_load
 from ctbench.errors import CTBenchError
 
@@ -71,10 +71,3 @@ def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DictConfig
     load_weights(model, network_weights(ckpt), f"model '{run_cfg.model._target_}'")
     return model.eval(), run_cfg, ckpt
 
-
-def module_from_checkpoint(run_cfg: DictConfig, ckpt: dict[str, Any]):
-    """The LightningModule of ``run_cfg`` (a config from :func:`read_checkpoint` or
-    :func:`command_run_config`) with the checkpoint's weights."""
-    module = build_module(run_cfg)
-    load_weights(module, ckpt["state_dict"], f"model '{run_cfg.model._target_}'")
-    return module

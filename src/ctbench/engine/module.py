@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
-from ctbench.engine.build import build_loss, build_model, instantiate
+from ctbench.engine.components import build_loss, build_model, instantiate
 from ctbench.engine.segmenter import Segmenter
 from ctbench.errors import CTBenchError
 from ctbench.losses.deep_supervision import deep_supervision_loss

@@ -26,7 +26,7 @@ RUN_OUTPUTS = ("checkpoints", "tensorboard", "csv", "report", "splits.json", "pr
 
 def validate(cfg: DictConfig) -> None:
     """Out-of-range values and unknown targets a user can type, caught before any work starts."""
-    from ctbench.engine.build import resolve_class
+    from ctbench.engine.components import resolve_class
 
     if cfg.dims not in (2, 3):
         raise CTBenchError(f"dims={cfg.dims} is not supported: use dims=3 (volumes) or dims=2 (axial slices)")
@@ -220,8 +220,8 @@ def _write_progress(out: Path) -> None:
 def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     """Re-test a checkpoint on ``split`` (test by default) and write ``report/`` in this run folder."""
     from ctbench.data.datasets import resolve_classes
-    from ctbench.engine.build import build_datamodule, build_trainer
-    from ctbench.engine.checkpoint import command_run_config, module_from_checkpoint
+    from ctbench.engine.build import build_datamodule, build_trainer, module_from_checkpoint
+    from ctbench.engine.checkpoint import command_run_config
     from ctbench.models.base import parameter_count
     from ctbench.provenance import run_provenance
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ctbench.engine.checkpoint import network_weights
+from ctbench.engine.components import build_model, load_weights
 from ctbench.engine.inference import SlidingWindowPredictor, to_original_grid
 from ctbench.engine.postprocess import largest_component_per_class
 
@@ -39,9 +41,6 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, cfg: DictConfig, state_dict: Mapping[str, Any]) -> Segmenter:
         """The network of ``cfg`` with the ``model.*`` weights of a ctbench checkpoint's ``state_dict``."""
-        from ctbench.engine.build import build_model, load_weights
-        from ctbench.engine.checkpoint import network_weights
-
         model = build_model(cfg)
         load_weights(model, network_weights({"state_dict": state_dict}), f"model '{cfg.model._target_}'")
         return cls(model.eval(), cfg)

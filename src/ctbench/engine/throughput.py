@@ -146,7 +146,7 @@ class FixedBatches:
 def bench_trainer(cfg: DictConfig, callbacks: list, **overrides: Any):
     """A Lightning ``Trainer`` from ``cfg.trainer`` (precision, accelerator, clipping as composed) for
     timing: one device, no validation, no logger, no checkpoints, no progress bar."""
-    from ctbench.engine.build import instantiate
+    from ctbench.engine.components import instantiate
 
     args: dict[str, Any] = {"devices": 1, "num_nodes": 1, "strategy": "auto", "limit_val_batches": 0,
                             "num_sanity_val_steps": 0, "logger": False, "enable_checkpointing": False,
