@@ -24,47 +24,21 @@ Definitions (also written into ``comparison.md``):
   is on the per-case foreground mean of the metric (averaged over seeds as above): classes within a
   case are not independent, so they are not paired separately.
 
-Pipeline: :mod:`~ctbench.reports.collect` (find and read runs) -> :func:`build` (cells and tests) ->
+Pipeline: :mod:`~ctbench.reports.collect` (find and read runs) -> :func:`build` (cells and tests, a
+:class:`~ctbench.reports.comparison_data.Comparison`) ->
 :mod:`~ctbench.reports.render` (files and the printed table).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ctbench.atomic import atomic_write_text
 from ctbench.errors import CTBenchError
 from ctbench.reports.collect import METRICS, Cell, FailedRun, Run, collect, group
+from ctbench.reports.comparison_data import Comparison
 from ctbench.reports.statistics import PairedResult, adjust, paired_comparison
-
-#: Metrics always written to comparison.csv.
-CSV_METRICS: tuple[str, ...] = ("dice", "iou", "hd95", "hd95_nan_dropped")
-
-
-@dataclass
-class Comparison:
-    """Everything the renderers need."""
-
-    cells: dict[tuple[str, str], Cell]
-    failed: list[FailedRun]
-    metric: str
-    baseline: tuple[str, str] | None
-    tests: dict[tuple[str, str], PairedResult]
-    classes: list[str]
-    sources: list[str]
-
-    @property
-    def models(self) -> list[str]:
-        return sorted({m for m, _ in self.cells} | {f.model for f in self.failed if f.model != "?"})
-
-    @property
-    def losses(self) -> list[str]:
-        return sorted({loss for _, loss in self.cells} | {f.loss for f in self.failed if f.loss != "?"})
-
-    def csv_metrics(self) -> list[str]:
-        return list(CSV_METRICS) + ([self.metric] if self.metric not in CSV_METRICS else [])
 
 
 def parse_baseline(text: str | None, cells: dict[tuple[str, str], Cell]) -> tuple[str, str] | None:

@@ -1,4 +1,4 @@
-"""Renderers of a :class:`~ctbench.reports.comparison.Comparison`: ``comparison.csv``,
+"""Renderers of a :class:`~ctbench.reports.comparison_data.Comparison`: ``comparison.csv``,
 ``comparison.md``, heatmap PNGs and the rich table printed by ``ctbench report``.
 
 The model x loss grid is computed once (:func:`grid`) and drawn by the markdown table, the rich table
@@ -13,14 +13,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ctbench.atomic import atomic_write
 from ctbench.reports.collect import METRICS, Cell
+from ctbench.reports.comparison_data import Comparison
 from ctbench.reports.statistics import ALPHA, CONFIDENCE, N_RESAMPLES, SEED
-
-if TYPE_CHECKING:
-    from ctbench.reports.comparison import Comparison
 
 
 def digits(metric: str) -> int:
