@@ -11,6 +11,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from ctbench import __version__
 from ctbench.commands import HYDRA_COMMANDS, add_argparse_commands
 
 EPILOG = """\
@@ -29,14 +30,20 @@ def _load(target: str) -> Callable:
 
 
 def _run_guarded(func: Callable[[], int | None]) -> int:
-    """Run ``func``; a :class:`CTBenchError` becomes one line on stderr and its exit code."""
-    from ctbench.errors import CTBenchError
+    """Run ``func``; a :class:`CTBenchError` becomes one line on stderr and its exit code, and so does running
+    out of memory (an image or file larger than this machine can hold). Never raises from the handler itself:
+    an empty message gives a line naming the exception type."""
+    from ctbench.errors import CTBenchError, describe
 
     try:
         return int(func() or 0)
     except CTBenchError as err:
-        print(f"ctbench: error: {err}", file=sys.stderr)
+        print(f"ctbench: error: {describe(err)}", file=sys.stderr)
         return err.exit_code
+    except MemoryError as err:
+        print(f"ctbench: error: out of memory ({describe(err)}): the input or a setting needs more memory than "
+              "this machine has; use a smaller input or a lower dataset.max_voxels", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ctbench: interrupted", file=sys.stderr)
         return 130
@@ -60,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"ctbench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, text) in HYDRA_COMMANDS.items():
         sub.add_parser(name, help=f"{text} [Hydra overrides]", add_help=False)

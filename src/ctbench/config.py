@@ -9,6 +9,7 @@ from Python, without a live Hydra runtime.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,7 +80,9 @@ def config_groups() -> list[str]:
 
 
 def check_group_overrides(overrides: Sequence[str]) -> None:
-    """Raise (exit 2) when an override names a config-group option that does not exist."""
+    """Raise (exit 2) when an override names a config-group option that does not exist, or adds a top-level key
+    that nothing reads (:func:`check_new_top_level_keys`)."""
+    check_new_top_level_keys(overrides)
     for override in overrides:
         match = _GROUP_OVERRIDE.match(override)
         if not match or override.startswith("hydra.") or "(" in match["value"]:
@@ -92,6 +95,45 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
             if value != "null" and value not in valid:
                 raise CTBenchError(f"unknown {group} '{value}': choose one of {', '.join(valid)} "
                                    f"(see `ctbench list`)", exit_code=2)
+
+
+def check_new_top_level_keys(overrides: Sequence[str]) -> None:
+    """Raise (exit 2) for ``+KEY=...`` adding a top-level key: every key a task reads is in its config file, so
+    such a key would be read by nothing (a typo of ``model=...`` trains the default silently)."""
+    for override in overrides:
+        key = override.split("=", 1)[0]
+        if "=" not in override or not key.startswith("+") or key.startswith("++"):
+            continue
+        name = key.lstrip("+")
+        if "." in name or "/" in name or "@" in name or name.startswith("hydra") or (CONFIG_DIR / name).is_dir():
+            continue
+        match = difflib.get_close_matches(name, config_groups(), n=1)
+        hint = f"did you mean '{match[0]}'?" if match else "no ctbench component reads it (`--cfg job` lists the keys)"
+        raise CTBenchError(f"unknown key '{name}': {hint}", exit_code=2)
+
+
+def unknown_key_error(task: str, overrides: Sequence[str], message: str) -> CTBenchError | None:
+    """Hydra's "Could not override 'KEY'" as one line with the nearest existing key, or None for other errors."""
+    found = re.match(r"Could not override '(?P<key>[^']+)'", message)
+    if not found:
+        return None
+    key = found["key"]
+    parent, _, leaf = key.rpartition(".")
+    others = [o for o in overrides if o.lstrip("+~").split("=")[0] != key]
+    try:
+        from omegaconf import OmegaConf
+
+        cfg = _hydra_compose(task, others)
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        names = [str(k) for k in node.keys()] if node is not None and hasattr(node, "keys") else []
+    except CTBenchError:
+        names = []
+    if not parent:
+        names += config_groups()
+    match = difflib.get_close_matches(leaf, [n for n in names if n != "hydra"], n=1)
+    hint = (f"did you mean '{parent + '.' if parent else ''}{match[0]}'?" if match
+            else f"`ctbench {task} --cfg job` lists the keys")
+    return CTBenchError(f"unknown key '{key}': {hint}", exit_code=2)
 
 
 def _hydra_compose(task: str, overrides: Sequence[str]):
@@ -109,6 +151,9 @@ def _hydra_compose(task: str, overrides: Sequence[str]):
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=VERSION_BASE):
             return hydra_compose(task, overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
+        unknown = unknown_key_error(task, overrides, str(err))
+        if unknown is not None:
+            raise unknown from None
         raise CTBenchError(f"cannot compose `ctbench {task} {' '.join(overrides)}`: "
                            f"{str(err).splitlines()[0]}", exit_code=2) from None
     finally:

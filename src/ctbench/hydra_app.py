@@ -13,7 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ctbench.config import CONFIG_DIR, VERSION_BASE, RunContext, check_group_overrides
+from ctbench import run_folder
+from ctbench.config import CONFIG_DIR, VERSION_BASE, RunContext, check_group_overrides, unknown_key_error
 from ctbench.errors import CTBenchError
 
 _LAUNCHER_OVERRIDE = re.compile(r"^[+~]*hydra/launcher=(?P<value>[\w.-]+)$")
@@ -52,12 +53,28 @@ def silence_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*(sync_dist=True|Using `DistributedSampler` with the dataloaders).*")
 
 
+def remove_refused_run_dir(ctx: RunContext) -> None:
+    """No ``outputs/NAME/TIMESTAMP/`` for a command refused before it started (only Hydra's and the setup's files
+    and the log with the refusal, already printed); a folder holding anything else is kept."""
+    import logging
+
+    if not run_folder.refused_at_setup(ctx.run_dir):
+        return
+    logging.shutdown()  # the job's log file is closed before its folder goes
+    shutil.rmtree(ctx.run_dir, ignore_errors=True)
+    for parent in () if ctx.run_dir_given else ctx.run_dir.parents[:2]:  # outputs/NAME/ and outputs/ when empty
+        if parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
 def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
     """``ctbench NAME overrides...`` -> Hydra app over ``configs/NAME.yaml`` calling ``target(cfg)``."""
     import importlib
     import logging
 
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     silence_known_warnings()
 
@@ -69,8 +86,12 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
     task: Callable = getattr(importlib.import_module(module), func)
     exit_code = 0
 
+    started = False
+    refused: list[RunContext] = []
+
     def guarded(cfg) -> None:
-        nonlocal exit_code
+        nonlocal exit_code, started
+        started = True
         try:
             task(cfg, RunContext.from_hydra())
         except CTBenchError as err:
@@ -78,12 +99,24 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
             # into the run's log file too, where `ctbench report` and the end-of-sweep status read the reason
             logging.getLogger("ctbench").error("CTBenchError: %s", err)
             exit_code = err.exit_code
-            if not RunContext.from_hydra().multirun:  # a sweep goes on with its other jobs
+            ctx = RunContext.from_hydra()
+            if not ctx.multirun:  # a sweep goes on with its other jobs
+                refused.append(ctx)
                 raise SystemExit(err.exit_code) from None
 
     os.environ["CTBENCH_HYDRA_COMMAND"] = name  # DDP ranks re-run this command through hydra_entry.py
     sys.argv = [str(Path(__file__).with_name("hydra_entry.py")), *overrides]
-    hydra.main(config_path=str(CONFIG_DIR), config_name=name, version_base=VERSION_BASE)(guarded)()
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")  # composition errors reach the except below as exceptions
+    try:
+        hydra.main(config_path=str(CONFIG_DIR), config_name=name, version_base=VERSION_BASE)(guarded)()
+    except (HydraException, OmegaConfBaseException) as err:
+        if started:  # raised by the task itself: a bug, keep the traceback
+            raise
+        raise unknown_key_error(name, overrides, str(err)) or CTBenchError(
+            f"cannot compose `ctbench {name} {' '.join(overrides)}`: {str(err).splitlines()[0]}", exit_code=2) from None
+    finally:
+        for ctx in refused:
+            remove_refused_run_dir(ctx)
     from ctbench import sweep_status
 
     return exit_code or (1 if sweep_status.failed_jobs else 0)

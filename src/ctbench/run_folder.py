@@ -194,3 +194,21 @@ def checkpoint_note(run_dir: str | os.PathLike) -> str:
         return "last.ckpt present, epoch unreadable"
     note = f"last.ckpt at epoch {progress['epoch']}"
     return f"{note}, step {progress['global_step']}" if progress.get("global_step") is not None else note
+
+
+#: what a Hydra job folder holds before its task does anything: Hydra's config copy, the run config and
+#: provenance the task writes first, and the job's log file
+SETUP_FILES = frozenset({".hydra", "resolved_config.yaml", "provenance.json"})
+
+
+def refused_at_setup(run_dir: str | os.PathLike) -> bool:
+    """True for a job folder whose command was refused before it started: nothing but :data:`SETUP_FILES` and
+    ``*.log`` files, and a log that ends in the one-line refusal (``CTBenchError``)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return False
+    entries = list(run_dir.iterdir())
+    if any(p.name not in SETUP_FILES and p.suffix != ".log" for p in entries):
+        return False
+    logs = [p for p in entries if p.suffix == ".log" and p.is_file()]
+    return any("CTBenchError" in p.read_text(errors="replace")[-4000:] for p in logs)

@@ -78,7 +78,7 @@ def image_files(case: Mapping[str, Any]) -> list[str]:
 
 def require_folder(root: Path, what: str) -> None:
     if not root.is_dir():
-        raise CTBenchError(f"dataset folder {root} does not exist: set dataset.root=PATH to {what}")
+        raise CTBenchError(f"dataset.root={root} is not a folder: set dataset.root=PATH to {what}")
 
 
 def refuse_missing(cases: list[Case], where: str) -> None:

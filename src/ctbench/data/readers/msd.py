@@ -10,6 +10,7 @@ of values per name, nnU-Net's BraTS regions) are refused: ctbench trains one cla
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,21 @@ from typing import Any
 from ctbench.data.readers.base import Case, CaseReader, inside, refuse_missing, require_folder
 from ctbench.errors import CTBenchError
 
+#: largest dataset.json read: a bigger one is not a manifest (and would be read whole into memory)
+MAX_MANIFEST_BYTES = 64_000_000
+
 
 def read_manifest(root: Path, manifest: str = "dataset.json") -> dict[str, Any]:
     path = root / manifest
     if not path.is_file():
         raise CTBenchError(f"{root} has no {manifest}: expected an MSD/nnU-Net raw folder "
                            f"({manifest}, imagesTr/, labelsTr/)")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise CTBenchError(f"{path} is {path.stat().st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte cap for a "
+                           "dataset manifest: it is not an MSD/nnU-Net dataset.json")
     try:
         meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise CTBenchError(f"{path} is not valid JSON ({err}): fix or regenerate it") from None
     if not isinstance(meta, dict):
         raise CTBenchError(f"{path} holds a {type(meta).__name__}, not a JSON object: fix or regenerate it")
@@ -48,6 +55,10 @@ def msd_labels(root: Path, manifest: str = "dataset.json") -> dict[int, str]:
     return dict(sorted(out.items()))
 
 
+#: a file ending of dataset.json: ``.nii.gz``, ``.mha``; never a path (``.nii.gz/../x``)
+_FILE_ENDING = re.compile(r"^(\.[A-Za-z0-9]{1,8}){1,3}$")
+
+
 def channel_count(meta: Mapping[str, Any]) -> int:
     """Input channels: nnU-Net v2 ``channel_names`` or MSD ``modality`` entries (one when neither is given)."""
     channels = meta.get("channel_names") or meta.get("modality") or {"0": "CT"}
@@ -67,6 +78,9 @@ class MSDReader(CaseReader):
 
     @property
     def root(self) -> Path:
+        if self.dataset.get("root") is None:
+            raise CTBenchError(f"dataset={self.dataset.get('name')} needs its folder: set dataset.root=PATH to an "
+                               "MSD/nnU-Net folder (dataset.json, imagesTr/, labelsTr/)")
         return Path(str(self.dataset["root"]))
 
     @property
@@ -78,7 +92,10 @@ class MSDReader(CaseReader):
         require_folder(root, "an MSD/nnU-Net folder (dataset.json, imagesTr/, labelsTr/)")
         meta = read_manifest(root, manifest)
         msd_labels(root, manifest)  # region-based labels are refused before any file is listed
-        ending = str(meta.get("file_ending", ".nii.gz"))
+        ending = meta.get("file_ending", ".nii.gz")
+        if not isinstance(ending, str) or not _FILE_ENDING.match(ending):
+            raise CTBenchError(f"{root / manifest}: file_ending {str(ending)[:40]!r} is not a file ending: use one like "
+                               "\".nii.gz\" (a dot, letters and digits, no path separators)")
         channels = channel_count(meta)
         lists: Sequence[str] = list(self.dataset.get("lists") or ["training"])
         entries = [e for key in lists for e in (meta.get(key) or []) if isinstance(e, Mapping) and "label" in e]
@@ -139,6 +156,8 @@ class SyntheticReader(MSDReader):
         from ctbench.data.synthetic import PhantomSpec, ensure_dataset
 
         spec = self.dataset["phantom"]
+        if self.dataset.get("keep_existing") and Path(self.dataset["root"]).exists():
+            return super().cases(check_files)  # eval: read what is there, never rewrite it
         ensure_dataset(self.dataset["root"], PhantomSpec(cases=spec["cases"], seed=spec["seed"],
                                                          voxel_mm=tuple(spec["voxel_mm"]), noise_hu=spec["noise_hu"]))
         return super().cases(check_files)
@@ -150,5 +169,6 @@ class PhantomReader(MSDReader):
     def cases(self, check_files: bool = True) -> list[Case]:
         from ctbench.data.phantom import PhantomSpec, ensure_dataset
 
-        ensure_dataset(self.dataset["root"], PhantomSpec.from_config(self.dataset["phantom"]))
+        if not (self.dataset.get("keep_existing") and Path(self.dataset["root"]).exists()):  # eval never rewrites it
+            ensure_dataset(self.dataset["root"], PhantomSpec.from_config(self.dataset["phantom"]))
         return super().cases(check_files)

@@ -1,0 +1,95 @@
+"""Issue 25: the README's paths as a first-time user takes them (typos, missing folders, refused commands).
+
+Each test calls the command in-process (``ctbench.cli.main``) from a fresh folder and reads its one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ctbench import __version__, run_folder
+from ctbench.cli import main
+from ctbench.config import compose
+from ctbench.errors import CTBenchError
+from ctbench.reports.collect import find_run_dirs
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    return tmp_path
+
+
+def run(*argv: str) -> int:
+    """``ctbench ARGV`` in-process: its exit status (a refused Hydra command ends in SystemExit, as in the CLI)."""
+    try:
+        return main(list(argv))
+    except SystemExit as stop:
+        return int(stop.code or 0)
+
+
+def one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "no message on stderr"
+    return err[-1]
+
+
+@pytest.mark.parametrize(("override", "line"), [
+    ("modle=vnet", "unknown key 'modle': did you mean 'model'?"),
+    ("trainer.max_epoch=2", "unknown key 'trainer.max_epoch': did you mean 'trainer.max_epochs'?"),
+    ("dataset.rooot=/x", "unknown key 'dataset.rooot': did you mean 'dataset.root'?"),
+    ("+modle=vnet", "unknown key 'modle': did you mean 'model'?"),
+])
+def test_typo_is_one_line_with_the_nearest_key(fresh: Path, capsys, override: str, line: str) -> None:
+    assert run("train", override) == 2
+    assert one_line(capsys) == f"ctbench: error: {line}"
+    assert not (fresh / "outputs").exists()
+
+
+def test_new_top_level_key_nothing_reads_is_refused(fresh: Path, capsys) -> None:
+    assert run("train", "+epochs=3") == 2
+    assert one_line(capsys).startswith("ctbench: error: unknown key 'epochs': no ctbench component reads it")
+    with pytest.raises(CTBenchError, match="did you mean 'model'"):  # the Python API refuses it the same way
+        compose("train", ["+modle=vnet"])
+    assert compose("train", ["+dataset.crop_ratios=[1,1]"]).dataset.crop_ratios == [1, 1]  # nested: the reader's
+
+
+def test_dataset_without_root_names_the_key(fresh: Path, capsys) -> None:
+    assert run("train", "dataset=msd") == 1
+    line = one_line(capsys)
+    assert "set dataset.root=PATH" in line and "synthetic" not in line
+    assert run("train", "dataset=msd_liver", "debug=fast") == 1
+    assert "dataset.root=data/Task03_Liver is not a folder" in one_line(capsys)
+
+
+def test_debug_fast_keeps_a_chosen_dataset() -> None:
+    assert compose("train", ["debug=fast", "dataset=msd_liver"]).dataset.root.endswith("data/Task03_Liver")
+    assert compose("train", ["debug=fast"]).dataset.root.endswith("data/synthetic_tiny")
+    assert compose("train", []).dataset.root.endswith("data/synthetic")
+
+
+def test_refused_command_leaves_no_run_folder(fresh: Path, capsys) -> None:
+    assert run("train", "dataset=msd") == 1
+    assert run("predict") == 1
+    assert not (fresh / "outputs").exists(), sorted(p.as_posix() for p in fresh.rglob("*"))
+
+
+def test_report_skips_folders_of_refused_commands(tmp_path: Path) -> None:
+    refused = tmp_path / "outputs" / "unet-dice_ce-3d" / "2026-01-01_00-00-00"  # as older versions left them
+    (refused / ".hydra").mkdir(parents=True)
+    (refused / "train.log").write_text("[x][ctbench][ERROR] - CTBenchError: dataset.root=data/x is not a folder\n")
+    killed = tmp_path / "outputs" / "unet-dice_ce-3d" / "2026-01-01_00-00-01"  # started, no refusal: unfinished
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / "train.log").write_text("[x][lightning][INFO] - GPU available: False\n")
+    assert run_folder.refused_at_setup(refused) and not run_folder.refused_at_setup(killed)
+    assert find_run_dirs(tmp_path / "outputs") == [killed]
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"ctbench {__version__}"
+
