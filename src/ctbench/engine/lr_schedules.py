@@ -2,13 +2,15 @@
 
 Built as ``instantiate(cfg.optim.scheduler)(optimizer, total_steps=...)`` (``_partial_: true``), so a
 new schedule is a class here or any ``torch.optim.lr_scheduler`` class taking ``total_steps``. Torch has
-cosine and polynomial decay but not with a warm-up that counts in the same steps, hence these few lines.
+cosine and polynomial decay but not with a warm-up that counts in the same steps, nor over a wall-clock
+budget (``trainer.max_time``: :attr:`_WarmupSchedule.time_fraction`), hence these few lines.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
@@ -20,7 +22,12 @@ class _WarmupSchedule(LambdaLR):
     """LR factor ``(step + 1) / warmup_steps`` during warm-up, then :meth:`decay` of the progress in [0, 1].
 
     ``params``: the schedule's own settings, checked against :attr:`defaults` (an unknown name is one line).
+    ``time_fraction``: with a time budget, a function giving the share of it spent (set by the module for
+    ``trainer.max_time``); the progress is then the larger of the step and the time fraction. ``progress``
+    is the latest progress, saved with the schedule's state (the function is not).
     """
+
+    time_fraction: Callable[[], float] | None
 
     defaults: ClassVar[dict[str, float]] = {}
 
@@ -32,12 +39,22 @@ class _WarmupSchedule(LambdaLR):
                                f"settings are warmup_steps{''.join(', ' + k for k in self.defaults)}", exit_code=2)
         self.params = {k: float(params.get(k, v)) for k, v in self.defaults.items()}
         self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+        self.time_fraction, self.progress = None, 0.0
         super().__init__(optimizer, self.factor)
 
     def factor(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
-        return self.decay(min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)))
+        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
+        if self.time_fraction is not None:
+            progress = max(progress, self.time_fraction())
+        self.progress = min(1.0, progress)
+        return self.decay(self.progress)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state.pop("time_fraction", None)  # a function of this process's clock: plain data only in checkpoints
+        return state
 
     def decay(self, progress: float) -> float:
         return 1.0

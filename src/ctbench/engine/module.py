@@ -4,6 +4,10 @@ Built from the composed config alone (``model``, ``loss``, ``optim``, ``inferenc
 checkpoint carries everything needed to rebuild and re-test it. Validation and test run whole-volume
 sliding-window inference; per-case results are gathered across processes and de-duplicated by case
 id, so distributed sampler padding never counts a case twice.
+
+Checkpoint selection (``val/mean_dice``, :func:`selection_dice`) averages each class over the validation
+cases whose truth holds it, so an empty-empty case neither helps nor hurts and predicting nothing never
+raises it. With ``trainer.max_time`` the learning-rate schedule runs over the time budget.
 """
 
 from __future__ import annotations
@@ -36,6 +40,33 @@ def dice_per_class(pred: torch.Tensor, truth: torch.Tensor, num_classes: int) ->
         denom = p.sum() + t.sum()
         scores.append(torch.where(denom > 0, 2 * (p & t).sum() / denom.clamp(min=1), torch.ones(())))
     return torch.stack(scores).float()
+
+
+def classes_present(truth: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Whether the label map holds each foreground class (bool, one per class)."""
+    return torch.stack([(truth == c).any() for c in range(1, num_classes)])
+
+
+def selection_dice(dice: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The checkpoint-selection metric: (per-class Dice, their mean) over validation cases.
+
+    Each class is averaged over the cases whose truth holds it (Metrics Reloaded, Maier-Hein et al. 2024:
+    a case where reference and prediction are both empty has no defined Dice), so an empty-empty case
+    neither raises nor lowers it; a spurious prediction on a case without the class is not counted either.
+    The mean is over the classes some case holds; NaN where none does. Predicting nothing scores 0 on every
+    counted case, so it never raises the metric.
+
+    Args:
+        dice: ``(cases, classes)`` Dice per case and foreground class.
+        present: ``(cases, classes)`` whether the case's truth holds the class.
+    """
+    present = present.to(dice.dtype)
+    counted = present.sum(0)
+    per_class = (dice * present).sum(0) / counted.clamp(min=1)
+    per_class = torch.where(counted > 0, per_class, torch.full_like(per_class, float("nan")))
+    held = counted > 0
+    mean = per_class[held].mean() if bool(held.any()) else per_class.new_tensor(float("nan"))
+    return per_class, mean
 
 
 def _gather(items: list[Any]) -> list[Any]:
@@ -82,6 +113,10 @@ class SegmentationModule(pl.LightningModule):
         self.class_names = list(self.cfg.dataset.class_names)
         self.segmenter = Segmenter(self.model, self.cfg)
         self._val: list[dict[str, Any]] = []
+        #: ``[epoch, val/mean_dice]`` of every validation of the fit (kept in the checkpoints)
+        self.val_history: list[list[float]] = []
+        #: whether the learning-rate schedule ran to its end (set when training ends)
+        self.schedule_completed: bool | None = None
         self.test_rows: list[dict[str, Any]] = []
         self.overlays: list[dict[str, Any]] = []
 
@@ -95,6 +130,11 @@ class SegmentationModule(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # normalisation statistics travel with the weights, so `predict` needs no dataset
         checkpoint["ctbench_zscore"] = list(self.zscore) if getattr(self, "zscore", None) else None
+        checkpoint["ctbench_val_history"] = [list(item) for item in self.val_history]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # a resumed run keeps its learning curve (the convergence block of summary.json reads it)
+        self.val_history = [[int(e), float(v)] for e, v in checkpoint.get("ctbench_val_history") or []]
 
     # ---- training ---------------------------------------------------------------------------
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
@@ -147,7 +187,8 @@ class SegmentationModule(pl.LightningModule):
         pred = probs.argmax(1, keepdim=True)
         label = torch.as_tensor(batch["label"]).as_subclass(torch.Tensor).long()  # MetaTensor -> plain
         for i, case in enumerate(batch["case"]):
-            self._val.append({"case": case, "dice": dice_per_class(pred[i], label[i], self.num_classes).cpu()})
+            self._val.append({"case": case, "dice": dice_per_class(pred[i], label[i], self.num_classes).cpu(),
+                              "present": classes_present(label[i], self.num_classes).cpu()})
         if batch_idx == 0:
             image = torch.as_tensor(batch["image"]).as_subclass(torch.Tensor)
             self._log_overlay(image[0, 0], label[0, 0], pred[0, 0])
@@ -157,10 +198,13 @@ class SegmentationModule(pl.LightningModule):
         self._val = []
         if not items:
             return
-        dice = torch.stack([i["dice"] for i in items]).mean(0)
+        dice, mean = selection_dice(torch.stack([i["dice"] for i in items]), torch.stack([i["present"] for i in items]))
         for name, value in zip(self.class_names[1:], dice, strict=True):
-            self.log(f"val/dice_{name}", value, sync_dist=False, rank_zero_only=False)
-        self.log("val/mean_dice", dice.mean(), prog_bar=True, sync_dist=False)
+            if torch.isfinite(value):  # a class no validation case holds has no Dice
+                self.log(f"val/dice_{name}", value, sync_dist=False, rank_zero_only=False)
+        self.log("val/mean_dice", mean, prog_bar=True, sync_dist=False)
+        if not self.trainer.sanity_checking:
+            self.val_history.append([int(self.current_epoch), float(mean)])
 
     def _log_overlay(self, image: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor) -> None:
         logger = getattr(self.logger, "experiment", None)
@@ -188,12 +232,21 @@ class SegmentationModule(pl.LightningModule):
             spacing = [float(s) for s in truth_img.header.get_zooms()[:3]]
             classes = dict(enumerate(self.class_names))
             classes.pop(0)
-            rows = case_metrics(pred, truth, spacing, classes, tolerance_mm=self._nsd_tolerance())
+            rows = case_metrics(pred, truth, spacing, classes, tolerance_mm=self._nsd_tolerance(),
+                                lesion_iou=self.lesion_iou)
             self.test_rows.extend({"case": case, **row} for row in rows)
             if len(self.overlays) < int(self.cfg.report.overlays):
                 ct = np.asarray(nib.load(batch["source_image"][i]).dataobj, dtype=np.float32)
                 self.overlays.append({"case": case, "image": ct, "truth": truth.astype(np.uint8), "pred": pred,
                                       "affine": truth_img.affine})
+
+    @property
+    def lesion_iou(self) -> float:
+        """``metrics.lesion_iou``: the IoU at which a predicted lesion matches a truth one (0.1 when a stored
+        config predates it)."""
+        from ctbench.lesion_metrics import DEFAULT_IOU_THRESHOLD
+
+        return float(self.cfg.metrics.get("lesion_iou", DEFAULT_IOU_THRESHOLD))
 
     def _nsd_tolerance(self) -> float | dict[str, float]:
         """``metrics.nsd_tolerance_mm``: one number, or ``{class: mm, default: mm}``."""
@@ -211,11 +264,59 @@ class SegmentationModule(pl.LightningModule):
     # ---- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = instantiate(self.cfg.optim.optimizer, "optim.optimizer")(params=self.model.parameters())
-        estimated = self.trainer.estimated_stepping_batches
-        if not math.isfinite(estimated):
-            raise CTBenchError("trainer.max_epochs=-1 without trainer.max_steps: the learning-rate schedule needs a "
-                               "finite number of steps; set trainer.max_epochs or trainer.max_steps (for a time "
-                               "budget: trainer.max_time=DD:HH:MM:SS with a large max_epochs)", exit_code=2)
-        total = max(1, int(estimated))
-        scheduler = instantiate(self.cfg.optim.scheduler, "optim.scheduler")(optimizer, total_steps=total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": build_scheduler(self.cfg, optimizer, self.trainer), "interval": "step"}}
+
+    def on_train_end(self) -> None:
+        schedulers = self.lr_schedulers()  # a list when a module has several optimisers: the first is the model's
+        first = schedulers[0] if isinstance(schedulers, list) else schedulers
+        self.schedule_completed = schedule_completed(first, self.trainer)
+
+
+def _timer(trainer: pl.Trainer) -> Any:
+    """Lightning's ``Timer`` callback of ``trainer.max_time`` (None without a time budget)."""
+    from lightning.pytorch.callbacks import Timer
+
+    return next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+
+
+def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer, trainer: pl.Trainer) -> Any:
+    """``optim.scheduler`` over the run's steps (``trainer.estimated_stepping_batches``), and with
+    ``trainer.max_time`` over the time budget too: its progress is the larger of the step and the time
+    fraction, so a run that the clock stops ends at the end of its schedule (cosine at its floor), not at
+    its peak. A schedule without a time budget (any class but those of ``engine/lr_schedules.py``) is
+    refused with ``max_time``."""
+    timer = _timer(trainer)
+    estimated = trainer.estimated_stepping_batches
+    if not math.isfinite(estimated) and timer is None:
+        raise CTBenchError("trainer.max_epochs=-1 without trainer.max_steps: the learning-rate schedule needs a "
+                           "finite number of steps; set trainer.max_epochs or trainer.max_steps (for a time "
+                           "budget: trainer.max_time=DD:HH:MM:SS)", exit_code=2)
+    total = max(1, int(estimated)) if math.isfinite(estimated) else 2**62
+    scheduler = instantiate(cfg.optim.scheduler, "optim.scheduler")(optimizer, total_steps=total)
+    if timer is not None:
+        if not hasattr(scheduler, "time_fraction"):
+            raise CTBenchError(f"trainer.max_time with optim.scheduler={cfg.optim.scheduler._target_}: that schedule "
+                               "cannot run over a time budget and would stop mid-schedule; use a schedule of "
+                               "ctbench.engine.lr_schedules (optim=adamw or optim=sgd_poly)", exit_code=2)
+
+        def time_fraction() -> float:
+            elapsed, remaining = timer.time_elapsed("train"), timer.time_remaining("train")
+            return elapsed / max(elapsed + remaining, 1e-9)
+
+        scheduler.time_fraction = time_fraction
+    return scheduler
+
+
+def schedule_completed(scheduler: Any, trainer: pl.Trainer) -> bool:
+    """Whether the learning-rate schedule ran to its end: its progress reached 1 (steps, or the time
+    budget spent: with ``trainer.max_time`` the schedule is the budget). A run stopped early (early
+    stopping, a kill resumed into a shorter budget) has not."""
+    timer = _timer(trainer)
+    if timer is not None and timer.time_remaining("train") <= 0:
+        return True
+    progress = getattr(scheduler, "progress", None)
+    if progress is None:  # a torch schedule: the steps taken of those it was built for
+        total = getattr(scheduler, "total_steps", None) or trainer.estimated_stepping_batches
+        progress = trainer.global_step / total if total else 1.0
+    return progress >= 1.0
