@@ -111,7 +111,7 @@ def export_nnunet(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The phantom (as ctbench composes it) in nnU-Net v2 raw layout; test labels kept in ``labelsTs``."""
     from ctbench.config import compose
     from ctbench.data.datamodule import CTDataModule
-    from ctbench.data.synthetic import LABELS
+    from ctbench.data.phantom_files import LABELS
 
     overrides = (["debug=fast"] if args.quick else []) + [o for o in args.override if o.startswith(("paths.", "dataset"))]
     cfg = compose("train", overrides)

@@ -6,7 +6,8 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from ctbench.data.synthetic import PhantomSpec, make_case, to_lps_storage, write_dataset
+from ctbench.data.phantom_files import to_lps_storage
+from ctbench.data.synthetic import PhantomSpec, make_case, write_dataset
 from ctbench.engine.inference import to_original_grid
 
 

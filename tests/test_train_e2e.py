@@ -11,7 +11,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from ctbench.data.synthetic import LABELS
+from ctbench.data.phantom_files import LABELS
 
 from cli_helpers import TINY, ctbench, read_summary
 

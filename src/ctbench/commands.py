@@ -65,7 +65,7 @@ def add_argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p.add_argument("overrides", nargs="*", help="Hydra overrides selecting the dataset, e.g. dataset=msd dataset.root=...")
 
     return {
-        "synth": "ctbench.data.synthetic:run_cli",
+        "synth": "ctbench.data.synth:run_cli",
         "list": "ctbench.catalog:run_cli",
         "convert": "ctbench.data.dicom:run_cli",
         "score": "ctbench.reports.score:run_cli",

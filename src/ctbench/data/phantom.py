@@ -17,7 +17,6 @@ and slice thickness.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -28,8 +27,8 @@ import numpy as np
 from scipy import ndimage
 
 from ctbench.data import phantom_anatomy as anat
+from ctbench.data.phantom_files import phantom_manifest, write_case_files
 
-LABELS: dict[int, str] = {0: "background", 1: "liver", 2: "spleen", 3: "kidney", 4: "lesion"}
 PHASES = ("non_contrast", "portal_venous")
 #: Raise when the same spec would write other voxels, so that stored datasets are generated again.
 GENERATOR_VERSION = 2
@@ -177,7 +176,6 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
     from rich.progress import track
 
     from ctbench.atomic import atomic_write_json
-    from ctbench.data.synthetic import phantom_manifest, write_case_files
 
     out = Path(out_dir)
     training = []
@@ -204,14 +202,3 @@ def ensure_dataset(root: str | Path, spec: PhantomSpec) -> Path:
     if manifest.exists() and json.loads(manifest.read_text()).get("ctbench_spec") == spec.manifest():
         return manifest
     return write_dataset(root, spec)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """``ctbench synth OUT_DIR --kind phantom [--cases N] [--seed S]``."""
-    from ctbench.errors import CTBenchError
-
-    if args.cases < 1:
-        raise CTBenchError(f"--cases must be at least 1, got {args.cases}")
-    path = write_dataset(args.out_dir, PhantomSpec(cases=args.cases, seed=args.seed))
-    print(f"wrote {args.cases} CT phantom cases and {path}")
-    return 0

@@ -15,16 +15,14 @@ seeded generator; half of the files are stored LPS-oriented, half RAS-oriented.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-LABELS: dict[int, str] = {0: "background", 1: "liver", 2: "spleen", 3: "kidney", 4: "lesion"}
+from ctbench.data.phantom_files import phantom_manifest, write_case_files
 
 #: Field of view in millimetres (x, y, z) sampled for every case.
 FOV_MM = (384.0, 304.0, 256.0)
@@ -106,16 +104,6 @@ def make_case(rng: np.random.Generator, spacing: Sequence[float], noise_hu: floa
     return hu, label, affine
 
 
-def to_lps_storage(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The same anatomy stored with voxel axes running towards Left, Posterior, Superior."""
-    flipped = np.ascontiguousarray(array[::-1, ::-1, :])
-    shape = np.asarray(array.shape)
-    new = affine.copy()
-    new[:3, :2] = -affine[:3, :2]
-    new[:3, 3] = affine[:3, :3] @ np.array([shape[0] - 1, shape[1] - 1, 0]) + affine[:3, 3]
-    return flipped, new
-
-
 def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Path:
     """Write ``spec.cases`` phantom cases to ``out_dir`` in MSD layout; returns ``dataset.json``'s path.
 
@@ -144,41 +132,6 @@ def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Pat
     return out / "dataset.json"
 
 
-def phantom_manifest(name: str, description: str, reference: str, training: list[dict[str, Any]],
-                     spec: dict[str, Any]) -> dict[str, Any]:
-    """A phantom's MSD ``dataset.json``: one CT channel, :data:`LABELS`, the cases and the generating spec
-    (``ctbench_spec``, compared on reuse)."""
-    return {"name": name, "description": description, "reference": reference, "licence": "CC0",
-            "tensorImageSize": "3D", "modality": {"0": "CT"}, "channel_names": {"0": "CT"},
-            "labels": {str(k): v for k, v in LABELS.items()}, "numTraining": len(training),
-            "file_ending": ".nii.gz", "training": training, "ctbench_spec": spec}
-
-
-def write_case_files(out: Path, name: str, hu: np.ndarray, label: np.ndarray, affine: np.ndarray,
-                     lps: bool) -> None:
-    """One case in MSD layout, atomically: ``imagesTr/NAME.nii.gz`` (int16 HU) and ``labelsTr/NAME.nii.gz``
-    (uint8), stored in LPS voxel order when ``lps`` (the same world grid), else RAS."""
-    import nibabel as nib
-
-    from ctbench.atomic import atomic_write
-
-    if lps:
-        (hu, _), (label, affine) = to_lps_storage(hu, affine), to_lps_storage(label, affine)
-    for array, sub, dtype in ((hu, "imagesTr", np.int16), (label, "labelsTr", np.uint8)):
-        img = nib.Nifti1Image(np.round(array).astype(dtype), affine)
-        img.header.set_xyzt_units("mm")
-        img.set_qform(affine, code=1)
-        img.set_sform(affine, code=1)
-        atomic_write(out / sub / f"{name}.nii.gz", lambda fh, img=img: fh.write(_gz(img)))
-
-
-def _gz(img) -> bytes:
-    """NIfTI image as gzip-compressed bytes (what nibabel writes for ``.nii.gz``)."""
-    import gzip
-
-    return gzip.compress(img.to_bytes(), compresslevel=1)
-
-
 def ensure_dataset(root: str | Path, spec: PhantomSpec) -> Path:
     """Generate the phantom in ``root`` unless a complete one with the same spec is already there."""
     root = Path(root)
@@ -189,21 +142,3 @@ def ensure_dataset(root: str | Path, spec: PhantomSpec) -> Path:
         if stored == wanted:
             return manifest
     return write_dataset(root, spec)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """``ctbench synth OUT_DIR [--cases N] [--seed S] [--voxel-mm LO HI] [--kind synthetic|phantom]``."""
-    from ctbench.errors import CTBenchError
-
-    if args.kind == "phantom":
-        from ctbench.data.phantom import run_cli as write_ct_phantom
-
-        return write_ct_phantom(args)
-    if args.cases < 1:
-        raise CTBenchError(f"--cases must be at least 1, got {args.cases}")
-    lo, hi = args.voxel_mm
-    if not 0.3 <= lo <= hi <= 20:
-        raise CTBenchError(f"--voxel-mm needs 0.3 <= LO <= HI <= 20, got {lo} {hi}")
-    path = write_dataset(args.out_dir, PhantomSpec(cases=args.cases, seed=args.seed, voxel_mm=(lo, hi)))
-    print(f"wrote {args.cases} phantom cases and {path}")
-    return 0
