@@ -127,7 +127,7 @@ def sign_flip_p(diffs: Sequence[float], n_resamples: int = N_RESAMPLES, seed: in
         hits = sum(int(np.count_nonzero(np.abs(low_sums + h) >= observed)) for h in high_sums)
         return hits / 2.0 ** x.size
     rng = np.random.default_rng(seed)
-    signs = rng.integers(0, 2, size=(n_resamples, x.size), dtype=np.int8) * 2 - 1
+    signs = rng.integers(0, 2, size=(n_resamples, x.size)).astype(np.float64) * 2 - 1
     hits = int(np.count_nonzero(np.abs(signs @ x) >= observed))
     return (1 + hits) / (1 + n_resamples)
 
@@ -211,6 +211,16 @@ def hierarchical_test(candidate: np.ndarray, baseline: np.ndarray, level: float 
         out["case_var"][part] = case_var
         pooled = [v for v, k in ((var_a, ka), (var_b, kb)) if k > 1]
         out["seed_var"][part] = np.mean(pooled, axis=0) if pooled else np.nan
+    # Student's t floors the bootstrap's q and p: with seeds, the arm difference is judged against the
+    # runs within the arms (k_c + k_b - 2 degrees of freedom, the nested-ANOVA error term); 3 seeds give
+    # an arm's seed variance 2 degrees of freedom, which its 10 distinct seed resamples cannot show
+    from scipy.stats import t as student
+
+    df = ka + kb - 2 if ka + kb > 2 else n - 1
+    out["q"] = np.maximum(out["q"], student.ppf(0.5 + level / 2, df))
+    t_obs_all = np.abs(np.divide(out["est"], out["se"], out=np.where(out["est"] != 0, np.inf, 0.0),
+                                 where=out["se"] > 0))
+    out["p"] = np.maximum(out["p"], 2 * student.sf(t_obs_all, df))
     half = np.where(out["se"] > 0, out["q"] * out["se"], 0.0)
     results = [HierarchicalResult(n, ka, kb, float(e), float(s), float(e - h), float(e + h), level, float(p),
                                   float(cv), float(sv))
@@ -258,20 +268,22 @@ def _two_stage(a: np.ndarray, b: np.ndarray, cases: np.ndarray, seeds_a: np.ndar
 
 
 def seeds_for_power(case_var: float, seed_var: float, n_cases: int, margin: float, alpha: float,
-                    power: float = 0.8) -> float:
+                    power: float = 0.8, most: int = 1000) -> float:
     """Seeds per arm for which the interval of :func:`hierarchical_test` (two-sided ``alpha``) excludes 0
-    with probability ``power`` when the true difference equals ``margin``, by the normal approximation
-    ``margin / se(k) >= z_{1 - alpha/2} + z_power`` with ``se(k)^2 = case_var / n + 2 seed_var / k``
-    (Cohen 1988, ch. 2; the observed variances stand in for the true ones). ``inf`` when the case part
-    alone is too large (more cases, not seeds, are needed); NaN when the seed variance is unknown."""
+    with probability ``power`` when the true difference equals ``margin``: the smallest k with
+    ``margin / se(k) >= t_{2k-2, 1 - alpha/2} + z_power`` and ``se(k)^2 = case_var / n + 2 seed_var / k``
+    (the usual normal-shift approximation, Cohen 1988, ch. 2, with the t reference of the interval; the
+    observed variances stand in for the true ones). ``inf`` when even ``most`` seeds do not reach it (the
+    case part alone is too large: more cases are needed); NaN when the seed variance is unknown."""
     from scipy.stats import norm
+    from scipy.stats import t as student
 
     if math.isnan(seed_var) or math.isnan(case_var) or n_cases < 2 or margin <= 0:
         return math.nan
-    room = (margin / (norm.ppf(1 - alpha / 2) + norm.ppf(power))) ** 2 - case_var / n_cases
-    if room <= 0:
-        return math.inf
-    return float(max(2, math.ceil(2 * seed_var / room))) if seed_var > 0 else 2.0
+    k = np.arange(2, most + 1)
+    reach = margin / np.sqrt(case_var / n_cases + 2 * seed_var / k)
+    ok = np.flatnonzero(reach >= student.ppf(1 - alpha / 2, 2 * k - 2) + norm.ppf(power))
+    return float(k[ok[0]]) if ok.size else math.inf
 
 
 def paired_comparison(candidate: Mapping[str, float], baseline: Mapping[str, float]) -> PairedResult:
