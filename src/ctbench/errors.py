@@ -18,3 +18,13 @@ class CTBenchError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def describe(err: BaseException) -> str:
+    """The first non-empty line of ``err``'s message, or its type name when the message is empty
+    (``MemoryError()``) or cannot be made: never raises."""
+    try:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    except Exception:  # noqa: BLE001 - a broken __str__ still gives a line
+        lines = []
+    return lines[0] if lines else type(err).__name__
