@@ -26,10 +26,13 @@ RUN_OUTPUTS = ("checkpoints", "tensorboard", "csv", "report", "splits.json", "pr
 
 def validate(cfg: DictConfig) -> None:
     """Out-of-range values and unknown targets a user can type, caught before any work starts."""
+    from ctbench.engine.checkpoint_schema import validate_inference
     from ctbench.engine.components import resolve_class
 
     if cfg.dims not in (2, 3):
         raise CTBenchError(f"dims={cfg.dims} is not supported: use dims=3 (volumes) or dims=2 (axial slices)")
+    validate_inference({"dims": cfg.dims, "postprocess": cfg.get("postprocess"),
+                        "inference": OmegaConf.to_container(cfg.inference, resolve=True)}, "this command's config")
     epochs = cfg.trainer.get("max_epochs")
     if epochs is not None and epochs < 1 and epochs != -1:
         raise CTBenchError(f"trainer.max_epochs={epochs} must be a positive number of epochs")
@@ -54,7 +57,7 @@ def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str
     headline = [c for c in cfg.dataset.get("headline_classes") or [] if c in names]
     summary = write_run_report(out / "report", module.test_rows, names,
                                {**meta, "split": split, "scope": "whole-volume"}, module.overlays,
-                               window_bounds(cfg.dataset.preprocessing.window), headline)
+                               window_bounds(cfg.dataset.preprocessing.window), headline, module.lesion_iou)
     print_table(summary)
     print(f"report: {out / 'report'}")
     return summary
@@ -90,6 +93,7 @@ def _check_resume(cfg: DictConfig, ctx: RunContext, ckpt: Path | None) -> None:
     """``resume=true`` continues only the same run: the same config, in a folder that holds its checkpoint."""
     from ctbench.engine.checkpoint import read_checkpoint
     from ctbench.engine.resume import config_differences, find_run_of_config
+    from ctbench.safe_yaml import load_config
 
     out = ctx.run_dir
     if ckpt is None:
@@ -102,7 +106,7 @@ def _check_resume(cfg: DictConfig, ctx: RunContext, ckpt: Path | None) -> None:
                            "the run's folder (`hydra.run.dir=RUN_DIR`) or drop resume=true to start a new run",
                            exit_code=2)
     stored_file = out / "resolved_config.yaml"
-    stored = OmegaConf.load(stored_file) if stored_file.is_file() else read_checkpoint(ckpt)[0]
+    stored = load_config(stored_file) if stored_file.is_file() else read_checkpoint(ckpt)[0]
     differences = config_differences(stored, cfg)
     if differences:
         keys = [d.split(":", 1)[0] for d in differences]
@@ -202,10 +206,19 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     if not trainer.is_global_zero:
         return None
     meta.update(epochs=int(trainer.current_epoch), train_seconds=round(seconds, 1), checkpoint=weights.name,
-                checkpoint_epoch=tested.get("epoch"), checkpoint_step=tested.get("global_step"))
+                checkpoint_epoch=tested.get("epoch"), checkpoint_step=tested.get("global_step"),
+                convergence=_convergence(cfg, module, trainer))
     summary = _report(cfg, module, out, meta, "test")
     _write_progress(out)
     return summary
+
+
+def _convergence(cfg: DictConfig, module, trainer) -> dict[str, Any]:
+    """``summary.json``'s convergence block: the module's validation curve against ``study.plateau``."""
+    from ctbench.reports.convergence import DEFAULT_PLATEAU, convergence
+
+    plateau = OmegaConf.select(cfg, "study.plateau", default=DEFAULT_PLATEAU)
+    return convergence(module.val_history, int(trainer.current_epoch), bool(module.schedule_completed), plateau)
 
 
 def _write_progress(out: Path) -> None:
@@ -221,18 +234,23 @@ def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     """Re-test a checkpoint on ``split`` (test by default) and write ``report/`` in this run folder."""
     from ctbench.data.datasets import resolve_classes
     from ctbench.engine.build import build_datamodule, build_trainer, module_from_checkpoint
-    from ctbench.engine.checkpoint import command_run_config
+    from ctbench.engine.checkpoint import command_run_config, local_dataset
     from ctbench.models.base import parameter_count
     from ctbench.provenance import run_provenance
+    from ctbench.run_folder import is_complete
 
     if not cfg.get("ckpt_path"):
         raise CTBenchError("no checkpoint given: pass ckpt_path=RUN_DIR/checkpoints/best.ckpt")
     split = cfg.get("split", "test")
     if split not in ("test", "val"):
         raise CTBenchError(f"split={split} is not supported by eval: use test or val")
-    run_cfg, ckpt = command_run_config(cfg, ctx, cfg.ckpt_path)
+    if is_complete(ctx.run_dir) and not cfg.get("overwrite", False):  # the run-folder contract of train
+        raise CTBenchError(f"{ctx.run_dir} already holds a complete report: evaluate into a new folder "
+                           "(drop hydra.run.dir=...) or add overwrite=true to replace it", exit_code=2)
+    run_cfg, ckpt = command_run_config(cfg, ctx, cfg.ckpt_path, lambda name: local_dataset(name, ctx))
     validate(run_cfg)
     OmegaConf.set_struct(run_cfg, False)
+    run_cfg.dataset.keep_existing = True  # eval writes no dataset folder it did not create in this command
     resolve_classes(run_cfg.dataset)
     if int(run_cfg.dataset.num_classes) != int(run_cfg.model.out_channels):
         raise CTBenchError(f"dataset '{run_cfg.dataset.name}' has {run_cfg.dataset.num_classes} classes "

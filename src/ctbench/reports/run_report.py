@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ctbench.atomic import atomic_write, atomic_write_json, atomic_write_text
+from ctbench.lesion_metrics import DEFAULT_IOU_THRESHOLD
 from ctbench.metrics import summarize, write_per_case_csv
 
 #: Colours of classes 1..N in overlays (liver, spleen, kidney, lesion, ...).
@@ -80,12 +81,40 @@ def _markdown(summary: Mapping[str, Any], overlays: Sequence[str]) -> str:
               "structure; counted under *misses*) counts at its image diagonal; *without misses* leaves those "
               "cases out. NSD tolerance: the configured one, at least the largest voxel spacing "
               f"({summary.get('nsd_tolerance_policy', 'not recorded')})."]
+    lines += _lesion_lines(summary.get("lesion") or {}) + _convergence_lines(summary.get("convergence"))
     lines += ["", f"Trained {summary.get('epochs', '—')} epochs in {_fmt(summary.get('train_seconds'), 0)} s; "
               f"{summary.get('params', 0):,} parameters; seed {summary.get('seed')}, fold {summary.get('fold')}, "
               f"commit {summary.get('git_commit', 'unknown')}.", "",
               f"Empty-case policy: {summary['empty_policy']}", "", "Per case: `per_case.csv`.", ""]
     lines += [f"![{name}]({name})" for name in overlays]
     return "\n".join(lines) + "\n"
+
+
+def _lesion_lines(block: Mapping[str, Any]) -> list[str]:
+    """report.md's lesion-wise table (one row per lesion class), empty without a lesion class."""
+    if not block.get("per_class"):
+        return []
+    lines = ["", f"Lesion-wise (components matched one-to-one at IoU >= {block['iou_threshold']}; means over the "
+             "cases where each is defined):", "",
+             "| class | lesions | matched | FP | recall | precision | F1 | F1 (IoU 0.5) | lesion Dice | "
+             "FP per lesion-free case | recall < 6 mm | 6-10 mm | > 10 mm |", "|---|" + "---|" * 12]
+    for name, m in block["per_class"].items():
+        lines.append(f"| {name} | {m['lesions_truth']} | {m['lesions_matched']} | {m['lesions_fp']} | "
+                     f"{_fmt(m['recall'])} | {_fmt(m['precision'])} | {_fmt(m['f1'])} | {_fmt(m['f1_iou50'])} | "
+                     f"{_fmt(m['lesion_dice'])} | {_fmt(m['fp_per_lesion_free_case'], 2)} | "
+                     f"{_fmt(m['recall_small'])} | {_fmt(m['recall_medium'])} | {_fmt(m['recall_large'])} |")
+    return lines
+
+
+def _convergence_lines(block: Mapping[str, Any] | None) -> list[str]:
+    """report.md's convergence sentence, empty for a run that was not trained here (``ctbench eval``)."""
+    if not block:
+        return []
+    return ["", f"Convergence: **{block['verdict']}** (learning-rate schedule "
+            f"{'completed' if block['schedule_completed'] else 'not completed'}; best {block['metric']} "
+            f"{_fmt(block['best_last'])} in the last 20 % of epochs vs {_fmt(block['best_before'])} before, "
+            f"plateau {block['plateau']}){': ' + block['note'] if block.get('note') else ''}. Learning curve: "
+            "`progress.png`."]
 
 
 def print_table(summary: Mapping[str, Any]) -> None:
@@ -106,13 +135,15 @@ def print_table(summary: Mapping[str, Any]) -> None:
     if summary.get("headline"):
         table.add_row(f"mean of {', '.join(summary['headline']['classes'])}", _fmt(summary["headline"]["mean_dice"]),
                       "", "", "", "")
-    table.caption = "HD95: a missed or spurious structure (misses) counts at the image diagonal"
+    table.caption = "HD95: a missed or spurious structure (misses) counts at the image diagonal" + (
+        f"; convergence: {summary['convergence']['verdict']}" if summary.get("convergence") else "")
     Console().print(table)
 
 
 def write_run_report(report_dir: str | Path, rows: list[dict], class_names: Sequence[str], meta: Mapping[str, Any],
                      overlays: Sequence[Mapping[str, Any]] = (), window: tuple[float, float] = (-160, 240),
-                     headline_classes: Sequence[str] = ()) -> dict[str, Any]:
+                     headline_classes: Sequence[str] = (),
+                     lesion_iou: float = DEFAULT_IOU_THRESHOLD) -> dict[str, Any]:
     """Write the report files; returns the summary dict.
 
     Args:
@@ -124,12 +155,13 @@ def write_run_report(report_dir: str | Path, rows: list[dict], class_names: Sequ
         window: HU display window of the overlays.
         headline_classes: classes whose mean Dice is also reported on its own (``headline``), e.g. the
             organs without the small lesion class.
+        lesion_iou: IoU at which lesions were matched (``metrics.lesion_iou``), for the ``lesion`` block.
     """
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "summary.json").unlink(missing_ok=True)  # an old summary must not vouch for new files
     write_per_case_csv(rows, report_dir / "per_case.csv")
-    summary = {"status": "running", **meta, **summarize(rows, class_names)}
+    summary = {"status": "running", **meta, **summarize(rows, class_names, lesion_iou)}
     if headline_classes:
         dice = [summary["per_class"][c]["dice"] for c in headline_classes]
         summary["headline"] = {"classes": list(headline_classes),
