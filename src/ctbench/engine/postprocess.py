@@ -5,15 +5,22 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 
 def largest_component_per_class(label: np.ndarray) -> np.ndarray:
-    """Keep the largest connected component of every foreground class (MONAI's transform)."""
-    from monai.transforms import KeepLargestConnectedComponent
+    """Keep the largest connected component of every foreground class, in any number of dimensions.
 
-    classes = [int(c) for c in np.unique(label) if c > 0]
-    if not classes:
-        return label
-    kept = KeepLargestConnectedComponent(applied_labels=classes, independent=True)(torch.as_tensor(label)[None])
-    return np.asarray(kept[0]).astype(label.dtype)
+    What MONAI's ``KeepLargestConnectedComponent(independent=True)`` computes (full connectivity: voxels that
+    share a face, an edge or a corner are connected), written on ``scipy.ndimage.label`` because MONAI's CPU path
+    needs scikit-image, which ctbench does not depend on. Ties keep the component found first.
+    """
+    from scipy import ndimage
+
+    out = label.copy()
+    structure = ndimage.generate_binary_structure(label.ndim, label.ndim)
+    for cls in (int(c) for c in np.unique(label) if c > 0):
+        components, count = ndimage.label(label == cls, structure=structure)
+        if count > 1:
+            sizes = np.bincount(components.ravel())[1:]
+            out[(components > 0) & (components != int(np.argmax(sizes)) + 1)] = 0
+    return out
