@@ -64,3 +64,27 @@ def test_trained_run_summary_has_convergence_and_lesion_blocks(trained_run):
     assert entry["lesion_cases"] + entry["lesion_free_cases"] == entry["cases"] == summary["n_cases"]
     assert entry["lesions_fp"] >= 0 and (entry["f1"] is None or 0 <= entry["f1"] <= 1)
     assert not math.isnan(summary["mean_dice"])
+
+
+@pytest.mark.slow  # 18 composes: ~10 s per study preset here
+@pytest.mark.parametrize("study", ["cpu", "full"])
+def test_claim_runs_validate_eight_cases_every_five_epochs(study):
+    """Every claim experiment: validation every <= 5 epochs on >= 8 cases, a plateau threshold, and a
+    time-budget run (C6) on a schedule that runs over its budget."""
+    from pathlib import Path
+
+    from ctbench.config import compose
+    from ctbench.data.splits import make_splits
+
+    claims = sorted((Path(__file__).resolve().parents[1] / "configs" / "experiment" / "claims").glob("*.yaml"))
+    assert claims
+    for path in claims:
+        if path.stem == "c10_source":  # C10's pretraining run: no claim compares it
+            continue
+        cfg = compose("train", [f"experiment=claims/{path.stem}", f"study={study}"])
+        cases = [f"case_{i:03d}" for i in range(int(cfg.dataset.phantom.cases))]
+        folds = make_splits(cases, int(cfg.dataset.test_cases), int(cfg.dataset.num_folds))["folds"]
+        assert min(len(f["val"]) for f in folds) >= 8, path.name
+        assert cfg.trainer.check_val_every_n_epoch <= 5 and cfg.study.plateau == 0.005, path.name
+        if cfg.trainer.get("max_time"):
+            assert cfg.optim.scheduler._target_.startswith("ctbench.engine.lr_schedules."), path.name
