@@ -1,10 +1,13 @@
-"""De-identification: identifier strings of a series, scrubbed text, file names, case ids and the sidecar.
+"""De-identification: identifier strings of a series, scrubbed text and pseudonyms, applied to file names,
+case ids and the sidecar by :mod:`~ctbench.data.dicom.outputs`.
 
 The sidecar is built from an allow-list of acquisition facts (no names, IDs, dates, institutions,
-stations, device serials or UIDs; DICOM PS3.15 Annex E lists what counts as identifying). Any text that
-still contains one of the series' identifier values as a word (person-name parts at any length, other
-values whole) is replaced by ``[removed]``; the same check guards file names and case ids. Paths are
-not written. ``keep_uids`` adds the Study/Series/FrameOfReference UIDs after scrubbing, nothing else.
+stations, device serials, dates or UIDs; DICOM PS3.15 Annex E lists what counts as identifying). Any text
+that still contains one of the series' identifier values as a word (person-name parts at any length, other
+values whole; each value of a multi-valued tag such as ``OtherPatientIDs`` on its own), or a
+date-like string in any common format (``19611231``, ``1961-12-31``, ``31.12.1961``, ``12/31/61``,
+``31 Dec 1961``), is replaced by ``[removed]``; the same check guards file names and case ids. Paths are
+not written; console lines name paths with their identifying parts redacted (:func:`redact`). ``keep_uids`` adds the Study/Series/FrameOfReference UIDs after scrubbing, nothing else.
 """
 
 from __future__ import annotations
@@ -14,16 +17,10 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 from pydicom.dataset import Dataset
-
-from ctbench.data.dicom.decode import FILL_HU, plan_grid
-from ctbench.data.dicom.headers import tag_float, tag_str, transfer_syntax
-
-if TYPE_CHECKING:
-    from ctbench.data.dicom.series import DicomSeries
+from pydicom.multival import MultiValue
 
 #: header keywords whose values are patient/site identifiers: never written, and any output text
 #: containing one of their values is scrubbed
@@ -35,6 +32,7 @@ IDENTIFIER_KEYWORDS = (
     "NameOfPhysiciansReadingStudy", "PhysiciansOfRecord", "OperatorsName", "RequestingPhysician",
     "StationName", "DeviceSerialNumber", "StudyID", "StudyInstanceUID", "SeriesInstanceUID",
     "SOPInstanceUID", "FrameOfReferenceUID", "IrradiationEventUID",
+    "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "AcquisitionDateTime", "InstanceCreationDate",
 )
 #: keywords whose value is a person name: the value and every part (family, given, middle name) are
 #: identifiers at any length; other values count whole from 3 characters (a StudyID "1" would remove
@@ -43,60 +41,69 @@ PERSON_NAME_KEYWORDS = {"PatientName", "OtherPatientNames", "PatientBirthName", 
                         "ReferringPhysicianName", "PerformingPhysicianName", "NameOfPhysiciansReadingStudy",
                         "PhysiciansOfRecord", "OperatorsName", "RequestingPhysician"}
 REMOVED = "[removed]"
-UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+#: dates written as digits (year first, day first, month first) or with a month name and a 4-digit year
+DATE_LIKE = re.compile(
+    r"(?<![\d.])(?:(?:19|20)\d{2}(?P<a>[-./]?)(?:0[1-9]|1[0-2])(?P=a)(?:0[1-9]|[12]\d|3[01])"
+    r"|(?:0?[1-9]|[12]\d|3[01])(?P<b>[-./])(?:0?[1-9]|1[0-2])(?P=b)(?:19|20)?\d{2}"
+    r"|(?:0?[1-9]|1[0-2])(?P<c>[-./])(?:0?[1-9]|[12]\d|3[01])(?P=c)(?:19|20)?\d{2})(?!\d|\.\d)"
+    rf"|\b(?:\d{{1,2}}(?:st|nd|rd|th)?[\s-]+)?{_MONTH}[\s,-]+(?:\d{{1,2}}(?:st|nd|rd|th)?,?[\s-]+)?(?:19|20)\d{{2}}\b",
+    re.IGNORECASE)
 
-#: (sidecar key, DICOM keyword, kind) of the acquisition facts written to the sidecar (an allow-list)
-SIDECAR_FIELDS = (
-    ("modality", "Modality", "str"),
-    ("series_number", "SeriesNumber", "int"),
-    ("series_description", "SeriesDescription", "str"),
-    ("protocol_name", "ProtocolName", "str"),
-    ("body_part_examined", "BodyPartExamined", "str"),
-    ("image_type", "ImageType", "list"),
-    ("manufacturer", "Manufacturer", "str"),
-    ("manufacturer_model_name", "ManufacturerModelName", "str"),
-    ("software_versions", "SoftwareVersions", "list"),
-    ("convolution_kernel", "ConvolutionKernel", "list"),
-    ("kvp", "KVP", "float"),
-    ("xray_tube_current_ma", "XRayTubeCurrent", "float"),
-    ("exposure_time_ms", "ExposureTime", "float"),
-    ("exposure_mas", "Exposure", "float"),
-    ("ctdi_vol_mgy", "CTDIvol", "float"),
-    ("spiral_pitch_factor", "SpiralPitchFactor", "float"),
-    ("slice_thickness_mm", "SliceThickness", "float"),
-    ("reconstruction_diameter_mm", "ReconstructionDiameter", "float"),
-    ("contrast_bolus_agent", "ContrastBolusAgent", "str"),
-    ("patient_position", "PatientPosition", "str"),
-    ("photometric_interpretation", "PhotometricInterpretation", "str"),
-    ("bits_stored", "BitsStored", "int"),
-)
+
+def tag_values(ds: Dataset, keyword: str) -> list[str]:
+    """Each value of an element as stripped text: a multi-valued element (``A\\B``) gives ``["A", "B"]``."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - a malformed element must not stop the walk
+        return []
+    if value is None:
+        return []
+    items = value if isinstance(value, MultiValue | list | tuple) else [value]
+    return [part.strip() for item in items for part in str(item).split("\\") if part.strip()]
 
 
 def identifier_strings(headers: Iterable[Dataset]) -> set[str]:
-    """Identifier values found in ``headers`` (whole values and their word parts), upper case."""
+    """Identifier values found in ``headers`` (each value of a multi-valued tag, whole and its word parts),
+    upper case."""
     found: set[str] = set()
     for ds in headers:
         for keyword in IDENTIFIER_KEYWORDS:
-            value = tag_str(ds, keyword)
-            if not value:
-                continue
             is_name = keyword in PERSON_NAME_KEYWORDS
-            if is_name or len(value) >= 3:
-                found.add(value.upper())
-            shortest = 1 if is_name else 4
-            found.update(part.upper() for part in re.split(r"[\^\s,=\\]+", value) if len(part) >= shortest)
+            for value in tag_values(ds, keyword):
+                if is_name or len(value) >= 3:
+                    found.add(value.upper())
+                shortest = 1 if is_name else 4
+                found.update(part.upper() for part in re.split(r"[\^\s,=\\]+", value) if len(part) >= shortest)
     return found
 
 
+def _identifier_pattern(ident: str) -> str:
+    return rf"(?<![A-Z0-9]){re.escape(ident)}(?![A-Z0-9])"
+
+
 def scrub_text(text: str, identifiers: set[str]) -> str:
-    """``text`` unless it contains one of ``identifiers`` as a word (case-insensitive), else ``[removed]``.
+    """``text`` unless it contains one of ``identifiers`` as a word (case-insensitive) or a date-like string,
+    else ``[removed]``.
 
     A word boundary is any character other than a letter or digit (``_``, ``^``, space, punctuation).
     """
+    if DATE_LIKE.search(text):
+        return REMOVED
     upper = text.upper()
     for ident in identifiers:
-        if ident in upper and re.search(rf"(?<![A-Z0-9]){re.escape(ident)}(?![A-Z0-9])", upper):
+        if ident in upper and re.search(_identifier_pattern(ident), upper):
             return REMOVED
+    return text
+
+
+def redact(text: str, identifiers: set[str]) -> str:
+    """``text`` with each identifier word and each date-like string replaced by ``[removed]`` (for console
+    lines that must keep the rest, e.g. a path)."""
+    text = DATE_LIKE.sub(REMOVED, text)
+    for ident in sorted(identifiers, key=len, reverse=True):
+        if ident in text.upper():
+            text = re.sub(_identifier_pattern(ident), REMOVED, text, flags=re.IGNORECASE)
     return text
 
 
@@ -116,26 +123,12 @@ def slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")[:limit].rstrip("_")
 
 
-def output_stem(series: DicomSeries, index: int) -> str:
-    """``NNN_S<number>_<description>``: a counter, the SeriesNumber and the scrubbed description."""
-    number = "x" if series.series_number is None else str(series.series_number)
-    desc = slug(series.description)
-    if desc and scrub_text(series.description, identifier_strings(series.headers)) == REMOVED:
-        desc = ""
-    return f"{index:03d}_S{number}_{desc or series.modality}"
-
-
 def pseudonym(name: str) -> str:
     """``dicom_<12 hex>``: a stable stand-in for a folder name that holds an identifier (SHA-256 of the name).
 
     A pseudonym, not anonymisation: whoever can guess the name can compute the same value.
     """
     return "dicom_" + hashlib.sha256(name.encode()).hexdigest()[:12]
-
-
-def folder_case_id(name: str, series: DicomSeries) -> str:
-    """A case id for a series folder: its name, or :func:`pseudonym` when the name holds an identifier."""
-    return pseudonym(name) if scrub_text(name, identifier_strings(series.headers)) == REMOVED else name
 
 
 def pseudonym_labels(labels: dict[str, Path], link_dir: Path) -> dict[str, Path]:
@@ -153,84 +146,3 @@ def pseudonym_labels(labels: dict[str, Path], link_dir: Path) -> dict[str, Path]
             link.symlink_to(path)
         links[pseudonym(case)] = link
     return links
-
-
-def _tag_value(ds: Dataset, keyword: str, kind: str) -> Any:
-    try:
-        value = ds.get(keyword)
-    except Exception:  # noqa: BLE001
-        return None
-    if value is None or value == "":
-        return None
-    try:
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "list":
-            if isinstance(value, str):
-                return [v for v in value.split("\\") if v]
-            return [str(v) for v in value]
-        return str(value).strip() or None
-    except (TypeError, ValueError):
-        return None
-
-
-def _grid_facts(series: DicomSeries) -> dict[str, Any]:
-    """The written grid, and how an uneven series was placed on it (filled and interpolated slices)."""
-    import nibabel as nib
-
-    geo = series.geometry
-    assert geo is not None
-    affine_ras = geo.affine_ras()
-    facts: dict[str, Any] = {
-        "n_slices": series.n_slices,
-        "shape": list(geo.shape),
-        "spacing_mm": [round(float(s), 6) for s in geo.spacing],
-        "slice_spacing_mm": round(float(geo.spacing[2]), 6),
-        "slice_steps_mm": sorted({round(float(s), 4) for s in geo.steps}),
-        "origin_lps_mm": [round(float(v), 6) for v in geo.origin],
-        "direction_lps": [[round(float(v), 8) for v in row] for row in geo.direction],
-        "affine_ras": [[round(float(v), 6) for v in row] for row in affine_ras],
-        "orientation_nifti": "".join(nib.aff2axcodes(affine_ras)),
-        "gantry_tilt_deg": round(float(geo.tilt_deg), 4),
-    }
-    if not geo.even and series.n_slices > 1:
-        plan = plan_grid(geo)
-        facts.update({"filled_slices": plan.filled, "filled_hu": FILL_HU, "interpolated_slices": plan.interpolated})
-    return facts
-
-
-def build_sidecar(series: DicomSeries, volume: np.ndarray, forced: bool, keep_uids: bool = False) -> dict[str, Any]:
-    """Acquisition facts of ``series`` and the written grid; no patient identifiers (see the module doc).
-
-    ``filled_slices`` / ``interpolated_slices`` (grid indices k, from 0 along +normal) appear when the
-    slice steps were uneven and the series was forced.
-    """
-    import ctbench
-
-    first = series.headers[0]
-    out: dict[str, Any] = {"converter": f"ctbench {ctbench.__version__} convert"}
-    for key, keyword, kind in SIDECAR_FIELDS:
-        value = _tag_value(first, keyword, kind)
-        if value is not None:
-            out[key] = value
-    slopes = sorted({tag_float(d, "RescaleSlope") or 1.0 for d in series.headers})
-    intercepts = sorted({tag_float(d, "RescaleIntercept") or 0.0 for d in series.headers})
-    out["units"] = "HU"
-    out.update(_grid_facts(series))
-    out.update({
-        "dtype": str(volume.dtype),
-        "hu_min": float(volume.min()),
-        "hu_max": float(volume.max()),
-        "rescale_slope": slopes if len(slopes) > 1 else slopes[0],
-        "rescale_intercept": intercepts if len(intercepts) > 1 else intercepts[0],
-        "transfer_syntax": transfer_syntax(first),
-        "forced": forced,
-        "problems": [p.message for p in series.problems],
-        "notes": list(series.notes),
-    })
-    out = scrub(out, identifier_strings(series.headers))
-    if keep_uids:
-        out.update({keyword: tag_str(first, keyword) for keyword in UID_KEYWORDS})
-    return out
