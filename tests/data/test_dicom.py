@@ -21,7 +21,14 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from ctbench.cli import main
 from ctbench.data import dicom
-from ctbench.data.dicom import convert_tree, read_dicom_ct, read_dicom_series, series_to_nifti, series_to_sitk
+from ctbench.data.dicom import (
+    convert_tree,
+    load_hu,
+    read_dicom_ct,
+    read_dicom_series,
+    series_to_nifti,
+    series_to_sitk,
+)
 from ctbench.errors import CTBenchError
 
 REAL = Path(__file__).parent / "real"
@@ -378,15 +385,15 @@ def test_no_integer_overflow_in_rescale(tmp_path):
     stored = np.full((16, 16), 1000, np.uint16)
     stored[0, 0], stored[0, 1] = 65535, 0  # 65535 - 1024 does not fit int16; uint16 arithmetic would wrap
     _copy_series(CT5N, tmp_path / "big", edit=lambda ds, k: _unsigned(ds, k, stored))
-    vol = _one_ct(tmp_path / "big").load_hu()
+    vol = load_hu(_one_ct(tmp_path / "big"))
     assert vol.dtype == np.float32 and vol.max() == 65535 - 1024 and vol.min() == -1024
     # slope 0.5 with an odd intercept: float32, exact
     _copy_series(CT5N, tmp_path / "half", edit=lambda ds, k: _unsigned(ds, k, stored, slope=0.5, intercept=-1000.5))
-    vol = _one_ct(tmp_path / "half").load_hu()
+    vol = load_hu(_one_ct(tmp_path / "half"))
     assert vol.dtype == np.float32 and vol.max() == pytest.approx(65535 * 0.5 - 1000.5) and vol.min() == -1000.5
     # per-slice intercepts that differ are applied per slice
     _copy_series(CT5N, tmp_path / "mixed", edit=lambda ds, k: _unsigned(ds, k, stored // 64, intercept=-1024 + k))
-    vol = _one_ct(tmp_path / "mixed").load_hu()
+    vol = load_hu(_one_ct(tmp_path / "mixed"))
     assert vol.dtype == np.int16
     assert sorted(int(v) for v in vol[:, 0, 1]) == [-1024, -1023, -1022, -1021, -1020]
 
@@ -404,7 +411,7 @@ def test_gantry_tilt_reported_and_corrected_when_forced(tmp_path):
         series_to_sitk(s)
     forced = series_to_sitk(s, force=True)
     arr = sitk.GetArrayFromImage(forced)
-    plain = _one_ct(CT5N).load_hu()
+    plain = load_hu(_one_ct(CT5N))
     np.testing.assert_allclose(arr[0], plain[0])  # the first slice is the reference: unchanged
     # slice 4 lies 10 mm higher, so 5 mm further along y: shifted by 5 / 0.488 = 10.24 rows
     assert not np.allclose(arr[4], plain[4])
@@ -450,21 +457,21 @@ def test_decoder_fallback_and_decoder_error(tmp_path, monkeypatch):
     src.mkdir()
     for path in sorted(TS_DICOM.iterdir())[:3]:
         shutil.copyfile(path, src / path.name)
-    expected = _one_ct(src).load_hu()
+    expected = load_hu(_one_ct(src))
 
     def no_decoder(self):
         raise RuntimeError("Unable to decompress 'JPEG 2000 Image Compression (Lossless Only)' pixel data "
                            "because all plugins are missing dependencies")
 
     monkeypatch.setattr(pydicom.dataset.Dataset, "pixel_array", property(no_decoder))
-    np.testing.assert_array_equal(_one_ct(src).load_hu(), expected)  # decoded by SimpleITK's GDCM instead
+    np.testing.assert_array_equal(load_hu(_one_ct(src)), expected)  # decoded by SimpleITK's GDCM instead
 
     def gdcm_fails(self):
         raise RuntimeError("GDCM cannot read")
 
     monkeypatch.setattr(sitk.ImageFileReader, "Execute", gdcm_fails)
     with pytest.raises(CTBenchError) as err:
-        _one_ct(src).load_hu()
+        load_hu(_one_ct(src))
     message = str(err.value)
     assert "\n" not in message and "cannot decode the pixel data" in message
     assert "JPEG 2000" in message and "pylibjpeg" in message

@@ -1,11 +1,12 @@
 """DICOM CT series -> Hounsfield-unit volumes: the reader behind ``ctbench convert`` and DICOM input,
 and the DICOM SEG writer behind ``ctbench predict ... output_format=dicom-seg``.
 
-One module per concern: ``headers`` (safe tag readers), ``series`` (walking a tree, grouping files into
-series, diagnosing each), ``geometry`` (sorting along the slice normal, spacing/gap/tilt checks, the
-voxel grid), ``decode`` (pixel data to HU on that grid), ``deid`` (identifiers, scrubbing, sidecar,
-file names and case ids), ``volume`` (SimpleITK/NIfTI images), ``convert`` (``ctbench convert``),
-``seg`` (DICOM SEG). Public API (stable; predict and the datasets use it):
+One module per concern, each importing only those before it: ``headers`` (safe tag readers), ``deid``
+(identifiers, scrubbing, pseudonyms), ``types`` (the shared types: ``DicomSeries``, ``Geometry``,
+``SeriesProblem``), ``geometry`` (sorting along the slice normal, spacing/gap/tilt checks, the voxel
+grid), ``decode`` (pixel data to HU on that grid), ``outputs`` (file names, case ids, the sidecar),
+``series`` (walking a tree, grouping files into series, diagnosing each), ``volume`` (SimpleITK/NIfTI
+images), ``convert`` (``ctbench convert``), ``seg`` (DICOM SEG). Public API (stable; predict and the datasets use it):
 
 ``read_dicom_series(folder, progress=False) -> list[DicomSeries]``
     Every series under ``folder`` (any layout, any file names), headers only. ``series.skip_reason``
@@ -34,23 +35,16 @@ Decisions
 """
 
 from ctbench.data.dicom.convert import ConvertResult, SeriesOutcome, convert_tree, print_summary, run_cli
-from ctbench.data.dicom.deid import (
-    REMOVED,
-    build_sidecar,
-    folder_case_id,
-    identifier_strings,
-    output_stem,
-    pseudonym,
-    pseudonym_labels,
-    scrub_text,
-)
-from ctbench.data.dicom.geometry import Geometry, SeriesProblem
-from ctbench.data.dicom.series import DicomScan, DicomSeries, read_dicom_series, scan_dicom_tree
+from ctbench.data.dicom.decode import load_hu
+from ctbench.data.dicom.deid import REMOVED, identifier_strings, pseudonym, pseudonym_labels, scrub_text
+from ctbench.data.dicom.outputs import build_sidecar, folder_case_id, output_stem
+from ctbench.data.dicom.series import DicomScan, read_dicom_series, scan_dicom_tree
+from ctbench.data.dicom.types import DicomSeries, Geometry, SeriesProblem
 from ctbench.data.dicom.volume import read_dicom_ct, series_to_nifti, series_to_sitk, write_nifti
 
 __all__ = [
     "REMOVED", "ConvertResult", "DicomScan", "DicomSeries", "Geometry", "SeriesOutcome", "SeriesProblem",
-    "build_sidecar", "convert_tree", "folder_case_id", "identifier_strings", "output_stem", "print_summary", "pseudonym", "pseudonym_labels",
+    "build_sidecar", "convert_tree", "folder_case_id", "identifier_strings", "load_hu", "output_stem", "print_summary", "pseudonym", "pseudonym_labels",
     "read_dicom_ct", "read_dicom_series", "run_cli", "scan_dicom_tree", "scrub_text", "series_to_nifti",
     "series_to_sitk", "write_nifti",
 ]

@@ -10,18 +10,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from ctbench.data.dicom.geometry import POSITION_TOL_MM, SPACING_REL_TOL, Geometry
+from ctbench.data.dicom.geometry import POSITION_TOL_MM, SPACING_REL_TOL
 from ctbench.data.dicom.headers import one_line, relative, tag_float, tag_str, transfer_syntax
+from ctbench.data.dicom.types import DicomSeries, Geometry
 from ctbench.errors import CTBenchError
-
-if TYPE_CHECKING:
-    from ctbench.data.dicom.series import DicomSeries
 
 #: HU written into grid slices that no source slice covers (air)
 FILL_HU = -1024
@@ -165,3 +162,15 @@ def load_volume(series: DicomSeries, force: bool) -> np.ndarray:
     if force and geo.tilt_deg:
         vol = _untilt(vol, geo)
     return vol if geo.even else place_on_grid(vol, geo)
+
+
+def load_hu(series: DicomSeries, force: bool = False) -> np.ndarray:
+    """The volume of ``series`` in HU on its grid, as an array ``[slice, row, column]`` (int16 or float32);
+    one line naming the problems when it has some that ``force`` does not cover."""
+    if not series.is_ct_volume:
+        raise CTBenchError(f"series {series.label} is not a CT volume: {series.skip_reason}")
+    if not series.can_convert(force):
+        blocking = [p.message for p in series.problems if not (force and p.forcible)]
+        hint = "" if force or not all(p.forcible for p in series.problems) else " (--force writes it anyway)"
+        raise CTBenchError(f"series {series.label}: {'; '.join(blocking)}{hint}")
+    return load_volume(series, force)

@@ -10,71 +10,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydicom.dataset import Dataset
 
 from ctbench.data.dicom.headers import orientation, relative, tag_float, tag_floats, tag_int
+from ctbench.data.dicom.types import DicomSeries, Geometry, SeriesProblem
 from ctbench.data.voxel_budget import DEFAULT_MAX_VOXELS
-
-if TYPE_CHECKING:
-    from ctbench.data.dicom.series import DicomSeries
 
 #: tolerances (mm) for geometry checks
 POSITION_TOL_MM = 0.01
 ORIENTATION_TOL = 1e-4
 #: relative tolerance of slice steps against the smallest step before spacing counts as uneven
 SPACING_REL_TOL = 0.01
-
-
-@dataclass(frozen=True)
-class SeriesProblem:
-    """Something that makes a series' volume wrong. ``forcible``: ``--force`` may write it anyway."""
-
-    message: str
-    forcible: bool = False
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@dataclass
-class Geometry:
-    """Voxel grid written for a sorted series, in DICOM's LPS patient frame (millimetres).
-
-    ``shape`` and ``spacing`` are (columns, rows, slices) of the grid; ``direction`` has the unit axes
-    as columns (row direction, column direction, slice normal). ``positions`` are the source slices'
-    distances from the first along the normal, ``steps`` their differences; ``even`` says that slice k
-    of the source is slice k of the grid (otherwise the grid is ``origin + k * spacing[2] * normal`` from
-    the first to the last source slice, see :func:`ctbench.data.dicom.decode.place_on_grid`).
-    ``offsets`` are the in-plane offsets (LPS) of each slice's origin against the first slice's normal
-    line (non-zero only with gantry tilt).
-    """
-
-    shape: tuple[int, int, int]
-    spacing: tuple[float, float, float]
-    origin: np.ndarray
-    direction: np.ndarray
-    positions: np.ndarray
-    offsets: np.ndarray
-    even: bool = True
-    tilt_deg: float = 0.0
-
-    @property
-    def steps(self) -> np.ndarray:
-        return np.diff(self.positions)
-
-    def affine_lps(self) -> np.ndarray:
-        aff = np.eye(4)
-        aff[:3, :3] = self.direction * np.asarray(self.spacing)[None, :]
-        aff[:3, 3] = self.origin
-        return aff
-
-    def affine_ras(self) -> np.ndarray:
-        return np.diag([-1.0, -1.0, 1.0, 1.0]) @ self.affine_lps()
 
 
 def _missing_tags(series: DicomSeries, no_pixel_files: set[Path]) -> list[SeriesProblem]:

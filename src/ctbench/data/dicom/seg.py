@@ -22,7 +22,7 @@ from ctbench.errors import CTBenchError
 if TYPE_CHECKING:
     from pydicom.sr.coding import Code
 
-    from ctbench.data.dicom.series import DicomSeries
+    from ctbench.data.dicom.types import DicomSeries
 
 #: class names coded as abnormal structures (SNOMED CT "Morphologically Abnormal Structure")
 ABNORMAL_NAMES = {"lesion", "lesions", "tumor", "tumour", "neoplasm", "cancer", "metastasis", "cyst", "nodule"}
@@ -54,6 +54,8 @@ def seg_sources(series: DicomSeries) -> list[Dataset]:
     for ds in series.headers:
         ds = copy.deepcopy(ds)
         meta = getattr(ds, "file_meta", None)
+        if "SpecificCharacterSet" in ds and not tag_str(ds, "SpecificCharacterSet"):
+            del ds.SpecificCharacterSet  # empty is legal and means the default repertoire, as absent does
         ds.SOPClassUID = sop_class(ds)
         ds.SOPInstanceUID = tag_str(ds, "SOPInstanceUID") or tag_str(meta, "MediaStorageSOPInstanceUID")
         if not ds.SOPInstanceUID:

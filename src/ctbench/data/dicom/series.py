@@ -15,14 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from ctbench.data.dicom.decode import load_volume
-from ctbench.data.dicom.deid import identifier_strings, scrub_text
-from ctbench.data.dicom.geometry import Geometry, SeriesProblem, check_and_sort
+from ctbench.data.dicom.geometry import check_and_sort
 from ctbench.data.dicom.headers import (
     CT_IMAGE_STORAGE,
     DICOMDIR_SOP_CLASS,
@@ -36,6 +33,7 @@ from ctbench.data.dicom.headers import (
     tag_str,
     transfer_syntax,
 )
+from ctbench.data.dicom.types import DicomSeries
 from ctbench.errors import CTBenchError
 
 #: file endings that promise DICOM (a non-DICOM file with one of them is reported by name)
@@ -47,57 +45,6 @@ _PIXEL_TAGS = {(0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)}
 _NON_CT_KINDS = {"SR": "structured report", "RTSTRUCT": "RT structure set", "SEG": "segmentation",
                  "OT": "other/secondary capture", "PR": "presentation state", "KO": "key object selection",
                  "REG": "registration", "RTDOSE": "RT dose", "RTPLAN": "RT plan", "DOC": "document"}
-
-
-@dataclass
-class DicomSeries:
-    """One series: its files (sorted along the slice normal), pixel-less headers and diagnosis.
-
-    ``key`` is the grouping key (contains UIDs: never written to outputs).
-    """
-
-    key: str
-    modality: str
-    series_number: int | None
-    description: str
-    files: list[Path]
-    headers: list[Dataset]
-    root: Path | None = None
-    skip_reason: str | None = None
-    problems: list[SeriesProblem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    geometry: Geometry | None = None
-
-    @property
-    def is_ct_volume(self) -> bool:
-        """A CT image series that can become a volume (possibly with problems)."""
-        return self.skip_reason is None
-
-    @property
-    def n_slices(self) -> int:
-        return len(self.files)
-
-    def can_convert(self, force: bool = False) -> bool:
-        if not self.is_ct_volume or self.geometry is None:
-            return False
-        return all(force and p.forcible for p in self.problems)
-
-    @property
-    def label(self) -> str:
-        """Short, identifier-free name for messages: ``S3 'CT Body 3.0' (CT, 20 files)``."""
-        number = "S?" if self.series_number is None else f"S{self.series_number}"
-        desc = scrub_text(self.description, identifier_strings(self.headers)) if self.description else ""
-        return f"{number} {desc!r} ({self.modality}, {len(self.files)} file{'s' if len(self.files) != 1 else ''})"
-
-    def load_hu(self, force: bool = False) -> np.ndarray:
-        """The volume in HU on its grid, as an array ``[slice, row, column]`` (int16 or float32)."""
-        if not self.is_ct_volume:
-            raise CTBenchError(f"series {self.label} is not a CT volume: {self.skip_reason}")
-        if not self.can_convert(force):
-            blocking = [p.message for p in self.problems if not (force and p.forcible)]
-            hint = "" if force or not all(p.forcible for p in self.problems) else " (--force writes it anyway)"
-            raise CTBenchError(f"series {self.label}: {'; '.join(blocking)}{hint}")
-        return load_volume(self, force)
 
 
 @dataclass

@@ -15,13 +15,15 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ctbench.data.dicom.series import DicomSeries, scan_dicom_tree
+from ctbench.data.dicom.decode import load_hu
+from ctbench.data.dicom.series import scan_dicom_tree
+from ctbench.data.dicom.types import DicomSeries
 from ctbench.errors import CTBenchError
 
 
 def series_to_sitk(series: DicomSeries, force: bool = False) -> sitk.Image:
     """HU volume with LPS geometry, as SimpleITK/ITK expect."""
-    vol = series.load_hu(force=force)
+    vol = load_hu(series, force=force)
     geo = series.geometry
     image = sitk.GetImageFromArray(vol)
     image.SetSpacing(tuple(float(s) for s in geo.spacing))
@@ -34,7 +36,7 @@ def series_to_nifti(series: DicomSeries, force: bool = False, volume: np.ndarray
     """HU volume as a ``nibabel.Nifti1Image`` with a RAS affine."""
     import nibabel as nib
 
-    vol = series.load_hu(force=force) if volume is None else volume
+    vol = load_hu(series, force=force) if volume is None else volume
     affine = series.geometry.affine_ras()
     data = np.ascontiguousarray(vol.transpose(2, 1, 0))  # [slice,row,col] -> [col,row,slice] = (i,j,k)
     img = nib.Nifti1Image(data, affine)
