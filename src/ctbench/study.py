@@ -1,0 +1,420 @@
+"""``ctbench study``: the survey-reproduction study, every claim experiment, one claims report, a figure per claim.
+
+    ctbench study run                         # the CPU study (C1-C10), 2 jobs side by side, then the report
+    ctbench study run --only C7 C8            # some claims' runs (shared runs are trained once)
+    ctbench study run study=full --jobs 8     # the full-size presets (GPU node)
+    ctbench study run --srun                  # each job through `srun` (inside a SLURM allocation)
+    ctbench study report --doc docs/survey-reproduction.md   # no job: verdicts of the complete runs
+
+Each claim is an experiment in ``configs/experiment/claims/`` (its runs are the product of its
+``hydra.sweeper.params``, exactly what ``ctbench train -m experiment=claims/NAME`` runs) and one or more
+claim files in ``configs/claims/``. ``study run``
+
+1. runs every job of the selected claims as ``ctbench train experiment=claims/NAME KEY=VALUE ...`` in
+   ``multirun/claims/MODEL-LOSS-DIMSd-seedS[TAG]`` below the working folder (``multirun/claims_full`` with
+   ``study=full``), ``--jobs`` at a time, one thread each; a job two claims share runs once, a complete job
+   is skipped and an interrupted one resumes (rerun the same command after a stop);
+2. tests C3's DeepLab v1 checkpoint twice, ``ctbench eval ... postprocess=null`` and ``postprocess=crf``;
+3. computes C9 with ``ctbench loss-curves`` and judges its two statements over the 450 paths;
+4. then does what ``study report`` does: the verdict of every claim file (:mod:`ctbench.reports.claims`; the
+   family is every claim file, ``--only`` selects what is shown), ``claims.md``/``claims.csv``, one paired
+   figure per claim and the study section of ``--doc`` (default ``STUDY_DIR/report/survey-reproduction.md``).
+
+Job wall times are in ``STUDY_DIR/study_jobs.json``; a claim's time is the sum of its jobs' wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctbench.atomic import atomic_write_json, atomic_write_text
+from ctbench.config import CONFIG_DIR
+from ctbench.errors import CTBenchError
+
+EXPERIMENTS = CONFIG_DIR / "experiment" / "claims"
+CLAIMS_DIR = CONFIG_DIR / "claims"
+PRESETS = ("cpu", "full")
+#: C9's margin: 5 percentage points of the Figure 9 paths.
+C9_MARGIN = 0.05
+
+#: Claim -> (what the survey says, its section, the experiments it runs in order).
+CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "C1": ("FCN skip connections refine the output: FCN-32s < FCN-16s < FCN-8s", "3.1", ("c1_fcn_skips",)),
+    "C2": ("U-Net's concatenated skips and SegNet's pooling indices beat FCN's added skips / learned "
+           "upsampling", "3.2.1-3.2.2", ("c2_unet_segnet",)),
+    "C3": ("DeepLab v1's dense CRF refines the boundaries of the same network", "3.2.4", ("c3_crf",)),
+    "C4": ("A cascaded FCN (liver, then lesions in the liver) beats one network on lesions", "3.1",
+           ("c4_cascade",)),
+    "C5": ("Attention gates help small structures (kidney, lesion)", "3.2", ("c5_attention",)),
+    "C6": ("3D (volumetric input) beats 2D at the same training budget", "3.2.2", ("c6_3d_vs_2d",)),
+    "C7": ("With a small foreground, focal or Combo loss is more likely to perform well; Tversky, "
+           "focal Tversky, ExpLog and generalized Dice target small objects", "4.2-4.5", ("c7_small_losses",)),
+    "C8": ("Combo loss is more stable", "4.5", ("c8_combo_stability",)),
+    "C9": ("As IoU falls only focal and Combo loss rise monotonically (Figure 9)", "4.5", ()),
+    "C10": ("Transfer learning from a pre-trained model helps", "5", ("c10_source", "c10_transfer")),
+}
+
+
+def claim_key(claim_id: str) -> str:
+    """The study claim (``C7``) of a claim file's id (``C7a-focal-vs-dice-lesion``)."""
+    return claim_id.split("-")[0].rstrip("abcdefghij")
+
+
+@dataclass
+class Job:
+    """One ``ctbench`` command and the run folder it fills."""
+
+    name: str
+    task: str
+    overrides: list[str]
+    run_dir: Path
+    after: list[Path] = field(default_factory=list)
+    claims: set[str] = field(default_factory=set)
+    status: str = "pending"
+    seconds: float = 0.0
+
+    def command(self, ctbench: str, srun: bool) -> list[str]:
+        cmd = [ctbench, self.task, *self.overrides, f"hydra.run.dir={self.run_dir}"]
+        if self.task == "train":
+            cmd.append("resume=true")  # resumes an interrupted job; starts one without a checkpoint
+        return (["srun", "--cpus-per-task=1", f"--job-name={self.name}"] + cmd) if srun else cmd
+
+
+def sweep_points(experiment: str) -> list[list[str]]:
+    """The overrides of each job of ``experiment`` (the product of its ``hydra.sweeper.params``)."""
+    import yaml
+
+    data = yaml.safe_load((EXPERIMENTS / f"{experiment}.yaml").read_text()) or {}
+    params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+    axes = [[f"{k}={v.strip()}" for v in str(values).split(",")] for k, values in params.items()]
+    return [list(point) for point in itertools.product(*axes)]
+
+
+def plan(claims: Sequence[str], study: str) -> list[Job]:
+    """Every job of ``claims``, each run folder once, in claim order (dependencies after their sources);
+    run folders relative to the working folder."""
+    from ctbench.config import compose_with_context
+
+    jobs: dict[Path, Job] = {}
+    extra = [] if study == "cpu" else [f"study={study}"]
+
+    def add(job: Job, claim: str) -> Job:
+        job = jobs.setdefault(job.run_dir, job)
+        job.claims.add(claim)
+        return job
+
+    for claim in claims:
+        sources: list[Path] = []
+        for experiment in CLAIMS[claim][2]:
+            for point in sweep_points(experiment):
+                overrides = [f"experiment=claims/{experiment}", *point, *extra]
+                _, ctx = compose_with_context("train", overrides)
+                run_dir = Path(os.path.relpath(ctx.run_dir.resolve(), Path.cwd()))
+                job = add(Job(run_dir.name, "train", overrides, run_dir, after=list(sources)), claim)
+                if experiment == "c10_source":
+                    sources.append(job.run_dir)
+                if experiment == "c3_crf":
+                    for post in ("null", "crf"):
+                        ckpt = run_dir / "checkpoints" / "best.ckpt"
+                        evaluated = run_dir.parent / f"{run_dir.name}-eval-{post}"
+                        # the training overrides again: eval takes data locations from the local configs only
+                        add(Job(evaluated.name, "eval", [f"ckpt_path={ckpt}", f"postprocess={post}", *overrides],
+                                evaluated, after=[run_dir]), claim)
+    return list(jobs.values())
+
+
+def ctbench_executable() -> str:
+    """The ``ctbench`` beside the running Python (a venv's), else the one on PATH."""
+    return shutil.which("ctbench", path=str(Path(sys.executable).parent)) or shutil.which("ctbench") or "ctbench"
+
+
+def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir: Path) -> None:
+    """Run ``jobs`` ``workers`` at a time (a job waits for the jobs it depends on); times to study_jobs.json."""
+    from ctbench.run_folder import is_complete
+
+    ctbench = ctbench_executable()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    lock = threading.Condition()
+    by_dir = {j.run_dir: j for j in jobs}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    times_file = study_dir / "study_jobs.json"
+
+    def ready(job: Job) -> bool:
+        return job.status == "pending" and all(by_dir[d].status in ("done", "skipped") for d in job.after
+                                               if d in by_dir)
+
+    def blocked(job: Job) -> bool:
+        return job.status == "pending" and any(by_dir[d].status == "failed" for d in job.after if d in by_dir)
+
+    def worker() -> None:
+        while True:
+            with lock:
+                for job in jobs:
+                    if blocked(job):
+                        job.status = "failed"
+                        print(f"[study] {job.name}: not run, a job it needs failed", flush=True)
+                pending = [j for j in jobs if j.status == "pending"]
+                if not pending:
+                    lock.notify_all()
+                    return
+                job = next((j for j in pending if ready(j)), None)
+                if job is None:
+                    lock.wait(timeout=5)
+                    continue
+                job.status = "running"
+            if is_complete(job.run_dir):
+                status, seconds = "skipped", 0.0
+                print(f"[study] {job.name}: complete, skipped", flush=True)
+            else:
+                print(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}", flush=True)
+                start = time.perf_counter()
+                with (log_dir / f"{job.name}.log").open("w") as log:
+                    rc = subprocess.call(job.command(ctbench, srun), env=env, stdout=log, stderr=subprocess.STDOUT)
+                seconds = time.perf_counter() - start
+                status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
+                print(f"[study] {job.name}: {status} in {seconds / 60:.1f} min"
+                      + ("" if status == "done" else f" (exit {rc}; log {log_dir / job.name}.log)"), flush=True)
+            with lock:
+                job.status, job.seconds = status, seconds
+                if status != "skipped":  # merged into the file as it is now (another study may share it)
+                    times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+                    times[str(job.run_dir)] = {"task": job.task, "overrides": job.overrides, "status": status,
+                                               "seconds": round(seconds, 1), "claims": sorted(job.claims)}
+                    atomic_write_json(times_file, times)
+                lock.notify_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(max(1, workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+@dataclass
+class PathClaim:
+    """C9's verdict over the Figure 9 paths (a deterministic computation: no training seeds)."""
+
+    id: str
+    claim: str
+    test: Any
+    p_holm: float
+    verdict: str
+
+
+def figure9_claims(curves_dir: Path) -> list[PathClaim]:
+    """C9 on ``loss_monotone.csv``: per path, focal's (Combo's) monotone indicator against the fraction of
+    the other losses (all but focal and Combo) monotone on that path; paired over the paths with the
+    interval, p and verdict rule of the claims report (margin :data:`C9_MARGIN`), a family of 2."""
+    import numpy as np
+
+    from ctbench.reports.claims import judge
+    from ctbench.reports.statistics import ALPHA, hierarchical_test, holm
+
+    by_loss: dict[str, dict[str, float]] = {}
+    with (curves_dir / "loss_monotone.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            path = "|".join(row[k] for k in ("object", "confidence", "fp_share", "blur_sigma", "noise_seed"))
+            by_loss.setdefault(row["loss"], {})[path] = float(row["monotone"])
+    others = [k for k in by_loss if k not in ("focal", "combo")]
+    paths = sorted(by_loss["focal"])
+    rest = np.array([[sum(by_loss[k][p] for k in others) / len(others) for p in paths]])
+    tests = {f"C9{s}-{loss}-monotone": hierarchical_test(np.array([[by_loss[loss][p] for p in paths]]), rest,
+                                                        level=1 - ALPHA / 2)
+             for s, loss in (("a", "focal"), ("b", "combo"))}
+    adjusted = holm({k: t.p for k, t in tests.items()})
+    return [PathClaim(key, f"{key.split('-')[1].capitalize()} loss is monotone on more Figure 9 paths than the "
+                           f"other {len(others)} losses", t, adjusted[key], judge(t, "higher", C9_MARGIN))
+            for key, t in tests.items()]
+
+
+def claim_figures(claims: Sequence[Any], runs: Sequence[Any], out: Path) -> dict[str, Path]:
+    """Per claim file, per-case candidate vs baseline values (seed means) on one plot: ``out/ID.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ctbench.reports.claims import arm_values, sides
+
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {}
+    for claim in claims:
+        candidate, baseline = sides(claim, runs)
+        if not candidate or not baseline or any(claim.metric not in r.values for r in (*candidate, *baseline)):
+            continue
+        cases, a, b = arm_values(claim, candidate, baseline)
+        if not cases:
+            continue
+        y, x = a.mean(axis=0), b.mean(axis=0)
+        label = claim.metric + f" ({', '.join(claim.classes) if claim.classes else 'foreground mean'})"
+        if claim.statistic == "seed_sd":
+            label = f"seed SD of {label}"
+        fig, ax = plt.subplots(figsize=(3.6, 3.6), dpi=110)
+        finite = [v for v in [*x, *y] if math.isfinite(v)]
+        lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", lw=1, zorder=0)
+        ax.scatter(x, y, s=14, alpha=0.7)
+        ax.set_xlabel("baseline: " + " ".join(v for k, v in claim.baseline.items() if claim.candidate.get(k) != v))
+        ax.set_ylabel("candidate: " + " ".join(v for k, v in claim.candidate.items() if claim.baseline.get(k) != v))
+        ax.set_title(f"{claim.id}\n{label}, {len(cases)} cases x {len(candidate)}/{len(baseline)} runs", fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.tight_layout()
+        figures[claim.id] = out / f"{claim.id}.png"
+        fig.savefig(figures[claim.id])
+        plt.close(fig)
+    return figures
+
+
+def _num(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:+.3g}"
+
+
+def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figures: dict[str, Path], times: dict,
+              args: argparse.Namespace, selected: Sequence[str]) -> None:
+    """The study section of ``doc``: a row per claim file (and C9's), the rule, the commands, the figures."""
+    from ctbench.reports.claims import verdict_rule
+
+    claim_seconds = {c: sum(v["seconds"] for v in times.values() if c in v["claims"]) for c in CLAIMS}
+    command = f"ctbench study {args.action}" + (f" study={args.study}" if args.study != "cpu" else "") \
+        + (f" --only {' '.join(args.only)}" if args.only else "")
+    family = verdicts[0].family_size if verdicts else 0
+    lines = [f"Generated by `{command}` from the complete runs below `{args.study_dir}`; "
+             f"{sum(v['seconds'] for v in times.values()) / 60:.0f} min of job time recorded in all. Per claim, "
+             "*time* is the sum of its jobs' wall times (runs shared with an earlier claim counted again). "
+             "Differences are candidate minus baseline with the simultaneous interval of the verdict rule "
+             "(below); *converged*: candidate/baseline runs all `converged` (true), one not (false), one without a "
+             "record (unknown).", "",
+             "| claim | survey (section) | statement tested | metric | margin | cases x runs | mean diff "
+             "[simultaneous CI] | p (Holm) | converged | seeds for 80% power | verdict | time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, (says, section, _) in CLAIMS.items():
+        if key not in selected:
+            continue
+        if key == "C9":
+            for i, r in enumerate(c9):
+                lines.append(f"| {r.id} | {says + f' ({section})' if i == 0 else ''} | {r.claim} | monotone (0/1 per "
+                             f"path) | {C9_MARGIN:g} | {r.test.n_cases} paths | {_num(r.test.estimate)} "
+                             f"[{_num(r.test.low)}, {_num(r.test.high)}] | {r.p_holm:.2g} | no training | | "
+                             f"**{r.verdict}** | |")
+            continue
+        mine = [v for v in verdicts if claim_key(v.claim.id) == key]
+        for i, v in enumerate(mine):
+            c, t = v.claim, v.test
+            metric = f"{'seed SD of ' if c.statistic == 'seed_sd' else ''}{c.metric} " \
+                     f"({', '.join(c.classes) if c.classes else 'foreground mean'})"
+            measured = f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}]" if t else ""
+            seeds = "" if math.isnan(v.seeds_needed) else "inf" if math.isinf(v.seeds_needed) else \
+                f"{v.seeds_needed:.0f}"
+            verdict = f"**{v.verdict}**" + (f": {v.note}" if v.verdict == "not evaluable" else "") \
+                + (" (claim file changed after runs)" if v.changed_after_runs else "")
+            lines.append(f"| {c.id} | {says + f' ({section})' if i == 0 else ''} | {c.claim} | {metric} | "
+                         f"{v.margin:.3g} | {v.n_cases} x {v.candidate_runs}/{v.baseline_runs} | {measured} | "
+                         f"{'' if math.isnan(v.p_holm) else f'{v.p_holm:.2g}'} | "
+                         f"{v.converged_candidate}/{v.converged_baseline} | {seeds} | {verdict} | "
+                         f"{f'{claim_seconds[key] / 60:.0f} min' if i == 0 and claim_seconds[key] else ''} |")
+    lines += ["", verdict_rule(family), "",
+              "Commands of each claim (`ctbench train -m experiment=claims/NAME` runs the same jobs one at a time):", ""]
+    for key, (_, _, experiments) in CLAIMS.items():
+        if key not in selected:
+            continue
+        cmds = [f"`ctbench train -m experiment=claims/{e}`" for e in experiments] or ["`ctbench loss-curves DIR`"]
+        if key == "C3":
+            cmds.append("`ctbench eval ckpt_path=RUN/checkpoints/best.ckpt postprocess=null|crf`")
+        lines.append(f"- {key}: {', then '.join(cmds)}")
+    folder = doc.with_suffix("")
+    if figures:
+        lines += ["", f"Figures (copied to `{folder.name}/`): per case, the candidate's value (y) against the "
+                  "baseline's (x), seed means; above the grey diagonal the candidate is higher.", ""]
+        folder.mkdir(parents=True, exist_ok=True)
+        for claim_id, path in figures.items():
+            shutil.copyfile(path, folder / path.name)
+            lines.append(f"![{claim_id}]({folder.name}/{path.name})")
+    text = "\n".join(lines) + "\n"
+    begin, end = "<!-- study:begin -->", "<!-- study:end -->"
+    old = doc.read_text() if doc.is_file() else f"# Survey reproduction\n\n{begin}\n{end}\n"
+    if begin not in old:
+        old += f"\n{begin}\n{end}\n"
+    head, rest = old.split(begin, 1)
+    atomic_write_text(doc, f"{head}{begin}\n{text}{end}{rest.split(end, 1)[1]}")
+
+
+def report(args: argparse.Namespace, selected: Sequence[str]) -> Path:
+    """Verdicts of every claim file on the complete runs, claims.md/.csv (the ``selected`` claims shown),
+    C9, the figures and the doc section; returns the doc."""
+    from ctbench.reports.claims import evaluate_claims, load_claims, print_verdicts, write_claims
+    from ctbench.reports.collect import collect
+
+    study_dir: Path = args.study_dir
+    report_dir = study_dir / "report"
+    claims = load_claims(CLAIMS_DIR)  # the family: every claim file, whatever --only selects
+    shown = [c.id for c in claims if claim_key(c.id) in selected]
+    runs, failed = collect([study_dir]) if study_dir.is_dir() else ([], [])
+    runs = [r for r in runs if report_dir not in r.path.parents]
+    verdicts = evaluate_claims(claims, runs)
+    write_claims(report_dir, verdicts, [str(study_dir)], shown)
+    print_verdicts(verdicts, shown)
+    c9: list[PathClaim] = []
+    curves = study_dir / "c9_loss_curves"
+    if "C9" in selected and (curves / "loss_monotone.csv").is_file():
+        c9 = figure9_claims(curves)
+    figures = claim_figures([c for c in claims if c.id in shown], runs, report_dir / "figures")
+    if "C9" in selected and (curves / "loss_curves.png").is_file():
+        figures = {"C9-loss-curves": curves / "loss_curves.png", **figures}
+    times_file = study_dir / "study_jobs.json"
+    times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+    doc = Path(args.doc) if args.doc else report_dir / "survey-reproduction.md"
+    write_doc(doc, verdicts, c9, figures, times, args, selected)
+    print(f"[study] {len(runs)} complete run(s), {len(failed)} failed or unfinished; wrote {doc} and "
+          f"{report_dir / 'claims.md'}", flush=True)
+    return doc
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    """``ctbench study run|report [study=cpu|full] [--only C..] [--jobs N] [--srun] [--doc FILE] [--dry-run]``."""
+    preset = args.preset.removeprefix("study=")
+    if preset not in PRESETS:
+        raise CTBenchError(f"{args.preset}: give study=cpu or study=full (a preset of configs/study/)", exit_code=2)
+    unknown = [c for c in args.only or () if c not in CLAIMS]
+    if unknown:
+        raise CTBenchError(f"--only {' '.join(unknown)}: unknown claim(s); choose from {', '.join(CLAIMS)}", exit_code=2)
+    if args.jobs < 1:
+        raise CTBenchError(f"--jobs {args.jobs}: give 1 or more jobs side by side", exit_code=2)
+    args.study = preset
+    args.study_dir = Path("multirun") / ("claims" if preset == "cpu" else "claims_full")
+    selected = args.only or list(CLAIMS)
+    start = time.perf_counter()
+    jobs = plan(selected, preset) if args.action == "run" or args.dry_run else []
+    if args.dry_run:
+        print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}")
+        for job in jobs:
+            after = f"  (after {', '.join(d.name for d in job.after)})" if job.after else ""
+            print(f"{','.join(sorted(job.claims)):>8}  ctbench {' '.join(job.command('ctbench', args.srun)[1:])}{after}")
+        return 0
+    if args.action == "run":
+        args.study_dir.mkdir(parents=True, exist_ok=True)
+        print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}", flush=True)
+        run_jobs(jobs, args.jobs, args.srun, args.study_dir, args.study_dir / "logs")
+        if "C9" in selected:
+            curves = args.study_dir / "c9_loss_curves"
+            if not (curves / "loss_monotone.csv").is_file():  # like a complete run, not computed again
+                subprocess.run([ctbench_executable(), "loss-curves", str(curves)], check=True)
+    report(args, selected)
+    failed = [j.name for j in jobs if j.status == "failed"]
+    print(f"[study] {(time.perf_counter() - start) / 60:.1f} min; {len(failed)} failed job(s)"
+          + (f": {', '.join(failed)}" if failed else ""), flush=True)
+    return 1 if failed else 0
