@@ -12,7 +12,7 @@ SCRIPT = """
 import json, torch
 from ctbench import api
 s = api.train(['debug=fast', 'progress_bar=false'])
-e = api.evaluate([f"ckpt_path={s['run_dir']}/checkpoints/best.ckpt", 'progress_bar=false'])
+e = api.evaluate([f"ckpt_path={s['run_dir']}/checkpoints/best.ckpt", 'debug=fast', 'progress_bar=false'])
 net = api.load_model(f"{s['run_dir']}/checkpoints/best.ckpt")
 out = net(torch.zeros(1, 1, 16, 16, 16))
 cfg = api.compose(['model=vnet', 'loss=combo'])

@@ -103,7 +103,7 @@ def test_unknown_override_key(tmp_path):
 
 def test_checkpoint_from_another_model(trained_run, workdir):
     proc = ctbench("eval", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", "progress_bar=false",
-                   "model=unet", cwd=workdir, check=False)
+                   "model=unet", "debug=fast", cwd=workdir, check=False)
     assert proc.returncode == 0  # same model: fine
     bad = workdir / "other_model.ckpt"
     ckpt = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ctbench.engine.components import check_untrusted
+from ctbench.engine.allowlist import check_untrusted
 from ctbench.errors import CTBenchError
 
 from cli_helpers import ctbench
@@ -73,14 +73,15 @@ def _forge(trained_run: Path, out: Path, mutate) -> Path:
     return out
 
 
-def test_untrusted_config_check_allows_the_project_and_refuses_the_rest():
-    check_untrusted({"model": {"_target_": "ctbench.models.unet.UNet"}, "loss": {"_target_": "monai.losses.DiceLoss"},
-                     "optim": {"o": {"_target_": "torch.optim.AdamW"}},
-                     "trainer": {"_target_": "lightning.pytorch.Trainer"}}, "test")
+def test_untrusted_config_check_allows_the_allowlist_and_refuses_the_rest():
+    check_untrusted({"model": {"_target_": "ctbench.models.unet.UNet"}, "loss": {"_target_": "ctbench.losses.dice.DiceLoss"},
+                     "optim": {"optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True}}}, "test")
     for target in ("os.system", "builtins.open", "torch.load", "subprocess.run", "ctbench.atomic.os.system",
-                   "torch.nn.functional.conv2d", "monai.apps.download_url", "numpy.load"):
-        with pytest.raises(CTBenchError, match="refusing test"):
-            check_untrusted({"x": {"_target_": target}}, "test")
+                   "torch.nn.functional.conv2d", "monai.apps.download_url", "numpy.load", "monai.losses.DiceLoss",
+                   "monai.losses.PerceptualLoss", "lightning.pytorch.Trainer"):
+        for key in ("model", "loss", "x"):
+            with pytest.raises(CTBenchError, match="refusing test"):
+                check_untrusted({key: {"_target_": target}}, "test")
 
 
 def _predict_in_process(args: list[str], capsys) -> tuple[int, list[str]]:

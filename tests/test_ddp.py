@@ -22,7 +22,7 @@ def test_ddp_cpu_matches_single_process(workdir):
     assert not list(workdir.glob("outputs/*/.pl_hydra*")) and len(list((workdir / "outputs").glob("ddp*"))) == 1
 
     single = workdir / "outputs" / "ddp_eval"
-    ctbench("eval", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "trainer=cpu", *common, "progress_bar=false",
+    ctbench("eval", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "trainer=cpu", *TINY, *common,
             f"hydra.run.dir={single}", cwd=workdir)
     again = read_summary(single)
     assert again["n_cases"] == 3

@@ -36,6 +36,27 @@ def cube(shape, lo, hi, label=1):
     return a
 
 
+def monai_surfels(p, t, spacing, tol):
+    """HD95, ASSD and NSD from MONAI's sub-voxel boundary elements and distances
+    (``get_edge_surface_distance(use_subvoxels=True)``, torch code apart from ctbench's): the
+    area-weighted definitions of docs/report-format.md written out here."""
+    import torch
+    from monai.metrics.utils import get_edge_surface_distance
+
+    (e_p, e_t), (d_pt, d_tp), (a_p, a_t) = get_edge_surface_distance(
+        torch.as_tensor(p.astype(bool)), torch.as_tensor(t.astype(bool)), spacing=list(spacing),
+        use_subvoxels=True, symmetric=True)
+    d_pt, d_tp, a_p, a_t = (np.asarray(x, np.float64) for x in (d_pt, d_tp, a_p[e_p], a_t[e_t]))
+
+    def q95(d, a):
+        cum = np.cumsum(a[np.argsort(d)]) / a.sum()
+        return np.sort(d)[min(int(np.searchsorted(cum, 0.95)), d.size - 1)]
+
+    total = a_p.sum() + a_t.sum()
+    return {"hd95": max(q95(d_pt, a_p), q95(d_tp, a_t)), "assd": (d_pt @ a_p + d_tp @ a_t) / total,
+            "nsd": (a_p[d_pt <= tol + 1e-6].sum() + a_t[d_tp <= tol + 1e-6].sum()) / total}
+
+
 def test_columns_and_policy_text():
     assert PER_CASE_COLUMNS == ["case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity",
                                 "precision", "rve", "truth_voxels", "pred_voxels", "lesions_truth",
@@ -110,9 +131,10 @@ def test_shift_hd95_2d(axis, k):
 
 
 def planes():
-    """Truth: the plane z=2 (1 voxel thick, all edge). Prediction: that plane for x<3, the plane z=4 for
-    x>=3. Spacing (1, 1, 2) mm. Edge distances pred->truth: 18 x 0, 18 x 4 mm; truth->pred: 18 x 0 and
-    6 each of 1, 2, 3 mm (to the prediction's x=2 edge, closer than the 4 mm jump in z)."""
+    """Truth: the plane z=2 (1 voxel thick). Prediction: that plane for x<3, the plane z=4 for x>=3.
+    Spacing (1, 1, 2) mm. Boundary area pred->truth: 54.3 mm^2 at 0, 27.2 at 2 and 27.2 at 4 mm (the
+    moved half's far face); truth->pred: 56.1 at 0, 14.5 at 1, 20.8 at 2, 6.3 at 3 mm (to the
+    prediction's x=2 end, closer than the 4 mm jump in z), of 206.3 mm^2 in all."""
     t = np.zeros((6, 6, 8), np.int16)
     t[:, :, 2] = 1
     p = np.zeros_like(t)
@@ -121,20 +143,22 @@ def planes():
     return p, t, (1.0, 1.0, 2.0)
 
 
-@pytest.mark.parametrize("tol,nsd", [(2.5, 48 / 72), (3.0, 54 / 72), (3.99, 54 / 72), (4.0, 1.0)])
+@pytest.mark.parametrize("tol,nsd", [(2.5, 0.837675), (3.0, 0.868403), (3.99, 0.868403), (4.0, 1.0)])
 def test_surface_dice_at_tolerance(tol, nsd):
+    # NSD steps where the tolerance passes a distance: 3 mm takes in the 6.3 mm^2 at 3 mm, 4 mm the rest
     p, t, sp = planes()
     r = one(p, t, spacing=sp, tol=tol)
-    assert r["nsd"] == pytest.approx(nsd) and r["nsd_tolerance_mm"] == tol
+    assert r["nsd"] == pytest.approx(nsd, abs=1e-6) == pytest.approx(monai_surfels(p, t, sp, tol)["nsd"])
+    assert r["nsd_tolerance_mm"] == tol
 
 
 @pytest.mark.parametrize("tol", [0.0, 1.0, 2.0])
 def test_surface_dice_tolerance_floored_at_the_largest_spacing(tol):
-    # spacing (1, 1, 2): a tolerance below 2 mm is raised to 2 mm, which takes in the truth edges at
-    # 1 and 2 mm (at 0 mm NSD would be 36/72, at 1 mm 42/72)
+    # spacing (1, 1, 2): a tolerance below 2 mm is raised to 2 mm, which takes in the boundary at 1 and
+    # 2 mm (unfloored, NSD would be 0.535 at 0 mm and 0.605 at 1 mm)
     p, t, sp = planes()
     r = one(p, t, spacing=sp, tol=tol)
-    assert r["nsd_tolerance_mm"] == 2.0 and r["nsd"] == pytest.approx(48 / 72)
+    assert r["nsd_tolerance_mm"] == 2.0 and r["nsd"] == pytest.approx(0.837675, abs=1e-6)
 
 
 def test_surface_dice_tolerance_per_class():
@@ -143,7 +167,7 @@ def test_surface_dice_tolerance_per_class():
     p2, t2 = np.concatenate([p, 2 * p]), np.concatenate([t, 2 * t])
     organ, lesion = case_metrics(p2, t2, sp, two, tolerance_mm={"lesion": 3.0, "default": 4.0})
     assert (organ["nsd_tolerance_mm"], organ["nsd"]) == (4.0, 1.0)
-    assert (lesion["nsd_tolerance_mm"], lesion["nsd"]) == (3.0, pytest.approx(54 / 72))
+    assert (lesion["nsd_tolerance_mm"], lesion["nsd"]) == (3.0, pytest.approx(0.868403, abs=1e-6))
     organ, lesion = case_metrics(p2, t2, sp, two, tolerance_mm={"lesion": 3.0})
     assert organ["nsd_tolerance_mm"] == 2.0  # no default: 1 mm, floored at the 2 mm spacing
     with pytest.raises(ValueError, match="NSD tolerance of 'lesion'"):
@@ -153,7 +177,10 @@ def test_surface_dice_tolerance_per_class():
 def test_planes_distances_and_lesions():
     p, t, sp = planes()
     r = one(p, t, spacing=sp)
-    assert r["assd"] == pytest.approx((18 * 4 + 6 * (1 + 2 + 3)) / 72)
+    # area-weighted mean of the distances in planes(); a quarter of the prediction's area is 4 mm away
+    assert r["assd"] == pytest.approx((14.4721 + 2 * 20.8123 + 3 * 6.3402 + 2 * 27.1525 + 4 * 27.1525)
+                                      / 206.3313, abs=1e-4)
+    assert r["assd"] == pytest.approx(monai_surfels(p, t, sp, 2.0)["assd"], rel=1e-6)
     assert r["hd95"] == pytest.approx(4.0)
     assert r["dice"] == pytest.approx(0.5)
 
@@ -241,15 +268,11 @@ def test_bad_input():
 
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_distances_equal_monai_functions(ndim):
-    """HD95, ASSD and NSD derived from one distance pass equal MONAI's three metric functions."""
+    """HD95, ASSD and NSD equal the area-weighted ones from MONAI's sub-voxel elements (MONAI's own HD95 and
+    ASSD count boundary voxels instead); NSD equals MONAI's ``compute_surface_dice(use_subvoxels=True)``;
+    Dice and IoU equal MONAI's."""
     import torch
-    from monai.metrics import (
-        compute_average_surface_distance,
-        compute_dice,
-        compute_hausdorff_distance,
-        compute_iou,
-        compute_surface_dice,
-    )
+    from monai.metrics import compute_dice, compute_iou, compute_surface_dice
     from scipy import ndimage
 
     rng = np.random.default_rng(ndim)
@@ -266,10 +289,10 @@ def test_distances_equal_monai_functions(ndim):
         return torch.nn.functional.one_hot(torch.from_numpy(a), 2).movedim(-1, 0)[None].float()
 
     P, T = oh(p), oh(t)
-    assert r["hd95"] == pytest.approx(compute_hausdorff_distance(P, T, percentile=95, spacing=spacing).item(), rel=1e-5)
-    assert r["assd"] == pytest.approx(
-        compute_average_surface_distance(P, T, symmetric=True, spacing=spacing).item(), rel=1e-5)
-    assert r["nsd"] == pytest.approx(compute_surface_dice(P, T, [r["nsd_tolerance_mm"]], spacing=spacing).item(), rel=1e-6)
+    ref = monai_surfels(p, t, spacing, r["nsd_tolerance_mm"])
+    assert (r["hd95"], r["assd"], r["nsd"]) == pytest.approx((ref["hd95"], ref["assd"], ref["nsd"]), rel=1e-6)
+    assert r["nsd"] == pytest.approx(compute_surface_dice(P, T, [r["nsd_tolerance_mm"]], spacing=spacing,
+                                                          use_subvoxels=True).item(), rel=1e-6)
     assert r["dice"] == pytest.approx(compute_dice(P, T, include_background=False).item(), rel=1e-6)
     assert r["iou"] == pytest.approx(compute_iou(P, T, include_background=False).item(), rel=1e-6)
 

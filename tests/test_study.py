@@ -1,37 +1,26 @@
-"""The survey-reproduction study's parts: its claim files and experiments compose, the ``detection``
-metric, the ``seed_sd`` statistic, config-key selectors, crop ratios and Figure 9's claim."""
+"""``ctbench study`` and the survey-reproduction study's parts: its claim files and experiments compose, the
+``detection`` metric, the ``seed_sd`` statistic, config-key selectors, crop ratios and Figure 9's claim."""
 
 from __future__ import annotations
 
 import csv
-import functools
-import importlib.util
 import json
-import math
 import statistics
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from ctbench import study
+from ctbench.cli import main
 from ctbench.config import CONFIG_DIR, compose_with_context, group_choices
 from ctbench.errors import CTBenchError
 from ctbench.reports.claims import evaluate_claims, load_claims, parse_claim
 from ctbench.reports.collect import collect
-from ctbench.reports.statistics import paired_comparison
+from ctbench.reports.statistics import hierarchical_test
 
-ROOT = Path(__file__).resolve().parents[1]
 CASES = [f"case_{i:02d}" for i in range(6)]
-
-
-@functools.lru_cache(maxsize=1)
-def _study_module():
-    spec = importlib.util.spec_from_file_location("survey_study", ROOT / "scripts" / "survey_study.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["survey_study"] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_run(folder: Path, loss: str, seed: int, lesion_dice: list[float], detected: list[int],
@@ -47,7 +36,9 @@ def write_run(folder: Path, loss: str, seed: int, lesion_dice: list[float], dete
         rows.append(f"{case},lesion,{lesion_dice[i]},0.1,5.0,500.0,{truth},{detected[i]}")
     (folder / "report" / "per_case.csv").write_text("\n".join(rows) + "\n")
     summary = {"status": "complete", "model": "unet", "loss": loss, "dataset": "phantom_study", "dims": 2,
-               "seed": seed, "mean_over_classes": ["lesion"]}
+               "seed": seed, "mean_over_classes": ["lesion"],
+               "convergence": {"verdict": "converged", "schedule_completed": True, "metric": "val/mean_dice",
+                               "best_last": 0.5, "best_before": 0.5, "plateau": 0.005}}
     (folder / "report" / "summary.json").write_text(json.dumps(summary))
 
 
@@ -78,15 +69,15 @@ def test_seed_sd_compares_each_cases_spread_across_seeds(runs, tmp_path):
     assert (verdict.candidate_runs, verdict.baseline_runs) == (3, 3)
     sd = lambda rows, i: statistics.stdev(r[i] for r in rows)  # noqa: E731
     want = [sd(COMBO, i) - sd(DICE, i) for i in range(6)]
-    assert verdict.result.n == 6
-    assert verdict.result.mean_diff == pytest.approx(sum(want) / 6)
-    assert verdict.result.ci_high < 0 and verdict.verdict == "reproduced"
+    assert verdict.n_cases == 6
+    assert verdict.test.estimate == pytest.approx(sum(want) / 6)
+    assert verdict.test.high < 0 and verdict.verdict == "reproduced"
 
 
 def test_seed_sd_with_one_seed_is_refused_with_a_note(runs, tmp_path):
     one = parse_claim(tmp_path / "c.yaml", claim_data(statistic="seed_sd", where={"study.tag": "", "seed": "0"}))
     verdict, = evaluate_claims([one], collect([runs])[0])
-    assert verdict.verdict == "inconclusive" and "two or more runs" in verdict.result.note
+    assert verdict.verdict == "not evaluable" and "1/1 runs (seeds) per side, 3 needed" in verdict.note
 
 
 def test_unknown_statistic_is_one_line(tmp_path):
@@ -99,8 +90,8 @@ def test_detection_is_detected_over_truth_lesions_and_undefined_without_any(runs
     data = claim_data(metric="detection", expect="higher")
     verdict, = evaluate_claims([parse_claim(tmp_path / "c.yaml", data)], collect([runs])[0])
     # per case combo - dice: (2-1)/4, 0, (1-0)/4, 0, 0; case_05 (no truth lesion) is not a pair
-    assert verdict.result.n == 5
-    assert verdict.result.mean_diff == pytest.approx((0.25 + 0.25) / 5)
+    assert verdict.n_cases == 5
+    assert verdict.test.estimate == pytest.approx((0.25 + 0.25) / 5)
 
 
 def test_config_value_selector_reads_null_and_nested_keys(runs):
@@ -114,15 +105,13 @@ def test_every_study_claim_file_loads_and_names_a_known_claim():
     claims = load_claims(CONFIG_DIR / "claims")
     ids = [c.id for c in claims]
     assert len(ids) == len(set(ids)) >= 20
-    study = _study_module()
     for c in claims:  # the study's table groups the files by their C-number
-        assert c.id.split("-")[0].rstrip("abcdefghij") in study.CLAIMS, c.id
+        assert study.claim_key(c.id) in study.CLAIMS, c.id
     assert {c.statistic for c in claims} == {"mean", "seed_sd"}
 
 
 @pytest.mark.parametrize("experiment", group_choices("experiment/claims"))
 def test_claim_experiments_compose_with_their_run_folder(experiment):
-    study = _study_module()
     for point in study.sweep_points(experiment):
         cfg, ctx = compose_with_context("train", [f"experiment=claims/{experiment}", *point])
         assert ctx.run_dir.parent.name in ("claims", "claims_sources")
@@ -133,7 +122,7 @@ def test_claim_experiments_compose_with_their_run_folder(experiment):
 
 
 def test_study_plan_trains_each_shared_run_once_and_orders_dependencies():
-    jobs = _study_module().plan(["C2", "C4", "C5", "C3", "C10"], "cpu")
+    jobs = study.plan(["C2", "C4", "C5", "C3", "C10"], "cpu")
     names = [j.name for j in jobs]
     assert names.count("unet-dice_ce-2d-seed0") == 1
     assert next(j for j in jobs if j.name == "unet-dice_ce-2d-seed0").claims == {"C2", "C4", "C5"}
@@ -154,13 +143,14 @@ def test_figure9_claim_pairs_each_loss_with_the_others_per_path(tmp_path):
             rows.append([loss, "small", "25", "0.9", str(i), "0", "", "11", "0", str(flag), "1"])
     with (tmp_path / "loss_monotone.csv").open("w", newline="") as fh:
         csv.writer(fh).writerows(rows)
-    focal, combo = _study_module().figure9_claims(tmp_path)
+    focal, combo = study.figure9_claims(tmp_path)
     # others per path: mean of dice and ce = 0.5, 0, 1, 0
-    want = paired_comparison({str(i): float(f) for i, f in enumerate(monotone["focal"])},
-                             {str(i): v for i, v in enumerate([0.5, 0.0, 1.0, 0.0])})
-    assert focal["mean_diff"] == pytest.approx(want.mean_diff) == pytest.approx(0.5 / 4 + 1 / 4)
-    assert combo["mean_diff"] == pytest.approx((0.5 - 1.0) / 4)
-    assert not math.isnan(focal["p_holm"]) and focal["verdict"] == "inconclusive"  # 4 paths
+    want = hierarchical_test(np.array([monotone["focal"]], dtype=float), np.array([[0.5, 0.0, 1.0, 0.0]]),
+                             level=0.975)
+    assert focal.test.estimate == pytest.approx(want.estimate) == pytest.approx(0.5 / 4 + 1 / 4)
+    assert (focal.test.low, focal.test.high) == pytest.approx((want.low, want.high))
+    assert combo.test.estimate == pytest.approx((0.5 - 1.0) / 4)
+    assert focal.verdict == "inconclusive" and focal.p_holm >= focal.test.p  # 4 paths
 
 
 def test_crop_ratios_centre_patches_on_the_weighted_class():
@@ -187,3 +177,31 @@ def test_bad_crop_ratios_are_one_line():
     cfg = compose_with_context("train", ["dataset=phantom_tiny", "+dataset.crop_ratios=[1,1]"])[0]
     with pytest.raises(CTBenchError, match=r"dataset.crop_ratios \[1.0, 1.0\]: give one weight >= 0 per class \(5"):
         CTDataModule(cfg.dataset, 3, 0, "/tmp/unused")
+
+
+def test_study_help_and_bad_arguments(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["study", "--help"])
+    assert done.value.code == 0 and "study=cpu|full" in capsys.readouterr().out
+    assert main(["study", "run", "study=gpu"]) == 2
+    assert main(["study", "report", "--only", "C11"]) == 2
+    err = capsys.readouterr().err
+    assert "study=gpu: give study=cpu or study=full" in err and "--only C11: unknown claim" in err
+
+
+def test_study_report_judges_every_claim_file_and_shows_the_selection(runs, tmp_path, monkeypatch):
+    """``ctbench study report --only C8`` on a study folder holding C8-like runs: the family is every claim
+    file of configs/claims, the doc and claims.md show C8 only."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(runs, tmp_path / "multirun" / "claims")
+    assert main(["study", "report", "--only", "C8", "--doc", "doc.md"]) == 0
+    doc = (tmp_path / "doc.md").read_text()
+    claims_md = (tmp_path / "multirun" / "claims" / "report" / "claims.md").read_text()
+    family = len(load_claims(CONFIG_DIR / "claims"))
+    assert f"1 of {family} claim(s) shown" in claims_md and f"the family is the {family} claim(s)" in doc
+    assert "| C8-combo-stability |" in doc and "C7a" not in doc
+    with (tmp_path / "multirun" / "claims" / "report" / "claims.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == family  # every claim judged, whatever --only shows

@@ -43,8 +43,8 @@ def test_report_files_hold_model_numbers(trained_run, workdir):
 
 def test_eval_reproduces_the_test_report(trained_run, workdir):
     out = workdir / "outputs" / "eval"
-    ctbench("eval", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", "progress_bar=false",
-            f"hydra.run.dir={out}", cwd=workdir)
+    ctbench("eval", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", "debug=fast", "progress_bar=false",
+            f"hydra.run.dir={out}", cwd=workdir)  # data locations from the local configs, as in training
     again, first = read_summary(out), read_summary(trained_run)
     assert again["model"] == "unet" and again["n_cases"] == first["n_cases"]
     assert again["mean_dice"] == pytest.approx(first["mean_dice"], abs=1e-6)

@@ -80,7 +80,7 @@ def predict(overrides: Sequence[str]) -> list[Path]:
 def load_model(ckpt_path: str | Path):
     """The trained network of a ctbench checkpoint: a plain ``torch.nn.Module`` in eval mode taking the
     preprocessed ``[B, C, *spatial]`` tensor and returning logits. The checkpoint's config is checked
-    like any file from elsewhere (:func:`ctbench.engine.components.check_untrusted`)."""
+    like any file from elsewhere (:func:`ctbench.engine.allowlist.check_untrusted`)."""
     from ctbench.engine.checkpoint import model_from_checkpoint
 
     return model_from_checkpoint(ckpt_path)[0]

@@ -64,7 +64,25 @@ def add_argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p = sub.add_parser("check-data", help="integrity check of a dataset (shapes, geometry, labels, NaNs)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides selecting the dataset, e.g. dataset=msd dataset.root=...")
 
+    p = sub.add_parser("study", help="the survey-reproduction study: run its claim experiments, judge every claim",
+                       description="ctbench study run|report: every claim experiment of configs/experiment/claims, "
+                                   "one verdict per claim file of configs/claims (docs/survey-reproduction.md)")
+    p.add_argument("action", choices=("run", "report"),
+                   help="run: every job of the claims (a rerun finishes an interrupted study), then the report; "
+                        "report: verdicts of the complete runs only")
+    p.add_argument("preset", nargs="?", default="study=cpu", metavar="study=cpu|full",
+                   help="configs/study preset (default study=cpu; study=full: the full-size runs, a GPU node)")
+    p.add_argument("--only", nargs="+", metavar="CLAIM",
+                   help="claims to run and show, e.g. C7 C8 (default all); the family of the verdicts stays every "
+                        "claim file")
+    p.add_argument("--jobs", type=int, default=2, help="jobs side by side, one thread each (default 2)")
+    p.add_argument("--srun", action="store_true", help="start each job with srun (inside a SLURM allocation)")
+    p.add_argument("--doc", default=None, help="markdown file whose study section is rewritten "
+                                               "(default multirun/claims/report/survey-reproduction.md)")
+    p.add_argument("--dry-run", action="store_true", help="print the jobs and their commands, run nothing")
+
     return {
+        "study": "ctbench.study:run_cli",
         "synth": "ctbench.data.synth:run_cli",
         "list": "ctbench.catalog:run_cli",
         "convert": "ctbench.data.dicom:run_cli",

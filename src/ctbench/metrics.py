@@ -2,13 +2,10 @@
 relative volume error, and for a lesion class the lesion-wise metrics of :mod:`ctbench.lesion_metrics`; plus the ``per_case.csv`` reader/writer and the
 summary (means over cases, then over classes) of ``docs/report-format.md``.
 
-Distances are in millimetres (voxel spacing applied). Surface distances come from MONAI's
-:func:`monai.metrics.utils.get_surface_distance` on MONAI-style edges (the machinery behind
-``compute_hausdorff_distance``, ``compute_average_surface_distance`` and ``compute_surface_dice``),
-computed once per class; HD95, ASSD and NSD are then derived with exactly MONAI's formulas
-(``tests/test_metrics.py`` checks them against the three MONAI functions). Each class is first
-cropped to the bounding box of truth | prediction, so a 200^3 volume costs little more than its
-objects' surfaces.
+Distances are in millimetres (voxel spacing applied). HD95, ASSD and NSD weigh each boundary element by
+its area (Nikolov et al. 2021, DeepMind's surfels: :mod:`ctbench.surface_distance`, definitions in
+docs/report-format.md), computed once per class. Each class is first cropped to the bounding box of
+truth | prediction, so a 200^3 volume costs little more than its objects' surfaces.
 
 Volume-overlap metrics (Dice, IoU, sensitivity, precision, RVE) are plain voxel counts, the same
 numbers as ``monai.metrics.compute_dice`` / ``compute_iou`` without one-hot tensors of the whole volume.
@@ -27,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ctbench import surface_distance
 from ctbench.lesion_metrics import (
     DEFAULT_IOU_THRESHOLD,
     LESION_COLUMNS,
@@ -121,24 +119,6 @@ def _union_box(a: tuple[slice, ...] | None, b: tuple[slice, ...] | None,
     return tuple(out)
 
 
-def _surface_distances(p: np.ndarray, t: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric edge-to-edge distances in mm: (pred edge -> truth edge, truth edge -> pred edge).
-
-    Edges are MONAI's (``get_mask_edges`` without sub-voxels: mask XOR its binary erosion, outside the
-    array counted as background); distances are MONAI's ``get_surface_distance`` (exact Euclidean,
-    spacing applied). ``p``/``t`` are already cropped to their union box, so MONAI's own crop is skipped.
-    """
-    from monai.metrics.utils import get_surface_distance
-    from scipy import ndimage
-
-    e_p = p ^ ndimage.binary_erosion(p)
-    e_t = t ^ ndimage.binary_erosion(t)
-    sp = [float(s) for s in spacing]
-    d_pt = get_surface_distance(e_p, e_t, distance_metric="euclidean", spacing=sp)
-    d_tp = get_surface_distance(e_t, e_p, distance_metric="euclidean", spacing=sp)
-    return np.asarray(d_pt, dtype=np.float64).ravel(), np.asarray(d_tp, dtype=np.float64).ravel()
-
-
 def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], classes: Mapping[int, str],
                  tolerance_mm: float | Mapping[str, float] = DEFAULT_NSD_TOLERANCE_MM,
                  lesion_iou: float = DEFAULT_IOU_THRESHOLD) -> list[dict]:
@@ -205,14 +185,11 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
         row["dice"] = 2.0 * tp / (n_p + n_t)
         row["iou"] = tp / (n_p + n_t - tp)
         if n_p and n_t:
-            d_pt, d_tp = _surface_distances(p, t, spacing)
-            # MONAI returns float32 distances: round to 1e-6 mm so 0.8 mm is written as 0.8
-            row["hd95"] = round(float(max(np.percentile(d_pt, 95), np.percentile(d_tp, 95))), 6)
-            row["assd"] = round(float(np.concatenate([d_pt, d_tp]).mean()), 6)
-            # compare in float32 like MONAI: a distance of exactly the tolerance counts as within it
-            tol32 = np.float32(tolerances[c])
-            ok = np.count_nonzero(d_pt.astype(np.float32) <= tol32) + np.count_nonzero(d_tp.astype(np.float32) <= tol32)
-            row["nsd"] = float(ok / (d_pt.size + d_tp.size))
+            sd = surface_distance.surface_distances(p, t, spacing)
+            # rounded to 1e-6 mm so that 0.8 mm is written as 0.8
+            row["hd95"] = round(surface_distance.hausdorff(sd, 95), 6)
+            row["assd"] = round(surface_distance.average_symmetric(sd), 6)
+            row["nsd"] = surface_distance.surface_dice(sd, tolerances[c])
         else:
             row["hd95"], row["assd"], row["nsd"] = NAN, NAN, 0.0
         row["sensitivity"] = tp / n_t if n_t else 1.0
@@ -318,6 +295,7 @@ def summarize(rows: list[dict], class_names: Sequence[str], lesion_iou: float = 
         "lesion": summarize_lesions(rows, class_names, lesion_iou),
         "empty_policy": EMPTY_POLICY,
         "nsd_tolerance_policy": NSD_TOLERANCE_POLICY,
+        "surface_distance": surface_distance.DEFINITION,
     }
 
 

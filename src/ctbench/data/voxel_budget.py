@@ -3,6 +3,10 @@
 A header with huge dimensions, or a spacing far coarser than the target spacing, would make the reader or
 the resampler allocate until the machine dies; the cap turns that into one line naming the file's shape,
 its spacing and the override. ``dataset.max_voxels`` sets it (training, evaluation, check-data and predict).
+
+A small compressed file can also describe a huge array (a 4 MB ``.nii.gz`` of 800^3 float64 voxels is
+4 GB once read): the decompressed size, header dims x the stored data type, is checked against the memory
+this process can still get (:func:`available_memory`) before any voxel is read.
 """
 
 from __future__ import annotations
@@ -66,6 +70,76 @@ def _refuse_short_file(path: Path, voxels: int) -> None:
                            "export it again")
 
 
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_available() -> int | None:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _address_space_available() -> int | None:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return soft - int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return soft
+    return soft
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate: the least of the machine's available memory, the cgroup's
+    remaining limit and the address-space limit (``ulimit -v``); None when none is known."""
+    known = [v for v in (_meminfo_available(), _cgroup_available(), _address_space_available()) if v is not None]
+    return max(0, min(known)) if known else None
+
+
+def stored_itemsize(path: Path) -> int:
+    """Bytes per voxel of the file's stored data type, from its header (8 when unknown)."""
+    try:
+        if path.name.lower().endswith((".nii", ".nii.gz")):
+            import nibabel as nib
+
+            return int(nib.load(str(path)).header.get_data_dtype().itemsize)
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()
+        size = sitk.Image(1, 1, reader.GetPixelID()).GetSizeOfPixelComponent()
+        return int(size) * int(reader.GetNumberOfComponents())
+    except Exception:  # noqa: BLE001 - header_geometry reported an unreadable header already
+        return 8
+
+
+def check_memory(path: Path, voxels: int) -> None:
+    """Refuse ``path`` when its decompressed voxels (header dims x stored type) exceed the memory available."""
+    needed = voxels * stored_itemsize(path)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise CTBenchError(f"{path.name}: its header describes {needed / 1e9:.3g} GB of voxels once decompressed, "
+                           f"more than the {available / 1e9:.3g} GB of memory available: check the file's header, "
+                           "or run on a machine with more memory")
+
+
 def _fmt(values: Sequence[float]) -> str:
     return " x ".join(f"{v:.4g}" for v in values)
 
@@ -92,3 +166,4 @@ def check_voxel_budget(path: str | Path, target_spacing: Sequence[float] | None,
         raise CTBenchError(f"{path.name}: shape {' x '.join(map(str, shape))} at spacing {_fmt(spacing)} mm is "
                            f"{stored:.3g} voxels{target}, over the cap of {cap:.3g}: check the file's header, "
                            "or raise the cap with dataset.max_voxels=N")
+    check_memory(path, stored)

@@ -1,14 +1,16 @@
 """A ctbench checkpoint read as data: weights, normalisation statistics and the run config, validated.
 
-The stored run config comes from whoever made the file, so it is checked by
-:func:`~ctbench.engine.components.check_untrusted` before anything is imported or built, and the
-training machine's own paths (``model.pretrained``) are dropped: the weights are in the file, so a
-checkpoint predicts anywhere. What belongs to this machine and this command (trainer, folders,
-loggers, and the dataset/inference blocks when the command sets them) comes from the command.
+The stored run config comes from whoever made the file. A checkpoint describes a network, nothing else:
+only that part is read, checked against the schema (:mod:`~ctbench.engine.checkpoint_schema`, bounds on
+every value) and the closed allowlist (:func:`~ctbench.engine.allowlist.check_untrusted`) before anything
+is imported or built, and the training machine's own paths (``model.pretrained``) are dropped: the
+weights are in the file, so a checkpoint predicts anywhere. Data locations, caches, the voxel cap, output
+paths and this machine's blocks (trainer, folders, loggers) come from the command and the local configs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,46 +18,101 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ctbench.config import RunContext
-from ctbench.engine.components import build_model, check_untrusted, load_weights
+from ctbench.engine.components import build_model, load_weights
 from ctbench.engine.safe_load import safe_load
 from ctbench.errors import CTBenchError
 
-#: blocks of this machine and command: always the command's own, never the file's
-LOCAL_BLOCKS = ("trainer", "paths", "logger", "callbacks")
-#: blocks a command may replace (a new group choice) or change key by key (``dataset.test_cases=3``)
-REPLACEABLE_BLOCKS = ("dataset", "inference", "metrics", "report", "postprocess")
+#: what a checkpoint may set in the command's run config: the network and how its input is prepared
+NETWORK_BLOCKS = ("model", "loss", "optim", "dims", "names", "seed", "fold")
+#: what the command may change key by key (``inference.overlap=0.5``), else the checkpoint's value is used
+OVERRIDABLE_BLOCKS = ("inference", "postprocess")
 
 
-def read_checkpoint(path: str | Path) -> tuple[DictConfig, dict[str, Any]]:
-    """The validated run config stored in a ctbench checkpoint, and the loaded checkpoint."""
+def read_checkpoint(path: str | Path, allow: Iterable[str] = ()) -> tuple[DictConfig, dict[str, Any]]:
+    """The network description stored in a ctbench checkpoint, validated (:mod:`checkpoint_schema`, then the
+    allowlist with the user's ``allow`` classes), and the loaded checkpoint. Everything else in the stored
+    run config (folders, caches, caps, trainer, loggers) is dropped unread."""
+    from ctbench.engine.allowlist import check_untrusted
+    from ctbench.engine.checkpoint_schema import validate_state, validate_stored
+
+    source = f"checkpoint {path}"
     ckpt = safe_load(path)
-    stored = (ckpt.get("hyper_parameters") or {}).get("cfg")
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    stored = hparams.get("cfg") if isinstance(hparams, dict) else None
     if not isinstance(stored, dict) or "model" not in stored:
         raise CTBenchError(f"{path} was not written by ctbench (no run config inside): pass a checkpoint from a "
-                           "ctbench run")
-    # this machine's blocks never come from a file (command_run_config puts the command's in their place)
-    stored = {k: v for k, v in stored.items() if k not in LOCAL_BLOCKS}
-    check_untrusted(stored, f"checkpoint {path}")
-    run_cfg = OmegaConf.create(stored)
+                           "ctbench run", exit_code=2)
+    kept = validate_stored(stored, source)
+    check_untrusted(kept, source, allow)
+    validate_state(ckpt, source)
+    run_cfg = OmegaConf.create(kept)
     if "pretrained" in run_cfg.model:  # the weights are in this file; the training machine's path is not needed
         run_cfg.model.pretrained = None
     return run_cfg, ckpt
 
 
-def command_run_config(cfg: DictConfig, ctx: RunContext, path: str | Path) -> tuple[DictConfig, dict[str, Any]]:
-    """The run config stored in checkpoint ``path`` with this command's machine blocks and overrides on top."""
-    run_cfg, ckpt = read_checkpoint(path)
+def trusted_classes(cfg: DictConfig, ctx: RunContext | None) -> list[str]:
+    """Classes the user allows beyond the allowlist: ``trust.allow=[...]`` on this command line, never a file."""
+    if ctx is None or not any(k in ("trust", "trust.allow") for k in ctx.given_keys()):
+        return []
+    allow = OmegaConf.select(cfg, "trust.allow") or []
+    return [str(allow)] if isinstance(allow, str) else [str(a) for a in allow]
+
+
+def local_dataset(name: str, ctx: RunContext) -> DictConfig:
+    """The dataset block of this machine's ``configs/dataset/NAME.yaml`` under this command's overrides: where
+    ``eval`` reads (and may generate) data when the command names no ``dataset=``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from ctbench.config import compose, group_choices
+
+    if name not in group_choices("dataset"):
+        raise CTBenchError(f"the checkpoint was trained on dataset '{name}', which has no config here: pass "
+                           "dataset=NAME (and dataset.root=FOLDER) for the data to evaluate on", exit_code=2)
+    saved = HydraConfig.instance().cfg
+    try:
+        return compose("eval", [o for o in ctx.overrides if not o.lstrip("+~").startswith("dataset=")]
+                       + [f"dataset={name}"]).dataset
+    finally:
+        HydraConfig.instance().cfg = saved
+
+
+def command_run_config(cfg: DictConfig, ctx: RunContext, path: str | Path,
+                       dataset_of: Callable[[str], DictConfig] | None = None) -> tuple[DictConfig, dict[str, Any]]:
+    """This command's config with the network of checkpoint ``path`` in it: the model, loss, optimiser, ``dims``,
+    class names, preprocessing, patch sizes and (unless the command sets them) the inference settings come
+    from the file; data locations, caches, the voxel cap, outputs and this machine's blocks from the command.
+
+    ``dataset_of(name)``: the local dataset block of the checkpoint's dataset, used when the command names no
+    ``dataset=`` (``eval``); else the command's own ``dataset`` block holds the locations.
+    """
+    from ctbench.engine.checkpoint_schema import DATASET_KEPT, validate_run_config
+
+    stored, ckpt = read_checkpoint(path, trusted_classes(cfg, ctx))
     given = ctx.given_keys()
-    for key in LOCAL_BLOCKS:
-        if key in cfg:
-            run_cfg[key] = cfg[key]
-    for key in REPLACEABLE_BLOCKS:
-        if key in given or key not in run_cfg:  # a new group choice replaces the stored block
-            run_cfg[key] = cfg.get(key)
-    for dotted in given:  # single keys (dataset.test_cases=3) change only themselves
-        if "." in dotted and dotted.split(".")[0] in REPLACEABLE_BLOCKS:
+    run_cfg = cfg.copy()
+    OmegaConf.set_struct(run_cfg, False)
+    for key in NETWORK_BLOCKS:  # the weights belong to this network: the command does not change it
+        if key in stored:
+            run_cfg[key] = stored[key]
+    for key in OVERRIDABLE_BLOCKS:
+        if key in stored and key not in given:
+            run_cfg[key] = stored[key]
+    if "dataset" not in given:  # the command's dataset (or the local one of that name) with the file's network keys
+        if dataset_of is not None:
+            names = stored.get("names") or {}
+            run_cfg.dataset = dataset_of(str(names.get("dataset") or stored.dataset.get("name")))
+        for key in DATASET_KEPT:
+            if key in stored.dataset:
+                run_cfg.dataset[key] = stored.dataset[key]
+    for dotted in given:  # single keys (dataset.test_cases=3, inference.overlap=0.5) change only themselves
+        if "." in dotted and dotted.split(".")[0] in ("dataset", *OVERRIDABLE_BLOCKS):
             OmegaConf.update(run_cfg, dotted, OmegaConf.select(cfg, dotted), force_add=True)
-    run_cfg.progress_bar = cfg.get("progress_bar", True)
+    view = {key: OmegaConf.to_container(run_cfg[key], resolve=True) if OmegaConf.is_config(run_cfg[key])
+            else run_cfg[key] for key in ("dims", "inference", "postprocess")}
+    view["dataset"] = {k: OmegaConf.select(run_cfg, f"dataset.{k}") for k in DATASET_KEPT}
+    view["dataset"] = OmegaConf.to_container(OmegaConf.create(view["dataset"]), resolve=True)
+    validate_run_config(view, f"the run config of {path}")
     return run_cfg, ckpt
 
 
@@ -64,9 +121,11 @@ def network_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, DictConfig, dict[str, Any]]:
-    """The trained network of checkpoint ``path`` in eval mode, its run config and the checkpoint."""
-    run_cfg, ckpt = read_checkpoint(path)
+def model_from_checkpoint(path: str | Path, allow: Iterable[str] = ()) -> tuple[torch.nn.Module, DictConfig,
+                                                                             dict[str, Any]]:
+    """The trained network of checkpoint ``path`` in eval mode, its run config and the checkpoint (``allow``:
+    classes the user trusts beyond the allowlist, from the command line)."""
+    run_cfg, ckpt = read_checkpoint(path, allow)
     model = build_model(run_cfg)
     load_weights(model, network_weights(ckpt), f"model '{run_cfg.model._target_}'")
     return model.eval(), run_cfg, ckpt

@@ -1,13 +1,11 @@
-"""Config -> components, without Lightning: the untrusted-config check, ``instantiate``, network and loss.
+"""Config -> components, without Lightning: ``instantiate``, network and loss.
 
 Every ``_target_`` ctbench calls goes through :func:`instantiate`, which turns Hydra's wrapped
 exceptions back into the project's one-line errors. A config read from a file someone else made (a
-checkpoint's stored run config) is *untrusted*: before anything is imported or called,
-:func:`check_untrusted` walks it and refuses, with one line naming the key and the target, any
-``_target_`` (or ``lightning_module``) that is not a class of ctbench itself or a network, loss,
-optimiser or scheduler class of MONAI / ``torch.nn`` / ``torch.optim``, or a Lightning trainer
-option; interpolations (``${...}``) are refused too, since resolving them could build new targets.
-The user's own command line and config files stay trusted.
+checkpoint's stored run config) is checked before it reaches this module: against the checkpoint
+schema (:mod:`~ctbench.engine.checkpoint_schema`) and the closed allowlist
+(:func:`~ctbench.engine.allowlist.check_untrusted`). The user's own command line and config files stay
+trusted.
 
 The bottom of the engine: :mod:`~ctbench.engine.checkpoint`, :mod:`~ctbench.engine.segmenter`,
 :mod:`~ctbench.engine.module` and :mod:`~ctbench.engine.build` all build through it, so ``ctbench predict``
@@ -16,68 +14,13 @@ The bottom of the engine: :mod:`~ctbench.engine.checkpoint`, :mod:`~ctbench.engi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ctbench.errors import CTBenchError
-
-#: library packages whose classes a stored config may name (besides ctbench's own)
-LIBRARY_PREFIXES = ("monai.", "torch.nn.", "torch.optim.", "lightning.pytorch.")
-_DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
-
-
-# ---------------------------------------------------------------------------------------- untrusted
-
-
-def _library_bases() -> tuple[type, ...]:
-    return (torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
-
-
-def _allowed_class(target: str) -> bool:
-    """``target`` is a class of ctbench, or a network/loss/optimiser/scheduler class of an allowed library,
-    or a Lightning trainer option class. Only dotted names under those packages are imported at all."""
-    if not _DOTTED.match(target) or not (target.startswith("ctbench.") or target.startswith(LIBRARY_PREFIXES)):
-        return False
-    from hydra._internal.utils import _locate
-
-    try:
-        obj = _locate(target)
-    except Exception:  # noqa: BLE001 - any failure to locate means "not an allowed class"
-        return False
-    if not isinstance(obj, type):
-        return False
-    module = getattr(obj, "__module__", "") or ""
-    if module.startswith("ctbench."):
-        return True
-    if module.startswith("lightning.pytorch."):
-        return True
-    return module.startswith(LIBRARY_PREFIXES) and issubclass(obj, _library_bases())
-
-
-def check_untrusted(node: Any, source: str, path: str = "") -> None:
-    """Refuse (one line) a config from ``source`` that names anything but ctbench's own components and
-    the library classes its configs use, or that holds an interpolation. Checked before any call."""
-    if isinstance(node, Mapping | DictConfig):
-        for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key in ("_target_", "lightning_module"):
-                if not isinstance(value, str) or not _allowed_class(value):
-                    raise CTBenchError(f"refusing {source}: '{where}' names '{value}', which is not a ctbench "
-                                       "component nor a MONAI/torch network, loss or optimiser class: load only "
-                                       "checkpoints written by ctbench", exit_code=2)
-            else:
-                check_untrusted(value, source, where)
-    elif isinstance(node, list | tuple | ListConfig):
-        for i, value in enumerate(node):
-            check_untrusted(value, source, f"{path}[{i}]")
-    elif isinstance(node, str) and "${" in node:
-        raise CTBenchError(f"refusing {source}: '{path}' holds an interpolation ({node[:60]!r}); a stored run "
-                           "config is always resolved: load only checkpoints written by ctbench", exit_code=2)
-
 
 # ---------------------------------------------------------------------------------------- instantiate
 

@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ctbench.atomic import atomic_write, atomic_write_json
-from ctbench.errors import CTBenchError
+from ctbench.errors import CTBenchError, describe
 
 FORMATS = ("onnx", "torchscript")
 ONNX_OPSET = 17
@@ -68,7 +68,7 @@ def export_model(model: torch.nn.Module, example: torch.Tensor, fmt: str, output
         raise
     except Exception as err:  # the tracer and exporter raise many types for graphs they cannot express
         raise CTBenchError(f"{type(model).__name__} cannot be exported as {fmt}: "
-                           f"{str(err).splitlines()[0][:160]} (docs/export.md lists the exportable models)") from err
+                           f"{describe(err)[:160]} (docs/export.md lists the exportable models)") from err
     atomic_write(output, lambda fh: fh.write(buffer.getvalue()))
 
 
@@ -148,7 +148,7 @@ def preprocessing_contract(run_cfg: DictConfig, ckpt: dict[str, Any], checkpoint
 
 def export(cfg: DictConfig, ctx: Any = None) -> Path:
     """``ctbench export``: the checkpoint's network as ``output`` plus ``output`` with ``.json`` (the contract)."""
-    from ctbench.engine.checkpoint import model_from_checkpoint
+    from ctbench.engine.checkpoint import model_from_checkpoint, trusted_classes
 
     fmt = str(cfg.get("format") or "")
     if fmt not in FORMATS:
@@ -167,7 +167,7 @@ def export(cfg: DictConfig, ctx: Any = None) -> Path:
             import onnx  # noqa: F401  (torch.onnx.export needs it)
         except ImportError:
             raise CTBenchError("format=onnx needs the onnx package: pip install 'ctbench[export]'") from None
-    model, run_cfg, ckpt = model_from_checkpoint(checkpoint)
+    model, run_cfg, ckpt = model_from_checkpoint(checkpoint, trusted_classes(cfg, ctx))
     example = example_input(model, run_cfg)
     export_model(model, example, fmt, output)
     fixed = None if verify_export(model, example, fmt, output) else list(example.shape[2:])

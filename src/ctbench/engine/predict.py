@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 
 from ctbench.atomic import atomic_write
 from ctbench.engine.postprocess import largest_component_per_class
-from ctbench.errors import CTBenchError
+from ctbench.errors import CTBenchError, describe
 
 NIFTI_ENDINGS = (".nii", ".nii.gz")
 
@@ -150,15 +150,30 @@ def planned_outputs(cases: Sequence[str], output_dir: Path, probabilities: bool)
     return {case: [output_dir / f"{case}{ending}" for ending in endings] for case in cases}
 
 
+def dicom_inputs(source: Path, series_of: dict[Path, Any]) -> list[Path]:
+    """What predict read as DICOM: every file of a converted series and the folder searched for series (the
+    input folder, or a DICOM file's own folder, read whole); empty for NIfTI input."""
+    if not series_of:
+        return []
+    return [f for s in series_of.values() for f in s.files] + [source if source.is_dir() else source.parent]
+
+
 def refuse_destructive(source: Path, inputs: Sequence[Path], outputs: dict[str, list[Path]], output_dir: Path,
-                       overwrite: bool) -> None:
-    """Stop before writing when the output folder holds an input, or outputs exist and ``overwrite`` is off."""
+                       overwrite: bool, dicom: Sequence[Path] = ()) -> None:
+    """Stop before writing when the output folder holds an input (a NIfTI file, or a DICOM file or folder:
+    ``dicom`` from :func:`dicom_inputs`), lies inside a DICOM input folder (read recursively, it would mix
+    outputs with the series), or outputs exist and ``overwrite`` is off."""
     out = output_dir.resolve()
     sources = [source.resolve()] if source.is_dir() else []
-    holds = [p for p in [*inputs, *sources] if p.resolve() == out or out in p.resolve().parents]
+    nifti = [] if dicom else list(inputs)  # DICOM input: ``inputs`` are this command's own converted files
+    holds = [p for p in [*nifti, *dicom, *sources] if p.resolve() == out or out in p.resolve().parents]
     if holds:
         raise CTBenchError(f"output_dir {output_dir} holds the input {holds[0]}: predict into another folder "
                            "(inputs are never overwritten)")
+    inside = [p for p in dicom if p.is_dir() and p.resolve() in out.parents]
+    if inside:
+        raise CTBenchError(f"output_dir {output_dir} is inside the DICOM input folder {inside[0]}: predict into a "
+                           "folder outside it (DICOM folders are read with their subfolders)")
     existing = [p.name for files in outputs.values() for p in files if p.exists()]
     if existing and not overwrite:
         shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
@@ -177,7 +192,7 @@ def read_input(paths: Sequence[Path]) -> Any:
             image = nib.load(str(path))
             data = np.asanyarray(image.dataobj)
         except Exception as err:  # nibabel raises several types for bad files
-            raise CTBenchError(f"cannot read {path}: {str(err).splitlines()[0][:160]}") from err
+            raise CTBenchError(f"cannot read {path}: {describe(err)[:160]}") from err
         if data.ndim != 3:
             raise CTBenchError(f"{path} has shape {data.shape}: predict needs a 3D volume (split 4D series into 3D "
                                "files)")
@@ -207,13 +222,13 @@ def ensemble_probabilities(members: Sequence[Member], paths: Sequence[Path], ori
 
 
 def save_label(label: np.ndarray, original, path: Path) -> None:
-    """Write ``label`` with the input's header (affine, qform/sform codes, units) as uint8 NIfTI."""
+    """Write ``label`` as uint8 NIfTI with a fresh header holding the input's geometry only (qform and sform
+    with their codes, millimetres): no text field (``descrip``, ``aux_file``, ``intent_name``, ``db_name``) and
+    no header extension of the input is copied, since those may hold identifiers."""
     import nibabel as nib
 
-    header = original.header.copy()
-    header.set_data_dtype(np.uint8)
-    header.set_slope_inter(1.0, 0.0)
-    out = nib.Nifti1Image(label.astype(np.uint8), original.affine, header=header)
+    out = nib.Nifti1Image(label.astype(np.uint8), original.affine)
+    out.header.set_xyzt_units("mm", "sec")
     out.set_qform(original.get_qform(), code=int(original.header["qform_code"]))
     out.set_sform(original.get_sform(), code=int(original.header["sform_code"]))
     data = out.to_bytes()
@@ -261,7 +276,8 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
             for case, files in outputs.items():
                 seg_sources(series_of[cases[case][0]])  # a series a SEG cannot reference stops here
                 files.append(output_dir / f"{case}.dcm")
-        refuse_destructive(source, inputs, outputs, output_dir, bool(cfg.get("overwrite", False)))
+        refuse_destructive(source, inputs, outputs, output_dir, bool(cfg.get("overwrite", False)),
+                           dicom_inputs(source, series_of))
         output_dir.mkdir(parents=True, exist_ok=True)
         for case, paths in track(list(cases.items()), description="Predicting", transient=True):
             start = time.perf_counter()

@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ctbench.safe_yaml import load_config
+
 #: keys (or key prefixes) that may change between a run and its resumption: hardware, length, output
 MAY_CHANGE = ("trainer.max_epochs", "trainer.devices", "trainer.accelerator", "trainer.num_nodes",
               "trainer.strategy", "trainer.enable_progress_bar", "resume", "overwrite", "progress_bar",
@@ -80,7 +82,7 @@ def find_run_of_config(cfg: DictConfig, search_dir: Path, exclude: Path) -> Path
         if run.resolve() == exclude.resolve() or resumable_checkpoint(run) is None:
             continue
         try:
-            stored = OmegaConf.load(resolved)
+            stored = load_config(resolved)
         except Exception:  # noqa: BLE001 - a damaged folder is simply not a candidate
             continue
         if fingerprint(stored) == wanted:

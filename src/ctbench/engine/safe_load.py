@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ctbench.errors import CTBenchError
+from ctbench.errors import CTBenchError, describe
 
 
 def safe_load(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -24,8 +24,8 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         raise CTBenchError(f"refusing to load {path}: it holds objects other than tensors and plain data "
-                           f"(a pickle that could run code: {str(err).splitlines()[0][:160]}); "
+                           f"(a pickle that could run code: {describe(err)[:160]}); "
                            "only load checkpoints you trust after converting them to a state_dict") from err
     except (RuntimeError, EOFError, OSError) as err:
-        raise CTBenchError(f"cannot read checkpoint {path} ({str(err).splitlines()[0][:160]}): "
+        raise CTBenchError(f"cannot read checkpoint {path} ({describe(err)[:160]}): "
                            "the file is truncated or not a PyTorch checkpoint") from err

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ctbench.data.dicom.decode import load_hu
-from ctbench.data.dicom.deid import identifier_strings, scrub_text
+from ctbench.data.dicom.deid import identifier_strings, redact, scrub_text
 from ctbench.data.dicom.headers import relative
 from ctbench.data.dicom.outputs import build_sidecar, output_stem
 from ctbench.data.dicom.series import (
@@ -112,8 +112,11 @@ def convert_tree(dicom_dir: str | os.PathLike, out_dir: str | os.PathLike, force
 
 
 def print_summary(result: ConvertResult, console: Any) -> None:
-    """The rich summary table of a conversion, then one line per file that is not usable DICOM."""
+    """The rich summary table of a conversion, then one line per file that is not usable DICOM; every line has
+    the tree's identifiers and dates redacted (a folder named after the patient is printed as ``[removed]``)."""
     from rich.table import Table
+
+    identifiers = identifier_strings(h for o in result.outcomes for h in o.series.headers)
 
     table = Table(title=f"ctbench convert: {len(result.written)} of "
                         f"{sum(o.series.is_ct_volume for o in result.outcomes)} CT series written",
@@ -129,7 +132,7 @@ def print_summary(result: ConvertResult, console: Any) -> None:
         size = "x".join(map(str, geo.shape)) if geo else "-"
         spacing = "x".join(f"{v:.3g}" for v in geo.spacing) if geo else "-"
         table.add_row(f"S{number} {desc}".strip(), s.modality, str(s.n_slices), size, spacing,
-                      f"[{styles[o.status]}]{o.status}[/]: {o.message}")
+                      f"[{styles[o.status]}]{o.status}[/]: {redact(o.message, identifiers)}")
     console.print(table)
     # one line per file that looks like DICOM (a DICOM ending, no ending, corrupt, empty); a count for the rest
     looks_dicom = [(p, why) for p, why in result.scan.bad_files
@@ -137,7 +140,8 @@ def print_summary(result: ConvertResult, console: Any) -> None:
     others = Counter(("".join(p.suffixes[-2:]) if p.suffix else p.name).lower()
                      for p, why in result.scan.bad_files if (p, why) not in looks_dicom)
     for path, why in looks_dicom[:20]:
-        console.print(f"not DICOM: {relative(path, result.scan.root)}: {why}", markup=False, highlight=False)
+        console.print(redact(f"not DICOM: {relative(path, result.scan.root)}: {why}", identifiers), markup=False,
+                      highlight=False)
     if len(looks_dicom) > 20:
         console.print(f"... and {len(looks_dicom) - 20} more files that are not DICOM")
     if others:
@@ -154,7 +158,9 @@ def run_cli(args: Any) -> int:
                           keep_uids=bool(getattr(args, "keep_uids", False)), console=console)
     print_summary(result, console)
     if not result.written:
-        reasons = [f"{o.series.label}: {o.message}" for o in result.outcomes if o.status in ("problems", "failed")]
+        identifiers = identifier_strings(h for o in result.outcomes for h in o.series.headers)
+        reasons = [redact(f"{o.series.label}: {o.message}", identifiers) for o in result.outcomes
+                   if o.status in ("problems", "failed")]
         print(f"ctbench: error: nothing converted: {reasons[0] if reasons else 'no CT series'}"
               + (f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""), file=sys.stderr)
         return 1
