@@ -6,47 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
-from ctbench.reports.statistics import (
-    bootstrap_ci,
-    holm,
-    paired_comparison,
-    rank_biserial,
-    wilcoxon_p,
-)
-
-
-def test_bootstrap_two_values_by_hand():
-    # resampled means of {0, 1} are 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4: the 2.5 % and 97.5 %
-    # quantiles of 10,000 draws are 0 and 1
-    assert bootstrap_ci([0.0, 1.0]) == (0.0, 1.0)
-
-
-def test_bootstrap_constant_differences_collapse():
-    assert bootstrap_ci([0.2] * 5) == pytest.approx((0.2, 0.2), abs=1e-15)
-
-
-def test_bootstrap_equals_scipy_percentile_with_the_same_generator():
-    diffs = [0.03, -0.01, 0.05, 0.02, 0.04, -0.02, 0.06, 0.01, 0.0, 0.035]
-    expected = stats.bootstrap((np.array(diffs),), np.mean, confidence_level=0.95, n_resamples=10_000,
-                               method="percentile", rng=np.random.default_rng(0)).confidence_interval
-    assert bootstrap_ci(diffs, seed=0) == pytest.approx((expected.low, expected.high), abs=1e-15)
-    assert bootstrap_ci(diffs, seed=0) == bootstrap_ci(diffs, seed=0)  # seeded: reproducible
-    assert bootstrap_ci(diffs, seed=1) != bootstrap_ci(diffs, seed=0)
-
-
-@pytest.mark.parametrize(("diffs", "expected"), [
-    ([1, 2, 3, 4, 5, 6], 2 / 64),        # every sign positive: exact two-sided p = 2 / 2^6
-    ([1, -2, 3, 4, 5, 6], 2 * 3 / 64),   # W- = 2: subsets of ranks {1..6} summing to <= 2 are {}, {1}, {2}
-])
-def test_wilcoxon_exact_by_hand_and_scipy(diffs, expected):
-    assert wilcoxon_p(diffs) == pytest.approx(expected, rel=1e-12)
-    assert wilcoxon_p(diffs) == pytest.approx(stats.wilcoxon(diffs).pvalue, rel=1e-12)
-
-
-def test_wilcoxon_all_zero_is_one():
-    assert wilcoxon_p([0.0, 0.0, 0.0]) == 1.0
+from ctbench.reports.statistics import hierarchical_test, holm, paired_comparison, rank_biserial, sign_flip_p
 
 
 def test_rank_biserial_by_hand():
@@ -75,8 +36,9 @@ def test_paired_comparison_numbers():
     assert r.n == 5
     assert r.mean_diff == pytest.approx(sum(diffs) / 5)
     assert r.median_diff == pytest.approx(0.05)
-    assert (r.ci_low, r.ci_high) == bootstrap_ci(diffs)
-    assert r.p == pytest.approx(stats.wilcoxon(diffs).pvalue)
+    want = hierarchical_test(np.array([[0.9, 0.8, 0.75, 0.95, 0.7]]), np.array([[0.85, 0.81, 0.7, 0.9, 0.6]]))
+    assert (r.ci_low, r.ci_high) == pytest.approx((want.low, want.high))
+    assert r.p == sign_flip_p(diffs) == pytest.approx(4 / 32)  # |sum| >= 0.24: as observed, the -0.01 flipped, mirrors
     assert r.effect == pytest.approx(rank_biserial(diffs))
     assert "p < 0.05 is impossible" in r.note  # 2 / 2^5 = 0.0625
 

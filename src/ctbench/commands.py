@@ -51,7 +51,7 @@ def add_argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p.add_argument("dirs", nargs="+", help="run or multirun folders (searched for report/summary.json)")
     p.add_argument("--out", default=None, help="output folder (default: the first folder given)")
     p.add_argument("--baseline", default=None, metavar="MODEL:LOSS",
-                   help="pair to test every cell against (Wilcoxon signed-rank over cases)")
+                   help="pair to test every cell against (sign-flip permutation test over cases)")
     p.add_argument("--metric", default="dice", help="metric for the main table (default dice)")
     p.add_argument("--claims", default=None, metavar="FILE_OR_DIR", help="claim YAML(s): claims.md/.csv verdicts")
 

@@ -170,7 +170,7 @@ def comparison_md(comp: Comparison) -> str:
                                  for c in cells]] for model, cells in grid(comp, metric, with_p)]
         out += md_table(["model \\ loss", *comp.losses], rows)
         if with_p and comp.baseline is not None:
-            out += ["", f"p: paired Wilcoxon signed-rank test against `{':'.join(comp.baseline)}` "
+            out += ["", f"p: paired sign-flip permutation test against `{':'.join(comp.baseline)}` "
                     "(see *Statistical test*)."]
         out.append("")
 
@@ -208,9 +208,10 @@ def comparison_md(comp: Comparison) -> str:
 def protocol_text(label: str) -> str:
     """The paired protocol in one paragraph (comparison.md and claims.md)."""
     return (f"Per case, the {label} is averaged over a group's runs (seeds, folds); the differences "
-            "candidate minus baseline are paired per case. Mean difference with a percentile bootstrap "
-            f"{CONFIDENCE:.0%} CI ({N_RESAMPLES} resamples of the cases, seed {SEED}); two-sided Wilcoxon "
-            "signed-rank p (`scipy.stats.wilcoxon` defaults); effect size: matched-pairs rank-biserial "
+            "candidate minus baseline are paired per case. Mean difference with a studentized bootstrap "
+            f"{CONFIDENCE:.0%} CI ({N_RESAMPLES} resamples of the cases, seed {SEED}); "
+            "two-sided sign-flip permutation p of the mean difference (exact up to 24 non-zero differences); "
+            "effect size: matched-pairs rank-biserial "
             "correlation r (Kerby 2014), +1 when every case favours the candidate's higher value; Holm's "
             "correction across all comparisons of the report. Tested only where both sides scored the "
             "same cases.")
@@ -223,7 +224,7 @@ def _test_section(comp: Comparison) -> list[str]:
         return [f"No baseline: pass `--baseline MODEL:LOSS` (one of {pairs}) to test every cell against it."]
     base = ":".join(comp.baseline)
     tested = sum(1 for t in comp.tests.values() if t.n)
-    lines = [f"Paired Wilcoxon signed-rank test of each pair against the baseline `{base}` on the per-case "
+    lines = [f"Paired sign-flip permutation test of each pair against the baseline `{base}` on the per-case "
              f"foreground mean {label} (classes within a case are not independent, so one pair of values per "
              f"case). {protocol_text('foreground mean ' + label)} Holm over {tested} tested pair(s).", ""]
     rows = []
