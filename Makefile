@@ -11,6 +11,7 @@ $(BIN)/ctbench: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps dynamic-network-architectures==0.4.4  # tests: nnU-Net's ResEnc U-Net (its timm dep breaks CPU torch)
 	touch $(BIN)/ctbench
 
 setup: $(BIN)/ctbench  ## create .venv and install ctbench (editable) with test tools

@@ -19,8 +19,9 @@ def build(name: str, dims: int, in_channels: int = 1, num_classes: int = 3, **ov
     model_cfg = OmegaConf.load(MODEL_DIR / f"{name}.yaml")
     for key, value in overrides.items():
         model_cfg[key] = value
-    cfg = OmegaConf.create({"dims": dims, "dataset": {"in_channels": in_channels, "num_classes": num_classes},
-                            "model": model_cfg})
+    dataset = {"in_channels": in_channels, "num_classes": num_classes, "patch_size_2d": [32, 32],
+               "patch_size_3d": [32, 32, 32]}  # the tests' input size: UNETR and the planned U-Nets are built for it
+    cfg = OmegaConf.create({"dims": dims, "dataset": dataset, "model": model_cfg})
     return build_model(cfg)
 
 

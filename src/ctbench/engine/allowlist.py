@@ -25,6 +25,12 @@ from ctbench.errors import CTBenchError
 ALLOWED: Mapping[str, frozenset[str]] = {
     "model": frozenset({
         "ctbench.models.attention_unet.AttentionUNet",
+        "ctbench.models.dynunet.DynUNet",
+        "ctbench.models.mednext.MedNeXt",
+        "ctbench.models.resenc_unet.ResEncUNet",
+        "ctbench.models.segresnet.SegResNet",
+        "ctbench.models.transformer_unets.SwinUNETR",
+        "ctbench.models.transformer_unets.UNETR",
         "ctbench.models.cascaded_fcn.CascadedFCN",
         "ctbench.models.deeplab.DeepLabV1",
         "ctbench.models.deeplab.DeepLabV2",
