@@ -42,6 +42,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "ctbench.study", "ctbench.catalog", "ctbench.sweep_status")),
 ]
 
+#: Orders inside a package (docs/architecture.md): each module imports only those before it in its list.
+ORDERS: dict[str, list[str]] = {
+    "ctbench.data.dicom": ["headers", "deid", "types", "geometry", "decode", "outputs", "series", "volume",
+                           "convert", "seg"],
+    "ctbench.engine": ["components", "checkpoint", "inference", "postprocess", "segmenter", "module", "build"],
+}
+
 
 def module_names(root: Path = SRC) -> dict[str, Path]:
     """Every module of the package found under ``root``: dotted name -> file."""
@@ -173,6 +180,14 @@ def test_no_layer_imports_a_layer_above():
     upward = [f"{a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})"
               for a, targets in package_graph().items() for b in sorted(targets) if layer_of(b) > layer_of(a)]
     assert not upward, "upward imports:\n" + "\n".join(upward)
+
+
+def test_package_orders_hold():
+    graph = package_graph()
+    later = [f"{package}.{a} -> {package}.{b}" for package, order in ORDERS.items()
+             for i, a in enumerate(order) for b in order[i + 1:] if f"{package}.{b}" in graph[f"{package}.{a}"]]
+    assert not later, "imports of a module later in ORDERS:\n" + "\n".join(later)
+    assert all(f"{package}.{name}" in graph for package, order in ORDERS.items() for name in order)
 
 
 def test_the_check_finds_a_cycle():
