@@ -357,13 +357,13 @@ def report(args: argparse.Namespace, selected: Sequence[str]) -> Path:
     """Verdicts of every claim file on the complete runs, claims.md/.csv (the ``selected`` claims shown),
     C9, the figures and the doc section; returns the doc."""
     from ctbench.reports.claims import evaluate_claims, load_claims, print_verdicts, write_claims
-    from ctbench.reports.collect import collect
+    from ctbench.reports.collect import collect, find_run_dirs
 
     study_dir: Path = args.study_dir
     report_dir = study_dir / "report"
     claims = load_claims(CLAIMS_DIR)  # the family: every claim file, whatever --only selects
     shown = [c.id for c in claims if claim_key(c.id) in selected]
-    runs, failed = collect([study_dir]) if study_dir.is_dir() else ([], [])
+    runs, failed = collect([study_dir]) if study_dir.is_dir() and find_run_dirs(study_dir) else ([], [])
     runs = [r for r in runs if report_dir not in r.path.parents]
     verdicts = evaluate_claims(claims, runs)
     write_claims(report_dir, verdicts, [str(study_dir)], shown)
