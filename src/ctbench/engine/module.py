@@ -137,6 +137,11 @@ class SegmentationModule(pl.LightningModule):
         self.val_history = [[int(e), float(v)] for e, v in checkpoint.get("ctbench_val_history") or []]
 
     # ---- training ---------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        # scheduled losses (boundary: Kervadec's alpha) follow the epoch; a resumed run continues the schedule
+        if hasattr(self.loss_fn, "set_epoch"):
+            self.loss_fn.set_epoch(self.current_epoch)
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         image, label = batch["image"], batch["label"]
         outputs = self.model(image)  # a list with model.deep_supervision=true (full resolution first)

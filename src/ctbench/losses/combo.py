@@ -1,4 +1,4 @@
-"""Compound losses: cross entropy plus an overlap term (Dice + CE of nnU-Net, Combo loss)."""
+"""Compound losses: a pixel-wise term plus an overlap term (Dice + CE of nnU-Net, Combo, Dice + TopK, Dice + focal)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from ctbench.errors import CTBenchError
 from ctbench.losses.base import SegmentationLoss, one_hot
 from ctbench.losses.cross_entropy import BalancedCrossEntropyLoss, CrossEntropyLoss
 from ctbench.losses.dice import DiceLoss
+from ctbench.losses.focal import FocalLoss
+from ctbench.losses.topk import TopKLoss
 
 
 class DiceCELoss(SegmentationLoss):
@@ -101,3 +103,59 @@ class ComboLoss(SegmentationLoss):
         clipped = probs.clamp(1e-7, 1.0 - 1e-7)
         ce = -(self.beta * (truth * torch.log(clipped) + (1.0 - self.beta) * (1.0 - truth) * torch.log(1.0 - clipped)))
         return (self.alpha * ce.mean(1) - (1.0 - self.alpha) * dice).mean()
+
+
+class DiceTopKLoss(SegmentationLoss):
+    """Dice + TopK (Ma et al. 2021, "Loss odyssey"; nnU-Net's ``DC_and_topk_loss``): ``lambda_dice · Dice +
+    lambda_topk · TopK(k)``, the soft Dice of the foreground (survey eq. 7) plus the cross entropy of the
+    ``k`` % hardest voxels (:class:`~ctbench.losses.topk.TopKLoss`). One of the best two losses on liver
+    and multi-organ CT in Ma et al.'s benchmark.
+
+    Args:
+        k: percentage of voxels kept by the TopK term (nnU-Net: 10).
+        include_background: include class 0 in the Dice term.
+        lambda_dice: weight of the Dice term.
+        lambda_topk: weight of the TopK term.
+    """
+
+    loss_name = "dice_topk"
+
+    def __init__(self, k: float = 10.0, include_background: bool = False, lambda_dice: float = 1.0,
+                 lambda_topk: float = 1.0) -> None:
+        super().__init__()
+        self.dice = DiceLoss(include_background=include_background)
+        self.topk = TopKLoss(k=k)
+        self.lambda_dice, self.lambda_topk = lambda_dice, lambda_topk
+
+    def compute(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return (self.lambda_dice * self.dice.compute(logits, labels)
+                + self.lambda_topk * self.topk.compute(logits, labels))
+
+
+class DiceFocalLoss(SegmentationLoss):
+    """Dice + focal (Zhu et al. 2019, AnatomyNet; in Ma et al. 2021's benchmark): ``lambda_dice · Dice +
+    lambda_focal · Focal(alpha, gamma)`` with ctbench's focal loss (survey eq. 4,
+    :class:`~ctbench.losses.focal.FocalLoss`). ``alpha=0.5, gamma=2`` as the loss benchmark's code
+    (JunMa11/SegLoss ``FocalLoss(alpha=0.5, gamma=2)``: every class weighted 0.5). Not MONAI's
+    ``DiceFocalLoss``, whose focal term is averaged over the class axis too.
+
+    Args:
+        alpha: focal foreground weight (background ``1 - alpha``; ``null``: unweighted).
+        gamma: focusing parameter.
+        include_background: include class 0 in the Dice term.
+        lambda_dice: weight of the Dice term.
+        lambda_focal: weight of the focal term.
+    """
+
+    loss_name = "dice_focal"
+
+    def __init__(self, alpha: float | None = 0.5, gamma: float = 2.0, include_background: bool = False,
+                 lambda_dice: float = 1.0, lambda_focal: float = 1.0) -> None:
+        super().__init__()
+        self.dice = DiceLoss(include_background=include_background)
+        self.focal = FocalLoss(alpha=alpha, gamma=gamma)
+        self.lambda_dice, self.lambda_focal = lambda_dice, lambda_focal
+
+    def compute(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return (self.lambda_dice * self.dice.compute(logits, labels)
+                + self.lambda_focal * self.focal.compute(logits, labels))
