@@ -42,8 +42,13 @@ def check_exclusive_flags(overrides: Sequence[str]) -> None:
                            exit_code=2)
 
 
+def _without_litlogger_tip(record) -> bool:
+    return "litlogger" not in record.getMessage()
+
+
 def silence_known_warnings() -> None:
     """Library warnings that do not apply to ctbench's use (checked once, each with its reason)."""
+    import logging
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -51,6 +56,10 @@ def silence_known_warnings() -> None:
     # validation/test results are gathered across ranks and de-duplicated by case in the module,
     # so Lightning's advice on sync_dist and on DistributedSampler padding does not apply
     warnings.filterwarnings("ignore", message=".*(sync_dist=True|Using `DistributedSampler` with the dataloaders).*")
+    # a one-slice input resampled by MONAI: on a unit-size axis there is one sample, where align_corners changes nothing
+    warnings.filterwarnings("ignore", message=".*affine_grid behavior has changed for unit-size grids.*")
+    # Lightning's advertisement for its cloud logger, printed on every run
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_without_litlogger_tip)  # added once
 
 
 def remove_refused_run_dir(ctx: RunContext) -> None:

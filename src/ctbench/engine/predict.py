@@ -81,35 +81,49 @@ def _nifti_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_ENDINGS))
 
 
-def _dicom_to_nifti(folder: Path, scratch: Path, series_of: dict[Path, Any] | None = None) -> list[Path]:
+def _dicom_to_nifti(folder: Path, scratch: Path, series_of: dict[Path, Any] | None = None,
+                    refused: list[str] | None = None, force: bool = False) -> list[Path]:
     """Every CT series below ``folder`` as a NIfTI file in ``scratch`` (the converter's geometry);
-    ``series_of`` (when given) receives each file's ``DicomSeries``, for a DICOM SEG."""
+    ``series_of`` (when given) receives each file's ``DicomSeries``, for a DICOM SEG. A series with missing
+    slices, uneven spacing or another problem is left out and named in ``refused`` with its reason (raised at
+    once when no list is given or no series is left); ``force`` predicts the forcible ones, as
+    ``ctbench convert --force`` writes them."""
     from ctbench.data.dicom import output_stem, read_dicom_series, series_to_nifti
 
     series = [s for s in read_dicom_series(folder) if not s.skip_reason]
     if not series:
         raise CTBenchError(f"{folder} holds no NIfTI files and no CT DICOM series: "
                            "pass input=FILE.nii.gz, a folder of NIfTI files, or a DICOM folder")
-    files = []
+    files, problems = [], []
     for index, s in enumerate(series):
+        if not s.can_convert(force):
+            blocking = "; ".join(p.message for p in s.problems if not (force and p.forcible))
+            hint = " (force=true predicts it anyway)" if all(p.forcible for p in s.problems) and not force else ""
+            problems.append(f"series {s.label}: {blocking}{hint}")
+            continue
         path = scratch / f"{output_stem(s, index)}.nii.gz"
-        series_to_nifti(s).to_filename(str(path))
+        series_to_nifti(s, force=force).to_filename(str(path))
         files.append(path)
         if series_of is not None:
             series_of[path] = s
+    if problems and (refused is None or not files):
+        raise CTBenchError(f"no series of {folder} can be predicted: {' | '.join(problems)}")
+    (refused if refused is not None else []).extend(problems)
     return files
 
 
-def resolve_inputs(path: Path, scratch: Path, series_of: dict[Path, Any] | None = None) -> list[Path]:
-    """NIfTI files named by ``input``: one file, a folder of them, or DICOM converted to ``scratch``."""
+def resolve_inputs(path: Path, scratch: Path, series_of: dict[Path, Any] | None = None,
+                   refused: list[str] | None = None, force: bool = False) -> list[Path]:
+    """NIfTI files named by ``input``: one file, a folder of them, or DICOM converted to ``scratch`` (series that
+    cannot be predicted go to ``refused``, see :func:`_dicom_to_nifti`)."""
     if not path.exists():
         raise CTBenchError(f"input {path} does not exist: pass a NIfTI file, a folder of NIfTI files or a DICOM folder")
     if path.is_file():
         if not path.name.endswith(NIFTI_ENDINGS):
-            return _dicom_to_nifti(path.parent, scratch, series_of)
+            return _dicom_to_nifti(path.parent, scratch, series_of, refused, force)
         return [path]
     files = _nifti_files(path)
-    return files or _dicom_to_nifti(path, scratch, series_of)
+    return files or _dicom_to_nifti(path, scratch, series_of, refused, force)
 
 
 def _stem(path: Path) -> str:
@@ -259,13 +273,17 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
     lcc = bool(cfg.get("largest_component")) or run_cfg.get("postprocess") == "lcc"
     table = Table(title=f"ctbench predict -> {output_dir}" + (f" ({len(members)}-checkpoint ensemble)"
                                                               if len(members) > 1 else ""))
-    for col in ("case", "shape", "seconds", *names[1:]):
-        table.add_column(col, justify="left" if col == "case" else "right")
-    written = []
+    written: list[Path] = []
+    refused: list[str] = []  # inputs left out, each with its reason: the others are predicted, the exit is 1
     with tempfile.TemporaryDirectory(prefix="ctbench-dicom-") as scratch:
         series_of: dict[Path, Any] = {}
-        inputs = resolve_inputs(source, Path(scratch), series_of)
+        inputs = resolve_inputs(source, Path(scratch), series_of, refused, bool(cfg.get("force", False)))
         cases = group_cases(inputs, channels)
+        # nothing is cut with "…" in an 80-column terminal: a long case name folds onto a second line
+        table.caption = "s: seconds; class volumes in ml"
+        table.add_column("case", overflow="fold")
+        for column in ("shape", "s", *names[1:]):
+            table.add_column(column, justify="right", no_wrap=True)
         outputs = planned_outputs(list(cases), output_dir, with_probs)
         seg = str(cfg.get("output_format") or "nifti")
         if seg not in ("nifti", "dicom-seg") or (seg == "dicom-seg" and len(series_of) != len(inputs)):
@@ -273,30 +291,50 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
         if seg == "dicom-seg":  # CASE.dcm beside CASE.nii.gz, refused like it when it exists; sources checked first
             from ctbench.data.dicom.seg import dicom_seg, seg_sources, write_dicom_seg
 
-            for case, files in outputs.items():
-                seg_sources(series_of[cases[case][0]])  # a series a SEG cannot reference stops here
+            for case, files in list(outputs.items()):
+                try:
+                    seg_sources(series_of[cases[case][0]])  # a series a SEG cannot reference is left out
+                except CTBenchError as err:
+                    if len(outputs) == 1:
+                        raise
+                    refused.append(str(err))
+                    del outputs[case], cases[case]
+                    continue
                 files.append(output_dir / f"{case}.dcm")
         refuse_destructive(source, inputs, outputs, output_dir, bool(cfg.get("overwrite", False)),
                            dicom_inputs(source, series_of))
         output_dir.mkdir(parents=True, exist_ok=True)
         for case, paths in track(list(cases.items()), description="Predicting", transient=True):
             start = time.perf_counter()
-            for member, path in ((m, p) for m in members for p in paths):  # headers, before any voxel is read
-                check_voxel_budget(path, member.cfg.dataset.preprocessing.spacing, member.cfg.dataset.get("max_voxels"))
-            original = read_input(paths)
-            probs = ensemble_probabilities(members, paths, original)
+            try:
+                for member, path in ((m, p) for m in members for p in paths):  # headers, before any voxel is read
+                    check_voxel_budget(path, member.cfg.dataset.preprocessing.spacing,
+                                       member.cfg.dataset.get("max_voxels"))
+                original = read_input(paths)
+                probs = ensemble_probabilities(members, paths, original)
+                label = label_map_of(probs if not with_probs else probs.clone(), lcc)
+                seg_file = None  # built before any file of the case is written: a failure leaves none behind
+                if seg == "dicom-seg":
+                    model = str((run_cfg.get("names") or {}).get("model", run_cfg.model._target_.split(".")[-1]))
+                    seg_file = dicom_seg(label, series_of[paths[0]], names, model)
+            except CTBenchError as err:
+                if len(cases) == 1 and not refused:
+                    raise
+                refused.append(f"{case}: {err}")
+                continue
             if with_probs:
                 save_probabilities(probs, original, names, outputs[case][1])
-            label = label_map_of(probs, lcc)
             save_label(label, original, outputs[case][0])
+            if seg_file is not None:
+                write_dicom_seg(outputs[case][-1], seg_file)
             written.append(outputs[case][0])
-            if seg == "dicom-seg":
-                model = str((run_cfg.get("names") or {}).get("model", run_cfg.model._target_.split(".")[-1]))
-                write_dicom_seg(outputs[case][-1], dicom_seg(label, series_of[paths[0]], names, model))
             spacing = np.prod(original.header.get_zooms()[:3]) / 1000.0
             table.add_row(case, "x".join(map(str, label.shape)), f"{time.perf_counter() - start:.1f}",
-                          *[f"{(label == c).sum() * spacing:.1f} ml" for c in range(1, len(names))])
+                          *[f"{(label == c).sum() * spacing:.1f}" for c in range(1, len(names))])
     Console().print(table)
+    if refused:
+        raise CTBenchError(f"{len(refused)} input(s) not predicted, {len(written)} written to {output_dir}: "
+                           + " | ".join(refused))
     return written
 
 
