@@ -218,6 +218,7 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
     per_case: dict[str, dict[int, dict]] = {}  # case -> label -> row
     reordered: list[dict[str, str]] = []  # predictions reoriented onto their truth's voxel order
     truth_labels: set[int] = set()
+    pred_labels: set[int] = set()
     dims: set[int] = set()
     with console.status("scoring...") if console.is_terminal else nullcontext():
         for case in sorted(set(truths) - bad_cases):
@@ -242,6 +243,7 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
                 continue
             in_truth = _present(truth.data)
             truth_labels |= in_truth
+            pred_labels |= _present(pred.data)
             wanted = dict(labels) if labels is not None else {c: f"label_{c}" for c in in_truth | _present(pred.data)}
             rows = case_metrics(pred.data, truth.data, truth.spacing, wanted, tolerance_mm=tolerance_mm)
             per_case[case] = dict(zip(wanted, rows, strict=True))
@@ -254,6 +256,14 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
         classes = {c: f"label_{c}" for c in sorted(truth_labels)}
     else:
         classes = dict(labels)
+    # a --labels class in no truth and no prediction has nothing to score: Dice 1 by the empty-case rule would
+    # lift the means, so it is reported as absent and left out
+    absent = {c: n for c, n in classes.items() if per_case and c not in truth_labels | pred_labels}
+    classes = {c: n for c, n in classes.items() if c not in absent}
+    if absent:
+        listed = ", ".join(f"{c}={n}" for c, n in absent.items())
+        console.print(f"[yellow]warning: label {listed} is absent from every truth and prediction: reported as absent, "
+                      "left out of the means[/yellow]", soft_wrap=True)
 
     rows: list[dict] = []
     for case, by_label in per_case.items():
@@ -278,6 +288,7 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
         "pred_dir": str(pred_dir.resolve()),
         "truth_dir": str(truth_dir.resolve()),
         "labels": {str(c): n for c, n in classes.items()},
+        "absent_labels": {str(c): n for c, n in absent.items()},
         "tolerance_mm": float(tolerance_mm),
         **metrics,
         "reoriented": reordered,
@@ -302,6 +313,8 @@ def score(pred_dir: str | os.PathLike, truth_dir: str | os.PathLike, out: str | 
         e = metrics["per_class"][name]
         t.add_row(name, _fmt(e["dice"], e["dice_std"]), _fmt(e["iou"], e["iou_std"]),
                   _fmt(e["hd95"], e["hd95_std"], 2), str(e["hd95_undefined"]))
+    for name in absent.values():
+        t.add_row(name, "absent", "", "", "", style="dim")
     if names:
         t.add_row("mean", _fmt(metrics["mean_dice"], None), _fmt(metrics["mean_iou"], None),
                   _fmt(metrics["mean_hd95"], None, 2), "", style="bold")
