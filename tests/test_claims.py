@@ -19,7 +19,7 @@ from ctbench.reports.statistics import HierarchicalResult, hierarchical_test, ho
 
 CASES = [f"case_{i:02d}" for i in range(12)]
 BASE = [0.30, 0.42, 0.25, 0.50, 0.38, 0.20, 0.45, 0.33, 0.28, 0.41, 0.36, 0.22]
-HD_BASE = [10.0, 8.0, 12.0, 6.0, 9.0, 14.0, 7.0, 11.0, 9.5, 8.5, 10.5, 13.0]
+HD_BASE = [10.0, 8.0, 12.0, 6.0, 9.0, math.nan, 7.0, 11.0, 9.5, 8.5, 10.5, 13.0]  # case_05: lesion missed
 
 
 def noise(seed: int, i: int, arm: int) -> float:
@@ -40,7 +40,8 @@ def write_run(folder: Path, model: str, loss: str, seed: int, lesion: list[float
     rows = ["case,class,dice,iou,hd95,diagonal_mm,lesion_f1"]
     for i, case in enumerate(CASES):
         rows.append(f"{case},liver,0.9,{0.9 / 1.1},2.0,500.0,")
-        rows.append(f"{case},lesion,{lesion[i]},{lesion[i] / (2 - lesion[i])},{hd95[i]},500.0,{lesion[i] + 0.1}")
+        hd = "" if math.isnan(hd95[i]) else hd95[i]  # a miss: counted at the 500 mm diagonal
+        rows.append(f"{case},lesion,{lesion[i]},{lesion[i] / (2 - lesion[i])},{hd},500.0,{lesion[i] + 0.1}")
     (folder / "report" / "per_case.csv").write_text("\n".join(rows) + "\n")
     summary = {"status": "complete", "model": model, "loss": loss, "dataset": "synthetic", "dims": 3,
                "seed": seed, "mean_over_classes": ["liver", "lesion"]}
@@ -66,6 +67,7 @@ def runs(tmp_path_factory) -> Path:
                   verdict="still improving" if seed == 1 else "converged")
         write_run(root / f"old{seed}", "unet", "combo", seed, arm(0.2, seed), HD_BASE, verdict=None)
     write_run(root / "segnet0", "segnet", "dice", 0, arm(0.2, 0), HD_BASE)
+    (root / "focal0" / "report" / "progress.png").write_bytes(b"")  # the learning curve a run report draws
     return root
 
 
@@ -139,8 +141,12 @@ def test_numbers_are_the_two_stage_bootstrap_of_the_family(report: dict) -> None
     assert (float(row["ci_low"]), float(row["ci_high"]), float(row["p_value"])) == pytest.approx(
         (want.low, want.high, want.p), abs=1e-12)
     assert float(row["ci_level"]) == pytest.approx(1 - 0.05 / 9)
-    # HD95: focal is 8 mm worse on every case; the default margin is one 3 mm slice of the evaluation grid
-    assert float(rows["C7-hd95"]["mean_diff"]) == pytest.approx(8.0) and float(rows["C7-hd95"]["margin"]) == 3.0
+    # HD95: focal is 8 mm worse on every case but case_05, missed by both (500 mm each side); the default
+    # margin is one 3 mm slice of the evaluation grid; the misses are counted beside the mean
+    assert float(rows["C7-hd95"]["mean_diff"]) == pytest.approx(8.0 * 11 / 12)
+    assert float(rows["C7-hd95"]["margin"]) == 3.0
+    assert (rows["C7-hd95"]["misses_candidate"], rows["C7-hd95"]["misses_baseline"]) == ("3/36", "3/36")
+    assert rows["C7-focal"]["misses_candidate"] == ""
     assert "one slice of the evaluation grid" in rows["C7-hd95"]["note"]
     # the organ claim reads the liver only (identical in every run): no lesion enters its mean
     assert float(rows["C7-organs"]["mean_diff"]) == 0.0 and rows["C7-organs"]["classes"] == "liver"
@@ -176,6 +182,8 @@ def test_claims_md_prints_the_rule(report: dict) -> None:
            "4 not evaluable" in md
     assert "Verdict rule: the family is the 9 claim(s) given" in md
     assert "| `C7-focal` | focal beats Dice on lesions (survey 4.5) | dice (lesion) |" in md
+    assert "- `C7-focal`: [candidate focal0](" in md and "focal0/report/progress.png)" in md
+    assert "`C7-hd95`: misses (at the image diagonal, in the mean above) candidate 3/36, baseline 3/36" in md
 
 
 def test_selection_shows_a_subset_without_changing_the_family(runs: Path, claims_dir: Path) -> None:

@@ -53,7 +53,7 @@ import numpy as np
 
 from ctbench.atomic import atomic_write_text
 from ctbench.errors import CTBenchError
-from ctbench.reports.collect import METRICS, Run, config_list
+from ctbench.reports.collect import METRICS, NAN_DROPPED, Run, config_list
 from ctbench.reports.render import csv_num, fmt_p, md_table
 from ctbench.reports.statistics import (
     ALPHA,
@@ -127,6 +127,11 @@ class Verdict:
     converged_candidate: str = "unknown"
     converged_baseline: str = "unknown"
     changed_after_runs: bool = False
+    #: HD95/ASSD: case x class x run cells of the pairs that are misses (counted at the image diagonal)
+    misses_candidate: str = ""
+    misses_baseline: str = ""
+    #: the runs of each side (their ``report/progress.png`` is the learning curve)
+    paths: tuple[tuple[Path, ...], tuple[Path, ...]] = ((), ())
 
     @property
     def n_cases(self) -> int:
@@ -323,6 +328,22 @@ def convergence(runs: Sequence[Run]) -> tuple[str, list[str]]:
     return state, problems
 
 
+def misses(claim: Claim, runs: Sequence[Run], cases: Sequence[str]) -> str:
+    """For HD95/ASSD: how many of the side's (case, class, run) cells on ``cases`` are a miss (no distance,
+    counted at the image diagonal), as ``misses/cells``; "" for another metric."""
+    dropped = f"{claim.metric}{NAN_DROPPED}"
+    if claim.metric not in DISTANCE_METRICS[:2]:
+        return ""
+    cells = missed = 0
+    for run in runs:
+        classes = claim.classes or tuple(run.mean_over)
+        for key in ((case, cls) for case in cases for cls in classes):
+            if key in run.values.get(claim.metric, {}):
+                cells += 1
+                missed += math.isnan(run.values.get(dropped, {}).get(key, 0.0))
+    return f"{missed}/{cells}"
+
+
 def run_started(run: Run) -> float:
     """When a run started: its Hydra config's modification time (written at the start), else its summary's."""
     for name in (".hydra/config.yaml", "resolved_config.yaml", "report/summary.json", "summary.json"):
@@ -334,7 +355,8 @@ def run_started(run: Run) -> float:
 def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float, n_resamples: int) -> Verdict:
     candidate, baseline = sides(claim, runs)
     margin, margin_note = resolve_margin(claim, [*candidate, *baseline])
-    verdict = Verdict(claim, "not evaluable", "", len(candidate), len(baseline), margin, family_size)
+    verdict = Verdict(claim, "not evaluable", "", len(candidate), len(baseline), margin, family_size,
+                      paths=(tuple(r.path for r in candidate), tuple(r.path for r in baseline)))
     empty = [f"{name} `{_selection(sel)}`" for name, sel, side in
              (("candidate", claim.candidate, candidate), ("baseline", claim.baseline, baseline)) if not side]
     if empty:
@@ -364,6 +386,7 @@ def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float
         reasons.append("not converged (" + "; ".join(shown[:3]) + (f"; {len(shown) - 3} more" if len(shown) > 3
                                                                     else "") + ")")
     cases, a, b = arm_values(claim, candidate, baseline)
+    verdict.misses_candidate, verdict.misses_baseline = misses(claim, candidate, cases), misses(claim, baseline, cases)
     if not cases:
         reasons.append(f"{claim.metric} undefined on every pair of cases")
     elif claim.statistic == "seed_sd" and min(len(candidate), len(baseline)) < 2:
@@ -434,7 +457,8 @@ def _iso(timestamp: float) -> str:
 CSV_HEADER = ["id", "claim", "source", "metric", "classes", "statistic", "candidate", "baseline", "expect", "margin",
               "n_cases", "candidate_runs", "baseline_runs", "converged_candidate", "converged_baseline", "mean_diff",
               "ci_low", "ci_high", "ci_level", "p_value", "p_holm", "family_size", "case_sd", "seed_sd",
-              "seeds_for_80_power", "verdict", "note", "file", "sha256", "last_change", "changed_after_runs"]
+              "seeds_for_80_power", "misses_candidate", "misses_baseline", "verdict", "note", "file", "sha256",
+              "last_change", "changed_after_runs"]
 
 
 def claims_csv(verdicts: Sequence[Verdict]) -> str:
@@ -449,7 +473,8 @@ def claims_csv(verdicts: Sequence[Verdict]) -> str:
                          _selection(c.candidate), _selection(c.baseline), c.expect, csv_num(v.margin), v.n_cases,
                          v.candidate_runs, v.baseline_runs, v.converged_candidate, v.converged_baseline,
                          *map(csv_num, numbers), csv_num(v.p_holm), v.family_size, *map(csv_num, spread),
-                         _seeds(v.seeds_needed), v.verdict, v.note, str(c.path), c.sha256, _iso(c.last_change),
+                         _seeds(v.seeds_needed), v.misses_candidate, v.misses_baseline, v.verdict, v.note,
+                         str(c.path), c.sha256, _iso(c.last_change),
                          str(v.changed_after_runs).lower()])
     return buf.getvalue()
 
@@ -462,8 +487,10 @@ def _interval(t: HierarchicalResult | None) -> str:
     return f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}]" if t else ""
 
 
-def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str], shown: Sequence[str] | None = None) -> str:
-    """claims.md: the table of the ``shown`` claim ids (default all), the rule, the notes."""
+def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str], shown: Sequence[str] | None = None,
+              folder: Path | None = None) -> str:
+    """claims.md: the table of the ``shown`` claim ids (default all), the rule, the notes, the learning
+    curves of each claim's runs (links relative to ``folder``, where claims.md is written)."""
     family = verdicts[0].family_size if verdicts else 0
     rows_of = [v for v in verdicts if shown is None or v.claim.id in shown]
     counts = ", ".join(f"{sum(v.verdict == name for v in rows_of)} {name}" for name in VERDICTS)
@@ -483,14 +510,32 @@ def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str], shown: Sequen
                      "verdict"], rows)
     out += ["", verdict_rule(family)]
     notes = [f"`{v.claim.id}`: {v.note}" for v in rows_of if v.note]
+    notes += [f"`{v.claim.id}`: misses (at the image diagonal, in the mean above) candidate {v.misses_candidate}, "
+              f"baseline {v.misses_baseline} of the paired case x class x run cells" for v in rows_of
+              if v.misses_candidate]
     if notes:
         out += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+    curves = []
+    for v in rows_of:
+        links = [f"[{side} {path.name}]({_link(path / 'report' / 'progress.png', folder)})"
+                 for side, paths in zip(("candidate", "baseline"), v.paths, strict=True) for path in paths
+                 if (path / "report" / "progress.png").is_file()]
+        if links:
+            curves.append(f"- `{v.claim.id}`: " + ", ".join(links))
+    if curves:
+        out += ["", "## Learning curves (`report/progress.png` of each run)", "", *curves]
     return "\n".join(out) + "\n"
+
+
+def _link(path: Path, base: Path | None) -> str:
+    import os
+
+    return os.path.relpath(path, base) if base is not None else str(path)
 
 
 def write_claims(out: Path, verdicts: Sequence[Verdict], sources: Sequence[str],
                  shown: Sequence[str] | None = None) -> list[Path]:
-    return [atomic_write_text(out / "claims.md", claims_md(verdicts, sources, shown)),
+    return [atomic_write_text(out / "claims.md", claims_md(verdicts, sources, shown, out)),
             atomic_write_text(out / "claims.csv", claims_csv(verdicts))]
 
 
