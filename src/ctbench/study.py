@@ -323,7 +323,8 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figur
             verdict = f"**{v.verdict}**" + (f": {v.note}" if v.verdict == "not evaluable" else "") \
                 + (" (claim file changed after runs)" if v.changed_after_runs else "")
             lines.append(f"| {c.id} | {says + f' ({section})' if i == 0 else ''} | {c.claim} | {metric} | "
-                         f"{v.margin:.3g} | {v.n_cases} x {v.candidate_runs}/{v.baseline_runs} | {measured} | "
+                         f"{'?' if math.isnan(v.margin) else f'{v.margin:.3g}'} | "
+                         f"{v.n_cases} x {v.candidate_runs}/{v.baseline_runs} | {measured} | "
                          f"{'' if math.isnan(v.p_holm) else f'{v.p_holm:.2g}'} | "
                          f"{v.converged_candidate}/{v.converged_baseline} | {seeds} | {verdict} | "
                          f"{f'{claim_seconds[key] / 60:.0f} min' if i == 0 and claim_seconds[key] else ''} |")

@@ -479,6 +479,10 @@ def claims_csv(verdicts: Sequence[Verdict]) -> str:
     return buf.getvalue()
 
 
+def _margin_text(margin: float) -> str:
+    return "?" if math.isnan(margin) else f"{margin:.3g}"
+
+
 def _num(value: float) -> str:
     return "" if math.isnan(value) else f"{value:+.3g}"
 
@@ -501,7 +505,8 @@ def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str], shown: Sequen
         c = v.claim
         flag = " (changed after runs)" if v.changed_after_runs else ""
         rows.append([f"`{c.id}`{flag}", c.claim + (f" ({c.source})" if c.source else ""), _target(c),
-                     f"`{_selection(c.candidate)}` vs `{_selection(c.baseline)}`", c.expect, f"{v.margin:.3g}",
+                     f"`{_selection(c.candidate)}` vs `{_selection(c.baseline)}`", c.expect,
+                     _margin_text(v.margin),
                      f"{v.n_cases} x {v.candidate_runs}/{v.baseline_runs}", _interval(v.test),
                      fmt_p(v.test.p if v.test else math.nan), fmt_p(v.p_holm),
                      f"{v.converged_candidate}/{v.converged_baseline}", _seeds(v.seeds_needed), f"**{v.verdict}**"])
@@ -552,7 +557,8 @@ def print_verdicts(verdicts: Sequence[Verdict], shown: Sequence[str] | None = No
     for v in verdicts:
         if shown is not None and v.claim.id not in shown:
             continue
-        table.add_row(v.claim.id, _target(v.claim), _interval(v.test) or v.note, f"{v.margin:.3g}", fmt_p(v.p_holm),
+        table.add_row(v.claim.id, _target(v.claim), _interval(v.test) or v.note, _margin_text(v.margin),
+                      fmt_p(v.p_holm),
                       _seeds(v.seeds_needed), f"[{colours[v.verdict]}]{v.verdict}[/{colours[v.verdict]}]")
     console = Console()
     console.print(table)
