@@ -29,12 +29,12 @@ SRC = Path(ctbench.__file__).parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("shared", ("ctbench", "ctbench.errors", "ctbench.atomic", "ctbench.safe_yaml", "ctbench.provenance",
                 "ctbench.config", "ctbench.commands")),
-    ("files", ("ctbench.data.readers", "ctbench.data.dicom", "ctbench.data.voxel_budget", "ctbench.data.phantom",
-               "ctbench.data.phantom_anatomy", "ctbench.data.phantom_files", "ctbench.data.synthetic",
+    ("files", ("ctbench.data.readers", "ctbench.data.dicom", "ctbench.data.voxel_budget",
+               "ctbench.data.phantom", "ctbench.data.phantom_anatomy", "ctbench.data.phantom_files", "ctbench.data.synthetic",
                "ctbench.data.synth")),
     ("data", ("ctbench.data",)),
-    ("models, losses, metrics", ("ctbench.models", "ctbench.losses", "ctbench.metrics", "ctbench.lesion_metrics",
-                                 "ctbench.surface_distance", "ctbench.run_folder")),
+    ("models, losses, metrics", ("ctbench.models", "ctbench.losses", "ctbench.metrics",
+                                 "ctbench.lesion_metrics", "ctbench.surface_distance", "ctbench.run_folder")),
     ("engine", ("ctbench.engine",)),
     ("reports", ("ctbench.reports",)),
     ("tasks", ("ctbench.engine.run", "ctbench.engine.throughput")),
@@ -46,7 +46,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ORDERS: dict[str, list[str]] = {
     "ctbench.data.dicom": ["headers", "deid", "types", "geometry", "decode", "outputs", "series", "volume",
                            "convert", "seg"],
-    "ctbench.engine": ["components", "checkpoint", "inference", "postprocess", "segmenter", "module", "build"],
+    "ctbench.engine": ["components", "checkpoint", "inference", "postprocess", "segmenter", "module",
+                       "build"],
 }
 
 
@@ -76,11 +77,12 @@ def imports_of(name: str, source: str, is_package: bool, modules: set[str]) -> s
             for _ in range(node.level - 1):
                 base = base.rpartition(".")[0]
             base = ".".join(filter(None, [base if node.level else "", node.module or ""]))
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                       for alias in node.names]
         else:
             continue
         for target in targets:
-            while target and target not in modules:  # `import ctbench.data.x as y` -> the longest known module
+            while target and target not in modules:  # a dotted name -> the longest module it starts with
                 target = target.rpartition(".")[0]
             if target and target != name:
                 found.add(target)
@@ -160,7 +162,8 @@ def layer_of(module: str) -> int:
 def package_graph() -> dict[str, set[str]]:
     """The import graph of the installed package's source."""
     files = module_names()
-    return import_graph({name: (path.read_text(), path.name == "__init__.py") for name, path in files.items()})
+    return import_graph({name: (path.read_text(), path.name == "__init__.py")
+                         for name, path in files.items()})
 
 
 def test_every_module_imports():
@@ -185,7 +188,8 @@ def test_no_layer_imports_a_layer_above():
 def test_package_orders_hold():
     graph = package_graph()
     later = [f"{package}.{a} -> {package}.{b}" for package, order in ORDERS.items()
-             for i, a in enumerate(order) for b in order[i + 1:] if f"{package}.{b}" in graph[f"{package}.{a}"]]
+             for i, a in enumerate(order) for b in order[i + 1:]
+             if f"{package}.{b}" in graph[f"{package}.{a}"]]
     assert not later, "imports of a module later in ORDERS:\n" + "\n".join(later)
     assert all(f"{package}.{name}" in graph for package, order in ORDERS.items() for name in order)
 

@@ -1,4 +1,5 @@
-"""``ctbench synth``: write either phantom in MSD layout (``--kind synthetic``, the default, or ``phantom``)."""
+"""``ctbench synth``: write either phantom in MSD layout (``--kind synthetic``, the default, or
+``phantom``)."""
 
 from __future__ import annotations
 

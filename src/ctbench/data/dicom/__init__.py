@@ -44,7 +44,8 @@ from ctbench.data.dicom.volume import read_dicom_ct, series_to_nifti, series_to_
 
 __all__ = [
     "REMOVED", "ConvertResult", "DicomScan", "DicomSeries", "Geometry", "SeriesOutcome", "SeriesProblem",
-    "build_sidecar", "convert_tree", "folder_case_id", "identifier_strings", "load_hu", "output_stem", "print_summary", "pseudonym", "pseudonym_labels",
+    "build_sidecar", "convert_tree", "folder_case_id", "identifier_strings", "load_hu", "output_stem",
+    "print_summary", "pseudonym", "pseudonym_labels",
     "read_dicom_ct", "read_dicom_series", "run_cli", "scan_dicom_tree", "scrub_text", "series_to_nifti",
     "series_to_sitk", "write_nifti",
 ]
