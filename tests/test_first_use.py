@@ -93,3 +93,17 @@ def test_version(capsys) -> None:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"ctbench {__version__}"
 
+
+
+def test_check_data_checks_the_classes_training_uses(fresh: Path, capsys, monkeypatch) -> None:
+    from ctbench.data.synthetic import PhantomSpec, write_dataset
+
+    monkeypatch.setenv("COLUMNS", "400")  # the problem table on one line per problem
+
+    write_dataset(fresh / "five", PhantomSpec(cases=2, seed=0, voxel_mm=(9.0, 11.0)))  # labels 0-4 in dataset.json
+    assert run("check-data", "dataset=msd", f"dataset.root={fresh / 'five'}") == 0  # the manifest's 5 classes
+    capsys.readouterr()
+    assert run("check-data", "dataset=msd_liver", f"dataset.root={fresh / 'five'}") == 1  # the preset's 3
+    out = capsys.readouterr().out
+    assert "label values not declared" in out and ": 3, 4 (declared: 0, 1, 2)" in out
+    assert "the run's classes are dataset.class_names=[background,liver,cancer]: name every label value there" in out

@@ -175,7 +175,10 @@ def _label_problems(data: np.ndarray, declared: Mapping[int, str] | None) -> lis
             shown = ", ".join(map(str, extra[:8])) + (" ..." if len(extra) > 8 else "")
             ids = sorted(int(k) for k in declared)
             known = ", ".join(map(str, ids[:12])) + (f" ... {ids[-1]}" if len(ids) > 12 else "")
-            out.append(f"label values not declared in the dataset's labels: {shown} (declared: {known})")
+            names = [declared[i] for i in ids] if ids == list(range(len(ids))) else None
+            fix = (f"; the run's classes are dataset.class_names=[{','.join(names)}]: name every label value there"
+                   if names else "")
+            out.append(f"label values not declared in the dataset's labels: {shown} (declared: {known}){fix}")
     return out
 
 
@@ -277,6 +280,7 @@ def print_problems(problems: Sequence[Problem], n_cases: int, console: Any) -> N
         console.print(f"[green]check-data: all {n_cases} case(s) passed[/]")
         return
     from rich.table import Table
+    from rich.text import Text
 
     bad_cases = len({p.case for p in problems})
     table = Table(title=f"check-data: {len(problems)} problem(s) in {bad_cases} of {n_cases} case(s)")
@@ -284,22 +288,23 @@ def print_problems(problems: Sequence[Problem], n_cases: int, console: Any) -> N
     table.add_column("file", overflow="fold")
     table.add_column("problem", overflow="fold")
     for p in problems:
-        table.add_row(p.case, p.file or "(image/label pair)", p.message)
+        table.add_row(p.case, p.file or "(image/label pair)", Text(p.message))  # plain text: "[a,b]" is no markup
     console.print(table)
 
 
 def _declared_labels(dataset: Mapping[str, Any]) -> dict[int, str] | None:
-    """``{id: name}`` declared by the dataset: what its reader reads from the data (an MSD manifest's labels),
-    else ``class_names`` (index = value), else a ``labels``/``label_names`` mapping in the config; None when
+    """``{id: name}`` of the classes a run on this dataset trains: ``class_names`` (index = value) when the config
+    sets them, as training uses them (a preset's list wins over the data's manifest), else what the reader reads
+    from the data (an MSD manifest's labels), else a ``labels``/``label_names`` mapping in the config; None when
     nothing is declared."""
     from ctbench.data.datasets import reader_for
 
-    labels = reader_for(dataset).declared_labels()
-    if labels:
-        return labels
     names = dataset.get("class_names")
     if isinstance(names, Sequence) and not isinstance(names, str) and names:
         return {i: str(n) for i, n in enumerate(names)}
+    labels = reader_for(dataset).declared_labels()
+    if labels:
+        return labels
     for key in ("labels", "label_names"):
         value = dataset.get(key)
         if isinstance(value, Mapping):
