@@ -34,9 +34,10 @@ def test_single_voxel_is_an_octahedron(spacing):
     a, b, c = spacing
     mask = np.zeros((3, 3, 3), bool)
     mask[1, 1, 1] = True
-    is_element, area = boundary_elements(mask, spacing)
-    assert is_element.sum() == 8 and is_element.shape == (4, 4, 4)
-    assert area[is_element].sum() == pytest.approx(math.sqrt((b * c) ** 2 + (a * c) ** 2 + (a * b) ** 2))
+    position, area = boundary_elements(mask, spacing)
+    for axis, s in enumerate(spacing):  # the elements sit at the voxel's corners, 0.5 s and 1.5 s (centre: 1 s)
+        assert np.unique(position[:, axis]) == pytest.approx([0.5 * s, 1.5 * s])
+    assert len(area) == 8 and area.sum() == pytest.approx(math.sqrt((b * c) ** 2 + (a * c) ** 2 + (a * b) ** 2))
 
 
 def test_2d_island_weighted_by_contour_length():

@@ -9,8 +9,8 @@ implementation (github.com/google-deepmind/surface-distance, ``compute_surface_d
   of the marching-cubes triangles inside the cube (3D, mm^2) or the length of the marching-squares
   segments inside the square (2D, mm), for the voxel spacing. The table of measures per neighbourhood
   code is MONAI's (:func:`monai.metrics.utils.get_code_to_measure_table`, DeepMind's table);
-- the distance ``d`` of an element of one mask is the Euclidean distance in mm (spacing applied, scipy's
-  exact distance transform) from its block centre to the nearest element of the other mask;
+- the distance ``d`` of an element of one mask is the Euclidean distance in mm (spacing applied, exact
+  nearest neighbour by scipy's KD-tree) from its block centre to the nearest element of the other mask;
 - directed percentile ``d_q(A -> B)``: the smallest distance such that elements of A holding at least
   q % of A's area lie within it (``numpy.percentile(..., weights=a, method="inverted_cdf")``);
   ``HDq = max(d_q(T -> P), d_q(P -> T))``;
@@ -64,8 +64,9 @@ def boundary_elements(mask: np.ndarray, spacing: Sequence[float]) -> tuple[np.nd
     """Boundary elements of a binary mask on the grid of its 2^d blocks (one more point per axis).
 
     Returns:
-        ``(is_element, area)``: boolean and float arrays of shape ``mask.shape + 1``; block ``i`` holds
-        voxels ``i - 1`` and ``i`` along each axis (outside the array is background).
+        ``(position, area)``: the elements' block centres in mm, shape ``(n, d)``, and their areas,
+        shape ``(n,)``. Block ``i`` holds voxels ``i - 1`` and ``i`` along each axis (outside the array is
+        background), so its centre is ``(i - 1/2) * spacing`` in the voxel coordinates of ``mask``.
     """
     spacing = tuple(float(s) for s in spacing)
     table, kernel = _measure_table(spacing)
@@ -74,8 +75,8 @@ def boundary_elements(mask: np.ndarray, spacing: Sequence[float]) -> tuple[np.nd
     code = np.zeros(grid, dtype=np.uint8)
     for corner in itertools.product((0, 1), repeat=mask.ndim):
         code += padded[tuple(slice(c, c + n) for c, n in zip(corner, grid, strict=True))] * kernel[corner]
-    is_element = (code != 0) & (code != len(table) - 1)
-    return is_element, table[code]
+    index = np.argwhere((code != 0) & (code != len(table) - 1))
+    return (index - 0.5) * np.asarray(spacing), table[code[tuple(index.T)]]
 
 
 def surface_distances(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> SurfaceDistances:
@@ -83,15 +84,14 @@ def surface_distances(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[flo
 
     Crop the masks to the bounding box of ``pred | truth`` first: the cost is that box's, not the image's.
     """
-    from scipy import ndimage
+    from scipy.spatial import KDTree
 
-    sampling = [float(s) for s in spacing]
-    el_p, area_p = boundary_elements(pred, sampling)
-    el_t, area_t = boundary_elements(truth, sampling)
-    to_truth = ndimage.distance_transform_edt(~el_t, sampling=sampling)
-    to_pred = ndimage.distance_transform_edt(~el_p, sampling=sampling)
-    return SurfaceDistances(truth_to_pred=to_pred[el_t], truth_areas=area_t[el_t],
-                            pred_to_truth=to_truth[el_p], pred_areas=area_p[el_p])
+    at_p, area_p = boundary_elements(pred, spacing)
+    at_t, area_t = boundary_elements(truth, spacing)
+    # exact nearest neighbours among the (sparse) elements: cheaper than a distance transform of the box
+    # (as MONAI's get_surface_distance does on CPU); leafsize 32 suits one batched query per tree
+    return SurfaceDistances(truth_to_pred=KDTree(at_p, leafsize=32).query(at_t)[0], truth_areas=area_t,
+                            pred_to_truth=KDTree(at_t, leafsize=32).query(at_p)[0], pred_areas=area_p)
 
 
 def directed_percentile(distances: np.ndarray, areas: np.ndarray, q: float) -> float:
