@@ -197,6 +197,10 @@ def write_outputs(work: Path, rows: list[dict], commands: list[list[str]]) -> Ta
     return table
 
 
+#: the shared real CT beside the repository checkout (``REPO/../shared/data/real``), wherever it is cloned
+SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", type=int, nargs="+", default=[60, 300], help="training seconds per run")
@@ -205,8 +209,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS of every ctbench command")
     parser.add_argument("--work", type=Path, default=Path("data/cross_patient"))
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/real"),
-                        help="the folder holding totalseg-abdomen-ct/ and totalseg-ct-dicom/")
+    parser.add_argument("--data", type=Path, default=SHARED_REAL,
+                        help="the folder holding totalseg-abdomen-ct/ and totalseg-ct-dicom/ "
+                             "(default: ../shared/data/real beside the repository)")
     parser.add_argument("overrides", nargs="*", help="more overrides for every `ctbench train`")
     args = parser.parse_args()
     if not args.data.is_dir():

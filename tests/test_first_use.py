@@ -107,3 +107,26 @@ def test_check_data_checks_the_classes_training_uses(fresh: Path, capsys, monkey
     out = capsys.readouterr().out
     assert "label values not declared" in out and ": 3, 4 (declared: 0, 1, 2)" in out
     assert "the run's classes are dataset.class_names=[background,liver,cancer]: name every label value there" in out
+
+
+def test_claims_by_name_from_any_folder(fresh: Path) -> None:
+    from ctbench.config import CONFIG_DIR
+    from ctbench.reports.claims import load_claims
+    from ctbench.reports.comparison import claims_path
+
+    assert claims_path("survey") == CONFIG_DIR / "claims"
+    assert len(load_claims(claims_path("survey"))) == len(list((CONFIG_DIR / "claims").glob("*.yaml")))
+    assert claims_path("c3a_crf_hd95") == CONFIG_DIR / "claims" / "c3a_crf_hd95.yaml"
+    with pytest.raises(CTBenchError, match="--claims surveys: no such file or folder.*'survey'"):
+        claims_path("surveys")
+
+
+def test_cross_patient_finds_the_shared_data_beside_the_repository() -> None:
+    import importlib.util
+
+    from cli_helpers import REPO
+
+    spec = importlib.util.spec_from_file_location("cross_patient", REPO / "scripts" / "cross_patient.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.SHARED_REAL == REPO.parent / "shared" / "data" / "real"

@@ -53,7 +53,8 @@ def add_argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p.add_argument("--baseline", default=None, metavar="MODEL:LOSS",
                    help="pair to test every cell against (sign-flip permutation test over cases)")
     p.add_argument("--metric", default="dice", help="metric for the main table (default dice)")
-    p.add_argument("--claims", default=None, metavar="FILE_OR_DIR", help="claim YAML(s): claims.md/.csv verdicts")
+    p.add_argument("--claims", default=None, metavar="FILE_DIR_OR_NAME",
+                   help="claim YAML(s): claims.md/.csv verdicts; 'survey' names the packaged survey claims")
 
     p = sub.add_parser("loss-curves", help="the survey's Figure 9: every loss against IoU, large and small object")
     p.add_argument("out_dir", help="folder for loss_curves.png and loss_curves.csv")

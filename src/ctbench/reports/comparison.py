@@ -68,6 +68,28 @@ def build(runs: list[Run], failed: list[FailedRun], metric: str, baseline_text: 
     return Comparison(cells, failed, metric, baseline, tests, classes, sources)
 
 
+#: ``--claims NAME`` for the claim set packaged with ctbench (``ctbench/configs/claims/``)
+PACKAGED_CLAIMS = "survey"
+
+
+def claims_path(source: str) -> Path:
+    """``--claims`` as a path: a claim file or folder that exists, else ``survey`` (every packaged claim) or the
+    name of one packaged claim file (``c3a_crf_hd95``), so the claims work after ``pip install`` from any folder."""
+    from ctbench.config import CONFIG_DIR
+
+    packaged = CONFIG_DIR / "claims"
+    if Path(source).exists():
+        return Path(source)
+    if source == PACKAGED_CLAIMS:
+        return packaged
+    if (packaged / f"{source}.yaml").is_file():
+        return packaged / f"{source}.yaml"
+    examples = ", ".join(p.stem for p in sorted(packaged.glob("*.yaml"))[:3])
+    raise CTBenchError(f"--claims {source}: no such file or folder, and not a packaged claim; give a claim YAML, a "
+                       f"folder of them, '{PACKAGED_CLAIMS}' (every packaged survey claim) or one packaged claim's "
+                       f"name ({examples}, ...)", exit_code=2)
+
+
 def run_cli(args: Any) -> int:
     """``ctbench report DIRS... [--out DIR] [--baseline MODEL:LOSS] [--metric dice] [--claims FILE_OR_DIR]``."""
     from ctbench.reports import render
@@ -80,7 +102,7 @@ def run_cli(args: Any) -> int:
     if claims_source:
         from ctbench.reports.claims import load_claims
 
-        claims = load_claims(Path(claims_source))  # a bad claim file fails before anything is written
+        claims = load_claims(claims_path(claims_source))  # a bad claim file fails before anything is written
     runs, failed = collect(args.dirs)
     comp = build(runs, failed, metric, args.baseline, [str(d) for d in args.dirs])
     out = Path(args.out) if args.out else Path(args.dirs[0])
