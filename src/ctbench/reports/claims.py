@@ -223,7 +223,7 @@ def last_change(path: Path) -> float:
 def load_claims(source: Path) -> list[Claim]:
     """Claims of one YAML file or of every ``*.yaml``/``*.yml`` file in a folder (name order), each with
     its file's SHA-256 and last change."""
-    import yaml
+    from ctbench.safe_yaml import load_yaml_text
 
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix in (".yaml", ".yml"))
@@ -237,10 +237,10 @@ def load_claims(source: Path) -> list[Claim]:
     for path in files:
         try:
             raw = path.read_bytes()
-            data = yaml.safe_load(raw.decode("utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            raise CTBenchError(f"{path}: not readable YAML ({str(err).splitlines()[0]})") from None
-        claim = parse_claim(path, data)
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise CTBenchError(f"{path}: not readable ({str(err).splitlines()[0]})") from None
+        claim = parse_claim(path, load_yaml_text(text, str(path)))  # aliases refused, size and depth capped
         claims.append(Claim(**{**claim.__dict__, "sha256": hashlib.sha256(raw).hexdigest(),
                                "last_change": last_change(path)}))
     ids = [c.id for c in claims]
