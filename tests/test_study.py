@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -205,3 +206,33 @@ def test_study_report_judges_every_claim_file_and_shows_the_selection(runs, tmp_
     with (tmp_path / "multirun" / "claims" / "report" / "claims.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == family  # every claim judged, whatever --only shows
+
+
+@pytest.mark.slow
+def test_study_help_from_a_non_editable_install(tmp_path):
+    """A wheel built from a copy of the project carries the claim files and experiments, and
+    ``ctbench study`` answers from it (no source checkout on the path)."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    project = tmp_path / "project"
+    for name in ("src", "configs"):
+        shutil.copytree(root / name, project / name, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, project / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(project),
+                    "-w", str(tmp_path / "wheel")], check=True, cwd=tmp_path)
+    wheel, = (tmp_path / "wheel").glob("ctbench-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert sum(n.startswith("ctbench/configs/claims/") for n in names) == len(list((root / "configs" / "claims").glob("*.yaml")))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(tmp_path / "site"),
+                    str(wheel)], check=True)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    out = subprocess.run([sys.executable, "-c", "import ctbench, sys; from ctbench.cli import main; "
+                          "print(ctbench.__file__); sys.exit(main(['study', 'run', '--dry-run', '--only', 'C8']))"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.startswith(str(tmp_path / "site")) and "6 jobs for C8" in out
