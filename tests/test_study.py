@@ -236,3 +236,35 @@ def test_study_help_from_a_non_editable_install(tmp_path):
                           "print(ctbench.__file__); sys.exit(main(['study', 'run', '--dry-run', '--only', 'C8']))"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
     assert out.startswith(str(tmp_path / "site")) and "6 jobs for C8" in out
+
+
+def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
+    """Two jobs, the second after the first; the first run is interrupted (exit 1, no report): a rerun skips
+    nothing complete, trains both with ``resume=true``, in order, and records their times."""
+    monkeypatch.chdir(tmp_path)
+    calls: list[list[str]] = []
+    interrupted = {"first": True}
+
+    def fake_ctbench(cmd, **_):
+        calls.append(cmd)
+        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
+        if run_dir.name == "a" and interrupted.pop("first", False):
+            return 1  # killed before its report
+        (run_dir / "report").mkdir(parents=True, exist_ok=True)
+        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+        return 0
+
+    monkeypatch.setattr(study.subprocess, "call", fake_ctbench)
+    jobs = lambda: [study.Job("a", "train", ["x=1"], Path("runs/a")),  # noqa: E731
+                    study.Job("b", "train", ["x=2"], Path("runs/b"), after=[Path("runs/a")])]
+    first = jobs()
+    study.run_jobs(first, 2, False, tmp_path, tmp_path / "logs")
+    assert [j.status for j in first] == ["failed", "failed"] and len(calls) == 1  # b waits for a, a failed
+    second = jobs()
+    study.run_jobs(second, 2, False, tmp_path, tmp_path / "logs")
+    assert [j.status for j in second] == ["done", "done"]
+    assert [c[-2:] for c in calls[1:]] == [["hydra.run.dir=runs/a", "resume=true"], ["hydra.run.dir=runs/b", "resume=true"]]
+    third = jobs()
+    study.run_jobs(third, 2, False, tmp_path, tmp_path / "logs")
+    assert [j.status for j in third] == ["skipped", "skipped"] and len(calls) == 3
+    assert set(json.loads((tmp_path / "study_jobs.json").read_text())) == {"runs/a", "runs/b"}
