@@ -353,8 +353,10 @@ def test_9_a_file_ending_that_is_a_path_is_one_line(tmp_path):
     from ctbench.data.readers.msd import MSDReader
 
     root = tmp_path / "msd"
-    (root / "labelsTr").mkdir(parents=True)
+    tiny_image(root / "imagesTr" / "a.nii.gz")
+    tiny_image(root / "labelsTr" / "a.nii.gz")
+    entry = {"image": "./imagesTr/a.nii.gz", "label": "./labelsTr/a.nii.gz"}
     (root / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "liver": 1}, "file_ending": ".nii.gz/../x",
-                                                  "channel_names": {"0": "CT"}}))
-    with pytest.raises(CTBenchError, match="file_ending"):
+                                                  "channel_names": {"0": "CT"}, "training": [entry]}))
+    with pytest.raises(CTBenchError, match="file_ending '.nii.gz/../x' is not a file ending"):
         MSDReader({"root": str(root), "name": "msd"}).cases()

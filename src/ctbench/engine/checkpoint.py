@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ctbench.config import RunContext
 from ctbench.engine.components import build_model, load_weights
 from ctbench.engine.safe_load import safe_load
-from ctbench.errors import CTBenchError
+from ctbench.errors import CTBenchError, describe
 
 #: what a checkpoint may set in the command's run config: the network and how its input is prepared
 NETWORK_BLOCKS = ("model", "loss", "optim", "dims", "names", "seed", "fold")
@@ -121,12 +121,48 @@ def network_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
 
 
+def _build(run_cfg: DictConfig, source: str) -> torch.nn.Module:
+    try:
+        return build_model(run_cfg)
+    except CTBenchError:
+        raise
+    except Exception as err:  # noqa: BLE001 - whatever a stored model block makes a constructor raise
+        raise CTBenchError(f"refusing {source}: its model block does not build a network ({describe(err)[:160]}): "
+                           "load only checkpoints written by ctbench", exit_code=2) from None
+
+
+def check_weights_fit(run_cfg: DictConfig, ckpt: dict[str, Any], source: str) -> None:
+    """Refuse (exit 2) a model block whose network would not hold exactly the checkpoint's weights, found by
+    building it on PyTorch's ``meta`` device (shapes only, no memory): a stored block cannot make the real build
+    allocate more than the tensors the file holds. A network that cannot be built on ``meta`` (it reads a
+    value during construction) is checked after its real build, within the schema's width bound."""
+    try:
+        with torch.device("meta"):
+            shell = build_model(run_cfg)
+    except Exception:  # noqa: BLE001 - built for real below, where a failure is reported
+        return
+    wanted = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in network_weights(ckpt).items()}
+    if wanted != given:
+        differ = sorted(set(wanted) ^ set(given)) or [k for k in wanted if wanted[k] != given[k]]
+        raise CTBenchError(f"checkpoint weights do not fit model '{run_cfg.model._target_}': '{differ[0]}' is "
+                           f"{given.get(differ[0], 'missing')} in {source}, the network's is "
+                           f"{wanted.get(differ[0], 'missing')} — use the checkpoint with the config it was trained "
+                           "with", exit_code=2)
+
+
+def network_of(run_cfg: DictConfig, ckpt: dict[str, Any], source: str) -> torch.nn.Module:
+    """The network of a validated checkpoint (:func:`read_checkpoint`) with its weights, in eval mode."""
+    check_weights_fit(run_cfg, ckpt, source)
+    model = _build(run_cfg, source)
+    load_weights(model, network_weights(ckpt), f"model '{run_cfg.model._target_}'")
+    return model.eval()
+
+
 def model_from_checkpoint(path: str | Path, allow: Iterable[str] = ()) -> tuple[torch.nn.Module, DictConfig,
                                                                              dict[str, Any]]:
     """The trained network of checkpoint ``path`` in eval mode, its run config and the checkpoint (``allow``:
     classes the user trusts beyond the allowlist, from the command line)."""
     run_cfg, ckpt = read_checkpoint(path, allow)
-    model = build_model(run_cfg)
-    load_weights(model, network_weights(ckpt), f"model '{run_cfg.model._target_}'")
-    return model.eval(), run_cfg, ckpt
+    return network_of(run_cfg, ckpt, f"checkpoint {path}"), run_cfg, ckpt
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ctbench.errors import CTBenchError
+from ctbench.errors import CTBenchError, describe
 
 # ---------------------------------------------------------------------------------------- instantiate
 
@@ -76,5 +76,5 @@ def load_weights(model: torch.nn.Module, state_dict: Mapping[str, Any], what: st
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as err:
-        raise CTBenchError(f"checkpoint weights do not fit {what}: {str(err).splitlines()[0][:200]} — use the "
-                           "checkpoint with the config it was trained with") from err
+        raise CTBenchError(f"checkpoint weights do not fit {what}: {describe(err)[:200]} — use the "
+                           "checkpoint with the config it was trained with", exit_code=2) from err

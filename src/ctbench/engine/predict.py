@@ -61,14 +61,14 @@ def checkpoint_paths(ckpt_path: Any) -> list[str]:
 
 def load_members(cfg: DictConfig, ctx: Any) -> list[Member]:
     """The ensemble of ``cfg.ckpt_path`` (one member per checkpoint); every member must predict the same classes."""
-    from ctbench.engine.checkpoint import command_run_config
+    from ctbench.engine.checkpoint import command_run_config, network_of
     from ctbench.engine.segmenter import Segmenter
 
     members = []
     for path in checkpoint_paths(cfg.get("ckpt_path")):
         run_cfg, ckpt = command_run_config(cfg, ctx, path)
         zscore = ckpt.get("ctbench_zscore")
-        members.append(Member(Segmenter.from_checkpoint(run_cfg, ckpt["state_dict"]), run_cfg,
+        members.append(Member(Segmenter(network_of(run_cfg, ckpt, f"checkpoint {path}"), run_cfg), run_cfg,
                               tuple(zscore) if zscore else None))
     names = [list(m.cfg.dataset.class_names) for m in members]
     if any(n != names[0] for n in names[1:]):

@@ -234,7 +234,7 @@ def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     """Re-test a checkpoint on ``split`` (test by default) and write ``report/`` in this run folder."""
     from ctbench.data.datasets import resolve_classes
     from ctbench.engine.build import build_datamodule, build_trainer, module_from_checkpoint
-    from ctbench.engine.checkpoint import command_run_config, local_dataset
+    from ctbench.engine.checkpoint import check_weights_fit, command_run_config, local_dataset
     from ctbench.models.base import parameter_count
     from ctbench.provenance import run_provenance
     from ctbench.run_folder import is_complete
@@ -256,6 +256,7 @@ def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
         raise CTBenchError(f"dataset '{run_cfg.dataset.name}' has {run_cfg.dataset.num_classes} classes "
                            f"({', '.join(run_cfg.dataset.class_names)}) but the checkpoint's model predicts "
                            f"{run_cfg.model.out_channels}: evaluate on a dataset with the classes it was trained on")
+    check_weights_fit(run_cfg, ckpt, f"checkpoint {cfg.ckpt_path}")
     module = module_from_checkpoint(run_cfg, ckpt)
     data = build_datamodule(run_cfg, int(getattr(module.model, "size_divisor", 1)), module.loss_fn)
     trainer = build_trainer(run_cfg, ctx.run_dir, fit=False)
