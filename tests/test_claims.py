@@ -258,3 +258,29 @@ def test_study_claims_load() -> None:
     assert c7.baseline == {"model": "unet", "dims": "2", "study.tag": "", "loss": "dice"}
     assert c7.expect == "higher" and c7.metric.startswith("lesion_")
     assert all(len(c.sha256) == 64 and not math.isnan(c.last_change) for c in claims)
+
+
+@pytest.mark.slow
+def test_claims_on_real_run_folders(trained_run: Path, tmp_path: Path) -> None:
+    """The verdict rule on what ``ctbench train`` writes: three copies of a real run per side (identical
+    values) read through per_case.csv's lesion-wise columns and summary.json's convergence block."""
+    import shutil
+
+    for side in ("focal", "dice"):
+        for seed in range(3):
+            run = tmp_path / "runs" / f"{side}{seed}"
+            shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("checkpoints"))
+            overrides = run / ".hydra" / "overrides.yaml"
+            overrides.write_text(overrides.read_text() + f"- +arm={side}\n- +copy={seed}\n")
+    (tmp_path / "c.yaml").write_text("id: C-real\nclaim: focal finds more lesions\ncandidate: {arm: focal}\n"
+                                     "baseline: {arm: dice}\nmetric: lesion_f1\nclass: lesion\nexpect: higher\n")
+    runs = collect([tmp_path / "runs"])[0]
+    assert len(runs) == 6 and all("lesion_f1" in r.values for r in runs)
+    verdict, = evaluate_claims(load_claims(tmp_path / "c.yaml"), runs, n_resamples=500)
+    record = json.loads((trained_run / "report" / "summary.json").read_text())["convergence"]
+    assert (verdict.candidate_runs, verdict.baseline_runs) == (3, 3)
+    if record["verdict"] == "converged":
+        assert verdict.verdict in ("no practical difference", "not evaluable"), verdict.note  # identical arms
+    else:
+        assert verdict.verdict == "not evaluable" and record["verdict"] in verdict.note
+    assert verdict.margin == 0.05 and verdict.converged_candidate == str(record["verdict"] == "converged").lower()
