@@ -33,6 +33,12 @@ The verdict rule (:func:`verdict_rule`, printed under every claims table, docs/r
   (``summary.json`` ``convergence``), the metric is undefined on every pair, or no run matches a side.
 - Default margins (:data:`DEFAULT_MARGINS`): organ Dice/IoU/NSD 0.02, lesion-wise metrics 0.05, HD95/ASSD
   one slice of the evaluation grid (the largest ``dataset.preprocessing.spacing`` of the runs).
+
+Sources: the margin is the smallest effect size of interest of equivalence testing (Lakens 2017, Soc.
+Psychol. Personal. Sci. 8:355; a "no practical difference" interval is the two one-sided tests' rule);
+seeds are a variance source of the benchmark, not noise to average away (Bouthillier et al. 2021, MLSys);
+simultaneous Bonferroni intervals with Holm's step-down p (Holm 1979); the per-claim checks follow
+Maier-Hein et al. 2018 (Nat. Commun. 9:5217) on benchmark rankings.
 """
 
 from __future__ import annotations
@@ -103,11 +109,6 @@ class Claim:
     sha256: str = ""
     #: when the claim file last changed (its last commit if git tracks it unmodified, else its mtime)
     last_change: float = math.nan
-
-    @property
-    def cls(self) -> str | None:
-        """The one class of the claim, None for the foreground mean or several classes."""
-        return self.classes[0] if self.classes and len(self.classes) == 1 else None
 
 
 @dataclass
