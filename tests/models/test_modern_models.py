@@ -121,6 +121,32 @@ def test_deep_supervision_returns_every_level_in_training_only(name, build_model
     assert tuple(model.eval()(x).shape) == (1, 5, 32, 32, 32)
 
 
+def test_mednext_variants_are_monais_create_mednext():
+    from monai.networks.nets.mednext import create_mednext
+
+    from ctbench.models.mednext import MedNeXt
+
+    with torch.device("meta"):
+        for variant in "SBML":
+            assert parameter_count(MedNeXt(3, 1, 5, variant=variant)) == parameter_count(
+                create_mednext(variant, spatial_dims=3, in_channels=1, out_channels=5)), variant
+
+
+def test_grids_shrink_the_widths_by_class():
+    """An experiment's ``model_width`` / ``model_preset`` maps (modern_grid_cpu, modern_grid) reach the model."""
+    from omegaconf import OmegaConf
+
+    from model_helpers import MODEL_DIR
+
+    for name, key, value in [("dynunet", "base_features", 8), ("mednext", "init_filters", 8)]:
+        model = OmegaConf.load(MODEL_DIR / f"{name}.yaml")
+        cfg = OmegaConf.create({"dims": 2, "dataset": {"in_channels": 1, "num_classes": 3}, "model": model,
+                                "model_width": {model._target_: value}})
+        assert cfg.model[key] == value
+        del cfg["model_width"]
+        assert cfg.model[key] == 32
+
+
 def test_unetr_names_its_one_input_size():
     model = UNETR(2, 1, 3, patch_size=(32, 32), hidden_size=24, mlp_dim=48, num_heads=2, feature_size=4)
     with pytest.raises(CTBenchError, match=r"built for inputs of \[32, 32\]"):
