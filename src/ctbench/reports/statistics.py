@@ -258,8 +258,9 @@ def seeds_for_power(case_var: float, seed_var: float, n_cases: int, margin: floa
     with probability ``power`` when the true difference equals ``margin``: the smallest k with
     ``margin / se(k) >= t_{2k-2, 1 - alpha/2} + z_power`` and ``se(k)^2 = case_var / n + 2 seed_var / k``
     (the usual normal-shift approximation, Cohen 1988, ch. 2, with the t reference of the interval; the
-    observed variances stand in for the true ones). ``inf`` when even ``most`` seeds do not reach it (the
-    case part alone is too large: more cases are needed); NaN when the seed variance is unknown."""
+    observed variances stand in for the true ones); beyond ``most`` seeds, the normal approximation.
+    ``inf`` when the case part alone is too large (more cases, not seeds, are needed); NaN when the seed
+    variance is unknown."""
     from scipy.stats import norm
     from scipy.stats import t as student
 
@@ -268,7 +269,10 @@ def seeds_for_power(case_var: float, seed_var: float, n_cases: int, margin: floa
     k = np.arange(2, most + 1)
     reach = margin / np.sqrt(case_var / n_cases + 2 * seed_var / k)
     ok = np.flatnonzero(reach >= student.ppf(1 - alpha / 2, 2 * k - 2) + norm.ppf(power))
-    return float(k[ok[0]]) if ok.size else math.inf
+    if ok.size:
+        return float(k[ok[0]])
+    room = (margin / (norm.ppf(1 - alpha / 2) + norm.ppf(power))) ** 2 - case_var / n_cases
+    return float(math.ceil(2 * seed_var / room)) if room > 0 else math.inf
 
 
 def paired_comparison(candidate: Mapping[str, float], baseline: Mapping[str, float]) -> PairedResult:
