@@ -120,6 +120,8 @@ def test_seeds_for_power_by_hand():
     want = next(k for k in range(2, 100) if 0.02 / (0.01 * np.sqrt(2 / k)) >= t.ppf(0.975, 2 * k - 2) + norm.ppf(0.8))
     assert want == 5 and seeds_for_power(0.0, 1e-4, 40, 0.02, 0.05) == want
     assert seeds_for_power(1.0, 1e-4, 40, 0.02, 0.05) == np.inf  # the cases alone are too noisy
+    z = norm.ppf(0.975) + norm.ppf(0.8)
+    assert seeds_for_power(0.0, 1.0, 40, 0.02, 0.05) == np.ceil(2 / (0.02 / z) ** 2)  # > 1000: normal approx.
     assert np.isnan(seeds_for_power(0.0, np.nan, 40, 0.02, 0.05))
 
 
