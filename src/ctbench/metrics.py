@@ -50,7 +50,7 @@ NSD_TOLERANCE_POLICY: str = (
     "per class: the configured tolerance (metrics.nsd_tolerance_mm: one number, or {class: mm, default: mm}); "
     "as in Nikolov et al. 2021 (JMIR 23:e26151) and Metrics Reloaded (Maier-Hein et al. 2024) it should be the "
     "boundary's inter-observer variation; floored at the largest voxel spacing of each case's evaluation grid, "
-    "below which NSD only counts exactly matching boundary voxels; the tolerance used is per_case.csv's "
+    "below which NSD only counts exactly matching boundary elements; the tolerance used is per_case.csv's "
     "nsd_tolerance_mm"
 )
 #: Tolerance of a class a mapping does not name and that has no ``default`` entry.
