@@ -558,7 +558,8 @@ def print_verdicts(verdicts: Sequence[Verdict], shown: Sequence[str] | None = No
     for v in verdicts:
         if shown is not None and v.claim.id not in shown:
             continue
-        table.add_row(v.claim.id, _target(v.claim), _interval(v.test) or v.note, _margin_text(v.margin),
+        measured = _interval(v.test) + (f" ({v.note})" if v.verdict == "not evaluable" and v.test else "")
+        table.add_row(v.claim.id, _target(v.claim), measured or v.note, _margin_text(v.margin),
                       fmt_p(v.p_holm),
                       _seeds(v.seeds_needed), f"[{colours[v.verdict]}]{v.verdict}[/{colours[v.verdict]}]")
     console = Console()
