@@ -36,8 +36,8 @@ import numpy as np
 #: What made the distance numbers, written into ``summary.json`` as ``surface_distance``.
 DEFINITION = "area-weighted surfels (Nikolov 2021)"
 
-#: Distances within this many mm of the NSD tolerance count as within it (floating-point noise of the
-#: distance transform: one voxel step of the tolerance's own length is within the tolerance).
+#: Distances within this many mm of the NSD tolerance count as within it (floating-point noise of the mm
+#: coordinates: one voxel step of the tolerance's own length is within the tolerance).
 TOLERANCE_SLACK_MM = 1e-6
 
 
