@@ -223,6 +223,7 @@ def _two_stage(a: np.ndarray, b: np.ndarray, cases: np.ndarray, seeds_a: np.ndar
     replicate at once."""
     n, ka, kb = a.shape[-1], a.shape[-2], b.shape[-2]
     runs = np.concatenate([a, b], axis=-2)  # (F, K, n)
+    runs = runs - runs.mean(axis=(1, 2), keepdims=True)  # one shift of both arms: nothing changes but rounding
     k = ka + kb
     u = np.concatenate([seeds_a / ka, -seeds_b / kb], axis=1)  # (R, K)
     f = runs.shape[0]
