@@ -91,7 +91,7 @@ def test_detection_is_detected_over_truth_lesions_and_undefined_without_any(runs
     data = claim_data(metric="detection", expect="higher")
     verdict, = evaluate_claims([parse_claim(tmp_path / "c.yaml", data)], collect([runs])[0])
     # per case combo - dice: (2-1)/4, 0, (1-0)/4, 0, 0; case_05 (no truth lesion) is not a pair
-    assert verdict.n_cases == 5
+    assert verdict.n_cases == 5 and "5 of 6 cases paired" in verdict.note
     assert verdict.test.estimate == pytest.approx((0.25 + 0.25) / 5)
 
 

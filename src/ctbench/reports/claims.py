@@ -388,6 +388,9 @@ def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float
                                                                     else "") + ")")
     cases, a, b = arm_values(claim, candidate, baseline)
     verdict.misses_candidate, verdict.misses_baseline = misses(claim, candidate, cases), misses(claim, baseline, cases)
+    scored = {case for r in (*candidate, *baseline) for case in r.cases}
+    pairs_note = f"{len(cases)} of {len(scored)} cases paired (the others lack a value in a run)" \
+        if cases and len(cases) < len(scored) else ""
     if not cases:
         reasons.append(f"{claim.metric} undefined on every pair of cases")
     elif claim.statistic == "seed_sd" and min(len(candidate), len(baseline)) < 2:
@@ -400,10 +403,10 @@ def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float
     if math.isnan(margin):
         reasons.append(margin_note)
     if reasons:
-        verdict.note = "; ".join(reasons)
+        verdict.note = "; ".join([*reasons, pairs_note] if pairs_note else reasons)
         return verdict
     verdict.verdict = judge(verdict.test, claim.expect, margin)
-    verdict.note = margin_note
+    verdict.note = "; ".join(n for n in (margin_note, pairs_note) if n)
     return verdict
 
 
