@@ -260,7 +260,7 @@ def plot_png(results: list[PathValues]) -> bytes:
     names = list(results[0].values)
     cols = 5
     rows = math.ceil(len(names) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.6 * rows), squeeze=False)
     fractions = monotone_fractions(results)
     centres = (IOU_BINS[:-1] + IOU_BINS[1:]) / 2
     colours = dict(zip(OBJECTS, ("tab:blue", "tab:orange", "tab:red", "tab:green"), strict=False))
@@ -279,7 +279,7 @@ def plot_png(results: list[PathValues]) -> bytes:
         ax.set_xlabel("IoU", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="upper right")
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)  # below: no curve hidden
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     n_paths = len(results) // len(OBJECTS)

@@ -61,6 +61,19 @@ def read_metrics(run_dir: Path) -> dict[str, Series]:
     return _from_tensorboard(folders[0]) if folders else {}
 
 
+def run_title(run_dir: Path) -> str:
+    """``MODEL x LOSS (ND)`` from the run's ``resolved_config.yaml`` (``names``, ``dims``), else the folder name."""
+    from ctbench.errors import CTBenchError
+    from ctbench.safe_yaml import load_yaml
+
+    try:
+        cfg = load_yaml(run_dir / "resolved_config.yaml")
+        names = cfg["names"]
+        return f"{names['model']} x {names['loss']}" + (f" ({cfg['dims']}D)" if cfg.get("dims") else "")
+    except (CTBenchError, KeyError, TypeError):
+        return run_dir.name
+
+
 def write_progress_png(run_dir: str | Path) -> Path | None:
     """Plot ``run_dir``'s training loss, validation Dice per class (and their mean) and learning rate per
     epoch into ``run_dir/report/progress.png``; None (nothing written) when the run logged no metrics."""
@@ -96,7 +109,7 @@ def write_progress_png(run_dir: str | Path) -> Path | None:
     axes[1].set_ylim(0, 1)
     axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].set_xlabel("epoch")
-    fig.suptitle(f"{run_dir.name}: training progress")
+    fig.suptitle(f"{run_title(run_dir)}: training progress")
     fig.tight_layout()
     target = run_dir / "report" / "progress.png"
     atomic_write(target, lambda fh: fig.savefig(fh, format="png", dpi=100))

@@ -34,14 +34,17 @@ def _tolerance(low_high: Sequence[float] | None) -> str:
     return f"{low:.1f}" if low == high else f"{low:.1f}-{high:.1f}"
 
 
-def _overlay_png(sample: Mapping[str, Any], path: Path, window: tuple[float, float]) -> None:
-    """Axial slice with the most truth foreground: CT, CT + truth, CT + prediction."""
+def _overlay_png(sample: Mapping[str, Any], path: Path, window: tuple[float, float],
+                 class_names: Sequence[str] = ()) -> None:
+    """Axial slice with the most truth foreground: CT, CT + truth, CT + prediction, and a colour key naming the
+    foreground ``class_names`` (label 1, 2, ...; labels above 6 share the last colour, as the overlay clips them)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import nibabel as nib
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
 
     ornt = nib.orientations.io_orientation(sample["affine"])  # show in RAS so left/right read as in Slicer
     ras = {k: nib.orientations.apply_orientation(sample[k], ornt) for k in ("image", "truth", "pred")}
@@ -54,7 +57,11 @@ def _overlay_png(sample: Mapping[str, Any], path: Path, window: tuple[float, flo
             ax.imshow(np.rot90(ras[key][:, :, z]), cmap=cmap, vmin=0, vmax=len(COLOURS), interpolation="nearest")
         ax.set_title(f"{sample['case']} {title} (z={z})", fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
+    key = [Patch(facecolor=(*COLOURS[min(c, len(COLOURS)) - 1], 0.55), label=name)
+           for c, name in enumerate(class_names, start=1)]
+    fig.tight_layout(rect=(0, 0.09 if key else 0, 1, 0.97))
+    if key:  # below the panels, covering none of them
+        fig.legend(handles=key, loc="lower center", ncol=min(len(key), 6), fontsize=8, frameon=False)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
@@ -169,7 +176,7 @@ def write_run_report(report_dir: str | Path, rows: list[dict], class_names: Sequ
     names = []
     for sample in overlays:
         name = f"overlay_{sample['case']}.png"
-        _overlay_png(sample, report_dir / name, window)
+        _overlay_png(sample, report_dir / name, window, class_names)
         names.append(name)
     atomic_write_text(report_dir / "report.md", _markdown(summary, names))
     summary["status"] = "complete"
