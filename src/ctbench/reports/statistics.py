@@ -173,7 +173,7 @@ def hierarchical_test(candidate: np.ndarray, baseline: np.ndarray, level: float 
     seeds_b = rng.multinomial(kb, np.full(kb, 1.0 / kb), size=n_resamples).astype(np.float64)
     ones = (np.ones((1, n)), np.ones((1, ka)), np.ones((1, kb)))
     rank = min(n_resamples, max(1, math.ceil((n_resamples + 1) * level))) - 1
-    out = {key: np.empty(a.shape[0]) for key in ("est", "se", "q", "p", "case_var", "seed_var")}
+    out = {key: np.empty(a.shape[0]) for key in ("est", "se", "t", "q", "p", "case_var", "seed_var")}
     chunk = max(1, 8_000_000 // (n_resamples * (ka + kb + 1) ** 2))
     for start in range(0, a.shape[0], chunk):
         part = slice(start, start + chunk)
@@ -185,7 +185,7 @@ def hierarchical_test(candidate: np.ndarray, baseline: np.ndarray, level: float 
         diff = np.where(np.abs(est_b - est[:, None]) > tol[:, None], est_b - est[:, None], 0.0)
         t_star = np.abs(np.divide(diff, se_b, out=np.where(diff == 0, 0.0, np.inf), where=se_b > tol[:, None]))
         t_obs = np.abs(np.divide(est, se, out=np.where(np.abs(est) > tol, np.inf, 0.0), where=se > 0))
-        out["est"][part], out["se"][part] = est, se
+        out["est"][part], out["se"][part], out["t"][part] = est, se, t_obs
         out["q"][part] = np.partition(t_star, rank, axis=1)[:, rank]
         out["p"][part] = (1 + np.count_nonzero(t_star >= t_obs[:, None] * (1 - 1e-12), axis=1)) / (1 + n_resamples)
         out["case_var"][part] = case_var
@@ -198,9 +198,7 @@ def hierarchical_test(candidate: np.ndarray, baseline: np.ndarray, level: float 
 
     df = ka + kb - 2 if ka + kb > 2 else n - 1
     out["q"] = np.maximum(out["q"], student.ppf(0.5 + level / 2, df))
-    t_obs_all = np.abs(np.divide(out["est"], out["se"], out=np.where(out["est"] != 0, np.inf, 0.0),
-                                 where=out["se"] > 0))
-    out["p"] = np.maximum(out["p"], 2 * student.sf(t_obs_all, df))
+    out["p"] = np.maximum(out["p"], 2 * student.sf(out["t"], df))
     half = np.where(out["se"] > 0, out["q"] * out["se"], 0.0)
     results = [HierarchicalResult(n, ka, kb, float(e), float(s), float(e - h), float(e + h), level, float(p),
                                   float(cv), float(sv))
