@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: setup train test test-all lint bench clean
+.PHONY: help setup train test test-all lint bench clean
 
 $(BIN)/ctbench: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,14 +19,20 @@ setup: $(BIN)/ctbench  ## create .venv and install ctbench (editable) with test 
 train: setup  ## the main job: 3D U-Net + Dice-CE on the synthetic CT phantom
 	$(BIN)/ctbench train
 
-test: setup  ## the test suite (CPU, a few minutes)
+test: setup  ## the fast tier: unit and contract tests, a smoke test of every command (<= 5 min on 2 CPU cores)
+	$(BIN)/pytest -q -m "not slow and not slurm"
+
+test-all: setup  ## every test but the SLURM ones: the fast tier and the slow one (trainings, fuzzing, DDP, export)
 	$(BIN)/pytest -q -m "not slurm"
 
-lint: setup
+lint: setup  ## ruff over src, tests and scripts
 	$(BIN)/ruff check src tests scripts
 
-bench: setup
+bench: setup  ## throughput benchmark of the default config (benchmark.json)
 	$(BIN)/ctbench bench
 
-clean:
+help:  ## this list
+	@awk -F':.*## ' '/^[a-z-]+:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+clean:  ## remove outputs, multirun, the data cache and pytest's cache
 	rm -rf outputs multirun data/cache .pytest_cache

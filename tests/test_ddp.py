@@ -14,7 +14,8 @@ from cli_helpers import TINY, ctbench, read_summary
 def test_ddp_cpu_matches_single_process(workdir):
     run = workdir / "outputs" / "ddp"
     common = ["dataset.phantom.cases=9", "dataset.test_cases=3", "dataset.root=${paths.data_dir}/synthetic_ddp"]
-    ctbench("train", *TINY, "trainer=ddp_cpu", *common, f"hydra.run.dir={run}", cwd=workdir)
+    # two processes started by Lightning from the command line: the console script, not this test process
+    ctbench("train", *TINY, "trainer=ddp_cpu", *common, f"hydra.run.dir={run}", cwd=workdir, separate_process=True)
     ddp = read_summary(run)
     assert ddp["n_cases"] == 3  # 3 cases on 2 ranks: the sampler pads one, the report counts it once
     rows = list(csv.DictReader((run / "report" / "per_case.csv").open()))

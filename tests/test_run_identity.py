@@ -20,10 +20,7 @@ from ctbench.engine.resume import config_differences, fingerprint, resumable_che
 from ctbench.engine.run import _guarded, _tested_checkpoint
 from ctbench.errors import CTBenchError
 
-from cli_helpers import CTBENCH, REPO, TINY, ctbench, read_summary
-
-#: the overrides of the session's trained run (tests/conftest.py)
-TRAINED = [*TINY, "trainer.max_epochs=8", "trainer.check_val_every_n_epoch=2", "dataset.phantom.cases=8"]
+from cli_helpers import CTBENCH, REPO, TINY, TRAINED_RUN, ctbench, read_summary
 
 
 def _copy(run: Path, to: Path, keep_report: bool = False) -> Path:
@@ -58,8 +55,8 @@ def test_a_checkpoint_of_another_config_is_not_tested(trained_run):
 
 def test_resume_refuses_another_config_and_names_the_keys(trained_run, workdir, tmp_path):
     run = _copy(trained_run, tmp_path / "run")
-    proc = ctbench("train", *TRAINED, "loss=dice", "optim.optimizer.lr=0.1", "resume=true", f"hydra.run.dir={run}",
-                   cwd=workdir, check=False)
+    proc = ctbench("train", *TRAINED_RUN, "loss=dice", "optim.optimizer.lr=0.1", "resume=true",
+                   f"hydra.run.dir={run}", cwd=workdir, check=False)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "loss._target_" in proc.stderr and "optim.optimizer.lr" in proc.stderr
     assert not (run / "report").exists()
@@ -75,10 +72,10 @@ def test_config_differences_ignore_what_may_change():
 
 def test_resume_without_a_run_folder_gives_the_command(trained_run, tmp_path):
     earlier = _copy(trained_run, tmp_path / "outputs" / "unet-dice_ce-3d" / "2026-01-01_00-00-00")
-    proc = ctbench("train", *TRAINED, "resume=true", cwd=tmp_path, check=False)
+    proc = ctbench("train", *TRAINED_RUN, "resume=true", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert f"hydra.run.dir={earlier.resolve()}" in proc.stderr or f"hydra.run.dir={earlier}" in proc.stderr
-    proc = ctbench("train", *TRAINED, "seed=3", "resume=true", cwd=tmp_path, check=False)  # another config
+    proc = ctbench("train", *TRAINED_RUN, "seed=3", "resume=true", cwd=tmp_path, check=False)  # another config
     assert proc.returncode == 2 and "no run of this config" in proc.stderr
 
 
