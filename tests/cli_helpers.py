@@ -19,8 +19,8 @@ CTBENCH = str(Path(sys.executable).with_name("ctbench"))  # the installed consol
 #: the environment every command runs with (a wide terminal so that tables are not wrapped)
 COMMAND_ENV = {"PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2", "COLUMNS": "250"}
 
-#: ``CTBENCH_TESTS_SUBPROCESS=1`` runs every :func:`ctbench` call as the console script (slower, for a check that
-#: running in-process hides nothing)
+#: ``CTBENCH_TESTS_SUBPROCESS=1`` runs every :func:`ctbench` call as the console script (slower: a check
+#: that running in-process hides nothing)
 ALWAYS_SUBPROCESS = os.environ.get("CTBENCH_TESTS_SUBPROCESS") == "1"
 
 
@@ -31,8 +31,8 @@ def ctbench(*args: str, cwd: Path, timeout: float = 600, check: bool = True,
     By default the command runs in this process through :func:`ctbench.cli.main`, the function the console
     script calls: the same code path without a Python start-up and a torch/Lightning import per call (about
     5 s of CPU each on this 2-core machine). ``separate_process=True`` runs the real console script in a
-    subprocess, as a user would: for tests of the process itself (signals, DDP ranks, what is imported) and a few
-    smoke tests of the installed script. ``timeout`` applies to subprocesses only.
+    subprocess, as a user would: for tests of the process itself (signals, DDP ranks, what is imported) and
+    a few smoke tests of the installed script. ``timeout`` applies to subprocesses only.
     """
     if separate_process or ALWAYS_SUBPROCESS:
         proc = subprocess.run([CTBENCH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
@@ -40,15 +40,16 @@ def ctbench(*args: str, cwd: Path, timeout: float = 600, check: bool = True,
     else:
         proc = _in_process(list(args), cwd)
     if check and proc.returncode != 0:
-        raise AssertionError(f"ctbench {' '.join(args)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise AssertionError(f"ctbench {' '.join(args)} exited {proc.returncode}\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
 
 
 def _in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``ctbench.cli.main(args)`` with the process state a fresh console script starts from, restored afterwards:
-    working folder, ``sys.argv``, environment, root logging handlers, torch's thread count and determinism flag,
-    Hydra's global state and the sweep's failed-job list. An exception that would end the script with a traceback
-    gives exit code 1 and the traceback on stderr, as Python does."""
+    """``ctbench.cli.main(args)`` with the process state a fresh console script starts from, restored
+    afterwards: working folder, ``sys.argv``, environment, root logging handlers, torch's thread count and
+    determinism flag, Hydra's global state and the sweep's failed-job list. An exception that would end the
+    script with a traceback gives exit code 1 and the traceback on stderr, as Python does."""
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
@@ -94,7 +95,7 @@ def _in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 TINY = ["debug=fast", "progress_bar=false"]
 
-#: the overrides of the session's trained run (``trained_run`` in conftest.py; tests that resume it repeat them)
+#: the overrides of the session's trained run (``trained_run`` in conftest.py; tests resuming it repeat them)
 TRAINED_RUN = [*TINY, "trainer.max_epochs=8", "trainer.check_val_every_n_epoch=2", "dataset.phantom.cases=8"]
 
 

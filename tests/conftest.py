@@ -1,8 +1,8 @@
 """Shared fixtures: a tiny phantom and one tiny trained run, made once per test session; ``--cpu-durations``.
 
 Tiers (tests/README.md): a test that takes more than about 3 s of CPU on the 2-core machine
-(``pytest --cpu-durations=0``) is marked ``@pytest.mark.slow`` and runs in ``make test-all``; ``make test`` runs the
-rest, including a few seconds of fast tests per feature and a smoke test of every command.
+(``pytest --cpu-durations=0``) is marked ``@pytest.mark.slow`` and runs in ``make test-all``; ``make test``
+runs the rest, including a few seconds of fast tests per feature and a smoke test of every command.
 """
 
 from __future__ import annotations
@@ -23,22 +23,23 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(workdir: Path) -> Path:
-    """A 3D U-Net trained for a few epochs on the tiny phantom (``workdir/data/synthetic_tiny``); returns its run
-    directory. Shared by every test that needs a checkpoint or a complete run folder: do not modify it, copy it."""
+    """A 3D U-Net trained for a few epochs on the tiny phantom (``workdir/data/synthetic_tiny``); returns its
+    run directory. Shared by every test that needs a checkpoint or a complete run folder: copy it, do not
+    modify it."""
     run = workdir / "outputs" / "tiny"
     ctbench("train", *TRAINED_RUN, f"hydra.run.dir={run}", cwd=workdir)
     return run
 
 
-# ------------------------------------------------------------------------- CPU time per test (--cpu-durations)
+# --------------------------------------------------------------------- CPU time per test (--cpu-durations)
 
 _CPU_SECONDS = pytest.StashKey[dict[str, float]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--cpu-durations", type=int, default=None, metavar="N",
-                     help="list the N tests that used the most CPU time, subprocesses included (0: all); unlike "
-                          "--durations' wall time it does not grow when other jobs share the machine")
+                     help="list the N tests that used the most CPU time, subprocesses included (0: all); "
+                          "unlike --durations' wall time it does not grow when other jobs share the machine")
 
 
 def _cpu_seconds() -> float:
