@@ -123,12 +123,16 @@ def network_weights(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
 
 def _build(run_cfg: DictConfig, source: str) -> torch.nn.Module:
     try:
-        return build_model(run_cfg)
+        model = build_model(run_cfg)
     except CTBenchError:
         raise
     except Exception as err:  # noqa: BLE001 - whatever a stored model block makes a constructor raise
         raise CTBenchError(f"refusing {source}: its model block does not build a network ({describe(err)[:160]}): "
                            "load only checkpoints written by ctbench", exit_code=2) from None
+    if not isinstance(model, torch.nn.Module):
+        raise CTBenchError(f"refusing {source}: its model block builds a {type(model).__name__}, not a network: "
+                           "load only checkpoints written by ctbench", exit_code=2)
+    return model
 
 
 def check_weights_fit(run_cfg: DictConfig, ckpt: dict[str, Any], source: str) -> None:
@@ -141,6 +145,8 @@ def check_weights_fit(run_cfg: DictConfig, ckpt: dict[str, Any], source: str) ->
             shell = build_model(run_cfg)
     except Exception:  # noqa: BLE001 - built for real below, where a failure is reported
         return
+    if not isinstance(shell, torch.nn.Module):
+        return  # refused by the real build
     wanted = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
     given = {k: tuple(v.shape) for k, v in network_weights(ckpt).items()}
     if wanted != given:

@@ -184,6 +184,9 @@ def validate_stored(stored: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key in ("model", "loss", "optim", "inference"):
         if key in kept or key in ("model", "loss"):
             _plain(_block(kept, key, source), source, key, MAX_WIDTH if key == "model" else MAX_NUMBER)
+    for key in ("model", "loss"):
+        if not isinstance(kept[key].get("_target_"), str):
+            raise SchemaError(source, f"{key}._target_", kept[key].get("_target_"), "must name the class to build")
     for key in ("seed", "fold"):
         if key in kept:
             _int(kept[key], source, key, 0, 2**32 - 1)
