@@ -34,13 +34,13 @@ _WORD_BREAKS = "=:"
 
 def _top_level_keys(command: str) -> list[str]:
     """The plain keys of ``configs/COMMAND.yaml`` and ``configs/train.yaml`` (``dims=``, ``seed=``, ...)."""
-    from omegaconf import OmegaConf
+    from ctbench.safe_yaml import load_yaml
 
     keys: set[str] = set()
     for name in {command, "train"}:
         path = CONFIG_DIR / f"{name}.yaml"
         if path.is_file():
-            keys |= {k for k in OmegaConf.load(path) if k != "defaults"}
+            keys |= {k for k in load_yaml(path) or {} if k != "defaults"}
     return sorted(keys)
 
 

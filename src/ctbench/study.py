@@ -96,9 +96,9 @@ class Job:
 
 def sweep_points(experiment: str) -> list[list[str]]:
     """The overrides of each job of ``experiment`` (the product of its ``hydra.sweeper.params``)."""
-    import yaml
+    from ctbench.safe_yaml import load_yaml
 
-    data = yaml.safe_load((EXPERIMENTS / f"{experiment}.yaml").read_text()) or {}
+    data = load_yaml(EXPERIMENTS / f"{experiment}.yaml") or {}
     params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
     axes = [[f"{k}={v.strip()}" for v in str(values).split(",")] for k, values in params.items()]
     return [list(point) for point in itertools.product(*axes)]

@@ -95,9 +95,10 @@ def loss_config_dir() -> Path:
 def load_losses() -> dict[str, object]:
     """Every loss config, instantiated as a user's run would (``hydra.utils.instantiate``)."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    return {p.stem: instantiate(OmegaConf.load(p)) for p in sorted(loss_config_dir().glob("*.yaml"))}
+    from ctbench.safe_yaml import load_config
+
+    return {p.stem: instantiate(load_config(p)) for p in sorted(loss_config_dir().glob("*.yaml"))}
 
 
 def square(side: int) -> np.ndarray:
