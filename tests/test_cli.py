@@ -48,7 +48,7 @@ def test_missing_msd_folder(tmp_path):
     proc = ctbench("train", "dataset=msd", f"dataset.root={tmp_path / 'nope'}", "trainer.max_epochs=1",
                    cwd=tmp_path, check=False)
     assert proc.returncode == 1
-    assert f"dataset folder {tmp_path / 'nope'} does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"dataset.root={tmp_path / 'nope'} is not a folder" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_msd_folder_without_dataset_json(tmp_path):

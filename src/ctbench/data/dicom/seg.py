@@ -78,7 +78,7 @@ def dicom_seg(label: np.ndarray, series: DicomSeries, class_names: list[str], al
     geo = series.geometry
     if geo is None or not geo.even or tuple(label.shape) != tuple(geo.shape):
         raise CTBenchError(f"series {series.label}: the label map {label.shape} is not on the series' own slices; "
-                           "a DICOM SEG needs an evenly spaced series without --force")
+                           "a DICOM SEG needs an evenly spaced series (drop force=true, or use output_format=nifti)")
     algorithm_id = hd.AlgorithmIdentificationSequence(name=algorithm[:64], family=codes.cid7162.ArtificialIntelligence,
                                                       version=ctbench.__version__)
     segments = []
