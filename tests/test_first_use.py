@@ -130,3 +130,22 @@ def test_cross_patient_finds_the_shared_data_beside_the_repository() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.SHARED_REAL == REPO.parent / "shared" / "data" / "real"
+
+
+def test_library_noise_of_ordinary_runs_is_silenced(caplog) -> None:
+    import logging
+    import warnings
+
+    from ctbench.hydra_app import silence_known_warnings
+
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    with warnings.catch_warnings(record=True) as seen, caplog.at_level(logging.INFO, logger=logger.name):
+        warnings.simplefilter("always")  # whatever the test run's own filters: only ctbench's are added below
+        silence_known_warnings()
+        logger.info("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger](...)")
+        logger.info("GPU available: False, used: False")
+        warnings.warn("Since version 1.3.0, affine_grid behavior has changed for unit-size grids when "
+                      "align_corners=True. This is not an intended use case of affine_grid.", UserWarning, stacklevel=1)
+        warnings.warn("a warning ctbench does not know", UserWarning, stacklevel=1)
+    assert [r.getMessage() for r in caplog.records if r.name == logger.name] == ["GPU available: False, used: False"]
+    assert [str(w.message) for w in seen] == ["a warning ctbench does not know"]
