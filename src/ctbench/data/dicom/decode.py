@@ -171,6 +171,6 @@ def load_hu(series: DicomSeries, force: bool = False) -> np.ndarray:
         raise CTBenchError(f"series {series.label} is not a CT volume: {series.skip_reason}")
     if not series.can_convert(force):
         blocking = [p.message for p in series.problems if not (force and p.forcible)]
-        hint = "" if force or not all(p.forcible for p in series.problems) else " (--force writes it anyway)"
-        raise CTBenchError(f"series {series.label}: {'; '.join(blocking)}{hint}")
+        hint = "" if force or not all(p.forcible for p in series.problems) else " (force=True writes it anyway)"
+        raise CTBenchError(f"series {series.label}: {'; '.join(blocking)}{hint}")  # the CLI paths check first
     return load_volume(series, force)
