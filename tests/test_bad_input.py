@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
 from cli_helpers import TINY, ctbench
@@ -101,10 +102,14 @@ def test_unknown_override_key(tmp_path):
     assert "max_epoch" in proc.stderr
 
 
-def test_checkpoint_from_another_model(trained_run, workdir):
+@pytest.mark.slow
+def test_checkpoint_of_the_same_model_is_evaluated(trained_run, workdir):
     proc = ctbench("eval", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", "progress_bar=false",
                    "model=unet", "debug=fast", cwd=workdir, check=False)
     assert proc.returncode == 0  # same model: fine
+
+
+def test_checkpoint_from_another_model(trained_run, workdir):
     bad = workdir / "other_model.ckpt"
     ckpt = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)
     ckpt["hyper_parameters"]["cfg"]["model"]["channels"] = [8, 16, 32, 64]  # config of another model
@@ -140,6 +145,7 @@ def test_random_bytes_named_dcm(tmp_path):
     _one_line_error(proc)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_step_and_checkpoint(tmp_path):
     proc = ctbench("train", *TINY, "optim=sgd_poly", "optim.optimizer.lr=1e30", f"hydra.run.dir={tmp_path / 'run'}",
                    cwd=tmp_path, check=False)

@@ -48,6 +48,7 @@ DYNAMIC = ["unet", "fcn32s", "fcn16s", "fcn8s", "vnet", "attention_unet", "fcden
            "drinet", "segan"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("name", DYNAMIC)
 def test_model_families_reproduce_their_logits(tmp_path, name, fmt):
@@ -60,6 +61,7 @@ def test_model_families_reproduce_their_logits(tmp_path, name, fmt):
     assert verify_export(model, example, fmt, output)  # traced size and a larger one, within 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "fmt", "dynamic"), [("deeplabv3", "onnx", False), ("deeplabv3p", "onnx", False),
                                                   ("deeplabv3p", "torchscript", False), ("pspnet", "torchscript", False)])
 def test_global_pooling_graphs_keep_the_traced_shape(tmp_path, name, fmt, dynamic):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 import torch
 
 from cli_helpers import ctbench
@@ -33,6 +34,7 @@ def predict(ckpt: str, image: Path, out: Path, cwd: Path) -> dict[str, np.ndarra
     return arrays
 
 
+@pytest.mark.slow
 def test_two_checkpoint_ensemble_is_the_mean_of_the_single_probabilities(trained_run, workdir, tmp_path):
     first = trained_run / "checkpoints" / "best.ckpt"
     second = perturbed_checkpoint(first, tmp_path / "fold1.ckpt")

@@ -67,6 +67,7 @@ def test_sigterm_saves_last_checkpoint_and_resume_finishes(workdir):
     assert read_summary(run)["epochs"] >= 299
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics(workdir):
     out = []
     for name in ("repro_a", "repro_b"):

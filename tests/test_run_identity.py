@@ -30,6 +30,7 @@ def _copy(run: Path, to: Path, keep_report: bool = False) -> Path:
     return to
 
 
+@pytest.mark.slow
 def test_overwrite_clears_the_old_run_before_training(trained_run, workdir, tmp_path):
     run = _copy(trained_run, tmp_path / "run", keep_report=True)
     old_csv = (run / "report" / "per_case.csv").read_text()

@@ -35,6 +35,7 @@ def sweep_output(root: Path) -> str:
     return (root / "sweep_stdout.txt").read_text()
 
 
+@pytest.mark.slow
 def test_local_sweep_writes_both_reports_and_the_comparison(sweep, workdir):
     root, _ = sweep
     for job, loss in zip(JOBS, ("dice", "ce"), strict=True):
@@ -54,6 +55,7 @@ def test_local_sweep_writes_both_reports_and_the_comparison(sweep, workdir):
     assert f"sweep finished: all 2 job(s) complete in {root}" in sweep_output(root)
 
 
+@pytest.mark.slow
 def test_rerunning_the_same_sweep_skips_complete_jobs(sweep, workdir):
     root, args = sweep
     before = {job: (root / job / "report" / "summary.json").stat().st_mtime_ns for job in JOBS}
@@ -65,6 +67,7 @@ def test_rerunning_the_same_sweep_skips_complete_jobs(sweep, workdir):
         assert (root / job / "checkpoints" / "last.ckpt").stat().st_mtime_ns == ckpt_before[job]
 
 
+@pytest.mark.slow
 def test_rerun_resumes_a_job_that_has_a_checkpoint_but_no_report(sweep, workdir):
     """A job cut off after its last checkpoint (no report yet) resumes from last.ckpt on the same command."""
     root, args = sweep
@@ -76,6 +79,7 @@ def test_rerun_resumes_a_job_that_has_a_checkpoint_but_no_report(sweep, workdir)
     assert read_summary(job)["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_a_failed_job_is_named_at_the_end_and_the_sweep_exits_1(sweep, workdir):
     """The other jobs still run (here: skipped as complete); the launching process lists the failed ones."""
     root, args = sweep

@@ -53,6 +53,7 @@ def test_memory_helpers():
         assert _positive(now["rss_mb"]) and now["processes"] >= 1
 
 
+@pytest.mark.slow
 def test_bench_writes_benchmark_json(workdir):
     run = workdir / "outputs" / "bench"
     proc = ctbench("bench", "debug=fast", "progress_bar=false", "bench.steps=2", "bench.warmup=1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from ctbench.data.phantom_files import LABELS
 from cli_helpers import TINY, ctbench, read_summary
 
 
-def test_report_files_hold_model_numbers(trained_run, workdir):
+def test_report_files_hold_model_numbers(trained_run):
     summary = read_summary(trained_run)
     assert summary["status"] == "complete" and summary["model"] == "unet" and summary["loss"] == "dice_ce"
     assert summary["n_cases"] == 2 and summary["dims"] == 3 and summary["params"] > 100_000
@@ -34,7 +35,11 @@ def test_report_files_hold_model_numbers(trained_run, workdir):
     splits = json.loads((trained_run / "splits.json").read_text())
     assert not set(splits["test"]) & set(splits["train"]) and not set(splits["val"]) & set(splits["train"])
 
-    # the same pipeline with a learning rate of zero (untrained weights) scores far lower
+
+@pytest.mark.slow
+def test_report_numbers_come_from_the_trained_weights(trained_run, workdir):
+    """The same pipeline with a learning rate of zero (untrained weights) scores far lower."""
+    summary = read_summary(trained_run)
     untrained = workdir / "outputs" / "untrained"
     ctbench("train", *TINY, "trainer.max_epochs=1", "dataset.phantom.cases=8", "optim.optimizer.lr=0",
             "optim.scheduler.warmup_steps=0", f"hydra.run.dir={untrained}", cwd=workdir)
@@ -50,11 +55,15 @@ def test_eval_reproduces_the_test_report(trained_run, workdir):
     assert again["mean_dice"] == pytest.approx(first["mean_dice"], abs=1e-6)
 
 
-def test_predict_writes_labels_in_each_inputs_geometry(trained_run, workdir):
+def test_predict_writes_labels_in_each_inputs_geometry(trained_run, workdir, tmp_path):
     images = sorted((workdir / "data" / "synthetic_tiny" / "imagesTr").glob("*.nii.gz"))[:2]
     assert {nib.aff2axcodes(nib.load(p).affine) for p in images} == {("R", "A", "S"), ("L", "P", "S")}
+    folder = tmp_path / "images"  # a folder of two inputs, one RAS and one LPS
+    folder.mkdir()
+    for image in images:
+        shutil.copy(image, folder)
     out = workdir / "predictions"
-    ctbench("predict", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", f"input={images[0].parent}",
+    ctbench("predict", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", f"input={folder}",
             f"output_dir={out}", "progress_bar=false", cwd=workdir)
     for image in images:
         src, pred = nib.load(image), nib.load(out / image.name)
@@ -69,6 +78,7 @@ def test_predict_writes_labels_in_each_inputs_geometry(trained_run, workdir):
         assert overlap > 0.3
 
 
+@pytest.mark.slow
 def test_predict_does_not_import_lightning(trained_run, workdir):
     """``ctbench predict`` builds the network from the checkpoint without Lightning (seconds of start-up)."""
     image = sorted((workdir / "data" / "synthetic_tiny" / "imagesTr").glob("*.nii.gz"))[0]

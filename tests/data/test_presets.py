@@ -244,6 +244,7 @@ def test_totalsegmentator_merges_masks_once_in_class_order(tmp_path):
         list_cases(compose("totalsegmentator", "dataset.class_names=[background,livre]", tmp=tmp_path))
 
 
+@pytest.mark.slow
 def test_totalsegmentator_preset_trains_one_epoch(tmp_path):
     """The real CLI on the fake TotalSegmentator copy: merge, integrity check, disk cache, train, test, report."""
     root = tmp_path / "ts"
