@@ -87,12 +87,20 @@ def test_a_folder_named_by_an_identifier_becomes_a_stable_pseudonym(tmp_path):
 @pytest.mark.slow
 def test_no_identifier_in_anything_written_but_the_dicom_seg(tmp_path):
     """Series folders named by PatientID -> train (debug=fast) -> predict (NIfTI and DICOM SEG) -> convert;
-    every file written (run folder with TensorBoard events and checkpoints, cache, predictions, converted
-    files) and the console are searched for every identifier. Only the SEG holds them, on purpose."""
+    every file written anywhere below the test folder but the inputs (run folders with .hydra/, logs,
+    TensorBoard events and checkpoints, outputs/, cache, predictions, converted files), every NIfTI header
+    field and extension, and the console are searched for every identifier, multi-valued tags and dates
+    included. Only the SEG holds them, on purpose."""
     export, labels = tmp_path / "export", tmp_path / "labels"
     patients = [f"PIDZ{k}4417" for k in range(6)]
     for k, patient in enumerate(patients):
         folder = _identified_copy(export / patient, patient, k)
+        for path in folder.iterdir():  # multi-valued identifiers and a study date, one part in the description
+            ds = pydicom.dcmread(path)
+            ds.OtherPatientIDs, ds.OperatorsName = [f"OPIDA{k}991", f"OPIDB{k}992"], ["OPALEWSKI^Q", "ZYWICKA^R"]
+            ds.StudyDate = "20190312"
+            ds.SeriesDescription = f"Chest OPIDB{k}992 ZYWICKA 2019-03-12"
+            ds.save_as(path)
         (series,) = read_dicom_series(folder)
         image = series_to_nifti(series)
         label = (np.asarray(image.dataobj) > -300).astype(np.uint8)
@@ -101,28 +109,41 @@ def test_no_identifier_in_anything_written_but_the_dicom_seg(tmp_path):
     run, cache = tmp_path / "run", tmp_path / "cache"
     consoles = [ctbench("train", "debug=fast", "progress_bar=false", "dataset=dicom", f"dataset.series={export}/*",
                         f"dataset.labels={labels}", "dataset.preprocessing.spacing=[2.0,2.0,2.5]",
-                        f"paths.cache_dir={cache}", f"hydra.run.dir={run}", cwd=tmp_path)]
+                        f"paths.cache_dir={cache}", f"hydra.run.dir={run}", cwd=tmp_path, separate_process=True)]
     ckpt = f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
     consoles.append(ctbench("predict", ckpt, f"input={export / patients[0]}", f"output_dir={tmp_path / 'pred'}",
-                            "output_format=dicom-seg", "progress_bar=false", cwd=tmp_path))
-    consoles.append(ctbench("convert", str(export), str(tmp_path / "converted"), cwd=tmp_path))
+                            "output_format=dicom-seg", "progress_bar=false", cwd=tmp_path, separate_process=True))
+    # the whole console of each process (in-process runs would miss what libraries log to the original stderr)
+    consoles.append(ctbench("convert", str(export), str(tmp_path / "converted"), cwd=tmp_path, separate_process=True))
     per_case = (run / "report" / "per_case.csv").read_text()
     assert "dicom_" in per_case  # the cases are there, under their pseudonyms
     assert list(run.rglob("events.out.tfevents*")), "TensorBoard events are part of the search"
-    needles = [*patients, "QUIMBYXAVIER", "19611231", "77319", "QUIXOTIC", UID_ROOT]
-    searched, segs = 0, []
-    for root in (run, cache, tmp_path / "pred", tmp_path / "converted"):
-        for path in (p for p in root.rglob("*") if p.is_file()):
-            if path.suffix == ".dcm" and pydicom.dcmread(path, stop_before_pixels=True).SOPClassUID == SEG_STORAGE:
-                segs.append(path)  # the one output that may hold identifiers: excluded here, and only it
-                continue
-            searched += 1
-            for blob in _texts(path):
+    needles = [*patients, "QUIMBYXAVIER", "19611231", "77319", "QUIXOTIC", UID_ROOT, "OPIDA0991", "OPIDB0992",
+               "OPALEWSKI", "ZYWICKA", "20190312", "2019-03-12"]
+    searched, segs, headers = 0, [], 0
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(export)
+               and not p.is_relative_to(labels)]
+    assert any(".hydra" in p.parts for p in written), "the run folders' .hydra/ are part of the search"
+    for path in written:
+        if path.suffix == ".dcm" and pydicom.dcmread(path, stop_before_pixels=True).SOPClassUID == SEG_STORAGE:
+            segs.append(path)  # the one output that may hold identifiers: excluded here, and only it
+            continue
+        searched += 1
+        for blob in _texts(path):
+            for needle in needles:
+                assert needle.encode() not in blob.upper(), (str(path.relative_to(tmp_path)), needle)
+        if path.name.endswith((".nii", ".nii.gz")) and not path.is_symlink():
+            header = nib.load(str(path)).header
+            fields = [bytes(header[f]) for f in ("descrip", "aux_file", "intent_name", "db_name")]
+            fields += [bytes(e.get_content()) if isinstance(e.get_content(), bytes) else str(e.get_content()).encode()
+                       for e in header.extensions]
+            headers += 1
+            for field in fields:
                 for needle in needles:
-                    assert needle.encode() not in blob.upper(), (str(path.relative_to(tmp_path)), needle)
+                    assert needle.encode() not in field.upper(), (str(path.relative_to(tmp_path)), needle)
     for proc in consoles:
         for needle in needles:
             assert needle not in (proc.stdout + proc.stderr).upper(), needle
-    assert searched > 10 and len(segs) == 1
+    assert searched > 10 and headers >= 2 and len(segs) == 1
     seg = pydicom.dcmread(segs[0], stop_before_pixels=True)
     assert (seg.PatientID, seg.StudyInstanceUID) == (patients[0], f"{UID_ROOT}.0.1")  # the exception is real

@@ -70,10 +70,15 @@ def dicom_seg(label: np.ndarray, series: DicomSeries, class_names: list[str], al
 
     ``class_names[c]`` names label value ``c``; ``algorithm`` names the model (AlgorithmName).
     """
+    import logging
+
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
     import ctbench
+
+    # highdicom logs every source instance's SOPInstanceUID at INFO: the run's log would hold the identifiers
+    logging.getLogger("highdicom").setLevel(logging.WARNING)
 
     geo = series.geometry
     if geo is None or not geo.even or tuple(label.shape) != tuple(geo.shape):
