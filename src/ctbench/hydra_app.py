@@ -69,7 +69,13 @@ def remove_refused_run_dir(ctx: RunContext) -> None:
 
     if not run_folder.refused_at_setup(ctx.run_dir):
         return
-    logging.shutdown()  # the job's log file is closed before its folder goes
+    folder = ctx.run_dir.resolve()
+    loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]
+    for logger in loggers:  # the job's log file is closed and detached before its folder goes
+        for handler in [h for h in logger.handlers if isinstance(h, logging.FileHandler)]:
+            if Path(handler.baseFilename).resolve().is_relative_to(folder):
+                logger.removeHandler(handler)
+                handler.close()
     shutil.rmtree(ctx.run_dir, ignore_errors=True)
     for parent in () if ctx.run_dir_given else ctx.run_dir.parents[:2]:  # outputs/NAME/ and outputs/ when empty
         if parent.is_dir() and not any(parent.iterdir()):
