@@ -186,3 +186,12 @@ def test_resenc_preset_m_with_deep_supervision_trains(tmp_path):
             "trainer.max_epochs=1", f"hydra.run.dir={run}", cwd=tmp_path)
     summary = read_summary(run)
     assert summary["status"] == "complete" and summary["model"] == "resenc_unet"
+
+
+def test_ctbench_list_shows_the_new_models_and_losses():
+    from ctbench.catalog import entries
+
+    models = dict(entries("model"))
+    for name in ("dynunet", "resenc_unet", "segresnet", "unetr", "swinunetr", "mednext"):
+        assert name in models and " — " in models[name]
+    assert {"topk", "dice_topk", "dice_focal", "boundary", "hausdorff_dt"} <= dict(entries("loss")).keys()
