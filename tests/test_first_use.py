@@ -149,3 +149,20 @@ def test_library_noise_of_ordinary_runs_is_silenced(caplog) -> None:
         warnings.warn("a warning ctbench does not know", UserWarning, stacklevel=1)
     assert [r.getMessage() for r in caplog.records if r.name == logger.name] == ["GPU available: False, used: False"]
     assert [str(w.message) for w in seen] == ["a warning ctbench does not know"]
+
+
+def test_a_bad_series_in_a_tree_is_listed_with_a_hint_predict_accepts(tmp_path: Path) -> None:
+    from ctbench.config import compose
+    from ctbench.engine.predict import resolve_inputs
+
+    from cli_helpers import REPO
+
+    tree = REPO / "tests" / "data" / "real" / "pydicom-ct-tiny"  # CT_small, a 5-slice series, a 4-slice one with a gap
+    refused: list[str] = []
+    files = resolve_inputs(tree, tmp_path, {}, refused)
+    assert sorted(p.name for p in files) == ["000_S1_CT.nii.gz", "002_S5_SmartScore_Gated_0_5_sec.nii.gz"]
+    assert len(refused) == 1 and "'Routine Brain'" in refused[0] and refused[0].endswith("(force=true predicts it anyway)")
+    assert compose("predict", ["force=true"]).force is True  # the hint is a key predict has
+    assert len(resolve_inputs(tree, tmp_path, {}, [], force=True)) == 3
+    with pytest.raises(CTBenchError, match="no series of .* can be predicted: series S2"):
+        resolve_inputs(tree / "CT2_gap_4slices", tmp_path, {}, [])
