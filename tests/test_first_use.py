@@ -166,3 +166,17 @@ def test_a_bad_series_in_a_tree_is_listed_with_a_hint_predict_accepts(tmp_path: 
     assert len(resolve_inputs(tree, tmp_path, {}, [], force=True)) == 3
     with pytest.raises(CTBenchError, match="no series of .* can be predicted: series S2"):
         resolve_inputs(tree / "CT2_gap_4slices", tmp_path, {}, [])
+
+
+def test_a_composition_error_without_a_message_names_its_cause() -> None:
+    from hydra.errors import ConfigCompositionException
+
+    from ctbench.config import composition_error_line
+
+    try:
+        try:
+            raise ValueError("mismatched input '[' expecting BRACE_CLOSE")
+        except ValueError as cause:
+            raise ConfigCompositionException() from cause
+    except ConfigCompositionException as err:
+        assert composition_error_line(err) == "mismatched input '[' expecting BRACE_CLOSE"

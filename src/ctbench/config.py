@@ -112,6 +112,14 @@ def check_new_top_level_keys(overrides: Sequence[str]) -> None:
         raise CTBenchError(f"unknown key '{name}': {hint}", exit_code=2)
 
 
+def composition_error_line(err: BaseException) -> str:
+    """The first line of a Hydra/OmegaConf composition error, or of its cause when Hydra's own message is empty (a
+    YAML value OmegaConf cannot parse)."""
+    from ctbench.errors import describe
+
+    return describe(err) if str(err).strip() or err.__cause__ is None else describe(err.__cause__)
+
+
 def unknown_key_error(task: str, overrides: Sequence[str], message: str) -> CTBenchError | None:
     """Hydra's "Could not override 'KEY'" as one line with the nearest existing key, or None for other errors."""
     found = re.match(r"Could not override '(?P<key>[^']+)'", message)
@@ -155,7 +163,7 @@ def _hydra_compose(task: str, overrides: Sequence[str]):
         if unknown is not None:
             raise unknown from None
         raise CTBenchError(f"cannot compose `ctbench {task} {' '.join(overrides)}`: "
-                           f"{str(err).splitlines()[0]}", exit_code=2) from None
+                           f"{composition_error_line(err)}", exit_code=2) from None
     finally:
         restore_gh_from_backup(backup)
 

@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ctbench import run_folder
-from ctbench.config import CONFIG_DIR, VERSION_BASE, RunContext, check_group_overrides, unknown_key_error
+from ctbench.config import (
+    CONFIG_DIR,
+    VERSION_BASE,
+    RunContext,
+    check_group_overrides,
+    composition_error_line,
+    unknown_key_error,
+)
 from ctbench.errors import CTBenchError
 
 _LAUNCHER_OVERRIDE = re.compile(r"^[+~]*hydra/launcher=(?P<value>[\w.-]+)$")
@@ -128,7 +135,7 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
         if started:  # raised by the task itself: a bug, keep the traceback
             raise
         raise unknown_key_error(name, overrides, str(err)) or CTBenchError(
-            f"cannot compose `ctbench {name} {' '.join(overrides)}`: {str(err).splitlines()[0]}", exit_code=2) from None
+            f"cannot compose `ctbench {name} {' '.join(overrides)}`: {composition_error_line(err)}", exit_code=2) from None
     finally:
         for ctx in refused:
             remove_refused_run_dir(ctx)
