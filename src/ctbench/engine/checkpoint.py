@@ -108,11 +108,10 @@ def command_run_config(cfg: DictConfig, ctx: RunContext, path: str | Path,
     for dotted in given:  # single keys (dataset.test_cases=3, inference.overlap=0.5) change only themselves
         if "." in dotted and dotted.split(".")[0] in ("dataset", *OVERRIDABLE_BLOCKS):
             OmegaConf.update(run_cfg, dotted, OmegaConf.select(cfg, dotted), force_add=True)
-    view = {key: OmegaConf.to_container(run_cfg[key], resolve=True) if OmegaConf.is_config(run_cfg[key])
-            else run_cfg[key] for key in ("dims", "inference", "postprocess")}
+    view = {key: OmegaConf.select(run_cfg, key) for key in ("dims", "inference", "postprocess")}
     view["dataset"] = {k: OmegaConf.select(run_cfg, f"dataset.{k}") for k in DATASET_KEPT}
-    view["dataset"] = OmegaConf.to_container(OmegaConf.create(view["dataset"]), resolve=True)
-    validate_run_config(view, f"the run config of {path}")
+    validate_run_config(OmegaConf.to_container(OmegaConf.create(view), resolve=True), f"the run config of {path}",
+                        classes_later="dataset" in given)  # a dataset the command chose fills its classes later
     return run_cfg, ckpt
 
 

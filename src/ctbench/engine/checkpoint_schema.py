@@ -158,18 +158,21 @@ def validate_inference(cfg: Mapping[str, Any], source: str) -> None:
         raise SchemaError(source, "inference.tta_flips", flips, "must be a subset of the axes 0, 1, 2, each once")
 
 
-def validate_dataset(dataset: Any, source: str) -> None:
-    """Class names, channel and class counts, preprocessing and patch sizes of the network's input."""
+def validate_dataset(dataset: Any, source: str, classes_later: bool = False) -> None:
+    """Class names, channel and class counts, preprocessing and patch sizes of the network's input
+    (``classes_later``: a command's own dataset whose class names its reader fills in, e.g. from dataset.json)."""
     if not isinstance(dataset, Mapping):
         raise SchemaError(source, "dataset", dataset, "must be a mapping")
     names = dataset.get("class_names")
-    if not isinstance(names, list | tuple) or not 2 <= len(names) <= MAX_CLASSES or not all(
-            isinstance(n, str) and _NAME.match(n) for n in names) or len(set(names)) != len(names):
-        raise SchemaError(source, "dataset.class_names", names, f"must be 2 to {MAX_CLASSES} distinct short names "
-                          "(letters, digits, space, . + - ( ))")
-    if dataset.get("num_classes") is not None:
-        _int(dataset.get("num_classes"), source, "dataset.num_classes", len(names), len(names))
-    _int(dataset.get("in_channels", 1), source, "dataset.in_channels", 1, MAX_CHANNELS)
+    if names is not None or not classes_later:
+        if not isinstance(names, list | tuple) or not 2 <= len(names) <= MAX_CLASSES or not all(
+                isinstance(n, str) and _NAME.match(n) for n in names) or len(set(names)) != len(names):
+            raise SchemaError(source, "dataset.class_names", names, f"must be 2 to {MAX_CLASSES} distinct short "
+                              "names (letters, digits, space, . + - ( ))")
+        if dataset.get("num_classes") is not None:
+            _int(dataset.get("num_classes"), source, "dataset.num_classes", len(names), len(names))
+    if dataset.get("in_channels") is not None or not classes_later:
+        _int(dataset.get("in_channels", 1), source, "dataset.in_channels", 1, MAX_CHANNELS)
     validate_preprocessing(dataset.get("preprocessing"), source)
     for d in (2, 3):
         _sizes(dataset.get(f"patch_size_{d}d"), source, f"dataset.patch_size_{d}d", d, 1, MAX_PATCH[d])
@@ -200,11 +203,11 @@ def validate_stored(stored: Mapping[str, Any], source: str) -> dict[str, Any]:
     return kept
 
 
-def validate_run_config(cfg: Mapping[str, Any], source: str) -> None:
+def validate_run_config(cfg: Mapping[str, Any], source: str, classes_later: bool = False) -> None:
     """The network description of a run config: ``dims``, ``inference``, ``postprocess`` and the dataset's
     network keys (of a checkpoint, or a command's run config with the checkpoint's values in it)."""
     validate_inference(cfg, source)
-    validate_dataset(cfg.get("dataset"), source)
+    validate_dataset(cfg.get("dataset"), source, classes_later)
 
 
 def validate_state(ckpt: Mapping[str, Any], source: str) -> None:
