@@ -22,7 +22,7 @@ from ctbench.config import (
     composition_error_line,
     unknown_key_error,
 )
-from ctbench.errors import CTBenchError
+from ctbench.errors import CTBenchError, describe
 
 _LAUNCHER_OVERRIDE = re.compile(r"^[+~]*hydra/launcher=(?P<value>[\w.-]+)$")
 
@@ -117,7 +117,7 @@ def run_hydra_command(name: str, target: str, overrides: Sequence[str]) -> int:
         try:
             task(cfg, RunContext.from_hydra())
         except CTBenchError as err:
-            print(f"ctbench: error: {err}", file=sys.stderr)
+            print(f"ctbench: error: {describe(err)}", file=sys.stderr)
             # into the run's log file too, where `ctbench report` and the end-of-sweep status read the reason
             logging.getLogger("ctbench").error("CTBenchError: %s", err)
             exit_code = err.exit_code
