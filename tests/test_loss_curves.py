@@ -103,8 +103,7 @@ def test_run_cli_writes_png_csvs_and_table(tmp_path, small_figure, capsys):
     monotone = list(csv.DictReader((out / "loss_monotone.csv").open()))
     assert len(monotone) == len(names) * n_paths
     # the measured finding of docs/losses.md: on sharp predictions every loss is monotone on every path, except
-    # hausdorff_dt at IoU 0, where the prediction is empty or fills the image: no predicted boundary, so MONAI's
-    # HausdorffDTLoss sets its distance map d_q to 0 and the loss drops
+    # hausdorff_dt, whose weight d_q follows the prediction's own boundary (and is 0 for an empty or full one)
     assert all(r["monotone"] == "1" for r in monotone if r["blur_sigma"] == "0" and r["loss"] != "hausdorff_dt")
     ce_tiny = [r for r in monotone if r["loss"] == "ce" and r["object"] == "tiny" and r["blur_sigma"] != "0"
                and r["fp_share"] == "0" and r["confidence"] == "0.9"]
