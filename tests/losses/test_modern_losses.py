@@ -117,3 +117,19 @@ def test_gradients_are_finite_in_2d_and_3d(loss, pair):
 def test_topk_rejects_a_bad_k():
     with pytest.raises(CTBenchError, match=r"k=0 must be a percentage in \(0, 100\]"):
         TopKLoss(k=0)
+
+
+@pytest.mark.slow
+def test_every_new_loss_trains_and_tests_with_debug_fast(tmp_path):
+    """`ctbench train -m loss=... debug=fast` for the five losses, 2 epochs (the boundary schedule moves)."""
+    import json
+
+    from cli_helpers import TINY, ctbench
+
+    names = ("topk", "dice_topk", "dice_focal", "boundary", "hausdorff_dt")
+    sweep = tmp_path / "multirun"
+    ctbench("train", "-m", f"loss={','.join(names)}", "model=unet", "dims=3", *TINY, f"hydra.sweep.dir={sweep}",
+            cwd=tmp_path)
+    for name in names:
+        summary = json.loads((sweep / f"unet-{name}-3d-seed42-fold0" / "report" / "summary.json").read_text())
+        assert summary["status"] == "complete" and summary["loss"] == name and summary["epochs"] == 2
