@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from monai.networks.nets import DynUNet as MonaiDynUNet
 
 from ctbench.models.base import DeepSupervisedNet
-from ctbench.models.nnunet_plan import BASE_FEATURES, plan_unet
-from ctbench.models.resenc_unet import DEFAULT_PATCH
+from ctbench.models.nnunet_plan import BASE_FEATURES, DEFAULT_PATCH, plan_unet
 
 
 class DynUNet(DeepSupervisedNet):

@@ -27,6 +27,8 @@ from ctbench.errors import CTBenchError
 MIN_EDGE = 4
 BASE_FEATURES = 32
 MAX_FEATURES = {2: 512, 3: 320}
+#: the patch planned for when a network is built without one (``create_model``): nnU-Net-like CT sizes
+DEFAULT_PATCH = {2: (256, 256), 3: (128, 128, 128)}
 
 
 @dataclass(frozen=True)

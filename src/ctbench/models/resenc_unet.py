@@ -32,7 +32,7 @@ from torch import nn
 
 from ctbench.errors import CTBenchError
 from ctbench.models.base import SegmentationNet, load_pretrained, norm_layer
-from ctbench.models.nnunet_plan import BASE_FEATURES, plan_unet
+from ctbench.models.nnunet_plan import BASE_FEATURES, DEFAULT_PATCH, plan_unet
 
 #: nnU-Net's ResEnc planners: residual blocks per encoder stage, convolutions per decoder stage, and the GPU
 #: memory target the planner fits the patch into (documentation: the network at a given patch is the same)
@@ -40,7 +40,6 @@ PRESETS = {
     "M": {"blocks_per_stage": (1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6), "decoder_convs": 1, "vram_gb": 8},
     "L": {"blocks_per_stage": (1, 3, 4, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6), "decoder_convs": 1, "vram_gb": 24},
 }
-DEFAULT_PATCH = {2: (256, 256), 3: (128, 128, 128)}
 
 
 def _conv(dims: int, cin: int, cout: int, kernel: Sequence[int] | int, stride: Sequence[int] | int = 1,
