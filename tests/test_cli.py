@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+
+import nibabel as nib
+import numpy as np
 
 from cli_helpers import ctbench
 
@@ -70,3 +74,14 @@ def test_list_reads_config_folders(tmp_path):
 def test_cfg_job_prints_composed_config(tmp_path):
     proc = ctbench("train", "model=unet", "loss=dice", "dims=2", "--cfg", "job", cwd=tmp_path)
     assert "dims: 2" in proc.stdout and "ctbench.losses" in proc.stdout
+
+
+def test_synth_writes_an_msd_folder_of_matching_image_label_pairs(tmp_path):
+    ctbench("synth", str(tmp_path / "ds"), "--cases", "2", "--voxel-mm", "9", "11", cwd=tmp_path)
+    manifest = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert len(manifest["training"]) == 2 and manifest["labels"]["1"] == "liver"
+    for case in manifest["training"]:
+        image, label = (nib.load(tmp_path / "ds" / case[key]) for key in ("image", "label"))
+        assert image.shape == label.shape and np.allclose(image.affine, label.affine)
+        assert set(np.unique(np.asarray(label.dataobj))) <= {int(k) for k in manifest["labels"]}
+        assert np.all(np.abs(np.diag(image.affine)[:3]) >= 9) and np.asarray(image.dataobj).min() < -500  # HU: air

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from ctbench.cli import main
 from ctbench.reports import loss_curves
 from ctbench.reports.loss_curves import PredictionPath
 
@@ -83,7 +83,7 @@ def small_figure(monkeypatch):
 
 def test_run_cli_writes_png_csvs_and_table(tmp_path, small_figure, capsys):
     out = tmp_path / "out"
-    assert loss_curves.run_cli(argparse.Namespace(out_dir=str(out))) == 0
+    assert main(["loss-curves", str(out)]) == 0  # the command line, on the small figure
     png = (out / "loss_curves.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     rows = list(csv.DictReader((out / "loss_curves.csv").open()))
