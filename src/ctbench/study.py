@@ -1,6 +1,6 @@
 """``ctbench study``: the survey-reproduction study, every claim experiment, one claims report, a figure per claim.
 
-    ctbench study run                         # the CPU study (C1-C10), 2 jobs side by side, then the report
+    ctbench study run                         # the CPU study (C1-C21), 2 jobs side by side, then the report
     ctbench study run --only C7 C8            # some claims' runs (shared runs are trained once)
     ctbench study run study=full --jobs 8     # the full-size presets (GPU node)
     ctbench study run --srun                  # each job through `srun` (inside a SLURM allocation)
@@ -14,7 +14,7 @@ claim files in ``configs/claims/``. ``study run``
    ``multirun/claims/MODEL-LOSS-DIMSd-seedS[TAG]`` below the working folder (``multirun/claims_full`` with
    ``study=full``), ``--jobs`` at a time, one thread each; a job two claims share runs once, a complete job
    is skipped and an interrupted one resumes (rerun the same command after a stop);
-2. tests C3's DeepLab v1 checkpoint twice, ``ctbench eval ... postprocess=null`` and ``postprocess=crf``;
+2. tests C3's DeepLab v1 and C15's DeepLab v3+ checkpoints twice, ``ctbench eval ... postprocess=null`` and ``postprocess=crf``;
 3. computes C9 with ``ctbench loss-curves`` and judges its two statements over the 450 paths;
 4. then does what ``study report`` does: the verdict of every claim file (:mod:`ctbench.reports.claims`; the
    family is every claim file, ``--only`` selects what is shown), ``claims.md``/``claims.csv``, one paired
@@ -60,13 +60,30 @@ CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "C4": ("A cascaded FCN (liver, then lesions in the liver) beats one network on lesions", "3.1",
            ("c4_cascade",)),
     "C5": ("Attention gates help small structures (kidney, lesion)", "3.2", ("c5_attention",)),
-    "C6": ("3D (volumetric input) beats 2D at the same training budget", "3.2.2", ("c6_3d_vs_2d",)),
+    "C6": ("3D (volumetric input) beats 2D at the same number of epochs", "3.2.2", ("c6_3d_vs_2d",)),
     "C7": ("With a small foreground, focal or Combo loss is more likely to perform well; Tversky, "
            "focal Tversky, ExpLog and generalized Dice target small objects", "4.2-4.5", ("c7_small_losses",)),
     "C8": ("Combo loss is more stable", "4.5", ("c8_combo_stability",)),
     "C9": ("As IoU falls only focal and Combo loss rise monotonically (Figure 9)", "4.5", ()),
     "C10": ("Transfer learning from a pre-trained model helps", "5", ("c10_source", "c10_transfer")),
+    "C11": ("A 3D FCN with pyramid pooling outperformed 2D PSPNet and 3D U-Net", "3.2.5", ("c11_pspnet",)),
+    "C12": ("DRINet outperformed FCNs (2D slices)", "3.2.6", ("c12_drinet",)),
+    "C13": ("FC-DenseNet strengthens feature propagation (vs U-Net, matched parameters)", "3.2.3",
+            ("c13_fcdensenet", "unet_dice_ce")),
+    "C14": ("ASPP (DeepLab v2) and its v3 refinements improve on DeepLab v1", "3.2.4", ("c14_deeplab",)),
+    "C15": ("DeepLab v3+ gives up the CRF: the CRF adds nothing to v3+ (equivalence)", "3.2.4", ("c15_crf_v3p",)),
+    "C16": ("Weighted CE: beta > 1 decreases false negatives, beta < 1 false positives", "4.1.2",
+            ("c16_wce_beta", "unet_ce_dice")),
+    "C17": ("Tversky's weights balance false positives against false negatives", "4.4",
+            ("c17_tversky", "c7_small_losses")),
+    "C18": ("Dice loss works well for the imbalanced class problem (vs CE)", "4.3", ("unet_ce_dice",)),
+    "C19": ("ExpLog and generalized Dice handle object-size imbalance (small lesions)", "4.5", ("c19_size_losses",)),
+    "C20": ("Pre-processing improves segmentation (HU window ablation)", "5", ("c20_hu_window", "unet_dice_ce")),
+    "C21": ("Calibration against Ma et al. 2021 on real CT (not a survey statement)", "-",
+            ("unet_dice_ce", "c16_wce_beta", "c19_size_losses")),
 }
+#: Experiments whose best checkpoints ``study run`` tests twice, without and with the dense CRF.
+CRF_EXPERIMENTS = ("c3_crf", "c15_crf_v3p")
 
 
 def claim_key(claim_id: str) -> str:
@@ -127,7 +144,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                 job = add(Job(run_dir.name, "train", overrides, run_dir, after=list(sources)), claim)
                 if experiment == "c10_source":
                     sources.append(job.run_dir)
-                if experiment == "c3_crf":
+                if experiment in CRF_EXPERIMENTS:
                     for post in ("null", "crf"):
                         ckpt = run_dir / "checkpoints" / "best.ckpt"
                         evaluated = run_dir.parent / f"{run_dir.name}-eval-{post}"
@@ -334,7 +351,7 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figur
         if key not in selected:
             continue
         cmds = [f"`ctbench train -m experiment=claims/{e}`" for e in experiments] or ["`ctbench loss-curves DIR`"]
-        if key == "C3":
+        if key in ("C3", "C15"):
             cmds.append("`ctbench eval ckpt_path=RUN/checkpoints/best.ckpt postprocess=null|crf`")
         lines.append(f"- {key}: {', then '.join(cmds)}")
     folder = doc.with_suffix("")
