@@ -7,6 +7,7 @@ runs the rest, including a few seconds of fast tests per feature and a smoke tes
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 from pathlib import Path
@@ -14,6 +15,21 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import TRAINED_RUN, ctbench
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left_behind():
+    """A Hydra command run in-process (``ctbench.cli.main``) leaves the root logger as Hydra configured it:
+    a console handler and a file handler in the run folder, which later tests' log lines would reach (or fail
+    on, once the folder is gone). Detach and close what a test added; pytest's own handlers are subclasses."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    hydras = (logging.StreamHandler, logging.FileHandler)
+    for handler in [h for h in root.handlers if h not in before and type(h) in hydras]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
