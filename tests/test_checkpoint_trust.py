@@ -95,6 +95,7 @@ def _predict_in_process(args: list[str], capsys) -> tuple[int, list[str]]:
     return int(code or 0), capsys.readouterr().err.strip().splitlines()
 
 
+@pytest.mark.slow
 def test_no_payload_runs_through_predict_or_eval(trained_run, workdir, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     marker, victim = tmp_path / "pwned", tmp_path / "victim.txt"

@@ -22,7 +22,7 @@ from model_helpers import build, patch_side  # noqa: E402
 pytest.importorskip("onnxruntime")
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", [pytest.param(f, marks=pytest.mark.slow) if f != "onnx" else f for f in FORMATS])
 def test_default_unet_checkpoint_exports_with_its_preprocessing(trained_run, tmp_path, fmt):
     ckpt = trained_run / "checkpoints" / "best.ckpt"
     output = tmp_path / ("unet.onnx" if fmt == "onnx" else "unet.pt")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from cli_helpers import ctbench
 
@@ -61,6 +62,7 @@ def test_inputs_that_map_to_one_output_are_listed_in_pairs(trained_run, tmp_path
     assert "z.nii" not in line and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_existing_outputs_are_kept_unless_overwrite_and_nnunet_names_are_read(trained_run, tmp_path):
     ckpt = trained_run / "checkpoints" / "best.ckpt"
     folder, out = tmp_path / "cts", tmp_path / "masks"

@@ -128,6 +128,7 @@ def test_gpu_check_exits_cleanly_without_a_gpu(tmp_path):
     assert "no CUDA GPU" in proc.stdout and not (tmp_path / "gpu.json").exists()
 
 
+@pytest.mark.slow
 def test_ddp_memory_script_measures_both_runs(workdir):
     """Two real gloo processes on the tiny phantom: one peak per rank, each a plausible process size."""
     out = workdir / "ddp_memory.json"
@@ -151,6 +152,7 @@ def test_nnunet_scripts_say_what_is_missing(tmp_path):
     assert "nnUNetv2_predict is not on PATH" in proc.stdout
 
 
+@pytest.mark.slow
 def test_weight_map_benchmark_runs(workdir):
     proc = _script(str(REPO / "scripts" / "weight_map_benchmark.py"), "--cases", "2", "-o", "debug=fast", cwd=workdir)
     assert "whole volume (once per case, cached)" in proc.stdout and "16x16x16 patch" in proc.stdout

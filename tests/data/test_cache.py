@@ -40,6 +40,7 @@ def files(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.pt")}
 
 
+@pytest.mark.slow
 def test_changed_spacing_gets_a_new_cache_folder_same_config_reuses_it(tmp_path):
     first = one_epoch(module(tmp_path))
     written = files(first)

@@ -228,7 +228,7 @@ def _dcm2niix() -> str | None:
 
 
 @pytest.mark.skipif(_dcm2niix() is None, reason="dcm2niix not installed (pip install dcm2niix, or apt-get install dcm2niix)")
-@pytest.mark.parametrize("folder", [TS_DICOM, CT5N], ids=["totalseg_j2k_20", "ct5n_5"])
+@pytest.mark.parametrize("folder", [pytest.param(TS_DICOM, marks=pytest.mark.slow), CT5N], ids=["totalseg_j2k_20", "ct5n_5"])
 def test_same_voxels_and_corners_as_dcm2niix(folder, tmp_path, converted):
     import subprocess
 

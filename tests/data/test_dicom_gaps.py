@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pydicom
+import pytest
 
 from ctbench.cli import main
 
@@ -37,6 +38,7 @@ def _slice_index(img: nib.Nifti1Image, ds: pydicom.Dataset) -> int:
     return k
 
 
+@pytest.mark.slow
 def test_gap_in_the_real_series_keeps_every_slice_at_its_world_position(tmp_path, capsys):
     files = _by_height(TS_DICOM)  # 20 slices, 2 mm apart
     src = tmp_path / "gap"

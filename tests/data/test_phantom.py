@@ -26,6 +26,7 @@ def cases() -> dict[str, list[ph.PhantomCase]]:
                     for i in range(2)] for phase in ph.PHASES}
 
 
+@pytest.mark.slow  # with the tests below, the module's full-resolution cases: ~15 s of CPU
 @pytest.mark.parametrize("phase", ph.PHASES)
 def test_every_tissue_has_the_measured_mean_and_spread(cases, phase):
     """Soft tissues inside (two voxels in from the edge): mean within 5 HU, sd within 20 %; the portal and
@@ -49,6 +50,7 @@ def test_every_tissue_has_the_measured_mean_and_spread(cases, phase):
             assert abs(got.std() - sd) <= 0.25 * sd, (name, got.std(), sd)
 
 
+@pytest.mark.slow
 def test_organs_are_close_without_contrast_and_apart_with_it(cases):
     """Non-contrast liver, spleen and kidney lie within 35 HU of each other; portal-venous kidney is 60+ above."""
     def organ_mean(case: ph.PhantomCase, label: int) -> float:
@@ -60,6 +62,7 @@ def test_organs_are_close_without_contrast_and_apart_with_it(cases):
     assert enhanced[2] - enhanced[0] > 60.0
 
 
+@pytest.mark.slow
 def test_lesions_are_3_to_30_mm_and_10_to_50_hu_off_the_liver():
     """Drawn sizes and contrasts in range, 0-5 per liver; painted without texture, the voxels inside a lesion
     are the liver's HU plus one of the drawn contrasts (but where a vessel's edge blends in)."""
@@ -86,6 +89,7 @@ def test_lesions_are_3_to_30_mm_and_10_to_50_hu_off_the_liver():
     assert checked > 100
 
 
+@pytest.mark.slow
 def test_kidney_touches_the_liver_or_spleen_somewhere(cases):
     touching = [np.any(ndimage.binary_dilation(c.label == 3, iterations=2) & np.isin(c.label, (1, 2)))
                 for phase in ph.PHASES for c in cases[phase]]

@@ -304,6 +304,7 @@ def test_dicom_tree_converted_once_and_label_on_its_grid(tmp_path, dicom_labels,
     assert (image.stat().st_mtime_ns, Path(case["label"]).stat().st_mtime_ns) == stamps
 
 
+@pytest.mark.slow
 def test_dicom_series_folders_with_label_mapping(tmp_path):
     from ctbench.data.integrity import check_cases
 

@@ -46,6 +46,7 @@ def seg_loss(module, dims: int) -> float:
         return module.loss_fn(module.model(image), label[:, None]).item()
 
 
+@pytest.mark.slow
 def test_segan_trains_adversarially_and_predicts_without_the_critic():
     cfg = run_cfg("segan")
     cls = module_class(cfg)
@@ -66,6 +67,7 @@ def test_segan_trains_adversarially_and_predicts_without_the_critic():
     assert module.model(torch.randn(1, 1, 32, 32)).shape == (1, 5, 32, 32) and not called
 
 
+@pytest.mark.slow
 def test_cascade_trains_both_stages_and_chains_them():
     cfg = run_cfg("cascaded_fcn")
     cls = module_class(cfg)

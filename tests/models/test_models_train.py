@@ -32,13 +32,17 @@ def phantom_batch(dims: int, side: int = 32, cases: int = 2) -> tuple[torch.Tens
     return torch.from_numpy(np.stack(images))[:, None].float(), torch.from_numpy(np.stack(labels))
 
 
-#: nnU-Net-width and transformer defaults: 3-40 s each on a shared 2-core CPU, so in the slow tier (their fast shape
-#: tests: tests/models/test_modern_models.py)
-MODERN = {"dynunet", "resenc_unet", "segresnet", "swinunetr", "unetr", "mednext"}
+#: the cases under 3 s of CPU (``pytest --cpu-durations``, 2-core machine) stay in the fast tier; the others
+#: are slow (tests/README.md): drinet, fcdensenet, segan, ... up to 26 s, the nnU-Net-width and transformer
+#: models 3-40 s (their fast shape tests: tests/models/test_modern_models.py)
+FAST = {("unet", 2), ("unet", 3), ("vnet", 2), ("fcn32s", 2), ("fcn32s", 3), ("fcn16s", 2), ("fcn16s", 3),
+        ("fcn8s", 2), ("deeplabv1", 2), ("cascaded_fcn", 2), ("pspnet", 2), ("deeplabv3", 3),
+        ("deeplabv3p", 3)}
 
 
-@pytest.mark.parametrize("dims", [2, 3])
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in MODERN else n for n in MODEL_NAMES])
+@pytest.mark.parametrize(("name", "dims"), [
+    (n, d) if (n, d) in FAST else pytest.param(n, d, marks=pytest.mark.slow)
+    for n in MODEL_NAMES for d in (2, 3)])
 def test_forward_backward_and_a_few_steps_lower_the_loss(name, dims, build_model, side_for):
     torch.manual_seed(0)
     model = build_model(name, dims, num_classes=5)
