@@ -55,7 +55,8 @@ _CPU_SECONDS = pytest.StashKey[dict[str, float]]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--cpu-durations", type=int, default=None, metavar="N",
                      help="list the N tests that used the most CPU time, subprocesses included (0: all); "
-                          "unlike --durations' wall time it does not grow when other jobs share the machine")
+                          "on a shared machine it grows less than --durations' wall time "
+                          "(with OMP_NUM_THREADS=1)")
 
 
 def _cpu_seconds() -> float:
