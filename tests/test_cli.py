@@ -22,7 +22,7 @@ def test_help_does_not_import_torch():
 
 
 def test_unknown_model_is_one_line_exit_2(tmp_path):
-    proc = ctbench("train", "model=unetx", cwd=tmp_path, check=False)
+    proc = ctbench("train", "model=unetx", cwd=tmp_path, check=False, separate_process=True)  # the console script
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.strip().splitlines() if line]
     assert len(lines) == 1 and "unknown model 'unetx'" in lines[0] and "unet" in lines[0]
