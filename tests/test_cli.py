@@ -22,7 +22,7 @@ def test_help_does_not_import_torch():
 
 
 def test_unknown_model_is_one_line_exit_2(tmp_path):
-    proc = ctbench("train", "model=unetx", cwd=tmp_path, check=False, separate_process=True)  # the console script
+    proc = ctbench("train", "model=unetx", cwd=tmp_path, check=False, separate_process=True)  # console script
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.strip().splitlines() if line]
     assert len(lines) == 1 and "unknown model 'unetx'" in lines[0] and "unet" in lines[0]
@@ -84,4 +84,5 @@ def test_synth_writes_an_msd_folder_of_matching_image_label_pairs(tmp_path):
         image, label = (nib.load(tmp_path / "ds" / case[key]) for key in ("image", "label"))
         assert image.shape == label.shape and np.allclose(image.affine, label.affine)
         assert set(np.unique(np.asarray(label.dataobj))) <= {int(k) for k in manifest["labels"]}
-        assert np.all(np.abs(np.diag(image.affine)[:3]) >= 9) and np.asarray(image.dataobj).min() < -500  # HU: air
+        assert np.all(np.abs(np.diag(image.affine)[:3]) >= 9)
+        assert np.asarray(image.dataobj).min() < -500  # Hounsfield units: air
