@@ -114,6 +114,7 @@ def part_predict(cfg, args, state: dict[str, Any], workdir: Path) -> dict[str, A
             out = workdir / "predict" / f"output_{n}_{r}"
             seconds, _ = timed([*ctbench_command(), "predict", f"ckpt_path={ckpt}", f"input={folder}",
                                 f"output_dir={out}", "progress_bar=false",
+                                "trust.allow=[torch.optim.Adam]",  # the plain loop's optimiser, not a config's
                                 f"hydra.run.dir={workdir / 'predict' / f'run_{n}_{r}'}"], cwd=workdir)
             totals[n].append(seconds)
             log(f"predict: {n} case(s) in {seconds:.1f} s")
