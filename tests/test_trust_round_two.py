@@ -360,3 +360,11 @@ def test_9_a_file_ending_that_is_a_path_is_one_line(tmp_path):
                                                   "channel_names": {"0": "CT"}, "training": [entry]}))
     with pytest.raises(CTBenchError, match="file_ending '.nii.gz/../x' is not a file ending"):
         MSDReader({"root": str(root), "name": "msd"}).cases()
+
+
+def test_a_stored_key_with_control_characters_is_quoted_on_one_line():
+    """Keys come from the file: a newline or carriage return in one must not break the one-line refusal."""
+    from ctbench.engine.checkpoint_schema import SchemaError
+
+    err = SchemaError("checkpoint x.ckpt", "model.\r\nwidth\x1b[2J", 4097, "must be at most 4096 in size")
+    assert str(err) == r"refusing checkpoint x.ckpt: 'model.\r\nwidth\x1b[2J' = 4097: must be at most 4096 in size"

@@ -20,6 +20,13 @@ class CTBenchError(Exception):
         self.exit_code = exit_code
 
 
+def printable(text: object, limit: int = 80) -> str:
+    """``text`` from a file (a key, a name) made safe to quote in a one-line message: control and other
+    unprintable characters escaped (a newline stays ``\\n``), cut at ``limit`` characters."""
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
 def describe(err: BaseException) -> str:
     """The first non-empty line of ``err``'s message, or its type name when the message is empty
     (``MemoryError()``) or cannot be made: never raises."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ctbench.errors import CTBenchError
+from ctbench.errors import CTBenchError, printable
 
 #: block of a run config -> the classes its ``_target_`` (and ``model.lightning_module``) may name
 ALLOWED: Mapping[str, frozenset[str]] = {
@@ -152,16 +152,16 @@ def check_untrusted(node: Any, source: str, allow: Iterable[str] = ()) -> None:
                 where = f"{path}.{key}" if path else str(key)
                 if key in ("_target_", "lightning_module"):
                     if not isinstance(value, str) or not is_allowed(value, where, allow):
-                        raise CTBenchError(f"refusing {source}: '{where}' names {str(value)[:80]!r}, which is not on "
+                        raise CTBenchError(f"refusing {source}: '{printable(where)}' names {str(value)[:80]!r}, which is not on "
                                            "ctbench's allowlist for that key (ctbench/engine/allowlist.py): load only "
                                            "checkpoints written by ctbench, or allow a class you trust on the command "
                                            "line with trust.allow=[pkg.Class]", exit_code=2)
                 if key in HYDRA_CALL_KEYS or (key == "_partial_" and value is not True):
-                    raise CTBenchError(f"refusing {source}: '{where}' is a Hydra call option, which a stored run "
+                    raise CTBenchError(f"refusing {source}: '{printable(where)}' is a Hydra call option, which a stored run "
                                        "config never holds: load only checkpoints written by ctbench", exit_code=2)
                 stack.append((value, where))
         elif isinstance(item, list | tuple | ListConfig):
             stack.extend((value, f"{path}[{i}]") for i, value in enumerate(item))
         elif isinstance(item, str) and "${" in item:
-            raise CTBenchError(f"refusing {source}: '{path}' holds an interpolation ({item[:60]!r}); a stored run "
+            raise CTBenchError(f"refusing {source}: '{printable(path)}' holds an interpolation ({item[:60]!r}); a stored run "
                                "config is always resolved: load only checkpoints written by ctbench", exit_code=2)

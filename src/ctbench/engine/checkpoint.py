@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ctbench.config import RunContext
 from ctbench.engine.components import build_model, load_weights
 from ctbench.engine.safe_load import safe_load
-from ctbench.errors import CTBenchError, describe
+from ctbench.errors import CTBenchError, describe, printable
 
 #: what a checkpoint may set in the command's run config: the network and how its input is prepared
 NETWORK_BLOCKS = ("model", "loss", "optim", "dims", "names", "seed", "fold")
@@ -67,7 +67,7 @@ def local_dataset(name: str, ctx: RunContext) -> DictConfig:
     from ctbench.config import compose, group_choices
 
     if name not in group_choices("dataset"):
-        raise CTBenchError(f"the checkpoint was trained on dataset '{name}', which has no config here: pass "
+        raise CTBenchError(f"the checkpoint was trained on dataset '{printable(name)}', which has no config here: pass "
                            "dataset=NAME (and dataset.root=FOLDER) for the data to evaluate on", exit_code=2)
     saved = HydraConfig.instance().cfg
     try:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ctbench.errors import CTBenchError
+from ctbench.errors import CTBenchError, printable
 
 #: top-level keys taken from a checkpoint; everything else in its run config is dropped unread
 KEPT = ("model", "loss", "optim", "dims", "names", "inference", "postprocess", "seed", "fold", "dataset")
@@ -46,7 +46,7 @@ class SchemaError(CTBenchError):
     def __init__(self, source: str, key: str, value: Any, rule: str) -> None:
         shown = repr(value)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
-        super().__init__(f"refusing {source}: '{key}' = {shown}: {rule}", exit_code=2)
+        super().__init__(f"refusing {source}: '{printable(key)}' = {shown}: {rule}", exit_code=2)
 
 
 def _plain(node: Any, source: str, key: str, max_int: int, depth: int = 0) -> None:
