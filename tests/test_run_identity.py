@@ -108,8 +108,10 @@ def test_ctrl_c_reaches_the_resume_hint(workdir):
     run = workdir / "outputs" / "sigint"
     args = ["train", *TINY, "trainer.max_epochs=300", "trainer.check_val_every_n_epoch=150", f"hydra.run.dir={run}"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2"}
+    # a shell that starts the suite in the background (`pytest &`) ignores SIGINT, and a child inherits that:
+    # give the command the disposition a terminal gives it
     proc = subprocess.Popen([CTBENCH, *args], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     while not (run / "checkpoints" / "last.ckpt").exists() and time.time() < deadline:
         time.sleep(0.5)
