@@ -201,17 +201,21 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 print(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}", flush=True)
                 start = time.perf_counter()
                 with (log_dir / f"{job.name}.log").open("w") as log:
-                    rc = subprocess.call(job.command(ctbench, srun), env=env, stdout=log, stderr=subprocess.STDOUT)
+                    proc = subprocess.Popen(job.command(ctbench, srun), env=env, stdout=log, stderr=subprocess.STDOUT)
+                    _, wait_status, usage = os.wait4(proc.pid, 0)  # the job's own CPU time, whatever else runs
+                    proc.returncode = rc = os.waitstatus_to_exitcode(wait_status)
                 seconds = time.perf_counter() - start
+                cpu_seconds = usage.ru_utime + usage.ru_stime
                 status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
-                print(f"[study] {job.name}: {status} in {seconds / 60:.1f} min"
+                print(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
                       + ("" if status == "done" else f" (exit {rc}; log {log_dir / job.name}.log)"), flush=True)
             with lock:
                 job.status, job.seconds = status, seconds
                 if status != "skipped":  # merged into the file as it is now (another study may share it)
                     times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                     times[str(job.run_dir)] = {"task": job.task, "overrides": job.overrides, "status": status,
-                                               "seconds": round(seconds, 1), "claims": sorted(job.claims)}
+                                               "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
+                                               "claims": sorted(job.claims)}
                     atomic_write_json(times_file, times)
                 lock.notify_all()
 

@@ -37,8 +37,8 @@ def convergence(history: Sequence[Sequence[float]], epochs: int, schedule_comple
 
     Returns:
         ``{"verdict", "schedule_completed", "metric", "best_last", "best_before", "plateau",
-        "last_from_epoch", "epochs", "validations", "note"}``; ``best_*`` are null when no validation
-        falls in that part.
+        "last_from_epoch", "epochs", "validations", "note", "history"}``; ``best_*`` are null when no
+        validation falls in that part; ``history`` is the finite ``[epoch, value]`` points (the learning curve).
     """
     plateau = float(plateau)
     if not (plateau >= 0 and math.isfinite(plateau)):
@@ -61,4 +61,5 @@ def convergence(history: Sequence[Sequence[float]], epochs: int, schedule_comple
         verdict = "still improving" if best_last - best_before > plateau else "converged"
     return {"verdict": verdict, "schedule_completed": bool(schedule_completed), "metric": metric,
             "best_last": best_last, "best_before": best_before, "plateau": plateau, "last_from_epoch": last_from,
-            "epochs": epochs, "validations": len(points), "note": note}
+            "epochs": epochs, "validations": len(points), "note": note,
+            "history": [[e, round(v, 5)] for e, v in points]}

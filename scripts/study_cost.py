@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Per network of the CPU study: seconds per training step and per test volume, one thread.
+
+The study's budget (docs/survey-reproduction.md, *The study's size and time*) is set from these figures:
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/study_cost.py                 # every study network, study=cpu
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/study_cost.py unet fcn8s -- model.features=[16,32,64,128]
+
+A step is forward, loss, backward and an Adam update on one batch of the preset's patch size (the median
+of ``--steps`` steps after 2 warm-up steps); a test volume is one sliding-window pass over a volume of the
+study's test grid (``--volume``, voxels at 2 x 2 x 3 mm), the median of 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+STUDY_MODELS = ("unet", "fcn32s", "fcn16s", "fcn8s", "segnet", "attention_unet", "cascaded_fcn", "deeplabv1",
+                "deeplabv2", "deeplabv3", "deeplabv3p", "pspnet", "drinet", "fcdensenet")
+
+
+def main() -> None:
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    from ctbench.config import compose
+    from ctbench.engine.components import build_loss, build_model
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=[*STUDY_MODELS, "unet@3", "pspnet@3"],
+                        help="model config names; NAME@3 for the 3D network")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--volume", type=int, nargs=3, default=(176, 176, 110), help="test volume (x y z voxels)")
+    parser.add_argument("--override", nargs="*", default=[], help="extra overrides for every network")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"{'network':<16}{'params':>10}{'s/step':>9}{'s/volume':>10}")
+    for name in args.models:
+        model_name, _, dims = name.partition("@")
+        dims = int(dims or 2)
+        cfg = compose("train", ["experiment=claims/unet_dice_ce", f"model={model_name}", f"dims={dims}",
+                                *args.override])
+        model, loss = build_model(cfg), build_loss(cfg)
+        ds = cfg.dataset
+        patch = list(ds.patch_size_3d if dims == 3 else ds.patch_size_2d)
+        batch = int(ds.batch_size_3d if dims == 3 else ds.batch_size_2d)
+        classes = int(ds.num_classes)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x = torch.randn(batch, int(ds.in_channels), *patch)
+        y = torch.randint(0, classes, (batch, 1, *patch))
+        times = []
+        model.train()
+        for i in range(args.steps + 2):
+            start = time.perf_counter()
+            opt.zero_grad()
+            out = model(x)
+            out = out[0] if isinstance(out, (list, tuple)) else out
+            value = loss(out, y)
+            value.backward()
+            opt.step()
+            if i >= 2:
+                times.append(time.perf_counter() - start)
+        model.eval()
+        volume = torch.randn(1, int(ds.in_channels), *args.volume)
+        infer = []
+        with torch.no_grad():
+            for _ in range(3):
+                start = time.perf_counter()
+                if dims == 3:
+                    sliding_window_inference(volume, patch, 4, model, overlap=0.25)
+                else:  # slice by slice, as the 2D predictor does
+                    slices = volume[0].permute(3, 0, 1, 2)
+                    for chunk in slices.split(32):
+                        sliding_window_inference(chunk, patch, 32, model, overlap=0.25)
+                infer.append(time.perf_counter() - start)
+        params = sum(p.numel() for p in model.parameters())
+        print(f"{name:<16}{params:>10,}{statistics.median(times):>9.3f}{statistics.median(infer):>10.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
