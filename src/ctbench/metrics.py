@@ -56,11 +56,12 @@ NSD_TOLERANCE_POLICY: str = (
 #: Tolerance of a class a mapping does not name and that has no ``default`` entry.
 DEFAULT_NSD_TOLERANCE_MM = 1.0
 
-#: Column order of ``per_case.csv``.
+#: Column order of ``per_case.csv``; ``predict_seconds`` is the test loop's (engine/module.py), not a metric
+#: of :func:`case_metrics` (empty from ``ctbench score``).
 PER_CASE_COLUMNS: list[str] = [
     "case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity", "precision", "rve",
     "truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp", *LESION_COLUMNS,
-    "diagonal_mm", "nsd_tolerance_mm",
+    "diagonal_mm", "nsd_tolerance_mm", "predict_seconds",
 ]
 
 #: Columns every ``per_case.csv`` has (the public minimum of DESIGN.md); readers need no others.

@@ -13,6 +13,7 @@ raises it. With ``trainer.max_time`` the learning-rate schedule runs over the ti
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -228,18 +229,25 @@ class SegmentationModule(pl.LightningModule):
 
         from ctbench.metrics import case_metrics
 
+        # predict_seconds: the wall time of a case's prediction (sliding window, CRF, back to the file's grid,
+        # LCC; every stage of a cascade), not loading (cached) nor the metrics; labels() ends on the CPU, so
+        # on a GPU the time includes the device's work. A batch's window time is shared by its cases (test: 1).
+        start = time.perf_counter()
         probs = self.segmenter.probs(batch["image"])
+        window_seconds = (time.perf_counter() - start) / len(batch["case"])
         image = batch["image"]
         for i, case in enumerate(batch["case"]):
             truth_img = nib.load(batch["source_label"][i])
             truth = np.asarray(truth_img.dataobj).astype(np.int64)
+            start = time.perf_counter()
             pred = self.segmenter.labels(probs[i], image.affine[i], truth_img.affine, truth.shape)
+            predict_seconds = round(window_seconds + time.perf_counter() - start, 4)
             spacing = [float(s) for s in truth_img.header.get_zooms()[:3]]
             classes = dict(enumerate(self.class_names))
             classes.pop(0)
             rows = case_metrics(pred, truth, spacing, classes, tolerance_mm=self._nsd_tolerance(),
                                 lesion_iou=self.lesion_iou)
-            self.test_rows.extend({"case": case, **row} for row in rows)
+            self.test_rows.extend({"case": case, **row, "predict_seconds": predict_seconds} for row in rows)
             if len(self.overlays) < int(self.cfg.report.overlays):
                 ct = np.asarray(nib.load(batch["source_image"][i]).dataobj, dtype=np.float32)
                 self.overlays.append({"case": case, "image": ct, "truth": truth.astype(np.uint8), "pred": pred,
@@ -257,6 +265,20 @@ class SegmentationModule(pl.LightningModule):
         """``metrics.nsd_tolerance_mm``: one number, or ``{class: mm, default: mm}``."""
         value = self.cfg.metrics.nsd_tolerance_mm
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, DictConfig) else float(value)
+
+    def predict_timing(self) -> dict[str, Any]:
+        """``summary.json``'s ``predict_seconds_mean`` (mean over the test cases of ``predict_seconds``; null
+        without test rows) and ``predict_hardware``, what it was measured on (the GPU, or the CPU and its
+        torch threads)."""
+        from ctbench.provenance import machine_info
+
+        seconds = {row["case"]: row["predict_seconds"] for row in self.test_rows if "predict_seconds" in row}
+        if self.device.type == "cuda":
+            hardware = f"GPU {torch.cuda.get_device_name(self.device)}"
+        else:
+            hardware = f"CPU {machine_info()['cpu']}, {torch.get_num_threads()} torch thread(s)"
+        mean = round(math.fsum(seconds.values()) / len(seconds), 4) if seconds else None
+        return {"predict_seconds_mean": mean, "predict_hardware": hardware}
 
     def on_test_epoch_end(self) -> None:
         rows = _gather(self.test_rows)

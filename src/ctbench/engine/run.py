@@ -56,7 +56,8 @@ def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str
     names = list(cfg.dataset.class_names)[1:]
     headline = [c for c in cfg.dataset.get("headline_classes") or [] if c in names]
     summary = write_run_report(out / "report", module.test_rows, names,
-                               {**meta, "split": split, "scope": "whole-volume"}, module.overlays,
+                               {**meta, "split": split, "scope": "whole-volume", **module.predict_timing()},
+                               module.overlays,
                                window_bounds(cfg.dataset.preprocessing.window), headline, module.lesion_iou)
     print_table(summary)
     print(f"report: {out / 'report'}")
