@@ -91,10 +91,11 @@ def figure9_table(curves_dir: Path, compared: Collection[str] | None = None) -> 
 def stratum_verdicts(rows: list[MonotoneRow]) -> dict[str, str]:
     """Per size stratum: ``holds``, or ``does not hold:`` with focal/Combo's non-monotone paths and the other
     survey losses that are monotone on every path too."""
+    by_loss = {r.loss: r for r in rows}
     verdicts = {}
     for stratum in rows[0].paths:
-        reasons = [f"{r.loss} not monotone on {r.paths[stratum] - r.monotone[stratum]} of {r.paths[stratum]} "
-                   "paths" for r in rows if r.loss in ONLY_MONOTONE and r.monotone[stratum] < r.paths[stratum]]
+        misses = {k: by_loss[k].paths[stratum] - by_loss[k].monotone[stratum] for k in ONLY_MONOTONE}
+        reasons = [f"{k} not monotone on {n} of {by_loss[k].paths[stratum]} paths" for k, n in misses.items() if n]
         also = [r.loss for r in rows if r.in_sentence and r.loss not in ONLY_MONOTONE
                 and r.monotone[stratum] == r.paths[stratum]]
         if also:
