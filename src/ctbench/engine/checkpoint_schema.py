@@ -36,6 +36,8 @@ POSTPROCESS = (None, "crf", "lcc")
 INTERPOLATIONS = ("linear", "bspline")
 NORMALIZE = ("window", "zscore")
 WINDOW_NAMES = ("abdomen", "liver", "lung", "bone", "brain")
+#: model keys with a closed set of values (the same tuples as the models', which this module does not import)
+MODEL_CHOICES = {"skip": ("concat", "add")}   # ctbench.models.unet.SKIPS
 _NAME = re.compile(r"^[\w][\w .+()-]{0,63}$")
 _AXES = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -190,6 +192,9 @@ def validate_stored(stored: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key in ("model", "loss"):
         if not isinstance(kept[key].get("_target_"), str):
             raise SchemaError(source, f"{key}._target_", kept[key].get("_target_"), "must name the class to build")
+    for key, choices in MODEL_CHOICES.items():
+        if key in kept["model"]:
+            _choice(kept["model"][key], source, f"model.{key}", choices)
     for key in ("seed", "fold"):
         if key in kept:
             _int(kept[key], source, key, 0, 2**32 - 1)

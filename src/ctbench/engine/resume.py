@@ -22,6 +22,9 @@ from ctbench.safe_yaml import load_config
 MAY_CHANGE = ("trainer.max_epochs", "trainer.devices", "trainer.accelerator", "trainer.num_nodes",
               "trainer.strategy", "trainer.enable_progress_bar", "resume", "overwrite", "progress_bar",
               "ckpt_path", "paths.", "dataset.num_workers", "logger", "callbacks")
+#: keys added to a config group after runs were made -> the value those runs had without the key: a run config
+#: holding that value is the same run as one without the key (fingerprint, resume)
+ADDED_KEYS = {"model.skip": "concat"}   # U-Net's skip option (issue 23): older U-Net runs concatenate
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -37,21 +40,22 @@ def _plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
 
 
-def _kept(key: str) -> bool:
-    return not any(key == k or key.startswith(k if k.endswith(".") else f"{k}.") for k in MAY_CHANGE)
+def _kept(key: str, value: Any) -> bool:
+    return not any(key == k or key.startswith(k if k.endswith(".") else f"{k}.") for k in MAY_CHANGE) and not (
+        key in ADDED_KEYS and value == ADDED_KEYS[key])
 
 
 def fingerprint(cfg: DictConfig | Mapping[str, Any]) -> str:
     """SHA-1 (12 hex digits) of the run config without the keys that may change on resume."""
-    flat = {k: v for k, v in _flat(_plain(cfg)).items() if _kept(k)}
+    flat = {k: v for k, v in _flat(_plain(cfg)).items() if _kept(k, v)}
     return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def config_differences(stored: DictConfig | Mapping[str, Any], current: DictConfig | Mapping[str, Any]
                        ) -> list[str]:
     """``key: old -> new`` for every key that differs and may not change on resume."""
-    old, new = _flat(_plain(stored)), _flat(_plain(current))
-    keys = sorted(k for k in set(old) | set(new) if _kept(k) and old.get(k, "<absent>") != new.get(k, "<absent>"))
+    old, new = ({k: v for k, v in _flat(_plain(c)).items() if _kept(k, v)} for c in (stored, current))
+    keys = sorted(k for k in set(old) | set(new) if old.get(k, "<absent>") != new.get(k, "<absent>"))
     return [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in keys]
 
 
