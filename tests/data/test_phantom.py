@@ -149,3 +149,36 @@ def test_dataset_phantom_tiny_config_lists_its_generated_cases(tmp_path):
     fast = compose("train", ["dataset=phantom", "debug=fast", f"paths.root_dir={tmp_path}"])
     with pytest.raises(CTBenchError, match="use dataset=phantom_tiny"):
         list_cases(fast.dataset)
+
+
+def test_default_spec_keeps_its_manifest_and_voxels():
+    """`lesion_layout` left at its default changes nothing: the manifest (so stored datasets are reused) and the
+    voxels of a case (sha256 of the int16 HU and the labels, taken before the option existed) are the same."""
+    import hashlib
+
+    assert ph.PhantomSpec().manifest() == {
+        "generator": "phantom", "version": 2, "cases": 60, "seed": 0, "pixel_mm": [1.0, 1.6],
+        "slice_mm": [1.5, 5.0], "phases": ["non_contrast", "portal_venous"], "streak_probability": 0.25}
+    case = ph.draw_case(TINY, 0)
+    digest = hashlib.sha256(np.round(case.hu).astype(np.int16).tobytes() + case.label.tobytes()).hexdigest()
+    assert digest.startswith("d782a660bebd4eb5")
+    assert ph.PhantomSpec(lesion_layout="touching").manifest()["lesion_layout"] == "touching"
+    with pytest.raises(CTBenchError, match="lesion_layout 'clustered'.*separate or touching"):
+        ph.PhantomSpec.from_config({"lesion_layout": "clustered"})
+
+
+@pytest.mark.parametrize("index", range(2))
+def test_touching_lesions_are_one_voxel_of_liver_apart(index):
+    """`lesion_layout: touching`: every drawn lesion is its own truth component (full connectivity), and each one
+    lies exactly one voxel from another: grown by one voxel it touches no other lesion, by two it does."""
+    case = ph.make_case(np.random.default_rng([23, index]), (3.0, 3.0, 3.0), streak_probability=0.0,
+                        lesion_layout="touching")
+    lesions = case.info["lesions"]
+    assert 2 <= len(lesions) <= 6 and all(les["voxels"] > 0 for les in lesions)
+    full = ndimage.generate_binary_structure(3, 3)
+    labels, n = ndimage.label(case.label == 4, full)
+    assert n == len(lesions)
+    for k in range(1, n + 1):
+        others = (labels > 0) & (labels != k)
+        once = ndimage.binary_dilation(labels == k, full)
+        assert not (once & others).any() and (ndimage.binary_dilation(once, full) & others).any(), k

@@ -58,7 +58,8 @@ NOISE_CORRELATION_MM = 0.7
 
 @dataclass(frozen=True)
 class PhantomSpec:
-    """What varies between phantom datasets: cases, seed, in-plane pixel and slice-thickness ranges (mm)."""
+    """What varies between phantom datasets: cases, seed, in-plane pixel and slice-thickness ranges (mm), and
+    ``lesion_layout`` (``separate``, or ``touching`` clusters: :data:`phantom_anatomy.LESION_LAYOUTS`)."""
 
     cases: int = 60
     seed: int = 0
@@ -66,6 +67,7 @@ class PhantomSpec:
     slice_mm: tuple[float, float] = (1.5, 5.0)
     phases: tuple[str, ...] = PHASES
     streak_probability: float = 0.25
+    lesion_layout: str = "separate"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> PhantomSpec:
@@ -81,13 +83,21 @@ class PhantomSpec:
         bad = sorted(set(config.get("phases", PHASES)) - set(PHASES))
         if bad:
             raise CTBenchError(f"dataset.phantom.phases has unknown phase(s) {', '.join(bad)}: use {', '.join(PHASES)}")
+        layout = config.get("lesion_layout", "separate")
+        if layout not in anat.LESION_LAYOUTS:
+            raise CTBenchError(f"dataset.phantom.lesion_layout {layout!r} is not a layout: use "
+                               f"{' or '.join(anat.LESION_LAYOUTS)}")
         values = {k: tuple(v) if isinstance(v, Sequence) and not isinstance(v, str) else v for k, v in config.items()}
         return cls(**values)
 
     def manifest(self) -> dict[str, Any]:
-        """What ``dataset.json`` records; a stored dataset is reused only when this is equal."""
+        """What ``dataset.json`` records; a stored dataset is reused only when this is equal. The default
+        ``lesion_layout`` is left out, so the datasets written before it existed are still reused."""
+        spec = asdict(self)
+        if spec["lesion_layout"] == "separate":
+            del spec["lesion_layout"]
         return {"generator": "phantom", "version": GENERATOR_VERSION,
-                **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}}
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()}}
 
 
 @dataclass
@@ -141,14 +151,14 @@ def streaks(rng: np.random.Generator, grid: anat.Grid, source: Sequence[float]) 
 
 
 def make_case(rng: np.random.Generator, spacing: Sequence[float], phase: str = "portal_venous",
-              streak_probability: float = 0.25) -> PhantomCase:
+              streak_probability: float = 0.25, lesion_layout: str = "separate") -> PhantomCase:
     """Draw one phantom in ``phase`` on a RAS grid of ``spacing`` (mm); see the module docstring."""
     grid = anat.Grid.centred(spacing)
     air_mean, air_sd = TARGETS[phase]["air"]
     canvas = anat.Canvas(grid, anat.Warp(rng, amplitude_mm=6.0, wavelength_mm=(150.0, 400.0)), air_mean)
     texture = _unit_field(rng, grid.shape, spacing, (3.0, 3.0, 3.0))
     canvas.hu += np.float32(np.sqrt(air_sd ** 2 - NOISE_HU[phase] ** 2)) * texture
-    info = anat.paint_abdomen(rng, canvas, TARGETS[phase], NOISE_HU[phase], texture)
+    info = anat.paint_abdomen(rng, canvas, TARGETS[phase], NOISE_HU[phase], texture, lesion_layout)
     hu = ndimage.gaussian_filter(canvas.hu, 0.42)  # point-spread function and slice profile, in voxels
     hu += ct_noise(rng, grid.shape, spacing, NOISE_HU[phase])
     info["streaks"] = bool(rng.random() < streak_probability)
@@ -164,7 +174,8 @@ def draw_case(spec: PhantomSpec, index: int) -> PhantomCase:
     rng = np.random.default_rng([spec.seed, index])
     pixel = float(np.round(rng.uniform(*spec.pixel_mm), 3))
     spacing = (pixel, pixel, float(np.round(rng.uniform(*spec.slice_mm), 2)))
-    return make_case(rng, spacing, spec.phases[(index // 2) % len(spec.phases)], spec.streak_probability)
+    return make_case(rng, spacing, spec.phases[(index // 2) % len(spec.phases)], spec.streak_probability,
+                     spec.lesion_layout)
 
 
 def write_dataset(out_dir: str | Path, spec: PhantomSpec = PhantomSpec()) -> Path:

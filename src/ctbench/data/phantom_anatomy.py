@@ -178,6 +178,13 @@ class Canvas:
 
 # ----------------------------------------------------------------------------------------- the abdomen
 
+#: How liver lesions are placed (``dataset.phantom.lesion_layout``): apart, or in touching clusters.
+LESION_LAYOUTS = ("separate", "touching")
+#: Touching clusters: equivalent diameters (mm, log-uniform), 4-12 pixels at the survey study's 2 mm.
+TOUCHING_DIAMETER_MM = (8.0, 24.0)
+#: Neighbours in a cluster are drawn overlapping by this much (mm) along their line of centres, so they
+#: touch under any warp; the label then keeps one voxel of liver between them (``_paint_touching_lesions``).
+TOUCHING_OVERLAP_MM = 1.0
 #: Ids of the tissue map (``Canvas.tissue``), for calibration checks and figures.
 TISSUES = ("outside", "fat", "muscle", "visceral", "lung", "heart", "vertebra", "rib", "cord", "liver", "spleen",
            "kidney", "aorta", "ivc", "portal_vein", "stomach", "lesion", "liver_vessel")
@@ -191,8 +198,11 @@ CORTEX_WEIGHT = {"vertebra": (0.265, 0.178), "rib": (0.43, 0.10)}
 
 
 def paint_abdomen(rng: np.random.Generator, canvas: Canvas, targets: dict[str, tuple[float, float]],
-                  noise_sd: float, texture: np.ndarray) -> dict[str, Any]:
+                  noise_sd: float, texture: np.ndarray, lesion_layout: str = "separate") -> dict[str, Any]:
     """Paint one patient's abdomen onto ``canvas``; returns what was drawn (lesions, the streak source).
+
+    ``lesion_layout`` (:data:`LESION_LAYOUTS`): ``separate`` lesions anywhere in the liver, or ``touching``
+    clusters (:func:`_paint_touching_lesions`); the organs are the same draws either way.
 
     ``targets`` holds the interior (mean, sd) HU per tissue; each tissue gets the mean (plus a per-patient
     shift of 3 HU sd) and ``texture`` scaled so that texture and image noise (``noise_sd``) add up to
@@ -336,7 +346,8 @@ def paint_abdomen(rng: np.random.Generator, canvas: Canvas, targets: dict[str, t
     canvas.paint(below_dome(ellipsoid(stomach_c, stomach_axes)), *around(stomach_c, stomach_axes), stomach_fill,
                  TID["stomach"], label=0)
 
-    lesions = _paint_lesions(rng, canvas, liver_value, texture)
+    paint_lesions = _paint_touching_lesions if lesion_layout == "touching" else _paint_lesions
+    lesions = paint_lesions(rng, canvas, liver_value, texture)
     dense_point = (jit(8), ys - 10.0, float(rng.uniform(-fz, fz)))
     return {"lesions": lesions, "dense_point": dense_point}
 
@@ -364,4 +375,61 @@ def _paint_lesions(rng: np.random.Generator, canvas: Canvas, liver_value: Fill, 
                              np.add(center, diameter), fill, TID["lesion"], label=4, within=canvas.label == 1)
         lesions.append({"diameter_mm": float(2.0 * np.prod(axes) ** (1 / 3)), "contrast_hu": contrast,
                         "voxels": float(owned.sum())})
+    return lesions
+
+
+def _radius_along(axes: Sequence[float], angle: float, direction: np.ndarray) -> float:
+    """Distance (mm) from the centre of :func:`ellipsoid` ``(axes, angle)`` to its surface along unit ``direction``."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotated = (cos * direction[0] + sin * direction[1], -sin * direction[0] + cos * direction[1], direction[2])
+    return float(1.0 / np.sqrt(sum((u / a) ** 2 for u, a in zip(rotated, axes, strict=True))))
+
+
+def _paint_touching_lesions(rng: np.random.Generator, canvas: Canvas, liver_value: Fill, texture: np.ndarray
+                            ) -> list[dict[str, float]]:
+    """1-2 clusters per liver of 2-3 lesions (:data:`TOUCHING_DIAMETER_MM`), one contrast per cluster (10-50 HU
+    hypo- or hyperdense), each lesion touching the one before it in the axial plane.
+
+    Why: the survey (4.1.2) says U-Net's distance-weighted loss separates objects that are close; that needs
+    same-class instances that touch. A lesion is drawn overlapping its predecessor by :data:`TOUCHING_OVERLAP_MM`
+    along a random in-plane direction (the third turns 60-120 degrees from the pair's line), then kept out of
+    the full-connectivity neighbourhood of the lesions already painted: one voxel layer of liver separates the
+    instances in the label map, as the U-Net paper's labels keep a border of background between touching cells
+    (Ronneberger et al. 2015, Fig. 3), so the truth has one component per lesion and only a prediction of that
+    border separates them. ``cluster`` in each record numbers the cluster.
+    """
+    from scipy import ndimage
+
+    liver = canvas.label == 1
+    if not liver.any():
+        return []
+    depth = ndimage.distance_transform_edt(liver, sampling=canvas.grid.spacing)
+    neighbourhood = ndimage.generate_binary_structure(3, 3)
+    lesions: list[dict[str, float]] = []
+    for cluster in range(int(rng.integers(1, 3))):
+        diameters = np.exp(rng.uniform(*np.log(TOUCHING_DIAMETER_MM), size=int(rng.integers(2, 4))))
+        contrast = float((-1.0 if rng.random() < 0.7 else 1.0) * rng.uniform(10.0, 50.0))
+        reach = diameters[0] / 2.0 + float(diameters[1:].sum())
+        deep = np.argwhere(depth >= min(reach, depth.max() * 0.8))
+        index = tuple(deep[rng.integers(len(deep))])
+        center = np.array([float(q[index]) for q in canvas.warped])  # anatomy (warped) coordinates
+        position = np.array([float(a[i]) for a, i in zip(canvas.grid.axes, index, strict=True)])  # grid coordinates
+        heading = rng.uniform(0.0, 2.0 * np.pi)
+        fill = lambda box, d, p, c=contrast: liver_value(box, d, p) + c  # noqa: E731
+        previous: tuple[list[float], float] | None = None
+        for k, diameter in enumerate(diameters):
+            axes = [float(diameter) / 2.0 * rng.uniform(0.85, 1.15) for _ in range(3)]
+            angle = float(rng.uniform(0, np.pi))
+            if previous is not None:
+                if k == 2:
+                    heading += rng.choice([-1.0, 1.0]) * rng.uniform(np.pi / 3.0, 2.0 * np.pi / 3.0)
+                direction = np.array([np.cos(heading), np.sin(heading), 0.0])
+                step = _radius_along(*previous, direction) + _radius_along(axes, angle, direction) - TOUCHING_OVERLAP_MM
+                center, position = center + step * direction, position + step * direction
+            apart = (canvas.label == 1) & ~ndimage.binary_dilation(canvas.label == 4, neighbourhood)
+            owned = canvas.paint(ellipsoid(center, axes, angle), *around(position, axes), fill, TID["lesion"],
+                                 label=4, within=apart)
+            lesions.append({"diameter_mm": float(2.0 * np.prod(axes) ** (1 / 3)), "contrast_hu": contrast,
+                            "voxels": float(owned.sum()), "cluster": cluster})
+            previous = (axes, angle)
     return lesions
