@@ -55,7 +55,7 @@ C9_MARGIN = 0.05
 CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "C1": ("FCN skip connections refine the output: FCN-32s < FCN-16s < FCN-8s", "3.1", ("c1_fcn_skips",)),
     "C2": ("U-Net's concatenated skips and SegNet's pooling indices beat FCN's added skips / learned "
-           "upsampling", "3.2.1-3.2.2", ("c2_unet_segnet",)),
+           "upsampling", "3.2.1-3.2.2", ("c2_unet_segnet", "c2_skip_ablation")),
     "C3": ("DeepLab v1's dense CRF refines the boundaries of the same network", "3.2.4", ("c3_crf",)),
     "C4": ("A cascaded FCN (liver, then lesions in the liver) beats one network on lesions", "3.1",
            ("c4_cascade",)),
@@ -81,7 +81,9 @@ CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "C19": ("ExpLog and generalized Dice handle object-size imbalance (small lesions)", "4.5", ("c19_size_losses",)),
     "C20": ("Pre-processing improves segmentation (HU window ablation)", "5", ("c20_hu_window", "unet_dice_ce")),
     "C21": ("Calibration against Ma et al. 2021 on real CT (not a survey statement)", "-",
-            ("unet_dice_ce", "c16_wce_beta", "c19_size_losses")),
+            ("unet_dice_ce", "c16_wce_beta", "c19_size_losses", "unet_ce_dice", "c21_compound_losses")),
+    "C25": ("Calibration against Isensee et al. 2024 (nnU-Net Revisited) on real CT: a CNN U-Net matches or "
+            "beats Swin UNETR at equal budget (not a survey statement)", "-", ("c25_cnn_vs_swinunetr",)),
 }
 #: Experiments whose best checkpoints ``study run`` tests twice, without and with the dense CRF.
 CRF_EXPERIMENTS = ("c3_crf", "c15_crf_v3p")
