@@ -1,6 +1,7 @@
 """Train/val/test splits: ctbench's own (a fixed test set and k folds over the rest, written once to
 ``splits.json`` beside the dataset cache) or nnU-Net's ``splits_final.json`` (``dataset.splits=nnunet``),
-so a ctbench run and an nnU-Net run compare on the same folds."""
+so a ctbench run and an nnU-Net run compare on the same folds. ``dataset.phase_split: {train: PHASE, test:
+PHASE}`` trains and validates on one contrast phase and tests on another (:func:`make_phase_splits`)."""
 
 from __future__ import annotations
 
@@ -25,25 +26,84 @@ def make_splits(cases: list[str], test_cases: int, num_folds: int) -> dict[str, 
     if len(rest) < 2:
         raise CTBenchError(f"{len(cases)} cases leave {len(rest)} for training after {test_cases} test cases: "
                            "need at least 2 (lower dataset.test_cases or add cases)")
+    return {"test": test, "folds": _folds(rest, num_folds)}
+
+
+def _folds(rest: list[str], num_folds: int) -> list[dict[str, list[str]]]:
+    """``num_folds`` train/val folds over ``rest`` (in its order): fold k validates on every num_folds-th case."""
     folds = []
     num_folds = max(2, min(num_folds, len(rest)))
     for k in range(num_folds):
         val = sorted(rest[k::num_folds])
         folds.append({"train": sorted(c for c in rest if c not in val), "val": val})
-    return {"test": test, "folds": folds}
+    return folds
 
 
-def load_or_make_splits(path: Path, cases: list[str], test_cases: int, num_folds: int) -> dict[str, Any]:
-    """Read ``splits.json`` if it matches these cases, else write a new one (atomically)."""
+def make_phase_splits(phases: Mapping[str, str], train: str, test: str, test_cases: int,
+                      num_folds: int) -> dict[str, Any]:
+    """Train on one contrast phase, test on another (``dataset.phase_split``): ``test_cases`` cases of phase
+    ``test`` (drawn with :data:`SPLIT_SEED`) are the test set, ``num_folds`` train/val folds cover the cases of
+    phase ``train``; cases of other phases, and test-phase cases beyond ``test_cases``, are in no split. The
+    design of the survey's statement on the conservative loss (section 4.5, Zhu et al. 2018): generalisation
+    to a phase never seen in training or checkpoint selection. ``phases`` maps case id -> phase."""
+    pools = {p: sorted(c for c, q in phases.items() if q == p) for p in (train, test)}
+    if len(pools[test]) < test_cases:
+        raise CTBenchError(f"dataset.phase_split: {len(pools[test])} {test} case(s), fewer than dataset.test_cases="
+                           f"{test_cases}: lower dataset.test_cases or add cases")
+    if len(pools[train]) < 2:
+        raise CTBenchError(f"dataset.phase_split: {len(pools[train])} {train} case(s) to train on: need at least 2 "
+                           "(add cases of that phase)")
+    rng = np.random.default_rng(SPLIT_SEED)
+    test_set = sorted(pools[test][i] for i in rng.permutation(len(pools[test]))[:test_cases])
+    rest = [pools[train][i] for i in rng.permutation(len(pools[train]))]
+    return {"test": test_set, "folds": _folds(rest, num_folds), "phase_split": {"train": train, "test": test}}
+
+
+def phase_split_of(dataset: Mapping[str, Any], phases: Mapping[str, str]) -> tuple[str, str] | None:
+    """``dataset.phase_split`` as (train phase, test phase), checked against the phases the cases have;
+    None when it is unset (the ordinary split)."""
+    value = dataset.get("phase_split")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) != {"train", "test"}:
+        raise CTBenchError(f"dataset.phase_split={value}: give {{train: PHASE, test: PHASE}} (or null for the "
+                           "ordinary split)", exit_code=2)
+    train, test = str(value["train"]), str(value["test"])
+    known = sorted(set(phases.values()))
+    if not known:
+        raise CTBenchError("dataset.phase_split needs each case's contrast phase (the `phase` of its dataset.json "
+                           "entry, as the CT phantom writes it): this dataset records none; drop dataset.phase_split")
+    unknown = [p for p in (train, test) if p not in known]
+    if unknown or train == test:
+        problem = f"unknown phase {unknown[0]!r}" if unknown else "the same phase for train and test"
+        raise CTBenchError(f"dataset.phase_split={{train: {train}, test: {test}}}: {problem}; the cases' phases are "
+                           f"{', '.join(known)}", exit_code=2)
+    return train, test
+
+
+def load_or_make_splits(path: Path, cases: list[str], test_cases: int, num_folds: int,
+                        phases: Mapping[str, str] | None = None,
+                        phase_split: tuple[str, str] | None = None) -> dict[str, Any]:
+    """Read ``splits.json`` if it matches these cases (and ``phase_split``: train and test phase, with
+    ``phases`` the phase of each case), else write a new one (atomically)."""
     from ctbench.atomic import atomic_write_json
 
-    num_folds = max(2, min(num_folds, len(cases) - test_cases))
+    if phase_split is None:
+        expected, trainable = set(cases), len(cases) - test_cases
+    else:
+        expected = {c for c in cases if phases.get(c) == phase_split[0]}
+        trainable = len(expected)
+    num_folds = max(2, min(num_folds, trainable))
+    stored_split = None if phase_split is None else {"train": phase_split[0], "test": phase_split[1]}
     if path.exists():
         splits = json.loads(path.read_text())
-        known = set(splits["test"]) | set(splits["folds"][0]["train"]) | set(splits["folds"][0]["val"])
-        if known == set(cases) and len(splits["test"]) == test_cases and len(splits["folds"]) == num_folds:
+        trained = set(splits["folds"][0]["train"]) | set(splits["folds"][0]["val"])
+        known = trained if phase_split else trained | set(splits["test"])
+        if (known == expected and len(splits["test"]) == test_cases and len(splits["folds"]) == num_folds
+                and splits.get("phase_split") == stored_split and set(splits["test"]) <= set(cases)):
             return splits
-    splits = make_splits(cases, test_cases, num_folds)
+    splits = make_splits(cases, test_cases, num_folds) if phase_split is None else make_phase_splits(
+        {c: phases[c] for c in cases if c in phases}, *phase_split, test_cases, num_folds)
     atomic_write_json(path, splits)
     return splits
 
@@ -87,7 +147,15 @@ def dataset_splits(dataset: Mapping[str, Any], cases: list[str], cache_dir: Path
         return nnunet_splits(Path(str(path)), cases)
     if source != "ctbench":
         raise CTBenchError(f"unknown dataset.splits={source}: use one of {', '.join(SPLIT_SOURCES)}", exit_code=2)
-    return load_or_make_splits(cache_dir / "splits.json", cases, int(dataset["test_cases"]), int(dataset["num_folds"]))
+    phases, phase_split = None, None
+    if dataset.get("phase_split") is not None:
+        from ctbench.data.datasets import reader_for
+
+        listed = set(cases)
+        phases = {c: p for c, p in reader_for(dataset).case_phases().items() if c in listed}
+        phase_split = phase_split_of(dataset, phases)
+    return load_or_make_splits(cache_dir / "splits.json", cases, int(dataset["test_cases"]), int(dataset["num_folds"]),
+                               phases, phase_split)
 
 
 def select_fold(splits: Mapping[str, Any], fold: int) -> dict[str, list[str]]:

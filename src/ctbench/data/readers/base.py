@@ -45,6 +45,10 @@ class CaseReader:
         """Image channels per case the data itself declares, or None (one)."""
         return None
 
+    def case_phases(self) -> dict[str, str]:
+        """``{case: contrast phase}`` the data itself records (``dataset.phase_split`` splits by it), or {}."""
+        return {}
+
 
 def inside(root: Path, relative: str, what: str) -> Path:
     """``root/relative`` as written (symlinks inside the root are followed later, as any file's); refuses

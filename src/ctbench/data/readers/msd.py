@@ -121,6 +121,15 @@ class MSDReader(CaseReader):
                                f"has no *{ending} files")
         return cases
 
+    def case_phases(self) -> dict[str, str]:
+        """The ``phase`` of each manifest entry that has one (the CT phantom records it), by case id."""
+        meta = read_manifest(self.root, self.manifest)
+        ending = meta.get("file_ending", ".nii.gz")
+        lists: Sequence[str] = list(self.dataset.get("lists") or ["training"])
+        return {Path(str(e["label"])).name.removesuffix(str(ending)): str(e["phase"])
+                for key in lists for e in (meta.get(key) or [])
+                if isinstance(e, Mapping) and "label" in e and isinstance(e.get("phase"), str)}
+
     def class_names(self) -> list[str]:
         root, manifest = self.root, self.manifest
         if not (root / manifest).is_file():
