@@ -218,3 +218,38 @@ def test_matching_agrees_with_panoptica(threshold):
             assert ours["lesion_dice"] == pytest.approx(theirs.sq_dsc * tp / (tp + fp + fn)), name
         elif fn + fp:
             assert ours["lesion_dice"] == 0.0, name
+
+
+def test_merged_instances_on_two_touching_lesions():
+    """Two truth lesions one voxel apart (a layer of background between, so two components even at full
+    connectivity): one predicted blob over both merges 2; a prediction with the layer cut merges 0; a missed
+    lesion merges nothing either; the merged pair still matches one lesion (matching alone cannot tell)."""
+    shape = (12, 20, 10)
+    a, b = box(shape, (3, 3, 3), (9, 9, 7)), box(shape, (3, 10, 3), (9, 16, 7))  # y 3-8 and 10-15: y = 9 between
+    truth = a | b
+    merged = lesion_row(box(shape, (3, 3, 3), (9, 16, 7)), truth, (2.0, 2.0, 3.0))
+    assert (merged["lesions_truth"], merged["lesion_merged"], merged["lesions_detected"]) == (2, 2, 1)
+    assert lesion_row(truth.copy(), truth, (2.0, 2.0, 3.0))["lesion_merged"] == 0
+    assert lesion_row(b.copy(), truth, (2.0, 2.0, 3.0))["lesion_merged"] == 0  # a missed, b found alone
+    third = truth | box(shape, (3, 17, 3), (9, 20, 7))  # a third lesion beyond b, left alone by the prediction
+    assert lesion_row(box(shape, (3, 3, 3), (9, 16, 7)), third, (2.0, 2.0, 3.0))["lesion_merged"] == 2
+
+
+def test_merged_instances_in_the_rows_and_the_summary(tmp_path):
+    """`lesion_merged` is an integer per_case.csv column of the lesion class (empty for organs), and the summary's
+    lesion block totals it and averages it per case."""
+    truth = np.zeros((16, 16, 8), np.uint8)
+    truth[1:15, 1:15, 1:7] = 1
+    truth[3:7, 3:7, 2:5] = 2
+    truth[3:7, 8:12, 2:5] = 2  # one liver row (y = 7) between the two lesions
+    pred = truth.copy()
+    pred[3:7, 7, 2:5] = 2  # the border predicted as lesion: one component over both
+    organ, lesion = case_metrics(pred, truth, (2.0, 2.0, 3.0), {1: "liver", 2: "lesion"})
+    assert organ["lesion_merged"] is None and lesion["lesion_merged"] == 2
+    rows = [{"case": "c1", **organ}, {"case": "c1", **lesion}]
+    write_per_case_csv(rows, tmp_path / "per_case.csv")
+    back = read_per_case_csv(tmp_path / "per_case.csv")
+    assert back[1]["lesion_merged"] == 2 and isinstance(back[1]["lesion_merged"], int)
+    separated = case_metrics(truth, truth, (2.0, 2.0, 3.0), {1: "liver", 2: "lesion"})
+    block = summarize_lesions(back + [{"case": "c2", **r} for r in separated], ["liver", "lesion"])["per_class"]
+    assert block["lesion"]["lesions_merged"] == 2 and block["lesion"]["merged_per_case"] == 1.0

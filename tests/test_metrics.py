@@ -60,7 +60,7 @@ def monai_surfels(p, t, spacing, tol):
 def test_columns_and_policy_text():
     assert PER_CASE_COLUMNS == ["case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity",
                                 "precision", "rve", "truth_voxels", "pred_voxels", "lesions_truth",
-                                "lesions_detected", "lesion_fp", *LESION_COLUMNS, "diagonal_mm",
+                                "lesions_detected", "lesion_fp", "lesion_merged", *LESION_COLUMNS, "diagonal_mm",
                                 "nsd_tolerance_mm", "predict_seconds"]
     assert EMPTY_POLICY.startswith("truth and prediction both empty -> dice = iou = nsd = 1")
     assert "hd95_undefined" in EMPTY_POLICY

@@ -12,7 +12,10 @@ negative (FN), an unmatched predicted component a false positive (FP). Per case:
 - lesion-wise Dice as the BraTS 2023 challenge counts it: ``sum over TP of Dice(truth_i, pred_i) /
   (TP + FN + FP)``, so a missed and a spurious lesion each score 0;
 - recall per size stratum of the truth lesion's equivalent diameter (the sphere, in 2D the circle, of its
-  volume): small < 6 mm, medium 6-10 mm, large > 10 mm.
+  volume): small < 6 mm, medium 6-10 mm, large > 10 mm;
+- merged instances (``lesion_merged``): the truth lesions that share one predicted component with another
+  truth lesion (any overlap), i.e. the instances a prediction fails to separate (the survey's 4.1.2 claim for
+  U-Net's distance-weighted loss). Matching cannot show this: a merged pair still matches one of its lesions.
 
 A value whose denominator is 0 is undefined (NaN): recall on a lesion-free case, precision without any
 predicted component. Unlike BraTS 2023, which scores a case where both are empty as 1, such a case has no
@@ -42,7 +45,7 @@ SIZE_STRATA_MM = (6.0, 10.0)
 STRATA = ("small", "medium", "large")
 
 #: ``per_case.csv`` counts of a lesion class: truth lesions, matched ones, unmatched predicted components.
-LESION_COUNT_COLUMNS: tuple[str, ...] = ("lesions_truth", "lesions_detected", "lesion_fp")
+LESION_COUNT_COLUMNS: tuple[str, ...] = ("lesions_truth", "lesions_detected", "lesion_fp", "lesion_merged")
 #: ``per_case.csv`` columns of a lesion class (these and the counts are empty for other classes).
 LESION_COLUMNS: tuple[str, ...] = (
     "lesion_recall", "lesion_precision", "lesion_f1", "lesion_dice", "lesion_f1_iou50",
@@ -55,7 +58,8 @@ LESION_POLICY = (
     "decreasing IoU while IoU >= iou_threshold; recall = TP/(TP+FN), precision = TP/(TP+FP), "
     "F1 = 2TP/(2TP+FP+FN), lesion_dice = sum of matched pairs' Dice / (TP+FN+FP) (BraTS 2023: missed and "
     "spurious lesions score 0); a value with a zero denominator is undefined; size strata by equivalent "
-    "diameter < 6, 6-10, > 10 mm"
+    "diameter < 6, 6-10, > 10 mm; lesion_merged = truth lesions that overlap a predicted component which "
+    "overlaps another truth lesion"
 )
 
 NAN = float("nan")
@@ -109,6 +113,16 @@ def match(truth_sizes: np.ndarray, pred_sizes: np.ndarray, pairs: tuple[np.ndarr
     return out
 
 
+def merged_instances(pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+    """How many truth components overlap a predicted component that also overlaps another truth component,
+    from the overlapping pairs of :func:`overlaps` (each (truth, predicted) pair listed once)."""
+    truth_idx, pred_idx, _ = pairs
+    if not len(pred_idx):
+        return 0
+    truths_per_pred = np.bincount(pred_idx)
+    return len(np.unique(truth_idx[truths_per_pred[pred_idx] >= 2]))
+
+
 def equivalent_diameter_mm(voxels: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     """Diameter of the sphere (3D) or circle (2D) with the components' volume (area): ``(6V/pi)^(1/3)``,
     ``(4A/pi)^(1/2)``."""
@@ -123,7 +137,8 @@ def _ratio(num: float, den: float) -> float:
 def lesion_row(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
                iou_threshold: float = DEFAULT_IOU_THRESHOLD) -> dict[str, Any]:
     """Lesion-wise metrics of one case and class: the counts ``lesions_truth``, ``lesions_detected``
-    (matched truth lesions) and ``lesion_fp`` (unmatched predicted components), and :data:`LESION_COLUMNS`.
+    (matched truth lesions), ``lesion_fp`` (unmatched predicted components) and ``lesion_merged``
+    (:func:`merged_instances`), and :data:`LESION_COLUMNS`.
 
     Args:
         pred: boolean mask of the class in the prediction (2D or 3D).
@@ -141,7 +156,7 @@ def lesion_row(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
     tp, tp50 = len(matched), len(strict)
     dice = math.fsum(2 * common / (truth_sizes[t] + pred_sizes[p]) for t, p, common in matched)
     row: dict[str, Any] = {
-        "lesions_truth": n_t, "lesions_detected": tp, "lesion_fp": n_p - tp,
+        "lesions_truth": n_t, "lesions_detected": tp, "lesion_fp": n_p - tp, "lesion_merged": merged_instances(pairs),
         "lesion_recall": _ratio(tp, n_t), "lesion_precision": _ratio(tp, n_p),
         "lesion_f1": _ratio(2 * tp, n_t + n_p), "lesion_dice": _ratio(dice, n_t + n_p - tp),
         "lesion_f1_iou50": _ratio(2 * tp50, n_t + n_p),
@@ -179,19 +194,21 @@ def summarize_lesions(rows: Sequence[Mapping[str, Any]], class_names: Sequence[s
                       iou_threshold: float = DEFAULT_IOU_THRESHOLD) -> dict[str, Any]:
     """The ``lesion`` block of ``summary.json``: per lesion class, means over the cases where each value is
     defined (``recall``, ``precision``, ``f1``, ``lesion_dice``, ``f1_iou50``, ``recall_small|medium|large``),
-    totals (``lesions_truth``, ``lesions_matched``, ``lesions_fp``), the pooled ``recall_pooled`` /
-    ``precision_pooled`` and ``fp_per_lesion_free_case`` (predicted lesions on the cases without a truth
-    lesion, per such case; null without any)."""
+    totals (``lesions_truth``, ``lesions_matched``, ``lesions_fp``, ``lesions_merged``), the pooled
+    ``recall_pooled`` / ``precision_pooled``, ``merged_per_case`` (mean ``lesion_merged``) and
+    ``fp_per_lesion_free_case`` (predicted lesions on the cases without a truth lesion, per such case; null
+    without any)."""
     per_class: dict[str, dict[str, Any]] = {}
     for name in (str(n) for n in class_names if is_lesion_class(str(n))):
         sel = [r for r in rows if str(r["class"]) == name]
         count = {k: [int(_num(r.get(k))) if math.isfinite(_num(r.get(k))) else 0 for r in sel]
-                 for k in ("lesions_truth", "lesions_detected", "lesion_fp")}
+                 for k in LESION_COUNT_COLUMNS}
         free = [fp for n_t, fp in zip(count["lesions_truth"], count["lesion_fp"], strict=True) if n_t == 0]
         n_t, tp, fp = (sum(count[k]) for k in ("lesions_truth", "lesions_detected", "lesion_fp"))
         entry: dict[str, Any] = {
             "cases": len(sel), "lesion_cases": len(sel) - len(free), "lesion_free_cases": len(free),
-            "lesions_truth": n_t, "lesions_matched": tp, "lesions_fp": fp,
+            "lesions_truth": n_t, "lesions_matched": tp, "lesions_fp": fp, "lesions_merged": sum(count["lesion_merged"]),
+            "merged_per_case": sum(count["lesion_merged"]) / len(sel) if sel else None,
             "recall_pooled": tp / n_t if n_t else None, "precision_pooled": tp / (tp + fp) if tp + fp else None,
             "fp_per_lesion_free_case": sum(free) / len(free) if free else None,
         }

@@ -28,6 +28,7 @@ from ctbench import surface_distance
 from ctbench.lesion_metrics import (
     DEFAULT_IOU_THRESHOLD,
     LESION_COLUMNS,
+    LESION_COUNT_COLUMNS,
     empty_lesion_row,
     is_lesion_class,
     lesion_row,
@@ -60,14 +61,14 @@ DEFAULT_NSD_TOLERANCE_MM = 1.0
 #: of :func:`case_metrics` (empty from ``ctbench score``).
 PER_CASE_COLUMNS: list[str] = [
     "case", "class", "dice", "iou", "hd95", "assd", "nsd", "sensitivity", "precision", "rve",
-    "truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp", *LESION_COLUMNS,
+    "truth_voxels", "pred_voxels", *LESION_COUNT_COLUMNS, *LESION_COLUMNS,
     "diagonal_mm", "nsd_tolerance_mm", "predict_seconds",
 ]
 
 #: Columns every ``per_case.csv`` has (the public minimum of DESIGN.md); readers need no others.
 REQUIRED_COLUMNS: tuple[str, ...] = ("case", "class", "dice", "iou", "hd95")
 
-_INT_COLUMNS = ("truth_voxels", "pred_voxels", "lesions_truth", "lesions_detected", "lesion_fp")
+_INT_COLUMNS = ("truth_voxels", "pred_voxels", *LESION_COUNT_COLUMNS)
 _STR_COLUMNS = ("case", "class")
 _FLOAT_COLUMNS = tuple(c for c in PER_CASE_COLUMNS if c not in _INT_COLUMNS + _STR_COLUMNS)
 
