@@ -284,3 +284,97 @@ def test_claims_on_real_run_folders(trained_run: Path, tmp_path: Path) -> None:
     else:
         assert verdict.verdict == "not evaluable" and record["verdict"] in verdict.note
     assert verdict.margin == 0.05 and verdict.converged_candidate == str(record["verdict"] == "converged").lower()
+
+
+#: ``compare: strata`` fixture: per seed, each case's small-lesion recall (NaN: the case has no small lesion);
+#: every run's mean over the six paired cases is 1/3, so the seeds differ only in which cases they find
+SMALL = [[0.0, 0.5, 0.0, 1.0, 0.0, 0.5, math.nan], [0.0, 0.5, 0.5, 1.0, 0.0, 0.0, math.nan],
+         [0.5, 0.5, 0.0, 1.0, 0.0, 0.0, math.nan]]
+STRATA_CLAIM = ("id: C24a-small\nclaim: the U-Net misses small lesions more often\nsource: survey 5\n"
+                "compare: strata\nwhere: {model: unet}\ncandidate: lesion_recall_small\n"
+                "baseline: lesion_recall_large\nclass: lesion\nexpect: lower\nmargin: 0.05\n")
+
+
+def write_strata_run(folder: Path, seed: int) -> None:
+    """A run whose per_case.csv has the two strata columns: small = SMALL / 2 + 0.1 seed, large = 0.8 + 0.1
+    seed (a seed effect both strata share, which pairing by seed removes); case 6 has no small lesion."""
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(f"- model=unet\n- loss=dice_ce\n- seed={seed}\n")
+    (folder / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (folder / "report").mkdir()
+    rows = ["case,class,dice,iou,hd95,diagonal_mm,lesion_recall_small,lesion_recall_large"]
+    for i, small in enumerate(SMALL[seed]):
+        cell = "" if math.isnan(small) else f"{small / 2 + 0.1 * seed:.6f}"
+        rows += [f"case_{i},liver,0.9,0.8,2.0,500.0,,", f"case_{i},lesion,0.5,0.3,4.0,500.0,{cell},{0.8 + 0.1 * seed:.6f}"]
+    (folder / "report" / "per_case.csv").write_text("\n".join(rows) + "\n")
+    (folder / "report" / "summary.json").write_text(json.dumps(
+        {"status": "complete", "model": "unet", "loss": "dice_ce", "dataset": "synthetic", "dims": 2, "seed": seed,
+         "mean_over_classes": ["liver", "lesion"], "convergence": {"verdict": "converged"}}))
+
+
+@pytest.fixture(scope="module")
+def strata_runs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("strata")
+    for seed in range(3):
+        write_strata_run(root / f"unet{seed}", seed)
+    return root
+
+
+def test_strata_claim_pairs_columns_by_case_and_seed(strata_runs: Path, tmp_path: Path) -> None:
+    """Hand-computed: per case, the seed mean of small - large is SMALL's case mean / 2 - 0.8, i.e.
+    [1/12, 1/4, 1/12, 1/2, 0, 1/12] - 0.8 on the six cases with both strata: mean -19/30, sample variance
+    1/30 (a quarter of [1/6, 1/2, 1/6, 1, 0, 1/6]'s 2/15); every run's mean difference is -19/30, so the
+    seed part is 0 although each column alone varies by 0.1 per seed (an unpaired comparison would see it)."""
+    (tmp_path / "c.yaml").write_text(STRATA_CLAIM)
+    claim, = load_claims(tmp_path / "c.yaml")
+    assert (claim.columns, claim.metric, claim.candidate, claim.baseline) == (
+        ("lesion_recall_small", "lesion_recall_large"), "lesion_recall_small", {"model": "unet"}, {"model": "unet"})
+    verdict, = evaluate_claims([claim], collect([strata_runs])[0], n_resamples=2000)
+    t = verdict.test
+    assert (verdict.candidate_runs, verdict.baseline_runs, t.n_cases) == (3, 3, 6)
+    assert t.estimate == pytest.approx(-19 / 30) and t.case_var == pytest.approx(1 / 30)
+    assert t.seed_var == pytest.approx(0, abs=1e-12)
+    assert t.high < -0.05 and verdict.verdict == "reproduced", verdict.note
+    assert "6 of 7 cases paired" in verdict.note
+    diffs = np.array([[s / 2 + 0.1 * k - (0.8 + 0.1 * k) for s in SMALL[k][:6]] for k in range(3)])
+    same = hierarchical_test(diffs, np.zeros_like(diffs), level=0.95, n_resamples=2000)
+    assert (t.low, t.high, t.p) == pytest.approx((same.low, same.high, same.p))
+    assert verdict.paths == (tuple(sorted(strata_runs / f"unet{k}" for k in range(3))), ())
+
+
+def test_strata_claim_counts_in_the_family_and_prints_its_columns(runs: Path, strata_runs: Path,
+                                                                   claims_dir: Path, tmp_path: Path) -> None:
+    """A strata claim beside the two-sided claims: one Holm family of 10, its own columns in claims.md/.csv."""
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for name in (*CLAIMS, ):
+        (folder / name).write_text((claims_dir / name).read_text())
+    (folder / "z_strata.yaml").write_text(STRATA_CLAIM.replace("where: {model: unet}",
+                                                               "where: {model: unet, loss: dice_ce}"))
+    out = tmp_path / "out"
+    assert main(["report", str(runs), str(strata_runs), "--out", str(out), "--claims", str(folder)]) == 0
+    with (out / "claims.csv").open(newline="") as fh:
+        rows = {r["id"]: r for r in csv.DictReader(fh)}
+    row = rows["C24a-small"]
+    assert len(rows) == 10 and row["family_size"] == "10" and row["verdict"] in ("reproduced", "inconclusive")
+    assert float(row["mean_diff"]) == pytest.approx(-19 / 30)
+    assert (row["candidate"], row["baseline"]) == ("model=unet loss=dice_ce column=lesion_recall_small",
+                                                   "model=unet loss=dice_ce column=lesion_recall_large")
+    tested = {k: float(r["p_value"]) for k, r in rows.items() if r["p_value"] and r["verdict"] != "not evaluable"}
+    assert float(row["p_holm"]) == pytest.approx(holm(tested, family_size=10)["C24a-small"])
+    md = (out / "claims.md").read_text()
+    assert "lesion_recall_small vs lesion_recall_large (lesion)" in md
+    assert "`model=unet loss=dice_ce column=lesion_recall_small` vs" in md
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("candidate: lesion_recall_small", "candidate: {loss: focal}"), "`candidate` names a per_case.csv column"),
+    (("baseline: lesion_recall_large", "baseline: lesion_recall_small"), "name the same column"),
+    (("class: lesion", "metric: lesion_recall"), "no `metric` or `statistic` here"),
+    (("compare: strata", "compare: seeds"), "write `runs` (two sides of runs, the default) or `strata`"),
+])
+def test_bad_strata_claims(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    (tmp_path / "c.yaml").write_text(STRATA_CLAIM.replace(*change))
+    with pytest.raises(CTBenchError) as err:
+        load_claims(tmp_path / "c.yaml")
+    assert message in str(err.value) and "\n" not in str(err.value)

@@ -20,6 +20,23 @@ belongs to a side when every selector matches. Without ``class``/``classes`` a c
 over the run's ``mean_over_classes``. ``statistic: seed_sd`` compares, per case, the standard deviation of
 the metric across each side's runs (a stability claim).
 
+``compare: strata`` compares two ``per_case.csv`` columns of the same runs (a within-run claim)::
+
+    id: C24a-unet-small-lesions
+    claim: A 2D U-Net misses small lesions more often than large ones
+    compare: strata
+    where: {model: unet, loss: dice_ce}   # the runs (3+ seeds)
+    candidate: lesion_recall_small        # a column ...
+    baseline: lesion_recall_large         # ... and the column it is compared with, no `metric`
+    class: lesion
+    expect: lower
+    margin: 0.05
+
+Each run's per-case difference (candidate column minus baseline column) is paired by case and seed and
+judged by the same interval and rule against a baseline of zeros with no seed variance (the seeds' part
+of the standard error is the spread of the runs' mean differences); the cases are those where both
+columns are defined in every run.
+
 The verdict rule (:func:`verdict_rule`, printed under every claims table, docs/report-format.md):
 
 - The **family** is every claim given (a folder: all its files, claims without data included), m claims;
@@ -71,7 +88,9 @@ from ctbench.reports.statistics import (
 )
 
 REQUIRED_KEYS = ("id", "claim", "candidate", "baseline", "metric", "expect")
-OPTIONAL_KEYS = ("source", "where", "class", "classes", "statistic", "margin")
+OPTIONAL_KEYS = ("source", "where", "class", "classes", "statistic", "margin", "compare")
+#: ``runs``: two sides of runs, one metric; ``strata``: two per_case columns of the same runs.
+COMPARES = ("runs", "strata")
 STATISTICS = ("mean", "seed_sd")
 VERDICTS = ("reproduced", "contradicted", "no practical difference", "inconclusive", "not evaluable")
 #: Runs (seeds) each side needs before a claim is evaluable.
@@ -109,6 +128,9 @@ class Claim:
     sha256: str = ""
     #: when the claim file last changed (its last commit if git tracks it unmodified, else its mtime)
     last_change: float = math.nan
+    #: ``compare: strata``: the candidate's and the baseline's per_case column (``metric`` is the first;
+    #: ``candidate`` and ``baseline`` are both the ``where`` selectors), else None
+    columns: tuple[str, str] | None = None
 
 
 @dataclass
@@ -177,12 +199,45 @@ def _margin(path: Path, data: Mapping[str, Any], metric: str) -> float | None:
     return margin
 
 
+def _column(path: Path, data: Mapping[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not _COLUMN.match(value.lower()):
+        raise CTBenchError(f"{path}: with `compare: strata`, `{key}` names a per_case.csv column, e.g. "
+                           f"lesion_recall_small, not {str(value)[:40]!r}")
+    return value.lower()
+
+
+def parse_strata_claim(path: Path, data: Mapping[str, Any]) -> Claim:
+    """A ``compare: strata`` claim: ``candidate`` and ``baseline`` name two columns of the ``where`` runs."""
+    required = tuple(k for k in REQUIRED_KEYS if k != "metric")
+    missing = [k for k in required if k not in data]
+    if missing or "metric" in data or "statistic" in data:
+        problem = f"missing key(s) {', '.join(missing)}" if missing else "no `metric` or `statistic` here"
+        raise CTBenchError(f"{path}: {problem}; a `compare: strata` claim has {', '.join(required)} (candidate and "
+                           "baseline each name a per_case.csv column) and a `where` selecting the runs")
+    columns = (_column(path, data, "candidate"), _column(path, data, "baseline"))
+    if columns[0] == columns[1]:
+        raise CTBenchError(f"{path}: candidate and baseline name the same column {columns[0]}; name two strata")
+    expect = str(data["expect"]).lower()
+    if expect not in ("higher", "lower"):
+        raise CTBenchError(f"{path}: expect {data['expect']!r}: write `higher` or `lower` (candidate vs baseline)")
+    where = _selectors(path, data, "where")
+    return Claim(str(data["id"]), str(data["claim"]), str(data.get("source") or ""), where, dict(where), columns[0],
+                 _classes(path, data), expect, path, "mean", _margin(path, data, columns[0]), columns=columns)
+
+
 def parse_claim(path: Path, data: Any) -> Claim:
     """Check one claim file's content; a :class:`CTBenchError` names the file and the fix."""
     if not isinstance(data, Mapping):
         raise CTBenchError(f"{path}: a claim file holds one mapping with keys {', '.join(REQUIRED_KEYS)}")
-    missing = [k for k in REQUIRED_KEYS if k not in data]
+    compare = str(data.get("compare") or "runs").lower()
+    if compare not in COMPARES:
+        raise CTBenchError(f"{path}: compare {data['compare']!r}: write `runs` (two sides of runs, the default) or "
+                           "`strata` (two per_case columns of the same runs)")
     unknown = [str(k) for k in data if k not in REQUIRED_KEYS + OPTIONAL_KEYS]
+    if compare == "strata" and not unknown:
+        return parse_strata_claim(path, data)
+    missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing or unknown:
         problem = f"missing key(s) {', '.join(missing)}" if missing else f"unknown key(s) {', '.join(unknown)}"
         raise CTBenchError(f"{path}: {problem}; a claim has {', '.join(REQUIRED_KEYS)} "
@@ -261,10 +316,10 @@ def sides(claim: Claim, runs: Sequence[Run]) -> tuple[list[Run], list[Run]]:
     return ([r for r in runs if matches(r, claim.candidate)], [r for r in runs if matches(r, claim.baseline)])
 
 
-def case_values(run: Run, claim: Claim) -> dict[str, float]:
-    """Per case, the run's value of the claim's metric: the mean over the claim's classes (NaN cells left
-    out), or over the run's ``mean_over_classes``."""
-    table = run.values.get(claim.metric, {})
+def case_values(run: Run, claim: Claim, column: str | None = None) -> dict[str, float]:
+    """Per case, the run's value of the claim's metric (or of ``column``): the mean over the claim's classes
+    (NaN cells left out), or over the run's ``mean_over_classes``."""
+    table = run.values.get(column or claim.metric, {})
     classes = claim.classes or tuple(run.mean_over)
     out = {}
     for case in run.cases:
@@ -276,8 +331,11 @@ def case_values(run: Run, claim: Claim) -> dict[str, float]:
 def arm_values(claim: Claim, candidate: Sequence[Run], baseline: Sequence[Run]
                ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The cases every run of both sides scored with a defined value, and each side's ``(runs, cases)``
-    values on them (``statistic: seed_sd``: one row, each case's SD over the side's runs)."""
-    tables = [[case_values(r, claim) for r in side] for side in (candidate, baseline)]
+    values on them (``statistic: seed_sd``: one row, each case's SD over the side's runs; ``compare:
+    strata``: the candidate column of the candidate runs, the baseline column of the baseline runs)."""
+    columns = claim.columns or (claim.metric, claim.metric)
+    tables = [[case_values(r, claim, column) for r in side] for side, column in zip((candidate, baseline), columns,
+                                                                                    strict=True)]
     cases = sorted(set.intersection(*(set(k for k, v in t.items() if not math.isnan(v))
                                       for side in tables for t in side)))
     arrays = [np.array([[t[c] for c in cases] for t in side], dtype=np.float64).reshape(len(side), len(cases))
@@ -354,48 +412,57 @@ def run_started(run: Run) -> float:
 
 
 def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float, n_resamples: int) -> Verdict:
-    candidate, baseline = sides(claim, runs)
-    margin, margin_note = resolve_margin(claim, [*candidate, *baseline])
+    candidate, baseline = sides(claim, runs)  # compare: strata: the same runs on both sides
+    strata = claim.columns is not None
+    every = list({id(r): r for r in (*candidate, *baseline)}.values())
+    margin, margin_note = resolve_margin(claim, every)
     verdict = Verdict(claim, "not evaluable", "", len(candidate), len(baseline), margin, family_size,
-                      paths=(tuple(r.path for r in candidate), tuple(r.path for r in baseline)))
+                      paths=(tuple(r.path for r in candidate), () if strata else tuple(r.path for r in baseline)))
     empty = [f"{name} `{_selection(sel)}`" for name, sel, side in
              (("candidate", claim.candidate, candidate), ("baseline", claim.baseline, baseline)) if not side]
     if empty:
-        verdict.note = f"no complete run matches {' and '.join(empty)}"
+        verdict.note = (f"no complete run matches `{_selection(claim.candidate)}`" if strata
+                        else f"no complete run matches {' and '.join(empty)}")
         return verdict
-    started = min(run_started(r) for r in (*candidate, *baseline))
+    started = min(run_started(r) for r in every)
     verdict.changed_after_runs = claim.last_change > started
-    overlap = {r.name for r in candidate} & {r.name for r in baseline}
+    overlap = set() if strata else {r.name for r in candidate} & {r.name for r in baseline}
     if overlap:
         verdict.note = f"runs on both sides ({', '.join(sorted(overlap))}): make the selectors exclusive"
         return verdict
-    lacking = [r.name for r in (*candidate, *baseline) if claim.metric not in r.values]
+    columns = claim.columns or (claim.metric,)
+    lacking = [r.name for r in every if any(c not in r.values for c in columns)]
     if lacking:
-        verdict.note = f"metric {claim.metric!r} is not in per_case.csv of {', '.join(lacking[:3])}"
+        verdict.note = f"metric {' or '.join(map(repr, columns))} is not in per_case.csv of {', '.join(lacking[:3])}"
         return verdict
-    unscored = [c for c in claim.classes or () if not all(c in r.classes for r in (*candidate, *baseline))]
+    unscored = [c for c in claim.classes or () if not all(c in r.classes for r in every)]
     if unscored:
         verdict.note = f"class(es) {', '.join(unscored)} not scored by every run"
         return verdict
     reasons = []
     if min(len(candidate), len(baseline)) < MIN_RUNS:
-        reasons.append(f"{len(candidate)}/{len(baseline)} runs (seeds) per side, {MIN_RUNS} needed")
+        reasons.append(f"{len(candidate)} runs (seeds), {MIN_RUNS} needed" if strata else
+                       f"{len(candidate)}/{len(baseline)} runs (seeds) per side, {MIN_RUNS} needed")
     verdict.converged_candidate, problems = convergence(candidate)
-    verdict.converged_baseline, more = convergence(baseline)
+    verdict.converged_baseline, more = convergence([] if strata else baseline)
+    if strata:
+        verdict.converged_baseline = verdict.converged_candidate
     if problems or more:
         shown = [*problems, *more]
         reasons.append("not converged (" + "; ".join(shown[:3]) + (f"; {len(shown) - 3} more" if len(shown) > 3
                                                                     else "") + ")")
     cases, a, b = arm_values(claim, candidate, baseline)
     verdict.misses_candidate, verdict.misses_baseline = misses(claim, candidate, cases), misses(claim, baseline, cases)
-    scored = {case for r in (*candidate, *baseline) for case in r.cases}
+    scored = {case for r in every for case in r.cases}
     pairs_note = f"{len(cases)} of {len(scored)} cases paired (the others lack a value in a run)" \
         if cases and len(cases) < len(scored) else ""
     if not cases:
-        reasons.append(f"{claim.metric} undefined on every pair of cases")
+        reasons.append(f"{' - '.join(columns)} undefined on every pair of cases")
     elif claim.statistic == "seed_sd" and min(len(candidate), len(baseline)) < 2:
         reasons.append("statistic seed_sd needs two or more runs per side")
     else:
+        # strata: each run's per-case differences against zeros, so cases and seeds are resampled as pairs
+        a, b = (a - b, np.zeros_like(b)) if strata else (a, b)
         verdict.test = hierarchical_test(a, b, level=1 - alpha / family_size, n_resamples=n_resamples)
         if claim.statistic == "mean" and not math.isnan(margin):
             verdict.seeds_needed = seeds_for_power(verdict.test.case_var, verdict.test.seed_var, len(cases),
@@ -445,8 +512,17 @@ def _selection(selectors: Mapping[str, str]) -> str:
 
 
 def _target(claim: Claim) -> str:
-    what = f"{claim.metric} ({', '.join(claim.classes) if claim.classes else 'foreground mean'})"
+    metric = " vs ".join(claim.columns) if claim.columns else claim.metric
+    what = f"{metric} ({', '.join(claim.classes) if claim.classes else 'foreground mean'})"
     return f"seed SD of {what}" if claim.statistic == "seed_sd" else what
+
+
+def _sides(claim: Claim) -> tuple[str, str]:
+    """What each side is: its selectors, or for ``compare: strata`` the runs' selectors and a column."""
+    if claim.columns:
+        runs = _selection(claim.candidate)
+        return f"{runs} column={claim.columns[0]}".lstrip(), f"{runs} column={claim.columns[1]}".lstrip()
+    return _selection(claim.candidate), _selection(claim.baseline)
 
 
 def _seeds(value: float) -> str:
@@ -474,7 +550,7 @@ def claims_csv(verdicts: Sequence[Verdict]) -> str:
         numbers = (t.estimate, t.low, t.high, t.level, t.p) if t else (math.nan,) * 5
         spread = (math.sqrt(t.case_var), math.sqrt(t.seed_var)) if t else (math.nan, math.nan)
         writer.writerow([c.id, c.claim, c.source, c.metric, " ".join(c.classes or ()), c.statistic,
-                         _selection(c.candidate), _selection(c.baseline), c.expect, csv_num(v.margin), v.n_cases,
+                         *_sides(c), c.expect, csv_num(v.margin), v.n_cases,
                          v.candidate_runs, v.baseline_runs, v.converged_candidate, v.converged_baseline,
                          *map(csv_num, numbers), csv_num(v.p_holm), v.family_size, *map(csv_num, spread),
                          _seeds(v.seeds_needed), v.misses_candidate, v.misses_baseline, v.verdict, v.note,
@@ -509,7 +585,7 @@ def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str], shown: Sequen
         c = v.claim
         flag = " (changed after runs)" if v.changed_after_runs else ""
         rows.append([f"`{c.id}`{flag}", c.claim + (f" ({c.source})" if c.source else ""), _target(c),
-                     f"`{_selection(c.candidate)}` vs `{_selection(c.baseline)}`", c.expect,
+                     " vs ".join(f"`{side}`" for side in _sides(c)), c.expect,
                      _margin_text(v.margin),
                      f"{v.n_cases} x {v.candidate_runs}/{v.baseline_runs}", _interval(v.test),
                      fmt_p(v.test.p if v.test else math.nan), fmt_p(v.p_holm),
