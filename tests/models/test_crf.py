@@ -53,3 +53,31 @@ def test_default_sigmas_are_voxels_even_with_spacing_explicit_ones_are_mm():
     torch.testing.assert_close(dense_crf(probs, image, spacing=(4.0, 4.0)), plain)
     torch.testing.assert_close(dense_crf(probs, image, spacing=(4.0, 4.0), gaussian_sigma=4.0, bilateral_sigma=32.0),
                                plain)
+
+
+def test_crf_settings_of_a_config_reach_dense_crf_and_bad_ones_are_one_line():
+    """``crf.*`` of ``ctbench eval`` (configs/eval.yaml, tuned by ``ctbench study``): nulls keep dense_crf's
+    defaults, set values are its keyword arguments; an unknown key or an out-of-range value is refused."""
+    from omegaconf import OmegaConf
+
+    from ctbench.config import CONFIG_DIR
+    from ctbench.engine.segmenter import Segmenter
+    from ctbench.models.crf import crf_settings
+
+    block = {"gaussian_weight": 1.0, "gaussian_sigma": None, "bilateral_weight": 0, "bilateral_sigma": 4.0}
+    assert crf_settings(block) == {"gaussian_weight": 1.0, "bilateral_weight": 0.0, "bilateral_sigma": 4.0}
+    probs, image, _ = noisy_disk(2)
+    torch.testing.assert_close(dense_crf(probs, image, **crf_settings({"bilateral_weight": 0, "gaussian_weight": 0})),
+                               probs)  # the settings are what runs: zero weights keep the input
+    for bad, match in (({"iterations": 50}, "crf.iterations: not a dense CRF setting"),
+                       ({"intensity_sigma": 0.0}, r"crf.intensity_sigma=0.0: give a number from 0.01 to 1"),
+                       ({"bilateral_weight": "6"}, "crf.bilateral_weight='6'")):
+        with pytest.raises(CTBenchError, match=match):
+            crf_settings(bad)
+    crf = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval.yaml").crf, {"bilateral_weight": 6, "bilateral_sigma": 30})
+    cfg = OmegaConf.create({"dims": 2, "postprocess": "crf", "crf": crf, "dataset": {"patch_size_2d": [32, 32]},
+                            "inference": {"overlap": 0.25, "sw_batch_size_2d": 4, "blend": "gaussian", "tta_flips": []}})
+    assert Segmenter(torch.nn.Identity(), cfg).crf == {"gaussian_weight": 1.0, "bilateral_weight": 6.0,
+                                                       "bilateral_sigma": 30.0, "intensity_sigma": 0.05}
+    cfg.postprocess = None  # train's test and predict: no crf block, dense_crf's defaults
+    assert Segmenter(torch.nn.Identity(), cfg).crf == {}

@@ -37,6 +37,11 @@ class Segmenter:
         self.predictor = SlidingWindowPredictor(
             roi=list(cfg.dataset[f"patch_size_{dims}d"]), overlap=inf.overlap,
             sw_batch_size=inf[f"sw_batch_size_{dims}d"], mode=inf.blend, tta_flips=list(inf.tta_flips))
+        self.crf: dict[str, float] = {}
+        if cfg.get("postprocess") == "crf":  # crf.*: the weights ``ctbench eval`` sets (configs/eval.yaml)
+            from ctbench.models.crf import crf_settings
+
+            self.crf = crf_settings(cfg.get("crf"))
 
     @classmethod
     def from_checkpoint(cls, cfg: DictConfig, state_dict: Mapping[str, Any]) -> Segmenter:
@@ -57,7 +62,7 @@ class Segmenter:
             from ctbench.models.crf import dense_crf
 
             plain = torch.as_tensor(image).as_subclass(torch.Tensor).to(probs.device)
-            probs = dense_crf(probs, plain, spacing=list(self.cfg.dataset.preprocessing.spacing))
+            probs = dense_crf(probs, plain, spacing=list(self.cfg.dataset.preprocessing.spacing), **self.crf)
         return probs
 
     def labels(self, probs: torch.Tensor, affine: torch.Tensor, original_affine: Any,

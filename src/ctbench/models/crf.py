@@ -25,7 +25,8 @@ cost is linear in voxels x classes x iterations.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -186,3 +187,26 @@ def dense_crf(probs: torch.Tensor, image: torch.Tensor, iterations: int = 5,
         message = bilateral_weight * bilateral(q) + gaussian_weight * _gaussian_filter(q, g_sigmas) / g_norm
         q = torch.softmax(unary + message, 1)
     return q.to(probs.dtype)
+
+
+#: The weights and widths of :func:`dense_crf` a config may set (``crf.*`` of ``ctbench eval``), with their bounds:
+#: weights on the log-probability scale; sigmas in mm (the wider, the cheaper the bilateral grid; the
+#: narrower, the larger it grows), the intensity width as a fraction of the intensity range.
+CRF_SETTINGS = {"gaussian_weight": (0.0, 50.0), "gaussian_sigma": (0.5, 200.0), "bilateral_weight": (0.0, 50.0),
+                "bilateral_sigma": (0.5, 200.0), "intensity_sigma": (0.01, 1.0)}
+
+
+def crf_settings(block: Mapping[str, Any] | None) -> dict[str, float]:
+    """The keyword arguments of :func:`dense_crf` in a config's ``crf`` block (null entries: its defaults),
+    each a number within :data:`CRF_SETTINGS`; anything else is one-line refusal."""
+    out: dict[str, float] = {}
+    for key, value in (block or {}).items():
+        if key not in CRF_SETTINGS:
+            raise CTBenchError(f"crf.{key}: not a dense CRF setting; use {', '.join(CRF_SETTINGS)}", exit_code=2)
+        if value is None:
+            continue
+        low, high = CRF_SETTINGS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise CTBenchError(f"crf.{key}={value!r}: give a number from {low:g} to {high:g}", exit_code=2)
+        out[key] = float(value)
+    return out
