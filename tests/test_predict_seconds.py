@@ -31,7 +31,7 @@ def test_train_records_each_cases_predict_seconds_and_their_mean(trained_run):
 
 @pytest.mark.slow
 def test_predict_seconds_covers_the_prediction_and_not_the_metrics(trained_run, workdir, monkeypatch):
-    """Back to the file's grid + post-processing made 0.3 s slower and the metrics 1.5 s slower: each case's
+    """Back to the file's grid + post-processing made 0.3 s slower and the metrics 2 s slower: each case's
     time grows by the first and not by the second."""
     from ctbench import metrics
     from ctbench.engine.segmenter import Segmenter
@@ -43,7 +43,7 @@ def test_predict_seconds_covers_the_prediction_and_not_the_metrics(trained_run, 
         return labels(self, *args, **kwargs)
 
     def slow_metrics(*args, **kwargs):
-        time.sleep(1.5)
+        time.sleep(2.0)
         return case_metrics(*args, **kwargs)
 
     monkeypatch.setattr(Segmenter, "labels", slow_labels)
@@ -55,4 +55,4 @@ def test_predict_seconds_covers_the_prediction_and_not_the_metrics(trained_run, 
     after = {case: next(iter(v)) for case, v in _per_case_seconds(out).items()}
     assert after.keys() == before.keys()
     for case, seconds in after.items():
-        assert 0.3 <= seconds < before[case] + 1.3, (case, seconds, before[case])
+        assert 0.3 <= seconds < before[case] + 1.7, (case, seconds, before[case])
