@@ -11,7 +11,12 @@ from ctbench.config import CONFIG_DIR
 from ctbench.reports.claims import load_claims, parse_claim
 from ctbench.reports.collect import collect
 from ctbench.reports.convergence import convergence
-from ctbench.reports.learning_curves import cascade_survey_terms, claim_curves, learning_curve_figures
+from ctbench.reports.learning_curves import (
+    cascade_survey_terms,
+    claim_curves,
+    learning_curve_figures,
+    learning_curve_lines,
+)
 
 CASES = ["case_a", "case_b"]
 
@@ -74,6 +79,9 @@ def test_claims_on_the_same_runs_share_one_small_figure(runs, c4, tmp_path):
     assert len(set(figures.values())) == 1 and figures[c4[0].id].name == f"learning_curves_{c4[0].id}.png"
     png = figures[c4[0].id].read_bytes()
     assert png.startswith(b"\x89PNG") and 5_000 < len(png) < 80_000
+    lines = learning_curve_lines(figures, tmp_path / "doc")
+    assert lines[-1] == f"![{', '.join(c.id for c in c4)}](doc/{figures[c4[0].id].name})"  # one image, both ids
+    assert (tmp_path / "doc" / figures[c4[0].id].name).read_bytes() == png
 
 
 def test_cascade_in_the_survey_terms(runs, c4):

@@ -8,7 +8,7 @@ is one thin line (a seed), candidate and baseline in two colours, its convergenc
 the shaded band is the last 20 % of epochs that the convergence rule compares with the best before
 (:mod:`ctbench.reports.convergence`; Isensee et al. 2024 on training to convergence, Bouthillier et al.
 2021 on seeds as a variance source). ``report/progress.png`` has the loss and learning rate of one run;
-this is the side-by-side view a claim needs.
+this is the side-by-side view a claim needs. :func:`learning_curve_lines` copies them beside a document.
 
 :func:`cascade_survey_terms` is C4c as the survey states it (section 3.1: Christ et al. 2016 "achieves
 Dice score over 94% for liver with computation time below 100 second per CT volume"): per run of the
@@ -19,6 +19,7 @@ volume (``summary.json`` ``predict_seconds_mean``) beside 0.94 and 100 s.
 from __future__ import annotations
 
 import math
+import shutil
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,6 +130,21 @@ def learning_curve_figures(claims: Sequence[Claim], runs: Sequence[Run], out_dir
             _draw(curves, title, drawn[key])
         figures[claim.id] = drawn[key]
     return figures
+
+
+def learning_curve_lines(figures: dict[str, Path], folder: Path) -> list[str]:
+    """Markdown lines for a document beside ``folder``: each distinct figure of :func:`learning_curve_figures`
+    copied into ``folder`` once, captioned with the claims it shows; [] without figures."""
+    if not figures:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["Learning curves: validation mean Dice per epoch of every run (seed) of a claim's candidate and "
+             "baseline, each run's convergence verdict in the legend, the last 20 % of epochs (what the "
+             "convergence rule judges) shaded; claims judged on the same runs share one figure.", ""]
+    for path in dict.fromkeys(figures.values()):
+        shutil.copyfile(path, folder / path.name)
+        lines.append(f"![{', '.join(k for k, v in figures.items() if v == path)}]({folder.name}/{path.name})")
+    return lines
 
 
 def _fmt(value: float, digits: int) -> str:
