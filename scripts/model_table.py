@@ -132,6 +132,15 @@ def presets_section() -> list[str]:
         "nearest-exact (`ctbench/losses/deep_supervision.py`). In eval mode only the full-resolution tensor "
         "comes out, so validation, test, predict and export do not change.",
         "",
+        "U-Net's skips (`model.skip`, `unet` only): `concat` (default) is Ronneberger's concatenation, MONAI "
+        "`UNet` unchanged (the weight names and shapes of earlier checkpoints); `add` is FCN's sum (Long et al. "
+        "2015) in the same network, to ablate that one ingredient (claim C2c): each skip adds the encoder "
+        "feature to the upsampled decoder feature, each decoder layer takes the encoder's width instead of the "
+        "concatenated one, and a 1x1 convolution projects the bottom layer's wider output (128 -> 64 channels) "
+        "so that the sum is defined (`ctbench.models.unet.AddSkipUNet`). Parameters with the default widths, "
+        "5 classes: 402,664 -> 368,728 in 2D, 1,189,930 -> 1,071,610 in 3D (derived in "
+        "`tests/models/test_unet_skip.py`); not with `preset=paper`.",
+        "",
     ]
     return lines
 
