@@ -12,8 +12,9 @@ from ctbench.losses.cross_entropy import voxel_cross_entropy
 from ctbench.losses.unet_weighted import UNetWeightedCrossEntropyLoss
 
 
-def _border_brute_force(label, w0, sigma):
-    """Exhaustive d1, d2 over all voxel pairs (tiny images only), objects = 4/6-connected components."""
+def _border_brute_force(label, w0, sigma, border_on="background"):
+    """Exhaustive d1, d2 over all voxel pairs (tiny images only), objects = 4/6-connected components; with
+    ``other_objects`` on every voxel, to the objects that do not contain it."""
     from scipy import ndimage
 
     objects = []
@@ -23,9 +24,10 @@ def _border_brute_force(label, w0, sigma):
     out = np.zeros(label.shape)
     if len(objects) < 2:
         return out
-    for x in np.argwhere(label == 0):
-        d = sorted(np.sqrt(((pts - x) ** 2).sum(1)).min() for pts in objects)
-        out[tuple(x)] = w0 * np.exp(-((d[0] + d[1]) ** 2) / (2 * sigma**2))
+    for x in np.argwhere(label == 0) if border_on == "background" else np.argwhere(np.ones_like(label)):
+        d = sorted(np.sqrt(((pts - x) ** 2).sum(1)).min() for pts in objects if not (pts == x).all(1).any())
+        if len(d) >= 2:
+            out[tuple(x)] = w0 * np.exp(-((d[0] + d[1]) ** 2) / (2 * sigma**2))
     return out
 
 
@@ -38,13 +40,33 @@ def test_border_two_objects_by_hand():
     assert out[0, 0] == 0 and out[0, 6] == 0
 
 
+@pytest.mark.parametrize("border_on", ["background", "other_objects"])
 @pytest.mark.parametrize("shape", [(12, 12), (6, 7, 8)], ids=["2d", "3d"])
-def test_border_matches_brute_force(shape):
+def test_border_matches_brute_force(shape, border_on):
     rng = np.random.default_rng(0)
     label = (rng.random(shape) < 0.08).astype(np.int64) * rng.integers(1, 3, shape)
-    expected = _border_brute_force(label, 10.0, 2.0)
+    expected = _border_brute_force(label, 10.0, 2.0, border_on)
     # terms below w0/1000 are cut off by design
-    np.testing.assert_allclose(border_map(label, 10.0, 2.0), expected, atol=10.0 / 1000 + 1e-6)
+    np.testing.assert_allclose(border_map(label, 10.0, 2.0, border_on), expected, atol=10.0 / 1000 + 1e-6)
+
+
+def test_border_between_two_lesions_inside_an_organ():
+    """Two lesions (2) in a liver (1), one liver column apart: the paper's background-only term is 0 there;
+    ``other_objects`` gives the gap voxel w0 exp(-(1 + 1)^2 / 2σ²) and a lesion voxel facing it
+    w0 exp(-(1 + 2)^2 / 2σ²) (1 to the liver, 2 to the other lesion), the liver's corner its two distances."""
+    label = np.ones((9, 11), dtype=np.int64)
+    label[3:6, 2:5] = 2
+    label[3:6, 6:9] = 2
+    assert not border_map(label, 10.0, 5.0).any()
+    other = border_map(label, 10.0, 5.0, "other_objects")
+    assert other[4, 5] == pytest.approx(10 * np.exp(-4 / 50), rel=1e-6)
+    assert other[4, 4] == pytest.approx(10 * np.exp(-9 / 50), rel=1e-6)
+    corner = (np.sqrt(3**2 + 2**2) + np.sqrt(3**2 + 6**2)) ** 2  # (0, 0) to the two lesions' nearest voxels
+    assert other[0, 0] == pytest.approx(10 * np.exp(-corner / 50), rel=1e-6)
+    with pytest.raises(ValueError, match="border_on='gaps'"):
+        border_map(label, border_on="gaps")
+    with pytest.raises(CTBenchError, match="border_on='gaps'.*other_objects"):
+        UNetWeightedCrossEntropyLoss(border_on="gaps")
 
 
 def test_touching_classes_are_separate_objects():

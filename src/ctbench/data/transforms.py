@@ -149,7 +149,7 @@ def train_chain(pre: Mapping[str, Any], patch: Sequence[int], num_classes: int, 
     centres half the patches on lesions; None: every class equally often (MONAI's default).
 
     ``weight_map``: the ``unet_weighted`` loss's parameters (``w0``, ``sigma``, ``class_balance``,
-    ``per_slice``); the chain then also caches each case's U-Net weight map and crops it as ``weight``.
+    ``per_slice``, ``border_on``); the chain then also caches each case's U-Net weight map and crops it as ``weight``.
     ``augment``: the ``augment`` config group (:func:`augmentation`), applied to each
     patch after cropping (2D: to the squeezed slice); None or ``{}`` for no augmentation.
     """
@@ -170,7 +170,7 @@ def train_chain(pre: Mapping[str, Any], patch: Sequence[int], num_classes: int, 
         per_slice = bool(weight_map.get("per_slice", False)) or len(patch) == 2
         chain.append(UNetWeightMapd("label", "weight", float(weight_map.get("w0", 10.0)),
                                     float(weight_map.get("sigma", 5.0)), bool(weight_map.get("class_balance", True)),
-                                    per_slice))
+                                    per_slice, str(weight_map.get("border_on", "background"))))
     chain += [
         # --- cached above, random below ---
         T.RandCropByLabelClassesd(keys, label_key="label", spatial_size=spatial,

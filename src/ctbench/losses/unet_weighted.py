@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ctbench.data.weight_maps import unet_weight_map
+from ctbench.data.weight_maps import BORDER_ON, unet_weight_map
 from ctbench.errors import CTBenchError
 from ctbench.losses.base import SegmentationLoss, check_inputs
 from ctbench.losses.cross_entropy import voxel_cross_entropy
@@ -28,6 +28,9 @@ class UNetWeightedCrossEntropyLoss(SegmentationLoss):
         sigma: border width in voxels (paper: about 5 pixels).
         class_balance: add the class-frequency balancing ``w_c`` (otherwise ``w_c = 1``).
         per_slice: distances within 2D slices of a 3D target (last spatial axis).
+        border_on: ``background`` (the paper: the border term on background voxels between objects) or
+            ``other_objects`` (on every voxel, distances to the objects not containing it: also the organ
+            tissue between touching lesions inside the organ; :func:`~ctbench.data.weight_maps.border_map`).
     """
 
     loss_name = "unet_weighted"
@@ -36,18 +39,22 @@ class UNetWeightedCrossEntropyLoss(SegmentationLoss):
     uses_weight_map = True
 
     def __init__(
-        self, w0: float = 10.0, sigma: float = 5.0, class_balance: bool = True, per_slice: bool = False
+        self, w0: float = 10.0, sigma: float = 5.0, class_balance: bool = True, per_slice: bool = False,
+        border_on: str = "background",
     ) -> None:
         super().__init__()
         if w0 < 0 or sigma <= 0:
             raise CTBenchError(f"loss 'unet_weighted': w0={w0} must be >= 0 and sigma={sigma} > 0")
+        if border_on not in BORDER_ON:
+            raise CTBenchError(f"loss 'unet_weighted': border_on={border_on!r} is not known: use "
+                               f"{' or '.join(BORDER_ON)}")
         self.w0, self.sigma = float(w0), float(sigma)
-        self.class_balance, self.per_slice = class_balance, per_slice
+        self.class_balance, self.per_slice, self.border_on = class_balance, per_slice, border_on
 
     def weight_maps(self, labels: torch.Tensor) -> torch.Tensor:
         """The weight map of each sample of ``[B, 1, *spatial]`` labels, on the labels' device."""
         maps = [
-            unet_weight_map(sample[0], self.w0, self.sigma, self.class_balance, self.per_slice)
+            unet_weight_map(sample[0], self.w0, self.sigma, self.class_balance, self.per_slice, self.border_on)
             for sample in labels.cpu().numpy()
         ]
         return torch.from_numpy(np.stack(maps)[:, None]).to(labels.device)
