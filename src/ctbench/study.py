@@ -84,6 +84,10 @@ CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             ("unet_dice_ce", "c16_wce_beta", "c19_size_losses", "unet_ce_dice", "c21_compound_losses")),
     "C25": ("Calibration against Isensee et al. 2024 (nnU-Net Revisited) on real CT: a CNN U-Net matches or "
             "beats Swin UNETR at equal budget (not a survey statement)", "-", ("c25_cnn_vs_swinunetr",)),
+    "C23": ("The conservative loss generalises better: trained on non-contrast, tested on portal-venous CT", "4.5",
+            ("c23_conservative_phase",)),
+    "C24": ("CNNs often miss small objects: small vs large lesion recall in the same runs, per architecture", "5",
+            ("c24_small_objects",)),
 }
 #: Experiments whose best checkpoints ``study run`` tests twice, without and with the dense CRF.
 CRF_EXPERIMENTS = ("c3_crf", "c15_crf_v3p")
