@@ -117,7 +117,7 @@ def test_claim_experiments_compose_with_their_run_folder(experiment):
     for point in study.sweep_points(experiment)[:1]:
         cfg, ctx = compose_with_context("train", [f"experiment=claims/{experiment}", *point])
         assert ctx.run_dir.parent.name in ("claims", "claims_sources")
-        assert cfg.dataset.name in ("phantom_study", "phantom_phase", "synthetic")  # phantom_phase: C23
+        assert cfg.dataset.name in ("phantom_study", "phantom_phase", "phantom_touching", "synthetic")  # C23, C22
         full, full_ctx = compose_with_context("train", [f"experiment=claims/{experiment}", *point, "study=full"])
         assert full_ctx.run_dir.parent.name in ("claims_full", "claims_sources")
         assert full.trainer.max_epochs >= cfg.trainer.max_epochs

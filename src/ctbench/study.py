@@ -88,6 +88,8 @@ CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
             ("c23_conservative_phase",)),
     "C24": ("CNNs often miss small objects: small vs large lesion recall in the same runs, per architecture", "5",
             ("c24_small_objects",)),
+    "C22": ("U-Net's distance-weighted loss separates touching objects (fewer merged lesion instances than CE; "
+            "the distance term ablated)", "4.1.2", ("c22_touching", "c22_touching_ce")),
 }
 #: Experiments whose best checkpoints ``study run`` tests twice, without and with the dense CRF.
 CRF_EXPERIMENTS = ("c3_crf", "c15_crf_v3p")
