@@ -134,6 +134,13 @@ def test_study_plan_trains_each_shared_run_once_and_orders_dependencies():
                for o in [str(compose_with_context("train", transfer.overrides)[0].model.pretrained)])
     crf = next(j for j in jobs if j.name.endswith("-eval-crf"))
     assert crf.task == "eval" and "postprocess=crf" in crf.overrides
+    # its CRF weights: the best of the grid on the run's validation cases (tuning folder), decided when it starts
+    assert crf.lazy is not None and len(crf.after) == len(study.CRF_GRID) == 4
+    val = next(j for j in jobs if j.run_dir == crf.after[0])
+    assert val.task == "eval" and {"split=val", "postprocess=crf", "crf.bilateral_weight=3"} <= set(val.overrides)
+    assert val.run_dir.parent.name == "claims_tuning" and val.after == [crf.after[0].parent.parent / "claims" /
+                                                                         crf.name.removesuffix("-eval-crf")]
+    assert "split=val" not in next(j for j in jobs if j.name.endswith("-eval-null")).overrides
 
 
 def test_figure9_claim_pairs_each_loss_with_the_others_per_path(tmp_path):
@@ -246,16 +253,16 @@ def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
     calls: list[list[str]] = []
     interrupted = {"first": True}
 
-    def fake_ctbench(cmd, **_):
+    def fake_ctbench(cmd, env, log_file):
         calls.append(cmd)
         run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
         if run_dir.name == "a" and interrupted.pop("first", False):
-            return 1  # killed before its report
+            return 1, 0.0  # killed before its report
         (run_dir / "report").mkdir(parents=True, exist_ok=True)
         (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
-        return 0
+        return 0, 1.0
 
-    monkeypatch.setattr(study.subprocess, "call", fake_ctbench)
+    monkeypatch.setattr(study, "spawn", fake_ctbench)
     jobs = lambda: [study.Job("a", "train", ["x=1"], Path("runs/a")),  # noqa: E731
                     study.Job("b", "train", ["x=2"], Path("runs/b"), after=[Path("runs/a")])]
     first = jobs()
@@ -321,9 +328,10 @@ def test_every_claim_side_is_three_seeds_of_one_arm_the_study_runs(preset, monke
     jobs = study.plan(list(study.CLAIMS), preset)
     monkeypatch.setattr(ctbench.config, "compose_with_context", compose)
     assert len({j.run_dir for j in jobs}) == len(jobs)
-    assert all(j.run_dir.parent.name in ("claims" if preset == "cpu" else "claims_full", "claims_sources")
-               for j in jobs)
-    runs = _job_attributes(jobs, composed)
+    study_dir = "claims" if preset == "cpu" else "claims_full"
+    assert all(j.run_dir.parent.name in (study_dir, f"{study_dir}_tuning", "claims_sources") for j in jobs)
+    # the tuning runs (learning-rate grid, CRF weights on the validation cases) are outside what the claims read
+    runs = _job_attributes([j for j in jobs if j.run_dir.parent.name != f"{study_dir}_tuning"], composed)
     for claim in load_claims(CONFIG_DIR / "claims"):
         sides = [[r for r in runs if all(r["attribute"](k) == v for k, v in side.items())]
                  for side in (claim.candidate, claim.baseline)]
@@ -336,3 +344,109 @@ def test_every_claim_side_is_three_seeds_of_one_arm_the_study_runs(preset, monke
         # the study plan of the claim's own key runs both sides (`ctbench study run --only CK`)
         own = {j.run_dir for j in jobs if study.claim_key(claim.id) in j.claims}
         assert {r["job"].run_dir for side in sides for r in side} <= own, claim.id
+
+
+def write_tuning_run(folder: Path, summary: dict, config: str = "") -> Path:
+    """A complete run folder as the study's tuning jobs leave it: summary.json and the run's config."""
+    (folder / "report").mkdir(parents=True)
+    (folder / "report" / "summary.json").write_text(json.dumps({"status": "complete", **summary}))
+    (folder / "resolved_config.yaml").write_text(config)
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "best.ckpt").write_bytes(b"weights")
+    return folder
+
+
+def lr_arm(tmp_path: Path, curves: dict[str, list[float]]) -> study.LRArm:
+    grid = {rate: write_tuning_run(tmp_path / "claims_tuning" / f"unet-focal-2d-seed0-lr{rate}",
+                                   {"convergence": {"history": [[5 * i, v] for i, v in enumerate(curve)]}},
+                                   f"optim:\n  optimizer:\n    lr: {rate}\n")
+            for rate, curve in curves.items()}
+    return study.LRArm("unet-focal-2d-seed0", tmp_path / "claims" / "unet-focal-2d-seed0", grid, "0.003",
+                       tmp_path / "claims" / "lr_choice.json")
+
+
+def test_lr_choice_is_the_best_validation_dice_of_seed_0_recorded_and_reused(tmp_path):
+    """The best over each run's learning curve (not its last value) decides; a NaN validation is skipped; the
+    choice is recorded and a resumed study reads it back even if the runs changed since; seed 0 at the chosen
+    rate is that grid run, linked (the same files), not trained again."""
+    arm = lr_arm(tmp_path, {"0.001": [0.2, 0.5, 0.55], "0.003": [0.3, 0.6, 0.58], "0.009": [0.1, float("nan"), 0.59]})
+    (tmp_path / "claims").mkdir()
+    assert arm.override() == ["optim.optimizer.lr=0.003"]
+    record = json.loads((tmp_path / "claims" / "lr_choice.json").read_text())["unet-focal-2d-seed0"]
+    assert record["validation"] == {"0.001": 0.55, "0.003": 0.6, "0.009": 0.59} and record["chosen"] == "0.003"
+    assert record["configured"] == "0.003" and record["runs"]["0.009"].endswith("seed0-lr0.009")
+    assert "| unet-focal-2d-seed0 | 0.001: 0.550, 0.003: 0.600, 0.009: 0.590 | **0.003** |" \
+        in study.choice_lines(tmp_path / "claims")  # the study's doc section shows the choice
+    (arm.grid["0.001"] / "report" / "summary.json").write_text(json.dumps(
+        {"status": "complete", "convergence": {"history": [[0, 0.9]]}}))
+    assert arm.seed_zero() == ["optim.optimizer.lr=0.003"]  # recorded: not chosen again
+    linked = arm.seed0 / "checkpoints" / "best.ckpt"
+    assert linked.read_bytes() == b"weights"
+    assert linked.stat().st_ino == (arm.grid["0.003"] / "checkpoints" / "best.ckpt").stat().st_ino
+    study.check_recorded(arm.seed0, arm.override())  # its config holds the chosen rate
+    with pytest.raises(CTBenchError, match=r"complete with optim.optimizer.lr=0.003, not the chosen 0.009"):
+        study.check_recorded(arm.seed0, ["optim.optimizer.lr=0.009"])
+
+
+def test_lr_ties_go_to_the_configured_rate_and_a_run_without_validations_is_one_line(tmp_path):
+    assert study.choose({"0.001": 0.5, "0.003": 0.5, "0.009": 0.4}, "0.003") == "0.003"
+    assert study.choose({"0.001": 0.5, "0.003": 0.4, "0.009": 0.5}, "0.003") == "0.001"
+    arm = lr_arm(tmp_path, {"0.001": [0.2], "0.003": [], "0.009": [0.1]})
+    with pytest.raises(CTBenchError, match="no validation value"):
+        arm.chosen()
+    assert not (tmp_path / "claims" / "lr_choice.json").exists()  # nothing recorded without a choice
+
+
+def test_crf_weights_are_chosen_on_the_validation_mean_dice_and_recorded(tmp_path):
+    scores = dict(zip(study.CRF_GRID, [0.71, 0.74, 0.69, 0.74], strict=True))  # a tie: the first setting wins
+    tuning = study.CRFTuning("deeplabv1-dice_ce-2d-seed0", {
+        label: write_tuning_run(tmp_path / f"val-{label}", {"mean_dice": v, "split": "val"})
+        for label, v in scores.items()}, tmp_path / "crf_choice.json")
+    assert tuning.override() == ["crf.bilateral_weight=3", "crf.bilateral_sigma=30"]
+    record = json.loads((tmp_path / "crf_choice.json").read_text())["deeplabv1-dice_ce-2d-seed0"]
+    assert record["chosen"] == "wb3-sa30mm" and record["validation"] == scores
+
+
+def test_a_lazy_override_is_decided_when_its_job_starts(tmp_path, monkeypatch):
+    """The job after the grid gets the override its ``lazy`` returns once the grid ran; a complete run of
+    another choice fails the job with the one-line reason (nothing is overwritten); a failing choice too."""
+    monkeypatch.chdir(tmp_path)
+    calls: list[list[str]] = []
+
+    def fake_ctbench(cmd, env, log_file):
+        calls.append(cmd)
+        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
+        (run_dir / "report").mkdir(parents=True)
+        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+        return 0, 1.0
+
+    monkeypatch.setattr(study, "spawn", fake_ctbench)
+    decided = lambda: [f"lr={len(calls)}"]  # noqa: E731 - what the grid left when the job starts
+    jobs = [study.Job("grid", "train", ["x=1"], Path("runs/grid")),
+            study.Job("arm", "train", ["x=2"], Path("runs/arm"), after=[Path("runs/grid")], lazy=decided)]
+    study.run_jobs(jobs, 2, False, tmp_path, tmp_path / "logs")
+    assert [j.status for j in jobs] == ["done", "done"] and calls[1][1:4] == ["train", "x=2", "lr=1"]
+    (tmp_path / "runs" / "arm" / "resolved_config.yaml").write_text("lr: 1\n")
+    again = [study.Job("arm", "train", ["x=2"], Path("runs/arm"), lazy=lambda: ["lr=5"])]
+    study.run_jobs(again, 1, False, tmp_path, tmp_path / "logs")
+    assert again[0].status == "failed" and len(calls) == 2
+
+    def no_choice() -> list[str]:
+        raise CTBenchError("runs/grid: summary.json has no validation value")
+
+    failing = [study.Job("other", "train", ["x=3"], Path("runs/other"), lazy=no_choice)]
+    study.run_jobs(failing, 1, False, tmp_path, tmp_path / "logs")
+    assert failing[0].status == "failed" and len(calls) == 2
+
+
+@pytest.mark.slow
+def test_study_plan_tunes_each_loss_arms_learning_rate_on_seed_0():
+    """C18's loss arms: seed 0 at 3 rates in the tuning folder, then seeds 0-2 at the chosen one (lazy) (~7 s)."""
+    jobs = {j.name: j for j in study.plan(["C18"], "cpu")}
+    grid = [f"unet-dice-2d-seed0-lr{r}" for r in ("0.001", "0.003", "0.009")]
+    assert all(jobs[g].run_dir.parent.name == "claims_tuning" and jobs[g].lazy is None for g in grid)
+    assert jobs[grid[2]].overrides[-1] == "optim.optimizer.lr=0.009"
+    for seed in range(3):
+        job = jobs[f"unet-dice-2d-seed{seed}"]
+        assert job.run_dir.parent.name == "claims" and [p.name for p in job.after] == grid
+        assert job.lazy is not None and not any(o.startswith("optim.") for o in job.overrides)

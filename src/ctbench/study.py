@@ -14,13 +14,23 @@ claim files in ``configs/claims/``. ``study run``
    ``multirun/claims/MODEL-LOSS-DIMSd-seedS[TAG]`` below the working folder (``multirun/claims_full`` with
    ``study=full``), ``--jobs`` at a time, one thread each; a job two claims share runs once, a complete job
    is skipped and an interrupted one resumes (rerun the same command after a stop);
-2. tests C3's DeepLab v1 and C15's DeepLab v3+ checkpoints twice, ``ctbench eval ... postprocess=null`` and ``postprocess=crf``;
+   each loss arm (:data:`LR_EXPERIMENTS`: the U-Nets of C7, C8, C16-C19, C21 that differ by loss) first trains
+   seed 0 at 3 learning rates (:data:`LR_FACTORS` x the configured one) in ``multirun/claims_tuning/NAME-lrR``;
+   the rate with the best validation ``val/mean_dice`` is chosen and recorded in ``STUDY_DIR/lr_choice.json``,
+   its run becomes the arm's seed-0 run (linked, not trained again) and seeds 1 and 2 train at it (the override
+   is decided when their jobs start; a resumed study reads the recorded choice). The Dice-CE U-Net shared with
+   the architecture claims keeps the configured rate;
+2. tests each DeepLab checkpoint of C3 (v1) and C15 (v3+) on its validation cases with each dense CRF setting of
+   :data:`CRF_GRID` (``ctbench eval ... postprocess=crf split=val crf.*=...`` in ``multirun/claims_tuning``),
+   records the best mean Dice in ``STUDY_DIR/crf_choice.json``, then tests it once without
+   (``NAME-eval-null``) and once with the CRF at the chosen weights (``NAME-eval-crf``);
 3. computes C9 with ``ctbench loss-curves`` and judges its two statements over the 450 paths;
 4. then does what ``study report`` does: the verdict of every claim file (:mod:`ctbench.reports.claims`; the
    family is every claim file, ``--only`` selects what is shown), ``claims.md``/``claims.csv``, one paired
    figure per claim and the study section of ``--doc`` (default ``STUDY_DIR/report/survey-reproduction.md``).
 
-Job wall times are in ``STUDY_DIR/study_jobs.json``; a claim's time is the sum of its jobs' wall times.
+Job wall times are in ``STUDY_DIR/study_jobs.json``; a claim's time is the sum of its jobs' wall times (the
+tuning runs included). The tuning runs lie beside ``STUDY_DIR``, so no claim selector reads them.
 """
 
 from __future__ import annotations
@@ -36,7 +46,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +103,22 @@ CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 #: Experiments whose best checkpoints ``study run`` tests twice, without and with the dense CRF.
 CRF_EXPERIMENTS = ("c3_crf", "c15_crf_v3p")
+#: The dense CRF settings tried on the validation cases of each of their runs, the rest at the defaults of
+#: ``crf.*`` (configs/eval.yaml): DeepLab v1's protocol (Chen et al. 2014, sec. 4.1: the smoothness term fixed,
+#: the appearance kernel's weight and width searched on held-out images), here the default weight and its
+#: double, and widths of 10 and 30 mm (5 and 15 pixels at 2 mm; the default, 8 voxels, is 16 mm in plane).
+CRF_GRID: dict[str, dict[str, float]] = {
+    f"wb{w:g}-sa{s:g}mm": {"bilateral_weight": w, "bilateral_sigma": s} for w in (3.0, 6.0) for s in (10.0, 30.0)}
+#: Loss-arm experiments (the 2D U-Nets that differ by ``loss`` or its weights): each arm picks its learning rate
+#: on the validation cases. The Dice-CE U-Net (the architecture claims' reference arm) keeps the configured rate.
+LR_EXPERIMENTS = ("c7_small_losses", "c8_combo_stability", "c16_wce_beta", "c17_tversky", "unet_ce_dice",
+                  "c19_size_losses", "c21_compound_losses")
+LR_KEY = "optim.optimizer.lr"
+#: The learning-rate grid of a loss arm: the configured rate (configs/optim/adamw.yaml, 3e-3) times 1/3, 1 and 3,
+#: the half-decade steps of a log-scale search.
+LR_FACTORS = (1 / 3, 1.0, 3.0)
+#: A choice is made once and recorded; a resumed study reads it back (one lock for the study's threads).
+_RECORDS = threading.Lock()
 
 
 def claim_key(claim_id: str) -> str:
@@ -112,6 +138,9 @@ class Job:
     claims: set[str] = field(default_factory=set)
     status: str = "pending"
     seconds: float = 0.0
+    #: overrides decided when the job starts (a choice made on the runs it waits for), and what they will be
+    lazy: Callable[[], list[str]] | None = None
+    note: str = ""
 
     def command(self, ctbench: str, srun: bool) -> list[str]:
         cmd = [ctbench, self.task, *self.overrides, f"hydra.run.dir={self.run_dir}"]
@@ -130,42 +159,215 @@ def sweep_points(experiment: str) -> list[list[str]]:
     return [list(point) for point in itertools.product(*axes)]
 
 
+def tuning_dir(study_dir: Path) -> Path:
+    """The folder of the study's tuning runs (``multirun/claims_tuning``): beside its runs, never below them, so no
+    claim selector sees them (``study report`` collects ``STUDY_DIR`` only)."""
+    return study_dir.with_name(f"{study_dir.name}_tuning")
+
+
+def record_choice(record: Path, key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``key``'s entry of the JSON object in ``record``; made by ``make()`` and recorded when absent, so a
+    resumed study reuses the choice it made before."""
+    with _RECORDS:
+        data = json.loads(record.read_text()) if record.is_file() else {}
+        if key not in data:
+            data[key] = make()
+            atomic_write_json(record, data)
+        return data[key]
+
+
+def choose(scores: Mapping[str, float], preferred: str) -> str:
+    """The key of the highest score; among ties ``preferred`` (the configured setting), else the first."""
+    best = max(scores.values())
+    tied = [key for key, value in scores.items() if value == best]
+    return preferred if preferred in tied else tied[0]
+
+
+def best_validation(run_dir: Path) -> float:
+    """A training run's best validation ``val/mean_dice`` (the checkpoint-selection metric: its best checkpoint's
+    score), from the learning curve of its ``summary.json`` convergence block."""
+    from ctbench.run_folder import read_summary
+
+    history = (read_summary(run_dir).get("convergence") or {}).get("history") or []
+    values = [float(v) for _, v in history if math.isfinite(float(v))]
+    if not values:
+        raise CTBenchError(f"{run_dir}: summary.json has no validation value (convergence.history), which the "
+                           "learning-rate choice needs: train it again with trainer.check_val_every_n_epoch set")
+    return max(values)
+
+
+def check_recorded(run_dir: Path, overrides: Sequence[str]) -> None:
+    """Refuse a complete run whose config differs from the chosen ``overrides`` (it ran before the choice)."""
+    from ctbench.reports.collect import config_value
+    from ctbench.run_folder import is_complete
+
+    if not is_complete(run_dir):
+        return
+    for override in overrides:
+        key, value = override.split("=", 1)
+        recorded = config_value(run_dir, key)
+        try:
+            same = recorded is not None and math.isclose(float(recorded), float(value))
+        except ValueError:
+            same = False
+        if not same:
+            raise CTBenchError(f"{run_dir} is complete with {key}={recorded}, not the chosen {value}: move it "
+                               "out of the study folder and rerun `ctbench study run` to redo it")
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)  # the same files, no second copy of the checkpoints
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@dataclass
+class LRArm:
+    """A loss arm's learning rate: seed 0 trained at each rate of the grid, the best validation Dice chosen."""
+
+    name: str  # the arm's seed-0 run folder name: its key in lr_choice.json
+    seed0: Path  # the arm's seed-0 run folder: the grid run at the chosen rate (the same config, linked)
+    grid: dict[str, Path]  # rate (as the override writes it) -> seed-0 run at that rate, in the tuning folder
+    configured: str
+    record: Path  # STUDY_DIR/lr_choice.json
+
+    def chosen(self) -> str:
+        """The recorded rate, else the best of the complete grid runs (recorded)."""
+        def make() -> dict[str, Any]:
+            scores = {rate: best_validation(run) for rate, run in self.grid.items()}
+            return {"metric": "best validation val/mean_dice of seed 0", "configured": self.configured,
+                    "validation": scores, "runs": {rate: str(run) for rate, run in self.grid.items()},
+                    "chosen": choose(scores, self.configured)}
+
+        return str(record_choice(self.record, self.name, make)["chosen"])
+
+    def override(self) -> list[str]:
+        return [f"{LR_KEY}={self.chosen()}"]
+
+    def seed_zero(self) -> list[str]:
+        """The chosen rate for seed 0, whose run is the grid run at that rate: linked into the arm's folder
+        (unless that folder exists: complete, or interrupted, then resumed at the chosen rate)."""
+        rate = self.chosen()
+        if not self.seed0.exists():
+            partial = self.grid[rate].with_name(f"{self.seed0.name}.linking")  # outside STUDY_DIR until whole
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(self.grid[rate], partial, copy_function=_link_or_copy)
+            partial.rename(self.seed0)
+        return [f"{LR_KEY}={rate}"]
+
+
+@dataclass
+class CRFTuning:
+    """One DeepLab run's dense CRF weights: each setting of :data:`CRF_GRID` tested on its validation cases, the
+    best mean Dice chosen (the metric DeepLab tuned its CRF on, one for both boundary claims)."""
+
+    name: str  # the training run's folder name: its key in crf_choice.json
+    grid: dict[str, Path]  # setting -> its validation eval folder, in the tuning folder
+    record: Path  # STUDY_DIR/crf_choice.json
+
+    def override(self) -> list[str]:
+        from ctbench.run_folder import read_summary
+
+        def make() -> dict[str, Any]:
+            scores = {label: float(read_summary(run)["mean_dice"]) for label, run in self.grid.items()}
+            chosen = choose(scores, next(iter(scores)))
+            return {"metric": "mean_dice, validation cases", "validation": scores, "chosen": chosen,
+                    "settings": CRF_GRID[chosen], "runs": {label: str(run) for label, run in self.grid.items()}}
+
+        return [f"crf.{k}={v:g}" for k, v in record_choice(self.record, self.name, make)["settings"].items()]
+
+
 def plan(claims: Sequence[str], study: str) -> list[Job]:
     """Every job of ``claims``, each run folder once, in claim order (dependencies after their sources);
-    run folders relative to the working folder."""
+    run folders relative to the working folder.
+
+    A loss arm (:data:`LR_EXPERIMENTS`) trains seed 0 at the 3 rates of :data:`LR_FACTORS` in the tuning folder;
+    its seed-0 job links the best one in and its seeds 1 and 2 train at that rate. A DeepLab run of
+    :data:`CRF_EXPERIMENTS` is tested on its validation cases with each :data:`CRF_GRID` setting, then once with
+    the CRF at the best and once without."""
+    from omegaconf import OmegaConf
+
     from ctbench.config import compose_with_context
 
     jobs: dict[Path, Job] = {}
+    arms: dict[Path, LRArm] = {}
     extra = [] if study == "cpu" else [f"study={study}"]
 
     def add(job: Job, claim: str) -> Job:
-        job = jobs.setdefault(job.run_dir, job)
-        job.claims.add(claim)
-        return job
+        kept = jobs.setdefault(job.run_dir, job)
+        if (kept.lazy is None) != (job.lazy is None):
+            raise CTBenchError(f"{job.run_dir}: one experiment trains it at the configured learning rate, another "
+                               f"({job.overrides[0]}) at a tuned one: list it in study.LR_EXPERIMENTS or in neither")
+        kept.claims.add(claim)
+        return kept
+
+    composed: dict[tuple[str, ...], tuple[Path, Any]] = {}
+
+    def compose(overrides: list[str]) -> tuple[Path, Any]:
+        if tuple(overrides) not in composed:
+            cfg, ctx = compose_with_context("train", overrides)
+            composed[tuple(overrides)] = Path(os.path.relpath(ctx.run_dir.resolve(), Path.cwd())), cfg
+        return composed[tuple(overrides)]
+
+    def lr_arm(overrides: list[str], claim: str) -> LRArm:
+        seed0_overrides = [o if not o.startswith("seed=") else "seed=0" for o in overrides]
+        seed0, cfg = compose(seed0_overrides)
+        if seed0 not in arms:
+            configured = float(OmegaConf.select(cfg, LR_KEY))
+            grid = {f"{configured * f:.3g}": tuning_dir(seed0.parent) / f"{seed0.name}-lr{configured * f:.3g}"
+                    for f in LR_FACTORS}
+            arms[seed0] = LRArm(seed0.name, seed0, grid, f"{configured:.3g}", seed0.parent / "lr_choice.json")
+        for rate, run_dir in arms[seed0].grid.items():
+            add(Job(run_dir.name, "train", [*seed0_overrides, f"{LR_KEY}={rate}"], run_dir), claim)
+        return arms[seed0]
 
     for claim in claims:
         sources: list[Path] = []
         for experiment in CLAIMS[claim][2]:
             for point in sweep_points(experiment):
                 overrides = [f"experiment=claims/{experiment}", *point, *extra]
-                _, ctx = compose_with_context("train", overrides)
-                run_dir = Path(os.path.relpath(ctx.run_dir.resolve(), Path.cwd()))
-                job = add(Job(run_dir.name, "train", overrides, run_dir, after=list(sources)), claim)
+                run_dir, _ = compose(overrides)
+                job = Job(run_dir.name, "train", overrides, run_dir, after=list(sources))
+                if experiment in LR_EXPERIMENTS:
+                    arm = lr_arm(overrides, claim)
+                    job.after += list(arm.grid.values())
+                    job.lazy = arm.seed_zero if run_dir == arm.seed0 else arm.override
+                    job.note = f"{LR_KEY}=<the best of {', '.join(arm.grid)} on seed 0's validation Dice>"
+                job = add(job, claim)
                 if experiment == "c10_source":
                     sources.append(job.run_dir)
                 if experiment in CRF_EXPERIMENTS:
-                    for post in ("null", "crf"):
-                        ckpt = run_dir / "checkpoints" / "best.ckpt"
-                        evaluated = run_dir.parent / f"{run_dir.name}-eval-{post}"
-                        # the training overrides again: eval takes data locations from the local configs only
-                        add(Job(evaluated.name, "eval", [f"ckpt_path={ckpt}", f"postprocess={post}", *overrides],
-                                evaluated, after=[run_dir]), claim)
+                    ckpt = run_dir / "checkpoints" / "best.ckpt"
+                    # the training overrides again: eval takes data locations from the local configs only
+                    null = run_dir.parent / f"{run_dir.name}-eval-null"
+                    add(Job(null.name, "eval", [f"ckpt_path={ckpt}", "postprocess=null", *overrides], null,
+                            after=[run_dir]), claim)
+                    tuning = CRFTuning(run_dir.name, {label: tuning_dir(run_dir.parent) / f"{run_dir.name}-val-crf-"
+                                                      f"{label}" for label in CRF_GRID}, run_dir.parent / "crf_choice.json")
+                    for label, val_dir in tuning.grid.items():
+                        settings = [f"crf.{k}={v:g}" for k, v in CRF_GRID[label].items()]
+                        add(Job(val_dir.name, "eval", [f"ckpt_path={ckpt}", "postprocess=crf", "split=val", *settings,
+                                                       *overrides], val_dir, after=[run_dir]), claim)
+                    crf = run_dir.parent / f"{run_dir.name}-eval-crf"
+                    add(Job(crf.name, "eval", [f"ckpt_path={ckpt}", "postprocess=crf", *overrides], crf,
+                            after=list(tuning.grid.values()), lazy=tuning.override,
+                            note=f"crf.*=<the best of {', '.join(CRF_GRID)} on the validation cases>"), claim)
     return list(jobs.values())
 
 
 def ctbench_executable() -> str:
     """The ``ctbench`` beside the running Python (a venv's), else the one on PATH."""
     return shutil.which("ctbench", path=str(Path(sys.executable).parent)) or shutil.which("ctbench") or "ctbench"
+
+
+def spawn(cmd: list[str], env: Mapping[str, str], log_file: Path) -> tuple[int, float]:
+    """Run ``cmd`` with its output in ``log_file``; its exit status and its own CPU seconds (whatever else runs)."""
+    with log_file.open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, wait_status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = rc = os.waitstatus_to_exitcode(wait_status)
+    return rc, usage.ru_utime + usage.ru_stime
 
 
 def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir: Path) -> None:
@@ -202,21 +404,27 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     lock.wait(timeout=5)
                     continue
                 job.status = "running"
-            if is_complete(job.run_dir):
-                status, seconds = "skipped", 0.0
-                print(f"[study] {job.name}: complete, skipped", flush=True)
+            status, seconds, cpu_seconds = "failed", 0.0, 0.0
+            try:
+                if job.lazy is not None:  # a choice made now, on the runs the job waited for
+                    chosen, job.lazy = job.lazy(), None
+                    job.overrides = [*job.overrides, *chosen]
+                    check_recorded(job.run_dir, chosen)
+                complete = is_complete(job.run_dir)
+            except (CTBenchError, OSError) as err:
+                print(f"[study] {job.name}: not run: {err}", flush=True)
             else:
-                print(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}", flush=True)
-                start = time.perf_counter()
-                with (log_dir / f"{job.name}.log").open("w") as log:
-                    proc = subprocess.Popen(job.command(ctbench, srun), env=env, stdout=log, stderr=subprocess.STDOUT)
-                    _, wait_status, usage = os.wait4(proc.pid, 0)  # the job's own CPU time, whatever else runs
-                    proc.returncode = rc = os.waitstatus_to_exitcode(wait_status)
-                seconds = time.perf_counter() - start
-                cpu_seconds = usage.ru_utime + usage.ru_stime
-                status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
-                print(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
-                      + ("" if status == "done" else f" (exit {rc}; log {log_dir / job.name}.log)"), flush=True)
+                if complete:
+                    status = "skipped"
+                    print(f"[study] {job.name}: complete, skipped", flush=True)
+                else:
+                    print(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}", flush=True)
+                    start = time.perf_counter()
+                    rc, cpu_seconds = spawn(job.command(ctbench, srun), env, log_dir / f"{job.name}.log")
+                    seconds = time.perf_counter() - start
+                    status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
+                    print(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
+                          + ("" if status == "done" else f" (exit {rc}; log {log_dir / job.name}.log)"), flush=True)
             with lock:
                 job.status, job.seconds = status, seconds
                 if status != "skipped":  # merged into the file as it is now (another study may share it)
@@ -314,6 +522,25 @@ def _num(value: float) -> str:
     return "" if math.isnan(value) else f"{value:+.3g}"
 
 
+def choice_lines(study_dir: Path) -> list[str]:
+    """The recorded learning-rate and CRF choices (``lr_choice.json``, ``crf_choice.json``) as two tables."""
+    lines: list[str] = []
+    tables = (("lr_choice.json", "Learning rate of each loss arm (its seed 0 trained at each rate; the best validation "
+               "`val/mean_dice` over the run chosen, ties to the configured rate; seeds 1 and 2 train at it). "
+               "The Dice-CE U-Net of the architecture claims keeps the configured rate", "arm"),
+              ("crf_choice.json", "Dense CRF weights of each DeepLab run (each setting tested on the run's validation "
+               "cases; the best mean Dice chosen, then the test set once)", "run"))
+    for name, title, what in tables:
+        record = study_dir / name
+        if not record.is_file():
+            continue
+        lines += ["", f"{title}; `{record}`:", "", f"| {what} | validation score per setting | chosen |", "|---|---|---|"]
+        for key, choice in json.loads(record.read_text()).items():
+            scores = ", ".join(f"{k}: {v:.3f}" for k, v in choice["validation"].items())
+            lines.append(f"| {key} | {scores} | **{choice['chosen']}** |")
+    return lines
+
+
 def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figures: dict[str, Path], times: dict,
               args: argparse.Namespace, selected: Sequence[str]) -> None:
     """The study section of ``doc``: a row per claim file (and C9's), the rule, the commands, the figures."""
@@ -365,8 +592,13 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figur
             continue
         cmds = [f"`ctbench train -m experiment=claims/{e}`" for e in experiments] or ["`ctbench loss-curves DIR`"]
         if key in ("C3", "C15"):
-            cmds.append("`ctbench eval ckpt_path=RUN/checkpoints/best.ckpt postprocess=null|crf`")
+            cmds.append("per CRF setting `ctbench eval ckpt_path=RUN/checkpoints/best.ckpt postprocess=crf split=val "
+                        "crf.bilateral_weight=W crf.bilateral_sigma=S`, then the test `postprocess=null` and "
+                        "`postprocess=crf` with the chosen W, S")
+        if set(experiments) & set(LR_EXPERIMENTS):
+            cmds.insert(0, f"per loss arm `seed=0 {LR_KEY}=R` for R in the grid, then seeds 1, 2 at the chosen R")
         lines.append(f"- {key}: {', then '.join(cmds)}")
+    lines += choice_lines(args.study_dir)
     folder = doc.with_suffix("")
     if figures:
         lines += ["", f"Figures (copied to `{folder.name}/`): per case, the candidate's value (y) against the "
@@ -434,7 +666,9 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}")
         for job in jobs:
             after = f"  (after {', '.join(d.name for d in job.after)})" if job.after else ""
-            print(f"{','.join(sorted(job.claims)):>8}  ctbench {' '.join(job.command('ctbench', args.srun)[1:])}{after}")
+            note = f"  [{job.note}]" if job.note else ""
+            print(f"{','.join(sorted(job.claims)):>8}  ctbench {' '.join(job.command('ctbench', args.srun)[1:])}"
+                  f"{note}{after}")
         return 0
     if args.action == "run":
         args.study_dir.mkdir(parents=True, exist_ok=True)
