@@ -97,3 +97,14 @@ def test_phantom_phase_config_splits_by_phase():
     assert list(cfg.phantom.phases) == ["non_contrast", "portal_venous", "portal_venous"]
     assert dict(cfg.phase_split) == {"train": "non_contrast", "test": "portal_venous"}
     assert cfg.preprocessing.spacing == compose("train", ["dataset=phantom_study"]).dataset.preprocessing.spacing
+
+
+def test_a_stored_phase_split_is_remade_when_the_phases_change(tmp_path):
+    """A regenerated dataset whose cases changed phase (same ids) gets a new split, never a stale test set."""
+    swapped = ["portal_venous", "portal_venous", "non_contrast", "non_contrast", *PHANTOM_PHASE[4:]]
+    cfg = dataset(tmp_path / "data", {"train": "non_contrast", "test": "portal_venous"})
+    before = dataset_splits(cfg, sorted(phantom_like(tmp_path / "data", PHANTOM_PHASE)), tmp_path / "cache")
+    phases = phantom_like(tmp_path / "data", swapped)
+    after = dataset_splits(cfg, sorted(phases), tmp_path / "cache")
+    assert after != before and {phases[c] for c in after["test"]} == {"portal_venous"}
+    assert {phases[c] for c in after["folds"][0]["train"] + after["folds"][0]["val"]} == {"non_contrast"}

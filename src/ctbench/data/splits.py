@@ -89,10 +89,10 @@ def load_or_make_splits(path: Path, cases: list[str], test_cases: int, num_folds
     from ctbench.atomic import atomic_write_json
 
     if phase_split is None:
-        expected, trainable = set(cases), len(cases) - test_cases
-    else:
+        expected, testable, trainable = set(cases), set(cases), len(cases) - test_cases
+    else:  # the train phase's cases in the folds, test cases of the test phase only
         expected = {c for c in cases if phases.get(c) == phase_split[0]}
-        trainable = len(expected)
+        testable, trainable = {c for c in cases if phases.get(c) == phase_split[1]}, len(expected)
     num_folds = max(2, min(num_folds, trainable))
     stored_split = None if phase_split is None else {"train": phase_split[0], "test": phase_split[1]}
     if path.exists():
@@ -100,7 +100,7 @@ def load_or_make_splits(path: Path, cases: list[str], test_cases: int, num_folds
         trained = set(splits["folds"][0]["train"]) | set(splits["folds"][0]["val"])
         known = trained if phase_split else trained | set(splits["test"])
         if (known == expected and len(splits["test"]) == test_cases and len(splits["folds"]) == num_folds
-                and splits.get("phase_split") == stored_split and set(splits["test"]) <= set(cases)):
+                and splits.get("phase_split") == stored_split and set(splits["test"]) <= testable):
             return splits
     splits = make_splits(cases, test_cases, num_folds) if phase_split is None else make_phase_splits(
         {c: phases[c] for c in cases if c in phases}, *phase_split, test_cases, num_folds)
