@@ -511,13 +511,15 @@ def _selection(selectors: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in selectors.items())
 
 
-def _target(claim: Claim) -> str:
+def metric_label(claim: Claim) -> str:
+    """What a claim compares, for tables and figures: ``lesion_f1 (lesion)``, ``seed SD of dice (...)``, or
+    for ``compare: strata`` both columns (``lesion_recall_small vs lesion_recall_large (lesion)``)."""
     metric = " vs ".join(claim.columns) if claim.columns else claim.metric
     what = f"{metric} ({', '.join(claim.classes) if claim.classes else 'foreground mean'})"
     return f"seed SD of {what}" if claim.statistic == "seed_sd" else what
 
 
-def _sides(claim: Claim) -> tuple[str, str]:
+def side_labels(claim: Claim) -> tuple[str, str]:
     """What each side is: its selectors, or for ``compare: strata`` the runs' selectors and a column."""
     if claim.columns:
         runs = _selection(claim.candidate)
@@ -550,7 +552,7 @@ def claims_csv(verdicts: Sequence[Verdict]) -> str:
         numbers = (t.estimate, t.low, t.high, t.level, t.p) if t else (math.nan,) * 5
         spread = (math.sqrt(t.case_var), math.sqrt(t.seed_var)) if t else (math.nan, math.nan)
         writer.writerow([c.id, c.claim, c.source, c.metric, " ".join(c.classes or ()), c.statistic,
-                         *_sides(c), c.expect, csv_num(v.margin), v.n_cases,
+                         *side_labels(c), c.expect, csv_num(v.margin), v.n_cases,
                          v.candidate_runs, v.baseline_runs, v.converged_candidate, v.converged_baseline,
                          *map(csv_num, numbers), csv_num(v.p_holm), v.family_size, *map(csv_num, spread),
                          _seeds(v.seeds_needed), v.misses_candidate, v.misses_baseline, v.verdict, v.note,
@@ -584,8 +586,8 @@ def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str], shown: Sequen
     for v in rows_of:
         c = v.claim
         flag = " (changed after runs)" if v.changed_after_runs else ""
-        rows.append([f"`{c.id}`{flag}", c.claim + (f" ({c.source})" if c.source else ""), _target(c),
-                     " vs ".join(f"`{side}`" for side in _sides(c)), c.expect,
+        rows.append([f"`{c.id}`{flag}", c.claim + (f" ({c.source})" if c.source else ""), metric_label(c),
+                     " vs ".join(f"`{side}`" for side in side_labels(c)), c.expect,
                      _margin_text(v.margin),
                      f"{v.n_cases} x {v.candidate_runs}/{v.baseline_runs}", _interval(v.test),
                      fmt_p(v.test.p if v.test else math.nan), fmt_p(v.p_holm),
@@ -638,7 +640,7 @@ def print_verdicts(verdicts: Sequence[Verdict], shown: Sequence[str] | None = No
         if shown is not None and v.claim.id not in shown:
             continue
         measured = _interval(v.test) + (f" ({v.note})" if v.verdict == "not evaluable" and v.test else "")
-        table.add_row(v.claim.id, _target(v.claim), measured or v.note, _margin_text(v.margin),
+        table.add_row(v.claim.id, metric_label(v.claim), measured or v.note, _margin_text(v.margin),
                       fmt_p(v.p_holm),
                       _seeds(v.seeds_needed), f"[{colours[v.verdict]}]{v.verdict}[/{colours[v.verdict]}]")
     console = Console()
