@@ -63,12 +63,14 @@ def test_ddp_shards_cover_every_case_with_equal_lengths(n, world):
         assert sorted(sum(shards, [])) == sorted(names)  # a true partition
 
 
-def test_unet_weighted_batches_carry_the_cached_weight_map(tmp_path):
+@pytest.mark.parametrize("border_on", ["background", "other_objects"])
+def test_unet_weighted_batches_carry_the_cached_weight_map(tmp_path, border_on):
     """The weight map is computed once per case on the whole volume and cropped with the label: each
-    patch's ``weight`` equals the map of the whole (padded) label volume at the same window."""
+    patch's ``weight`` equals the map of the whole (padded) label volume at the same window, with the loss's
+    ``border_on`` (the two differ on these organs)."""
     from ctbench.data.weight_maps import unet_weight_map
 
-    params = {"w0": 10.0, "sigma": 5.0, "class_balance": True, "per_slice": False}
+    params = {"w0": 10.0, "sigma": 5.0, "class_balance": True, "per_slice": False, "border_on": border_on}
     dm = CTDataModule(dataset_cfg(tmp_path, "dataset.samples_per_volume=1"), dims=3, fold=0,
                       cache_dir=tmp_path / "c", weight_map=params)
     dm.setup()
@@ -76,6 +78,8 @@ def test_unet_weighted_batches_carry_the_cached_weight_map(tmp_path):
     cached = loader.dataset._cache[0]  # the deterministic part: whole padded volume + its map
     whole = np.asarray(cached["label"][0])
     np.testing.assert_allclose(np.asarray(cached["weight"][0]), unet_weight_map(whole, **params), rtol=1e-6)
+    other = "other_objects" if border_on == "background" else "background"
+    assert not np.allclose(unet_weight_map(whole, **{**params, "border_on": other}), cached["weight"][0])
     batch = next(iter(loader))
     assert batch["weight"].shape == batch["label"].shape and batch["weight"].dtype == torch.float32
     assert float(batch["weight"].min()) > 0  # class balancing is positive everywhere
