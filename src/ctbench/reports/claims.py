@@ -444,9 +444,7 @@ def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float
         reasons.append(f"{len(candidate)} runs (seeds), {MIN_RUNS} needed" if strata else
                        f"{len(candidate)}/{len(baseline)} runs (seeds) per side, {MIN_RUNS} needed")
     verdict.converged_candidate, problems = convergence(candidate)
-    verdict.converged_baseline, more = convergence([] if strata else baseline)
-    if strata:
-        verdict.converged_baseline = verdict.converged_candidate
+    verdict.converged_baseline, more = (verdict.converged_candidate, []) if strata else convergence(baseline)
     if problems or more:
         shown = [*problems, *more]
         reasons.append("not converged (" + "; ".join(shown[:3]) + (f"; {len(shown) - 3} more" if len(shown) > 3
