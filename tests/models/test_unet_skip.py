@@ -66,6 +66,16 @@ def test_add_sums_the_encoder_feature_and_the_decoder_feature():
     torch.testing.assert_close(seen["out"], seen["x"] + seen["y"])
 
 
+def test_every_parameter_of_the_add_network_learns():
+    """The rebuilt decoder layers and the 1x1 projection are in the graph: each gets a gradient from the loss."""
+    torch.manual_seed(0)
+    model = UNet(3, 1, 3, channels=(4, 8, 16), strides=(2, 2), num_res_units=1, skip="add").train()
+    logits = model(torch.randn(2, 1, 8, 8, 8))
+    torch.nn.functional.cross_entropy(logits, torch.randint(0, 3, (2, 8, 8, 8))).backward()
+    silent = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert silent == []
+
+
 def test_a_checkpoint_with_added_skips_loads_through_evals_loader(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = compose("train", ["debug=fast", "model=unet", "model.skip=add", "model.channels=[4,8,8,8]"])
