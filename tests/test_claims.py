@@ -378,3 +378,15 @@ def test_bad_strata_claims(tmp_path: Path, change: tuple[str, str], message: str
     with pytest.raises(CTBenchError) as err:
         load_claims(tmp_path / "c.yaml")
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("change", "note"), [
+    (("where: {model: unet}", "where: {model: unet, seed: 0}"), "1 runs (seeds), 3 needed"),
+    (("baseline: lesion_recall_large", "baseline: lesion_recall_medium"),
+     "metric 'lesion_recall_small' or 'lesion_recall_medium' is not in per_case.csv of"),
+    (("where: {model: unet}", "where: {model: segnet}"), "no complete run matches `model=segnet`"),
+])
+def test_strata_claim_not_evaluable_says_why(strata_runs: Path, tmp_path: Path, change, note) -> None:
+    (tmp_path / "c.yaml").write_text(STRATA_CLAIM.replace(*change))
+    verdict, = evaluate_claims(load_claims(tmp_path / "c.yaml"), collect([strata_runs])[0], n_resamples=200)
+    assert verdict.verdict == "not evaluable" and note in verdict.note, verdict.note
