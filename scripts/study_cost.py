@@ -6,8 +6,9 @@ The study's budget (docs/survey-reproduction.md, *The study's size and time*) is
     OMP_NUM_THREADS=1 .venv/bin/python scripts/study_cost.py                 # every study network, study=cpu
     OMP_NUM_THREADS=1 .venv/bin/python scripts/study_cost.py unet fcn8s -- model.features=[16,32,64,128]
 
-A step is forward, loss, backward and an Adam update on one batch of the preset's patch size (the median
-of ``--steps`` steps after 2 warm-up steps); a test volume is one sliding-window pass over a volume of the
+A step is forward, loss, backward and an Adam update on one batch of the preset's patch size, as many patches
+as the loader gives (``max(1, batch_size // samples_per_volume) * samples_per_volume``; the median of ``--steps``
+steps after 2 warm-up steps), without the data pipeline; a test volume is one sliding-window pass over a volume of the
 study's test grid (``--volume``, voxels at 2 x 2 x 3 mm), the median of 3.
 """
 
@@ -32,7 +33,8 @@ def main() -> None:
     parser.add_argument("models", nargs="*", default=[*STUDY_MODELS, "unet@3", "pspnet@3"],
                         help="model config names; NAME@3 for the 3D network")
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--volume", type=int, nargs=3, default=(176, 176, 110), help="test volume (x y z voxels)")
+    parser.add_argument("--volume", type=int, nargs=3, default=(171, 131, 67),
+                        help="test volume (x y z voxels; default: the mean phantom_study case at 2 x 2 x 3 mm)")
     parser.add_argument("--override", nargs="*", default=[], help="extra overrides for every network")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -42,10 +44,14 @@ def main() -> None:
         dims = int(dims or 2)
         cfg = compose("train", ["experiment=claims/unet_dice_ce", f"model={model_name}", f"dims={dims}",
                                 *args.override])
+        if model_name == "fcdensenet":  # C13's width (configs/experiment/claims/c13_fcdensenet.yaml)
+            cfg = compose("train", ["experiment=claims/c13_fcdensenet", f"dims={dims}", *args.override])
         model, loss = build_model(cfg), build_loss(cfg)
         ds = cfg.dataset
         patch = list(ds.patch_size_3d if dims == 3 else ds.patch_size_2d)
-        batch = int(ds.batch_size_3d if dims == 3 else ds.batch_size_2d)
+        # the loader takes batch_size // samples_per_volume volumes (at least 1), samples_per_volume patches each
+        per_volume = int(ds.samples_per_volume)
+        batch = max(1, int(ds.batch_size_3d if dims == 3 else ds.batch_size_2d) // per_volume) * per_volume
         classes = int(ds.num_classes)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         x = torch.randn(batch, int(ds.in_channels), *patch)
