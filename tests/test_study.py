@@ -9,7 +9,6 @@ import os
 import statistics
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -19,7 +18,6 @@ from ctbench.config import CONFIG_DIR, compose_with_context, group_choices
 from ctbench.errors import CTBenchError
 from ctbench.reports.claims import evaluate_claims, load_claims, parse_claim
 from ctbench.reports.collect import collect
-from ctbench.reports.statistics import hierarchical_test
 
 CASES = [f"case_{i:02d}" for i in range(6)]
 
@@ -141,25 +139,6 @@ def test_study_plan_trains_each_shared_run_once_and_orders_dependencies():
     assert val.run_dir.parent.name == "claims_tuning" and val.after == [crf.after[0].parent.parent / "claims" /
                                                                          crf.name.removesuffix("-eval-crf")]
     assert "split=val" not in next(j for j in jobs if j.name.endswith("-eval-null")).overrides
-
-
-def test_figure9_claim_pairs_each_loss_with_the_others_per_path(tmp_path):
-    rows = [["loss", "object", "object_voxels", "confidence", "fp_share", "blur_sigma", "noise_seed", "points",
-             "lowest_iou", "monotone", "rise"]]
-    monotone = {"focal": [1, 1, 1, 0], "combo": [1, 0, 0, 0], "dice": [1, 0, 1, 0], "ce": [0, 0, 1, 0]}
-    for loss, flags in monotone.items():
-        for i, flag in enumerate(flags):
-            rows.append([loss, "small", "25", "0.9", str(i), "0", "", "11", "0", str(flag), "1"])
-    with (tmp_path / "loss_monotone.csv").open("w", newline="") as fh:
-        csv.writer(fh).writerows(rows)
-    focal, combo = study.figure9_claims(tmp_path)
-    # others per path: mean of dice and ce = 0.5, 0, 1, 0
-    want = hierarchical_test(np.array([monotone["focal"]], dtype=float), np.array([[0.5, 0.0, 1.0, 0.0]]),
-                             level=0.975)
-    assert focal.test.estimate == pytest.approx(want.estimate) == pytest.approx(0.5 / 4 + 1 / 4)
-    assert (focal.test.low, focal.test.high) == pytest.approx((want.low, want.high))
-    assert combo.test.estimate == pytest.approx((0.5 - 1.0) / 4)
-    assert focal.verdict == "inconclusive" and focal.p_holm >= focal.test.p  # 4 paths
 
 
 def test_crop_ratios_centre_patches_on_the_weighted_class():

@@ -24,7 +24,8 @@ claim files in ``configs/claims/``. ``study run``
    :data:`CRF_GRID` (``ctbench eval ... postprocess=crf split=val crf.*=...`` in ``multirun/claims_tuning``),
    records the best mean Dice in ``STUDY_DIR/crf_choice.json``, then tests it once without
    (``NAME-eval-null``) and once with the CRF at the chosen weights (``NAME-eval-crf``);
-3. computes C9 with ``ctbench loss-curves`` and judges its two statements over the 450 paths;
+3. computes C9 with ``ctbench loss-curves`` and judges the survey's sentence per object size
+   (:mod:`ctbench.reports.figure9`: exact counts on the designed paths, no interval);
 4. then does what ``study report`` does: the verdict of every claim file (:mod:`ctbench.reports.claims`; the
    family is every claim file, ``--only`` selects what is shown), ``claims.md``/``claims.csv``, one paired
    figure per claim and the study section of ``--doc`` (default ``STUDY_DIR/report/survey-reproduction.md``).
@@ -36,7 +37,6 @@ tuning runs included). The tuning runs lie beside ``STUDY_DIR``, so no claim sel
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import json
 import math
@@ -58,8 +58,6 @@ from ctbench.errors import CTBenchError
 EXPERIMENTS = CONFIG_DIR / "experiment" / "claims"
 CLAIMS_DIR = CONFIG_DIR / "claims"
 PRESETS = ("cpu", "full")
-#: C9's margin: 5 percentage points of the Figure 9 paths.
-C9_MARGIN = 0.05
 
 #: Claim -> (what the survey says, its section, the experiments it runs in order).
 CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -112,7 +110,8 @@ CRF_GRID: dict[str, dict[str, float]] = {
 #: Loss-arm experiments (the 2D U-Nets that differ by ``loss`` or its weights): each arm picks its learning rate
 #: on the validation cases. The Dice-CE U-Net (the architecture claims' reference arm) keeps the configured rate.
 LR_EXPERIMENTS = ("c7_small_losses", "c8_combo_stability", "c16_wce_beta", "c17_tversky", "unet_ce_dice",
-                  "c19_size_losses", "c21_compound_losses")
+                  "c19_size_losses", "c21_compound_losses", "c22_touching", "c22_touching_ce",
+                  "c23_conservative_phase")
 LR_KEY = "optim.optimizer.lr"
 #: The learning-rate grid of a loss arm: the configured rate (configs/optim/adamw.yaml, 3e-3) times 1/3, 1 and 3,
 #: the half-decade steps of a log-scale search.
@@ -442,43 +441,6 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
         t.join()
 
 
-@dataclass
-class PathClaim:
-    """C9's verdict over the Figure 9 paths (a deterministic computation: no training seeds)."""
-
-    id: str
-    claim: str
-    test: Any
-    p_holm: float
-    verdict: str
-
-
-def figure9_claims(curves_dir: Path) -> list[PathClaim]:
-    """C9 on ``loss_monotone.csv``: per path, focal's (Combo's) monotone indicator against the fraction of
-    the other losses (all but focal and Combo) monotone on that path; paired over the paths with the
-    interval, p and verdict rule of the claims report (margin :data:`C9_MARGIN`), a family of 2."""
-    import numpy as np
-
-    from ctbench.reports.claims import judge
-    from ctbench.reports.statistics import ALPHA, hierarchical_test, holm
-
-    by_loss: dict[str, dict[str, float]] = {}
-    with (curves_dir / "loss_monotone.csv").open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            path = "|".join(row[k] for k in ("object", "confidence", "fp_share", "blur_sigma", "noise_seed"))
-            by_loss.setdefault(row["loss"], {})[path] = float(row["monotone"])
-    others = [k for k in by_loss if k not in ("focal", "combo")]
-    paths = sorted(by_loss["focal"])
-    rest = np.array([[sum(by_loss[k][p] for k in others) / len(others) for p in paths]])
-    tests = {f"C9{s}-{loss}-monotone": hierarchical_test(np.array([[by_loss[loss][p] for p in paths]]), rest,
-                                                        level=1 - ALPHA / 2)
-             for s, loss in (("a", "focal"), ("b", "combo"))}
-    adjusted = holm({k: t.p for k, t in tests.items()})
-    return [PathClaim(key, f"{key.split('-')[1].capitalize()} loss is monotone on more Figure 9 paths than the "
-                           f"other {len(others)} losses", t, adjusted[key], judge(t, "higher", C9_MARGIN))
-            for key, t in tests.items()]
-
-
 def claim_figures(claims: Sequence[Any], runs: Sequence[Any], out: Path) -> dict[str, Path]:
     """Per claim file, per-case candidate vs baseline values (seed means) on one plot: ``out/ID.png``."""
     import matplotlib
@@ -486,7 +448,7 @@ def claim_figures(claims: Sequence[Any], runs: Sequence[Any], out: Path) -> dict
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ctbench.reports.claims import arm_values, sides
+    from ctbench.reports.claims import arm_values, metric_label, side_labels, sides
 
     out.mkdir(parents=True, exist_ok=True)
     figures = {}
@@ -498,17 +460,16 @@ def claim_figures(claims: Sequence[Any], runs: Sequence[Any], out: Path) -> dict
         if not cases:
             continue
         y, x = a.mean(axis=0), b.mean(axis=0)
-        label = claim.metric + f" ({', '.join(claim.classes) if claim.classes else 'foreground mean'})"
-        if claim.statistic == "seed_sd":
-            label = f"seed SD of {label}"
+        label = metric_label(claim)
+        candidate_label, baseline_label = side_labels(claim)
         fig, ax = plt.subplots(figsize=(3.6, 3.6), dpi=110)
         finite = [v for v in [*x, *y] if math.isfinite(v)]
         lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
         pad = 0.05 * (hi - lo or 1.0)
         ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.6", lw=1, zorder=0)
         ax.scatter(x, y, s=14, alpha=0.7)
-        ax.set_xlabel("baseline: " + " ".join(v for k, v in claim.baseline.items() if claim.candidate.get(k) != v))
-        ax.set_ylabel("candidate: " + " ".join(v for k, v in claim.candidate.items() if claim.baseline.get(k) != v))
+        ax.set_xlabel(f"baseline: {baseline_label}", fontsize=7)
+        ax.set_ylabel(f"candidate: {candidate_label}", fontsize=7)
         ax.set_title(f"{claim.id}\n{label}, {len(cases)} cases x {len(candidate)}/{len(baseline)} runs", fontsize=8)
         ax.tick_params(labelsize=7)
         fig.tight_layout()
@@ -541,17 +502,21 @@ def choice_lines(study_dir: Path) -> list[str]:
     return lines
 
 
-def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figures: dict[str, Path], times: dict,
-              args: argparse.Namespace, selected: Sequence[str]) -> None:
-    """The study section of ``doc``: a row per claim file (and C9's), the rule, the commands, the figures."""
-    from ctbench.reports.claims import verdict_rule
+def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: dict[str, Path], times: dict,
+              args: argparse.Namespace, selected: Sequence[str], extra: Sequence[str] = ()) -> None:
+    """The study section of ``doc``: a row per claim file (and C9's), the rule, the commands, the figures, then
+    ``extra`` lines (learning curves, C4c in the survey's terms)."""
+    from ctbench.reports.claims import metric_label, verdict_rule
+    from ctbench.reports.figure9 import figure9_markdown, stratum_verdicts
 
     claim_seconds = {c: sum(v["seconds"] for v in times.values() if c in v["claims"]) for c in CLAIMS}
+    cpu_seconds = sum(v.get("cpu_seconds", 0.0) for v in times.values())
     command = f"ctbench study {args.action}" + (f" study={args.study}" if args.study != "cpu" else "") \
         + (f" --only {' '.join(args.only)}" if args.only else "")
     family = verdicts[0].family_size if verdicts else 0
     lines = [f"Generated by `{command}` from the complete runs below `{args.study_dir}`; "
-             f"{sum(v['seconds'] for v in times.values()) / 60:.0f} min of job time recorded in all. Per claim, "
+             f"{sum(v['seconds'] for v in times.values()) / 60:.0f} min of job wall time recorded in all "
+             f"({cpu_seconds / 60:.0f} min of job CPU time where recorded). Per claim, "
              "*time* is the sum of its jobs' wall times (runs shared with an earlier claim counted again). "
              "Differences are candidate minus baseline with the simultaneous interval of the verdict rule "
              "(below); *converged*: candidate/baseline runs all `converged` (true), one not (false), one without a "
@@ -563,17 +528,15 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figur
         if key not in selected:
             continue
         if key == "C9":
-            for i, r in enumerate(c9):
-                lines.append(f"| {r.id} | {says + f' ({section})' if i == 0 else ''} | {r.claim} | monotone (0/1 per "
-                             f"path) | {C9_MARGIN:g} | {r.test.n_cases} paths | {_num(r.test.estimate)} "
-                             f"[{_num(r.test.low)}, {_num(r.test.high)}] | {r.p_holm:.2g} | no training | | "
-                             f"**{r.verdict}** | |")
+            for i, (stratum, verdict) in enumerate(stratum_verdicts(c9).items() if c9 else ()):
+                lines.append(f"| C9-{stratum} | {says + f' ({section})' if i == 0 else ''} | Only focal and Combo "
+                             f"loss are monotone on every path ({stratum} object) | monotone paths (exact count) | "
+                             f"| {c9[0].paths[stratum]} paths | | | no training | | **{verdict}** | |")
             continue
         mine = [v for v in verdicts if claim_key(v.claim.id) == key]
         for i, v in enumerate(mine):
             c, t = v.claim, v.test
-            metric = f"{'seed SD of ' if c.statistic == 'seed_sd' else ''}{c.metric} " \
-                     f"({', '.join(c.classes) if c.classes else 'foreground mean'})"
+            metric = metric_label(c)
             measured = f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}]" if t else ""
             seeds = "" if math.isnan(v.seeds_needed) else "inf" if math.isinf(v.seeds_needed) else \
                 f"{v.seeds_needed:.0f}"
@@ -585,6 +548,9 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figur
                          f"{'' if math.isnan(v.p_holm) else f'{v.p_holm:.2g}'} | "
                          f"{v.converged_candidate}/{v.converged_baseline} | {seeds} | {verdict} | "
                          f"{f'{claim_seconds[key] / 60:.0f} min' if i == 0 and claim_seconds[key] else ''} |")
+    if c9:
+        lines += ["", "C9 (Figure 9) per object size, on the paths of `ctbench loss-curves` (no training):", "",
+                  figure9_markdown(c9).rstrip("\n")]
     lines += ["", verdict_rule(family), "",
               "Commands of each claim (`ctbench train -m experiment=claims/NAME` runs the same jobs one at a time):", ""]
     for key, (_, _, experiments) in CLAIMS.items():
@@ -607,6 +573,8 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[PathClaim], figur
         for claim_id, path in figures.items():
             shutil.copyfile(path, folder / path.name)
             lines.append(f"![{claim_id}]({folder.name}/{path.name})")
+    if extra:
+        lines += ["", *extra]
     text = "\n".join(lines) + "\n"
     begin, end = "<!-- study:begin -->", "<!-- study:end -->"
     old = doc.read_text() if doc.is_file() else f"# Survey reproduction\n\n{begin}\n{end}\n"
@@ -621,6 +589,12 @@ def report(args: argparse.Namespace, selected: Sequence[str]) -> Path:
     C9, the figures and the doc section; returns the doc."""
     from ctbench.reports.claims import evaluate_claims, load_claims, print_verdicts, write_claims
     from ctbench.reports.collect import collect, find_run_dirs
+    from ctbench.reports.figure9 import figure9_table
+    from ctbench.reports.learning_curves import (
+        cascade_survey_terms,
+        learning_curve_figures,
+        learning_curve_lines,
+    )
 
     study_dir: Path = args.study_dir
     report_dir = study_dir / "report"
@@ -631,17 +605,21 @@ def report(args: argparse.Namespace, selected: Sequence[str]) -> Path:
     verdicts = evaluate_claims(claims, runs)
     write_claims(report_dir, verdicts, [str(study_dir)], shown)
     print_verdicts(verdicts, shown)
-    c9: list[PathClaim] = []
+    c9: list[Any] = []
     curves = study_dir / "c9_loss_curves"
     if "C9" in selected and (curves / "loss_monotone.csv").is_file():
-        c9 = figure9_claims(curves)
+        c9 = figure9_table(curves)
     figures = claim_figures([c for c in claims if c.id in shown], runs, report_dir / "figures")
     if "C9" in selected and (curves / "loss_curves.png").is_file():
         figures = {"C9-loss-curves": curves / "loss_curves.png", **figures}
     times_file = study_dir / "study_jobs.json"
     times = json.loads(times_file.read_text()) if times_file.is_file() else {}
     doc = Path(args.doc) if args.doc else report_dir / "survey-reproduction.md"
-    write_doc(doc, verdicts, c9, figures, times, args, selected)
+    curves_by_claim = learning_curve_figures([c for c in claims if c.id in shown], runs, report_dir / "learning_curves")
+    extra = learning_curve_lines(curves_by_claim, doc.with_suffix(""))
+    if "C4" in selected:
+        extra += ["", *cascade_survey_terms(claims, runs)]
+    write_doc(doc, verdicts, c9, figures, times, args, selected, extra)
     print(f"[study] {len(runs)} complete run(s), {len(failed)} failed or unfinished; wrote {doc} and "
           f"{report_dir / 'claims.md'}", flush=True)
     return doc

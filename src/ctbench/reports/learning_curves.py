@@ -188,8 +188,9 @@ def cascade_survey_terms(claims: Sequence[Claim], runs: Sequence[Run]) -> list[s
                      _fmt(mean_d, 3) + ("" if math.isnan(sd_d) else f" ± {sd_d:.3f}"),
                      _fmt(mean_s, 1) + ("" if math.isnan(sd_s) else f" ± {sd_s:.1f}"), "", f"**{meets}**"])
     measured_on = "; ".join(sorted(hardware)) or "not recorded (runs trained before `predict_seconds`)"
-    cases = "/".join(str(n) for n in sorted(n_cases)) or "the"
-    caption = (f"**C4c in the survey's own terms.** Liver Dice is the mean over the {cases} test cases of a run (in "
+    cases = "/".join(str(n) for n in sorted(n_cases))
+    caption = (f"**C4c in the survey's own terms.** Liver Dice is the mean over the {cases + ' ' if cases else ''}"
+               "test cases of a run (in "
                "each label file's own grid); *predict s / volume* is `summary.json` `predict_seconds_mean`, the "
                "wall time per test volume of the prediction (sliding window through both stages for the cascade, "
                "back onto the label file's grid, post-processing; not loading, not the metrics), measured on "
