@@ -1,6 +1,6 @@
 """``ctbench study``: the survey-reproduction study, every claim experiment, one claims report, a figure per claim.
 
-    ctbench study run                         # the CPU study (C1-C21), 2 jobs side by side, then the report
+    ctbench study run                         # the CPU study (C1-C25), 2 jobs side by side, then the report
     ctbench study run --only C7 C8            # some claims' runs (shared runs are trained once)
     ctbench study run study=full --jobs 8     # the full-size presets (GPU node)
     ctbench study run --srun                  # each job through `srun` (inside a SLURM allocation)
