@@ -55,10 +55,11 @@ def main() -> None:
             step, volume = costs[key]
             per_volume = volume * VOLUME_SCALE + IO_SECONDS
             if "ctbench train" in line:
-                epochs = 15 if "-e15-" in folder else 60
+                tagged = re.search(r"-e(\d+)-", folder)  # C10's runs carry their epochs in the tag
+                epochs = int(tagged.group(1)) if tagged else 60
                 tests = 48 if "-phase" in folder else 40
                 seconds = epochs * 16 * step * STEP_SCALE + (epochs // 5 * 8 + tests) * per_volume + SETUP_SECONDS
-                group = f"{key}{' (C10, 15 epochs)' if epochs == 15 else ''}"
+                group = f"{key}{f' (C10, {epochs} epochs)' if tagged else ''}"
                 group += " (LR grid)" if "claims_tuning" in line and "eval" not in line else ""
             else:
                 n = 8 if "split=val" in line else 40
