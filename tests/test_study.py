@@ -121,6 +121,7 @@ def test_claim_experiments_compose_with_their_run_folder(experiment):
         assert full.trainer.max_epochs >= cfg.trainer.max_epochs
 
 
+@pytest.mark.slow  # composes every job of five claims: 11 s of CPU
 def test_study_plan_trains_each_shared_run_once_and_orders_dependencies():
     jobs = study.plan(["C2", "C4", "C5", "C3", "C10"], "cpu")
     names = [j.name for j in jobs]
