@@ -390,3 +390,30 @@ def test_strata_claim_not_evaluable_says_why(strata_runs: Path, tmp_path: Path, 
     (tmp_path / "c.yaml").write_text(STRATA_CLAIM.replace(*change))
     verdict, = evaluate_claims(load_claims(tmp_path / "c.yaml"), collect([strata_runs])[0], n_resamples=200)
     assert verdict.verdict == "not evaluable" and note in verdict.note, verdict.note
+
+
+def test_an_evaluation_run_takes_the_convergence_of_the_training_it_tested(tmp_path, monkeypatch):
+    import json as _json
+
+    from ctbench.reports.claims import convergence
+    from ctbench.reports.collect import Run
+
+    def run(name: str, summary: dict) -> Run:
+        return Run(name, tmp_path / name, "deeplabv3p", "dice_ce", summary, ["liver"], ["liver"], {"dice": {}})
+
+    trained = tmp_path / "deeplabv3p-dice_ce-2d-seed0" / "report"
+    trained.mkdir(parents=True)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # the checkpoint's relative path does not resolve from here
+    (trained / "summary.json").write_text(_json.dumps({"convergence": {"verdict": "still improving"}}))
+    # the checkpoint path as the study wrote it (relative to another working folder): found beside the eval
+    evaluated = run("deeplabv3p-dice_ce-2d-seed0-eval-crf",
+                    {"checkpoint": "multirun/claims/deeplabv3p-dice_ce-2d-seed0/checkpoints/best.ckpt"})
+    assert convergence([evaluated]) == ("false", ["deeplabv3p-dice_ce-2d-seed0-eval-crf: still improving"])
+    (trained / "summary.json").write_text(_json.dumps({"convergence": {"verdict": "converged"}}))
+    assert convergence([evaluated]) == ("true", [])
+    orphan = run("other-eval", {"checkpoint": "elsewhere/run/checkpoints/best.ckpt"})
+    assert convergence([orphan]) == ("unknown", ["other-eval: no convergence record"])
+    bogus = run("bogus-eval", {"checkpoint": "x/deeplabv3p-dice_ce-2d-seed0/checkpoints/best.ckpt"})
+    (trained / "summary.json").write_text(_json.dumps({"convergence": {"verdict": "__import__('os')"}}))
+    assert convergence([bogus])[0] == "unknown"  # only a known verdict string is taken

@@ -63,6 +63,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import math
 import re
 import subprocess
@@ -77,6 +78,7 @@ import numpy as np
 from ctbench.atomic import atomic_write_text
 from ctbench.errors import CTBenchError
 from ctbench.reports.collect import METRICS, NAN_DROPPED, Run, config_list
+from ctbench.reports.convergence import VERDICTS as CONVERGENCE_VERDICTS
 from ctbench.reports.render import csv_num, fmt_p, md_table
 from ctbench.reports.statistics import (
     ALPHA,
@@ -371,13 +373,31 @@ def judge(test: HierarchicalResult, expect: str, margin: float) -> str:
     return "inconclusive"
 
 
+def training_convergence(run: Run) -> Mapping[str, Any] | None:
+    """An evaluation run's convergence: the record of the training run whose checkpoint it tested (the run
+    folder ``checkpoint`` names, or the folder of that name beside the evaluation's, as ``ctbench study``
+    lays them out); None when neither holds a readable record. Only the verdict string is used."""
+    checkpoint = run.summary.get("checkpoint")
+    if not isinstance(checkpoint, str) or not checkpoint.endswith(".ckpt"):
+        return None
+    trained = Path(checkpoint).parent.parent
+    for folder in (trained, run.path.parent / trained.name):
+        try:
+            record = json.loads((folder / "report" / "summary.json").read_text()).get("convergence")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(record, Mapping) and record.get("verdict") in CONVERGENCE_VERDICTS:
+            return {"verdict": record["verdict"]}
+    return None
+
+
 def convergence(runs: Sequence[Run]) -> tuple[str, list[str]]:
     """``true`` when every run's ``summary.json`` ``convergence.verdict`` is ``converged``, ``false`` when
     one says otherwise, ``unknown`` when one has no record; and a phrase per run that is not converged."""
     problems = []
     state = "true"
     for run in runs:
-        record = run.summary.get("convergence")
+        record = run.summary.get("convergence") or training_convergence(run)
         if not isinstance(record, Mapping) or "verdict" not in record:
             problems.append(f"{run.name}: no convergence record")
             state = "unknown" if state == "true" else state
