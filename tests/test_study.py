@@ -223,7 +223,8 @@ def test_study_help_from_a_non_editable_install(tmp_path):
     out = subprocess.run([sys.executable, "-c", "import ctbench, sys; from ctbench.cli import main; "
                           "print(ctbench.__file__); sys.exit(main(['study', 'run', '--dry-run', '--only', 'C8']))"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
-    assert out.startswith(str(tmp_path / "site")) and "6 jobs for C8" in out
+    # C8's Combo and Dice arms: 3 seeds each plus 2 more learning rates of each arm's seed 0
+    assert out.startswith(str(tmp_path / "site")) and "12 jobs for C8" in out
 
 
 def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
