@@ -8,8 +8,8 @@ The study's budget (docs/survey-reproduction.md, *The study's size and time*) is
 
 A step is forward, loss, backward and an Adam update on one batch of the preset's patch size, as many patches
 as the loader gives (``max(1, batch_size // samples_per_volume) * samples_per_volume``; the median of ``--steps``
-steps after 2 warm-up steps), without the data pipeline; a test volume is one sliding-window pass over a volume of the
-study's test grid (``--volume``, voxels at 2 x 2 x 3 mm), the median of 3.
+steps after 2 warm-up steps), without the data pipeline; a test volume is one pass of the preset's predictor (``inference.*``:
+one window per whole slice in 2D) over a volume of the study's test grid (``--volume``, voxels at 2 x 2 x 3 mm), the median of 3.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ STUDY_MODELS = ("unet", "fcn32s", "fcn16s", "fcn8s", "segnet", "attention_unet",
 
 def main() -> None:
     import torch
-    from monai.inferers import sliding_window_inference
 
     from ctbench.config import compose
     from ctbench.engine.components import build_loss, build_model
+    from ctbench.engine.segmenter import Segmenter
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", default=[*STUDY_MODELS, "unet@3", "pspnet@3"],
@@ -70,17 +70,12 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
         model.eval()
         volume = torch.randn(1, int(ds.in_channels), *args.volume)
+        predictor = Segmenter(model, cfg).predictor  # the preset's own windows (inference.window_2d)
         infer = []
-        with torch.no_grad():
-            for _ in range(3):
-                start = time.perf_counter()
-                if dims == 3:
-                    sliding_window_inference(volume, patch, 4, model, overlap=0.25)
-                else:  # slice by slice, as the 2D predictor does
-                    slices = volume[0].permute(3, 0, 1, 2)
-                    for chunk in slices.split(32):
-                        sliding_window_inference(chunk, patch, 32, model, overlap=0.25)
-                infer.append(time.perf_counter() - start)
+        for _ in range(3):
+            start = time.perf_counter()
+            predictor(model, volume)
+            infer.append(time.perf_counter() - start)
         params = sum(p.numel() for p in model.parameters())
         print(f"{name:<16}{params:>10,}{statistics.median(times):>9.3f}{statistics.median(infer):>10.2f}", flush=True)
 

@@ -32,6 +32,7 @@ MAX_CLASSES, MAX_CHANNELS = 256, 16
 MAX_PATCH = {2: 2048, 3: 512}
 MAX_SW_BATCH = 1024       # windows per forward pass (a large GPU runs hundreds of 2D slices at once)
 BLENDS = ("gaussian", "constant")
+WINDOWS_2D = ("patch", "slice")  # inference.window_2d (engine/inference.py)
 POSTPROCESS = (None, "crf", "lcc")
 INTERPOLATIONS = ("linear", "bspline")
 NORMALIZE = ("window", "zscore")
@@ -152,6 +153,7 @@ def validate_inference(cfg: Mapping[str, Any], source: str) -> None:
     inf = _block(cfg, "inference", source)
     _number(inf.get("overlap"), source, "inference.overlap", 0.0, 0.9)
     _choice(inf.get("blend"), source, "inference.blend", BLENDS)
+    _choice(inf.get("window_2d", "patch"), source, "inference.window_2d", WINDOWS_2D)
     for d in (2, 3):
         _int(inf.get(f"sw_batch_size_{d}d"), source, f"inference.sw_batch_size_{d}d", 1, MAX_SW_BATCH)
     flips = inf.get("tta_flips")

@@ -140,6 +140,7 @@ def preprocessing_contract(run_cfg: DictConfig, ckpt: dict[str, Any], checkpoint
         },
         "inference": {"dims": dims, "roi": [int(p) for p in run_cfg.dataset[f"patch_size_{dims}d"]],
                       "overlap": float(run_cfg.inference.overlap), "blend": str(run_cfg.inference.blend),
+                      "window_2d": str(run_cfg.inference.get("window_2d", "patch")),
                       "note": "dims=2: the network sees axial slices [B, C, x, y] of the 3D volume"},
         "checkpoint": {"name": checkpoint.name, "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest()},
         "model": str(run_cfg.get("names", {}).get("model", run_cfg.model._target_)),

@@ -12,6 +12,11 @@ from monai.inferers import sliding_window_inference
 from monai.transforms import SpatialResample
 from torch import nn
 
+from ctbench.engine.checkpoint_schema import WINDOWS_2D
+
+#: a whole-slice window is padded to a multiple of this (the deepest 2D networks downsample 32x)
+SLICE_MULTIPLE = 32
+
 
 class SlidingWindowPredictor:
     """Softmax probabilities of a whole volume ``[B, 1, X, Y, Z]`` by Gaussian-blended sliding windows.
@@ -25,14 +30,27 @@ class SlidingWindowPredictor:
         sw_batch_size: windows per forward pass.
         mode: ``gaussian`` or ``constant`` blending.
         tta_flips: axes (0, 1, 2 = x, y, z) to mirror for test-time augmentation; empty for none.
+        window_2d: ``patch`` (2D: windows of ``roi``) or ``slice`` (2D: one window per axial slice, the
+            slice padded with the volume's minimum, i.e. air, to a multiple of :data:`SLICE_MULTIPLE`).
+            A 171 x 131 slice is four overlapping 128 x 128 windows (65,536 pixels) or one 192 x 160 window
+            (30,720): 2.3x less work per volume (``scripts/window_2d_benchmark.py``).
     """
 
     def __init__(self, roi: Sequence[int], overlap: float = 0.25, sw_batch_size: int = 4,
-                 mode: str = "gaussian", tta_flips: Sequence[int] = ()) -> None:
+                 mode: str = "gaussian", tta_flips: Sequence[int] = (), window_2d: str = "patch") -> None:
         self.dims = len(roi)
+        if window_2d not in WINDOWS_2D:
+            raise ValueError(f"window_2d must be one of {WINDOWS_2D}, not {window_2d!r}")
         self.roi = tuple(roi) if self.dims == 3 else (*roi, 1)
         self.overlap = (overlap, overlap, 0.0) if self.dims == 2 else overlap
         self.sw_batch_size, self.mode, self.tta_flips = sw_batch_size, mode, tuple(tta_flips)
+        self.whole_slice = self.dims == 2 and window_2d == "slice"
+
+    def window(self, spatial: Sequence[int]) -> tuple[int, ...]:
+        """The window for a volume of ``spatial`` size: ``roi``, or its whole padded slice (``window_2d=slice``)."""
+        if not self.whole_slice:
+            return self.roi
+        return (*(-(-int(s) // SLICE_MULTIPLE) * SLICE_MULTIPLE for s in spatial[:2]), 1)
 
     def _network(self, model: nn.Module):
         if self.dims == 3:
@@ -44,9 +62,12 @@ class SlidingWindowPredictor:
         network = self._network(model)
         image = volume.as_tensor() if isinstance(volume, MetaTensor) else volume
 
+        roi = self.window(image.shape[2:])
+        cval = float(image.min()) if self.whole_slice else 0.0
+
         def run(x: torch.Tensor) -> torch.Tensor:
-            logits = sliding_window_inference(x, self.roi, self.sw_batch_size, network, overlap=self.overlap,
-                                              mode=self.mode, progress=False)
+            logits = sliding_window_inference(x, roi, self.sw_batch_size, network, overlap=self.overlap,
+                                              mode=self.mode, cval=cval, progress=False)
             return torch.softmax(logits.float(), dim=1)
 
         probs = run(image)

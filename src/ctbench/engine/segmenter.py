@@ -36,7 +36,8 @@ class Segmenter:
         inf = cfg.inference
         self.predictor = SlidingWindowPredictor(
             roi=list(cfg.dataset[f"patch_size_{dims}d"]), overlap=inf.overlap,
-            sw_batch_size=inf[f"sw_batch_size_{dims}d"], mode=inf.blend, tta_flips=list(inf.tta_flips))
+            sw_batch_size=inf[f"sw_batch_size_{dims}d"], mode=inf.blend, tta_flips=list(inf.tta_flips),
+            window_2d=str(inf.get("window_2d", "patch")))
         self.crf: dict[str, float] = {}
         if cfg.get("postprocess") == "crf":  # crf.*: the weights ``ctbench eval`` sets (configs/eval.yaml)
             from ctbench.models.crf import crf_settings
