@@ -5,8 +5,8 @@
     .venv/bin/ctbench study run --dry-run > /tmp/plan.txt                          # the jobs
     .venv/bin/python scripts/study_budget.py /tmp/costs.txt /tmp/plan.txt
 
-A training job of network N for E epochs costs ``E x 16 x step(N) + (E / 5) x 8 + T`` volume passes
-``x (volume(N) + IO)`` plus ``SETUP`` seconds (T test volumes: 40, or 48 on ``dataset=phantom_phase``);
+A training job of network N for E epochs costs ``E x 16 x step(N) + (E / 5) x 8 x volume(N)`` (validation:
+cached volumes, Dice only) ``+ T x (volume(N) + IO)`` (testing) plus ``SETUP`` seconds (T test volumes: 40, or 48 on ``dataset=phantom_phase``);
 an eval job its volumes (8 on ``split=val``, 40 on the test set) plus the dense CRF where it applies.
 ``step``/``volume`` come from ``scripts/study_cost.py`` scaled by :data:`STEP_SCALE`/:data:`VOLUME_SCALE`,
 which map that script's figures onto a real run: the same model on a 2D U-Net run of 100 epochs
@@ -58,7 +58,8 @@ def main() -> None:
                 tagged = re.search(r"-e(\d+)-", folder)  # C10's runs carry their epochs in the tag
                 epochs = int(tagged.group(1)) if tagged else 60
                 tests = 48 if "-phase" in folder else 40
-                seconds = epochs * 16 * step * STEP_SCALE + (epochs // 5 * 8 + tests) * per_volume + SETUP_SECONDS
+                validation = epochs // 5 * 8 * volume * VOLUME_SCALE  # cached volumes, Dice only: no IO
+                seconds = epochs * 16 * step * STEP_SCALE + validation + tests * per_volume + SETUP_SECONDS
                 group = f"{key}{f' (C10, {epochs} epochs)' if tagged else ''}"
                 group += " (LR grid)" if "claims_tuning" in line and "eval" not in line else ""
             else:
