@@ -27,6 +27,8 @@ VOLUME_SCALE = 1.30 / 2.08
 IO_SECONDS = 0.74
 #: Per job: imports, Hydra, caching the dataset.
 SETUP_SECONDS = 30.0
+#: Claim experiments that train for ``study.long_epochs`` (100) instead of ``study.epochs`` (60).
+LONG_EXPERIMENTS = ("c3_crf",)
 #: Dense CRF per test volume (not measured for the estimate: ``None`` leaves it out and says so).
 CRF_SECONDS: float | None = None
 
@@ -56,7 +58,8 @@ def main() -> None:
             per_volume = volume * VOLUME_SCALE + IO_SECONDS
             if "ctbench train" in line:
                 tagged = re.search(r"-e(\d+)-", folder)  # C10's runs carry their epochs in the tag
-                epochs = int(tagged.group(1)) if tagged else 60
+                long = any(f"experiment=claims/{e} " in line for e in LONG_EXPERIMENTS)
+                epochs = int(tagged.group(1)) if tagged else 100 if long else 60
                 tests = 48 if "-phase" in folder else 40
                 validation = epochs // 5 * 8 * volume * VOLUME_SCALE  # cached volumes, Dice only: no IO
                 seconds = epochs * 16 * step * STEP_SCALE + validation + tests * per_volume + SETUP_SECONDS

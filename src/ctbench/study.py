@@ -79,7 +79,7 @@ CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "C13": ("FC-DenseNet strengthens feature propagation (vs U-Net, matched parameters)", "3.2.3",
             ("c13_fcdensenet", "unet_dice_ce")),
     "C14": ("ASPP (DeepLab v2), its v3 refinements and v3+'s decoder each improve on the version before", "3.2.4",
-            ("c14_deeplab", "c15_crf_v3p")),
+            ("c3_crf", "c14_deeplab", "c15_crf_v3p")),
     "C15": ("DeepLab v3+ gives up the CRF: the CRF adds nothing to v3+ (equivalence)", "3.2.4", ("c15_crf_v3p",)),
     "C16": ("Weighted CE: beta > 1 decreases false negatives, beta < 1 false positives", "4.1.2",
             ("c16_wce_beta", "unet_ce_dice")),
