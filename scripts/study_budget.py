@@ -8,9 +8,9 @@
 A training job of network N for E epochs costs ``E x 16 x step(N) + (E / 5) x 8 x volume(N)`` (validation:
 cached volumes, Dice only) ``+ T x (volume(N) + IO)`` (testing) plus ``SETUP`` seconds (T test volumes: 40, or 48 on ``dataset=phantom_phase``);
 an eval job its volumes (8 on ``split=val``, 40 on the test set) plus the dense CRF where it applies.
-``step``/``volume`` come from ``scripts/study_cost.py`` scaled by :data:`STEP_SCALE`/:data:`VOLUME_SCALE`,
-which map that script's figures onto a real run: the same model on a 2D U-Net run of 100 epochs
-(``ctbench train experiment=claims/unet_dice_ce study.epochs=100``) predicts 12.5 min, as measured.
+``step``/``volume`` come from ``scripts/study_cost.py``, mapped onto a real run by :data:`STEP_SCALE`,
+:data:`STEP_OVERHEAD_SECONDS` and :data:`VOLUME_SCALE`, fitted on the study's own finished jobs (their CPU
+times in ``multirun/claims/study_jobs.json``).
 """
 
 from __future__ import annotations
@@ -19,18 +19,23 @@ import re
 import sys
 from collections import defaultdict
 
-#: A real run's training step / the benchmark's (data pipeline, Lightning hooks, the U-Net: 0.20 s / 0.231 s).
-STEP_SCALE = 0.20 / 0.231
-#: A real validation/test pass / the benchmark's (sliding window of ctbench's predictor: 1.30 s / 2.08 s).
-VOLUME_SCALE = 1.30 / 2.08
+#: A real run's training step / the benchmark's, plus a fixed cost per step (the data pipeline, Lightning's
+#: hooks): fitted on the CPU times of the study's own jobs of 2 Dec (study_jobs.json), DeepLab v1 at 100 epochs
+#: (18.3 and 19.1 min; 0.379 s benchmark, ~0.44 s real) and DeepLab v2 at 60 (4.3 and 4.4 min; 0.098 s, ~0.16 s).
+STEP_SCALE = 1.0
+STEP_OVERHEAD_SECONDS = 0.06
+#: A real validation/test pass / the benchmark's: the 40-volume test evaluations of DeepLab v1 (2.2 and 2.5 min
+#: CPU with their 30 s of setup) against the benchmark's 2.88 s per volume.
+VOLUME_SCALE = 0.63
 #: Per volume beside the network: loading, resampling to the file's grid, metrics (profile of `ctbench eval`).
 IO_SECONDS = 0.74
 #: Per job: imports, Hydra, caching the dataset.
 SETUP_SECONDS = 30.0
 #: Claim experiments that train for ``study.long_epochs`` (100) instead of ``study.epochs`` (60).
 LONG_EXPERIMENTS = ("c3_crf",)
-#: Dense CRF per test volume (not measured for the estimate: ``None`` leaves it out and says so).
-CRF_SECONDS: float | None = None
+#: Dense CRF per volume: DeepLab v1's test evaluations with the CRF against without (3.8 - 2.2 and 3.6 - 2.5 min
+#: CPU for 40 volumes, 2 Dec).
+CRF_SECONDS = 2.0
 
 
 def read_costs(path: str) -> dict[str, tuple[float, float]]:
@@ -62,12 +67,12 @@ def main() -> None:
                 epochs = int(tagged.group(1)) if tagged else 100 if long else 60
                 tests = 48 if "-phase" in folder else 40
                 validation = epochs // 5 * 8 * volume * VOLUME_SCALE  # cached volumes, Dice only: no IO
-                seconds = epochs * 16 * step * STEP_SCALE + validation + tests * per_volume + SETUP_SECONDS
+                seconds = epochs * 16 * (step * STEP_SCALE + STEP_OVERHEAD_SECONDS) + validation + tests * per_volume + SETUP_SECONDS
                 group = f"{key}{f' (C10, {epochs} epochs)' if tagged else ''}"
                 group += " (LR grid)" if "claims_tuning" in line and "eval" not in line else ""
             else:
                 n = 8 if "split=val" in line else 40
-                seconds = n * (per_volume + (CRF_SECONDS or 0.0)) + SETUP_SECONDS
+                seconds = n * (per_volume + (CRF_SECONDS if "postprocess=crf" in line else 0.0)) + SETUP_SECONDS
                 group = f"eval {'validation (CRF grid)' if n == 8 else 'test'}"
             rows[group].append(seconds)
     total = sum(sum(v) for v in rows.values())
@@ -80,8 +85,6 @@ def main() -> None:
           f"{total / 7200:.1f} h with --jobs 2")
     if missing:
         print(f"not estimated (no cost measured): {', '.join(sorted(missing))}")
-    if CRF_SECONDS is None:
-        print("eval jobs exclude the dense CRF's own time (not measured)")
 
 
 if __name__ == "__main__":
