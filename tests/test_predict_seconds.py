@@ -32,7 +32,7 @@ def test_train_records_each_cases_predict_seconds_and_their_mean(trained_run):
 @pytest.mark.slow
 def test_predict_seconds_covers_the_prediction_and_not_the_metrics(trained_run, workdir, monkeypatch):
     """Back to the file's grid + post-processing made 0.3 s slower and the metrics 2 s slower: each case's
-    time grows by the first and not by the second."""
+    time grows by the first, and the cases' times do not all grow by the second."""
     from ctbench import metrics
     from ctbench.engine.segmenter import Segmenter
 
@@ -54,5 +54,7 @@ def test_predict_seconds_covers_the_prediction_and_not_the_metrics(trained_run, 
     before = {case: next(iter(v)) for case, v in _per_case_seconds(trained_run).items()}
     after = {case: next(iter(v)) for case, v in _per_case_seconds(out).items()}
     assert after.keys() == before.keys()
-    for case, seconds in after.items():
-        assert 0.3 <= seconds < before[case] + 1.7, (case, seconds, before[case])
+    assert all(seconds >= 0.3 for seconds in after.values()), (after, before)
+    # timed metrics would add 2 s to every case; the eval's first case may also carry the process's cold start
+    # (first forward pass, lazy imports: 5.6 s once on a loaded CI-like machine), so the warmest case decides
+    assert min(after[case] - before[case] for case in after) < 1.7, (after, before)
