@@ -33,7 +33,7 @@ class SlidingWindowPredictor:
         window_2d: ``patch`` (2D: windows of ``roi``) or ``slice`` (2D: one window per axial slice, the
             slice padded with the volume's minimum, i.e. air, to a multiple of :data:`SLICE_MULTIPLE`).
             A 171 x 131 slice is four overlapping 128 x 128 windows (65,536 pixels) or one 192 x 160 window
-            (30,720): 2.3x less work per volume (``scripts/window_2d_benchmark.py``).
+            (30,720): 1.6-2.1x faster per volume on one CPU thread (``scripts/window_2d_benchmark.py``).
     """
 
     def __init__(self, roi: Sequence[int], overlap: float = 0.25, sw_batch_size: int = 4,
