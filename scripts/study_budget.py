@@ -31,8 +31,8 @@ VOLUME_SCALE = 0.63
 IO_SECONDS = 0.74
 #: Per job: imports, Hydra, caching the dataset.
 SETUP_SECONDS = 30.0
-#: Claim experiments that train for ``study.long_epochs`` (100) instead of ``study.epochs`` (60).
-LONG_EXPERIMENTS = ("c3_crf",)
+#: Networks that train for ``study.long_epochs`` (100) instead of ``study.epochs`` (60): ``study.epochs_by_model``.
+LONG_MODELS = ("deeplabv1", "unet", "attention_unet", "fcn8s", "fcn16s", "fcn32s")
 #: Dense CRF per volume: DeepLab v1's test evaluations with the CRF against without (3.8 - 2.2 and 3.6 - 2.5 min
 #: CPU for 40 volumes, 2 Dec).
 CRF_SECONDS = 2.0
@@ -63,8 +63,7 @@ def main() -> None:
             per_volume = volume * VOLUME_SCALE + IO_SECONDS
             if "ctbench train" in line:
                 tagged = re.search(r"-e(\d+)-", folder)  # C10's runs carry their epochs in the tag
-                long = any(f"experiment=claims/{e} " in line for e in LONG_EXPERIMENTS)
-                epochs = int(tagged.group(1)) if tagged else 100 if long else 60
+                epochs = int(tagged.group(1)) if tagged else 100 if model in LONG_MODELS else 60
                 tests = 48 if "-phase" in folder else 40
                 validation = epochs // 5 * 8 * volume * VOLUME_SCALE  # cached volumes, Dice only: no IO
                 seconds = epochs * 16 * (step * STEP_SCALE + STEP_OVERHEAD_SECONDS) + validation + tests * per_volume + SETUP_SECONDS

@@ -121,6 +121,25 @@ def test_claim_experiments_compose_with_their_run_folder(experiment):
         assert full.trainer.max_epochs >= cfg.trainer.max_epochs
 
 
+@pytest.mark.parametrize("preset", ["cpu", "full"])
+def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(preset):
+    # study.epochs_by_model: U-Net at long_epochs in C2 and in C6's 3D arm, SegNet beside it at study.epochs;
+    # C10's equal-compute scratch arm = the source's epochs + the fine-tuning epochs
+    def epochs(*overrides: str) -> int:
+        return int(compose_with_context("train", [*overrides, f"study={preset}"])[0].trainer.max_epochs)
+
+    cfg = compose_with_context("train", ["experiment=claims/c2_unet_segnet", f"study={preset}"])[0]
+    long, short = int(cfg.study.long_epochs), int(cfg.study.epochs)
+    assert long > short
+    assert epochs("experiment=claims/c2_unet_segnet", "model=unet") == long
+    assert epochs("experiment=claims/c2_unet_segnet", "model=segnet") == short
+    assert epochs("experiment=claims/c6_3d_vs_2d", "dims=3") == long
+    assert epochs("experiment=claims/c3_crf") == long
+    assert epochs("experiment=claims/c14_deeplab", "model=deeplabv2") == short
+    source = epochs("experiment=claims/c10_source")
+    assert epochs("experiment=claims/c10_transfer", "study.start=scratch_total") == source + int(cfg.study.short_epochs)
+
+
 @pytest.mark.slow  # composes every job of five claims: 11 s of CPU
 def test_study_plan_trains_each_shared_run_once_and_orders_dependencies():
     jobs = study.plan(["C2", "C4", "C5", "C3", "C10"], "cpu")
