@@ -7,7 +7,7 @@ The study's budget (docs/survey-reproduction.md, *The study's size and time*) is
     OMP_NUM_THREADS=1 .venv/bin/python scripts/study_cost.py unet fcn8s -- model.features=[16,32,64,128]
 
 A step is forward, loss, backward and an Adam update on one batch of the preset's patch size, as many patches
-as the loader gives (``max(1, batch_size // samples_per_volume) * samples_per_volume``; the median of ``--steps``
+as the loader gives (``ctbench.data.datamodule.batch_layout``: ``batch_size`` patches; the median of ``--steps``
 steps after 2 warm-up steps), without the data pipeline; a test volume is one pass of the preset's predictor (``inference.*``:
 one window per whole slice in 2D) over a volume of the study's test grid (``--volume``, voxels at 2 x 2 x 3 mm), the median of 3.
 """
@@ -26,6 +26,7 @@ def main() -> None:
     import torch
 
     from ctbench.config import compose
+    from ctbench.data.datamodule import batch_layout
     from ctbench.engine.components import build_loss, build_model
     from ctbench.engine.segmenter import Segmenter
 
@@ -49,9 +50,9 @@ def main() -> None:
         model, loss = build_model(cfg), build_loss(cfg)
         ds = cfg.dataset
         patch = list(ds.patch_size_3d if dims == 3 else ds.patch_size_2d)
-        # the loader takes batch_size // samples_per_volume volumes (at least 1), samples_per_volume patches each
-        per_volume = int(ds.samples_per_volume)
-        batch = max(1, int(ds.batch_size_3d if dims == 3 else ds.batch_size_2d) // per_volume) * per_volume
+        volumes, per_volume = batch_layout(int(ds.batch_size_3d if dims == 3 else ds.batch_size_2d),
+                                           int(ds.samples_per_volume))
+        batch = volumes * per_volume  # the loader's batch (ctbench.data.datamodule.batch_layout)
         classes = int(ds.num_classes)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         x = torch.randn(batch, int(ds.in_channels), *patch)

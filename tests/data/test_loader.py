@@ -7,7 +7,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from ctbench.data.datamodule import CTDataModule, loader_workers
+from ctbench.data.datamodule import CTDataModule, batch_layout, loader_workers
 from ctbench.errors import CTBenchError
 
 
@@ -47,6 +47,21 @@ def test_training_batches_are_plain_tensors_with_integer_labels(tmp_path, cache)
     assert not isinstance(image, MetaTensor) and image.dtype == torch.float32 and label.dtype == torch.uint8
     assert tuple(image.shape) == (2, 1, 16, 16, 16) == tuple(label.shape)  # dataset.batch_size_3d=2 patches
     assert set(label.unique().tolist()) <= set(range(5)) and label.max() > 0  # foreground-biased crops
+
+
+@pytest.mark.parametrize(("batch", "per_volume", "layout"), [(2, 8, (1, 2)), (8, 8, (1, 8)), (16, 4, (4, 4)),
+                                                           (8, 3, (2, 3)), (1, 1, (1, 1))])
+def test_a_batch_holds_batch_size_patches_not_a_volume_s_crops(batch, per_volume, layout):
+    assert batch_layout(batch, per_volume) == layout  # (volumes, patches each)
+
+
+def test_the_3d_batch_size_is_the_patches_per_step_when_a_volume_gives_more(tmp_path):
+    """``batch_size_3d: 2`` with ``samples_per_volume: 8`` (phantom_study's) trains on 2 patches, not 8."""
+    dm = CTDataModule(dataset_cfg(tmp_path, "dataset.samples_per_volume=8"), dims=3, fold=0, cache_dir=tmp_path / "c")
+    dm.setup()
+    assert next(iter(dm.train_dataloader()))["image"].shape[0] == 2
+    with pytest.raises(CTBenchError, match="must be >= 1"):
+        batch_layout(0, 8)
 
 
 @pytest.mark.parametrize(("n", "world"), [(16, 2), (15, 2), (7, 4), (3, 8), (1, 2)])

@@ -66,6 +66,19 @@ def by_dims(dataset: Mapping[str, Any], key: str, dims: int) -> Any:
     return dataset[f"{key}_{dims}d"]
 
 
+def batch_layout(batch_size: int, samples_per_volume: int) -> tuple[int, int]:
+    """``(volumes, patches per volume)`` of a training batch of ``batch_size`` patches.
+
+    MONAI's random crops give ``num_samples`` patches per loaded volume and the ``DataLoader`` batches
+    volumes, so a batch holds volumes x patches; ``dataset.batch_size_Nd`` counts patches. A volume gives
+    ``samples_per_volume`` patches, at most ``batch_size`` (``batch_size_3d: 2`` is 2 patches, not one volume's 8).
+    """
+    if batch_size < 1 or samples_per_volume < 1:
+        raise CTBenchError(f"dataset batch size {batch_size} and samples_per_volume {samples_per_volume} must be >= 1")
+    per_volume = min(samples_per_volume, batch_size)
+    return max(1, batch_size // per_volume), per_volume
+
+
 def loader_workers(setting: int | str, on_gpu: bool, devices: int = 1) -> int:
     """Loader worker processes for ``dataset.num_workers`` (an int, or ``auto``).
 
@@ -207,11 +220,10 @@ class CTDataModule(pl.LightningDataModule):
                           persistent_workers=workers > 0 and shuffle, pin_memory=False)
 
     def train_dataloader(self) -> DataLoader:
-        chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]),
-                            int(self.cfg["samples_per_volume"]), self.zscore, self.weight_map, self.augment,
-                            self.crop_ratios)
+        per_batch, per_volume = batch_layout(self.batch_size, int(self.cfg["samples_per_volume"]))
+        chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]), per_volume,
+                            self.zscore, self.weight_map, self.augment, self.crop_ratios)
         chain.set_random_state(seed=self.seed)  # workers are re-seeded by MONAI's DataLoader from torch's seed
-        per_batch = max(1, self.batch_size // int(self.cfg["samples_per_volume"]))
         role = {"chain": "train", "patch": self.patch, "num_classes": int(self.cfg["num_classes"]),
                 **({"weight_map": self.weight_map} if self.weight_map is not None else {})}
         trainer = self.trainer
