@@ -117,7 +117,7 @@ def test_claim_experiments_compose_with_their_run_folder(experiment):
         assert ctx.run_dir.parent.name in ("claims", "claims_sources")
         assert cfg.dataset.name in ("phantom_study", "phantom_phase", "phantom_touching", "synthetic")  # C23, C22
         full, full_ctx = compose_with_context("train", [f"experiment=claims/{experiment}", *point, "study=full"])
-        assert full_ctx.run_dir.parent.name in ("claims_full", "claims_sources")
+        assert full_ctx.run_dir.parent.name in ("claims_full", "claims_full_sources")  # never the CPU sources
         assert full.trainer.max_epochs >= cfg.trainer.max_epochs
 
 
@@ -329,7 +329,7 @@ def test_every_claim_side_is_three_seeds_of_one_arm_the_study_runs(preset, monke
     monkeypatch.setattr(ctbench.config, "compose_with_context", compose)
     assert len({j.run_dir for j in jobs}) == len(jobs)
     study_dir = "claims" if preset == "cpu" else "claims_full"
-    assert all(j.run_dir.parent.name in (study_dir, f"{study_dir}_tuning", "claims_sources") for j in jobs)
+    assert all(j.run_dir.parent.name in (study_dir, f"{study_dir}_tuning", f"{study_dir}_sources") for j in jobs)
     # the tuning runs (learning-rate grid, CRF weights on the validation cases) are outside what the claims read
     runs = _job_attributes([j for j in jobs if j.run_dir.parent.name != f"{study_dir}_tuning"], composed)
     for claim in load_claims(CONFIG_DIR / "claims"):
