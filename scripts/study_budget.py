@@ -3,7 +3,7 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/study_cost.py > /tmp/costs.txt     # s/step and s/volume
     .venv/bin/ctbench study run --dry-run > /tmp/plan.txt                          # the jobs
-    .venv/bin/python scripts/study_budget.py /tmp/costs.txt /tmp/plan.txt
+    .venv/bin/python scripts/study_budget.py /tmp/costs.txt /tmp/plan.txt [--markdown]
 
 A training job of network N for E epochs costs ``E x 16 x step(N) + (E / 5) x 8 x volume(N)`` (validation:
 cached volumes, Dice only) ``+ T x (volume(N) + IO)`` (testing) plus ``SETUP`` seconds (T test volumes: 40, or 48 on ``dataset=phantom_phase``);
@@ -48,7 +48,7 @@ def read_costs(path: str) -> dict[str, tuple[float, float]]:
 
 
 def main() -> None:
-    costs, plan = read_costs(sys.argv[1]), open(sys.argv[2]).read().splitlines()
+    costs, plan = read_costs(sys.argv[1]), open(sys.argv[2]).read().splitlines()  # [--markdown]
     rows: dict[str, list[float]] = defaultdict(list)
     missing = set()
     for line in plan:
@@ -75,13 +75,22 @@ def main() -> None:
                 group = f"eval {'validation (CRF grid)' if n == 8 else 'test'}"
             rows[group].append(seconds)
     total = sum(sum(v) for v in rows.values())
-    print(f"{'jobs':<34}{'count':>6}{'min/job':>9}{'job min':>9}{'share':>7}")
-    for group, values in sorted(rows.items(), key=lambda kv: -sum(kv[1])):
-        print(f"{group:<34}{len(values):>6}{sum(values) / len(values) / 60:>9.1f}{sum(values) / 60:>9.0f}"
-              f"{sum(values) / total:>7.0%}")
     jobs = sum(len(v) for v in rows.values())
-    print(f"{'all':<34}{jobs:>6}{'':>9}{total / 60:>9.0f}   = {total / 3600:.1f} h of job time, "
-          f"{total / 7200:.1f} h with --jobs 2")
+    ordered = sorted(rows.items(), key=lambda kv: -sum(kv[1]))
+    if "--markdown" in sys.argv:  # the table of docs/survey-reproduction.md
+        print("| jobs | count | min per job | job min | share |\n|---|---:|---:|---:|---:|")
+        for group, values in ordered:
+            print(f"| {group} | {len(values)} | {sum(values) / len(values) / 60:.1f} | {sum(values) / 60:.0f} | "
+                  f"{sum(values) / total:.0%} |")
+        print(f"| **all** | **{jobs}** | | **{total / 60:.0f}** | {total / 3600:.1f} h; {total / 7200:.1f} h with "
+              "`--jobs 2` |")
+    else:
+        print(f"{'jobs':<34}{'count':>6}{'min/job':>9}{'job min':>9}{'share':>7}")
+        for group, values in ordered:
+            print(f"{group:<34}{len(values):>6}{sum(values) / len(values) / 60:>9.1f}{sum(values) / 60:>9.0f}"
+                  f"{sum(values) / total:>7.0%}")
+        print(f"{'all':<34}{jobs:>6}{'':>9}{total / 60:>9.0f}   = {total / 3600:.1f} h of job time, "
+              f"{total / 7200:.1f} h with --jobs 2")
     if missing:
         print(f"not estimated (no cost measured): {', '.join(sorted(missing))}")
 
