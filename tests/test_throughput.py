@@ -76,6 +76,9 @@ def test_bench_writes_benchmark_json(workdir):
     for key in ("first_epoch", "later_epochs"):
         assert _positive(loader[key]["samples_per_s"]), key
     assert loader["first_epoch"]["samples"] > 0 and loader["later_epochs"]["epochs"] == 1
+    # the loader's batches hold the config's patches per batch (the model's rate is counted in them)
+    first = loader["first_epoch"]
+    assert first["samples"] == first["batches"] * result["config"]["patches_per_batch"]
     assert _positive(loader["cache_memory_mb"]) and _positive(loader["dataset_disk_mb"])
     assert _positive(loader["loader_to_model_ratio"])
     sw = result["sliding_window"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import shutil
 import statistics
 import time
@@ -327,6 +328,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
     """Every part named in ``cfg.bench.parts``; returns the ``benchmark.json`` content."""
     import lightning.pytorch as pl
 
+    from ctbench.data.datamodule import batch_layout
     from ctbench.models.base import parameter_count
     from ctbench.provenance import machine_info, memory_now, package_versions, peak_rss_mb, run_provenance
 
@@ -352,6 +354,8 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
                    "patch_size": list(cfg.dataset[f"patch_size_{dims}d"]),
                    "batch_size": int(cfg.dataset[f"batch_size_{dims}d"]),
                    "samples_per_volume": int(cfg.dataset.samples_per_volume),
+                   "patches_per_batch": math.prod(batch_layout(int(cfg.dataset[f"batch_size_{dims}d"]),
+                                                               int(cfg.dataset.samples_per_volume))),
                    "num_workers": data.num_workers, "cache": str(cfg.dataset.get("cache")),
                    "precision": str(cfg.trainer.get("precision", 32)),
                    "accelerator": str(cfg.trainer.get("accelerator", "auto")),
@@ -372,7 +376,7 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
             loader = data.train_dataloader()
         result["train"] = measure_training(module, cfg, loader, steps, warmup, int(_setting(cfg, "rounds", 1)))
         train = result["train"]
-        batch = result["config"]["batch_size"]
+        batch = result["config"]["patches_per_batch"]
         model_rate = batch / train["without_loading"]["median_s"]
         train["model_samples_per_s"] = round(model_rate, 3)
         if "loader" in result:
