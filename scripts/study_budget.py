@@ -32,7 +32,7 @@ IO_SECONDS = 0.74
 #: Per job: imports, Hydra, caching the dataset.
 SETUP_SECONDS = 30.0
 #: Networks that train for ``study.long_epochs`` (100) instead of ``study.epochs`` (60): ``study.epochs_by_model``.
-LONG_MODELS = ("deeplabv1", "unet", "attention_unet", "fcn8s", "fcn16s", "fcn32s")
+LONG_MODELS = ("deeplabv1", "unet", "attention_unet", "fcn8s", "fcn16s", "fcn32s", "segnet")
 #: Dense CRF per volume: DeepLab v1's test evaluations with the CRF against without (3.8 - 2.2 and 3.6 - 2.5 min
 #: CPU for 40 volumes, 2 Dec).
 CRF_SECONDS = 2.0

@@ -123,7 +123,7 @@ def test_claim_experiments_compose_with_their_run_folder(experiment):
 
 @pytest.mark.parametrize("preset", ["cpu", "full"])
 def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(preset):
-    # study.epochs_by_model: U-Net at long_epochs in C2 and in C6's 3D arm, SegNet beside it at study.epochs;
+    # study.epochs_by_model: U-Net at long_epochs in C2 and in C6's 3D arm, PSPNet in C11 at study.epochs;
     # C10's equal-compute scratch arm = the source's epochs + the fine-tuning epochs
     def epochs(*overrides: str) -> int:
         return int(compose_with_context("train", [*overrides, f"study={preset}"])[0].trainer.max_epochs)
@@ -132,7 +132,8 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     long, short = int(cfg.study.long_epochs), int(cfg.study.epochs)
     assert long > short
     assert epochs("experiment=claims/c2_unet_segnet", "model=unet") == long
-    assert epochs("experiment=claims/c2_unet_segnet", "model=segnet") == short
+    assert epochs("experiment=claims/c2_unet_segnet", "model=segnet") == long
+    assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=2") == short
     assert epochs("experiment=claims/c6_3d_vs_2d", "dims=3") == long
     assert epochs("experiment=claims/c3_crf") == long
     assert epochs("experiment=claims/c14_deeplab", "model=deeplabv2") == short
