@@ -71,6 +71,17 @@ def test_config_differences_ignore_what_may_change():
     assert config_differences(a, c) == ["trainer.precision: 32 -> 'bf16-mixed'"]
 
 
+def test_a_finished_run_counts_its_epochs_but_not_a_studys_bookkeeping():
+    """Resuming may lengthen a run; a complete run of 60 epochs is not the 100-epoch run asked for. The study
+    preset's own keys (``study.*``) act only through the keys they fill in."""
+    a = {"trainer": {"max_epochs": 60, "devices": 1}, "study": {"epochs_by_model": {"unet": 100}}, "paths": {"a": 1}}
+    b = {"trainer": {"max_epochs": 100, "devices": 2}, "study": {"epochs_by_model": {"unet": 100, "segnet": 100}},
+         "paths": {"a": 2}}
+    assert config_differences(a, b) == ["study.epochs_by_model.segnet: '<absent>' -> 100"]
+    assert config_differences(a, b, finished=True) == ["trainer.max_epochs: 60 -> 100"]
+    assert config_differences(a, {**b, "trainer": {"max_epochs": 60, "devices": 2}}, finished=True) == []
+
+
 def test_resume_without_a_run_folder_gives_the_command(trained_run, tmp_path):
     earlier = _copy(trained_run, tmp_path / "outputs" / "unet-dice_ce-3d" / "2026-01-01_00-00-00")
     proc = ctbench("train", *TRAINED_RUN, "resume=true", cwd=tmp_path, check=False)

@@ -451,3 +451,49 @@ def test_study_plan_tunes_each_loss_arms_learning_rate_on_seed_0():
         job = jobs[f"unet-dice-2d-seed{seed}"]
         assert job.run_dir.parent.name == "claims" and [p.name for p in job.after] == grid
         assert job.lazy is not None and not any(o.startswith("optim.") for o in job.overrides)
+
+
+def test_a_complete_run_of_another_config_stops_the_study_before_any_job(tmp_path, monkeypatch, capsys):
+    """A complete run folder that the preset no longer describes (trained 60 epochs where its network now gets
+    100) is not skipped as done: ``study run`` names it and the differing key and starts nothing; the same run
+    folder with the preset's config is accepted; a study's bookkeeping keys (``study.*``) do not count."""
+    from omegaconf import OmegaConf
+
+    from ctbench.engine.run import run_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study, "spawn", lambda *a: pytest.fail("a job was started"))
+    jobs = study.plan(["C20"], "cpu")
+    job = next(j for j in jobs if j.task == "train")
+    cfg = run_config(OmegaConf.create(OmegaConf.to_container(job.composed[0])), job.composed[1])
+    assert int(cfg.trainer.max_epochs) == 100  # the U-Net is one of study.epochs_by_model
+    (job.run_dir / "report").mkdir(parents=True)
+    (job.run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+    cfg.study.epochs_by_model = {"unet": 100}  # the preset's list as an earlier run recorded it
+    (job.run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    assert study.finished_with_another_config(jobs) == []
+    cfg.trainer.max_epochs = 60
+    (job.run_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    assert study.finished_with_another_config(jobs) == [f"{job.run_dir}: trainer.max_epochs: 60 -> 100"]
+    assert main(["study", "run", "--only", "C20"]) == 2
+    out, err = capsys.readouterr()
+    assert f"{job.run_dir}: trainer.max_epochs: 60 -> 100" in out and len(err.strip().splitlines()) == 1
+    assert "move them out of multirun/claims" in err
+
+
+def test_an_evaluation_older_than_its_checkpoint_is_not_taken_as_done(tmp_path, monkeypatch):
+    """A complete CRF evaluation of a run that was trained again since (its checkpoint is newer) is named."""
+    monkeypatch.chdir(tmp_path)
+    ckpt = Path("runs/a/checkpoints/best.ckpt")
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"weights")
+    summary = Path("runs/a-eval-null/report/summary.json")
+    summary.parent.mkdir(parents=True)
+    summary.write_text(json.dumps({"status": "complete"}))
+    job = study.Job("a-eval-null", "eval", [f"ckpt_path={ckpt}", "postprocess=null"], Path("runs/a-eval-null"))
+    os.utime(ckpt, (1_000_000, 1_000_000))
+    os.utime(summary, (2_000_000, 2_000_000))
+    assert study.finished_with_another_config([job]) == []
+    os.utime(ckpt, (3_000_000, 3_000_000))
+    assert study.finished_with_another_config([job]) == [
+        f"runs/a-eval-null: tested {ckpt} before that run was trained again"]

@@ -14,7 +14,7 @@ import pytest
 
 from ctbench.data.phantom_files import LABELS
 
-from cli_helpers import TINY, ctbench, read_summary
+from cli_helpers import TINY, TRAINED_RUN, ctbench, read_summary
 
 
 def test_report_files_hold_model_numbers(trained_run):
@@ -93,6 +93,12 @@ def test_predict_does_not_import_lightning(trained_run, workdir):
     assert (out / image.name).is_file()
 
 
-def test_existing_run_is_not_overwritten(trained_run, workdir):
-    proc = ctbench("train", *TINY, f"hydra.run.dir={trained_run}", cwd=workdir)
+def test_existing_run_is_not_overwritten_and_another_config_is_refused(trained_run, workdir, tmp_path):
+    """The same command again skips the complete run; a longer run asked for in its folder is refused, one line
+    naming the key, not skipped as if that run existed."""
+    proc = ctbench("train", *TRAINED_RUN, f"hydra.run.dir={trained_run}", cwd=workdir)
     assert "already holds a complete report" in proc.stdout
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    proc = ctbench("train", *TRAINED_RUN, "trainer.max_epochs=12", f"hydra.run.dir={run}", cwd=workdir, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "trainer.max_epochs: 8 -> 12" in proc.stderr and "overwrite=true" in proc.stderr

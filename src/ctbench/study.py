@@ -140,6 +140,9 @@ class Job:
     #: overrides decided when the job starts (a choice made on the runs it waits for), and what they will be
     lazy: Callable[[], list[str]] | None = None
     note: str = ""
+    #: a train job's composed config and run context (what ``ctbench train`` will run), for
+    #: :func:`finished_with_another_config`
+    composed: tuple[Any, Any] | None = None
 
     def command(self, ctbench: str, srun: bool) -> list[str]:
         cmd = [ctbench, self.task, *self.overrides, f"hydra.run.dir={self.run_dir}"]
@@ -301,13 +304,13 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
         kept.claims.add(claim)
         return kept
 
-    composed: dict[tuple[str, ...], tuple[Path, Any]] = {}
+    composed: dict[tuple[str, ...], tuple[Path, Any, Any]] = {}
 
     def compose(overrides: list[str]) -> tuple[Path, Any]:
         if tuple(overrides) not in composed:
             cfg, ctx = compose_with_context("train", overrides)
-            composed[tuple(overrides)] = Path(os.path.relpath(ctx.run_dir.resolve(), Path.cwd())), cfg
-        return composed[tuple(overrides)]
+            composed[tuple(overrides)] = Path(os.path.relpath(ctx.run_dir.resolve(), Path.cwd())), cfg, ctx
+        return composed[tuple(overrides)][:2]
 
     def lr_arm(overrides: list[str], claim: str) -> LRArm:
         seed0_overrides = [o if not o.startswith("seed=") else "seed=0" for o in overrides]
@@ -318,7 +321,10 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     for f in LR_FACTORS}
             arms[seed0] = LRArm(seed0.name, seed0, grid, f"{configured:.3g}", seed0.parent / "lr_choice.json")
         for rate, run_dir in arms[seed0].grid.items():
-            add(Job(run_dir.name, "train", [*seed0_overrides, f"{LR_KEY}={rate}"], run_dir), claim)
+            rate_overrides = [*seed0_overrides, f"{LR_KEY}={rate}"]
+            compose(rate_overrides)
+            add(Job(run_dir.name, "train", rate_overrides, run_dir, composed=composed[tuple(rate_overrides)][1:]),
+                claim)
         return arms[seed0]
 
     for claim in claims:
@@ -327,7 +333,8 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
             for point in sweep_points(experiment):
                 overrides = [f"experiment=claims/{experiment}", *point, *extra]
                 run_dir, _ = compose(overrides)
-                job = Job(run_dir.name, "train", overrides, run_dir, after=list(sources))
+                job = Job(run_dir.name, "train", overrides, run_dir, after=list(sources),
+                          composed=composed[tuple(overrides)][1:])
                 if experiment in LR_EXPERIMENTS:
                     arm = lr_arm(overrides, claim)
                     job.after += list(arm.grid.values())
@@ -353,6 +360,34 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                             after=list(tuning.grid.values()), lazy=tuning.override,
                             note=f"crf.*=<the best of {', '.join(CRF_GRID)} on the validation cases>"), claim)
     return list(jobs.values())
+
+
+def finished_with_another_config(jobs: Sequence[Job]) -> list[str]:
+    """``RUN: why`` for each complete run folder that does not hold the run its job asks for now: a training
+    run of another config (:func:`ctbench.engine.run.check_finished_run`, e.g. trained 60 epochs where the
+    preset now gives its network 100), or an evaluation older than the checkpoint it tested. Skipped as
+    complete, such a folder would stand in the verdicts for a run that was never made."""
+    from omegaconf import OmegaConf
+
+    from ctbench.engine.run import finished_run_differences, run_config
+    from ctbench.run_folder import is_complete, summary_path
+
+    found = []
+    for job in jobs:
+        if not is_complete(job.run_dir):
+            continue
+        if job.task == "eval":
+            ckpt = Path(next(o for o in job.overrides if o.startswith("ckpt_path=")).split("=", 1)[1])
+            if ckpt.is_file() and ckpt.stat().st_mtime > summary_path(job.run_dir).stat().st_mtime:
+                found.append(f"{job.run_dir}: tested {ckpt} before that run was trained again")
+        elif job.composed is not None:
+            cfg, ctx = job.composed
+            cfg = run_config(OmegaConf.create(OmegaConf.to_container(cfg)), ctx)  # a copy: the plan's stays as is
+            ignore = (f"{LR_KEY}:",) if job.lazy is not None else ()  # its chosen rate: check_recorded
+            differences = finished_run_differences(cfg, job.run_dir, ignore)
+            if differences:
+                found.append(f"{job.run_dir}: {'; '.join(differences)}")
+    return found
 
 
 def ctbench_executable() -> str:
@@ -640,6 +675,13 @@ def run_cli(args: argparse.Namespace) -> int:
     selected = args.only or list(CLAIMS)
     start = time.perf_counter()
     jobs = plan(selected, preset) if args.action == "run" or args.dry_run else []
+    stale = finished_with_another_config(jobs)
+    if stale:
+        for line in stale:
+            print(f"[study] {line}", flush=True)
+        raise CTBenchError(f"{len(stale)} complete run folder(s) of the study hold another run than the study asks "
+                           f"for now (above): move them out of {args.study_dir} (their curves are kept there) and "
+                           "rerun; `ctbench study run` trains them again", exit_code=2)
     if args.dry_run:
         print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}")
         for job in jobs:

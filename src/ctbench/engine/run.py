@@ -90,6 +90,42 @@ def _guarded(call, out: Path, trainer, phase: str) -> None:
         raise CTBenchError(_stopped("interrupted", out, trainer, phase), exit_code=130) from None
 
 
+def run_config(cfg: DictConfig, ctx: RunContext) -> DictConfig:
+    """The config a training run works with and records (``resolved_config.yaml``): validated, the dataset's
+    classes filled in, the names of its config choices added."""
+    from ctbench.data.datasets import resolve_classes
+
+    validate(cfg)
+    OmegaConf.set_struct(cfg, False)
+    resolve_classes(cfg.dataset)
+    cfg.names = run_names(ctx.choices)
+    return cfg
+
+
+def finished_run_differences(cfg: DictConfig, out: Path, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``key: old -> new`` between the complete run in ``out`` and the run ``cfg`` asks for (keys starting
+    with one of ``ignore`` aside); empty when they are the same run or ``out`` records no config (a bare
+    report folder of ``ctbench score``)."""
+    from ctbench.engine.resume import config_differences
+    from ctbench.safe_yaml import load_config
+
+    stored_file = out / "resolved_config.yaml"
+    if not stored_file.is_file():
+        return []
+    return [d for d in config_differences(load_config(stored_file), cfg, finished=True)
+            if not d.startswith(tuple(ignore))]
+
+
+def check_finished_run(cfg: DictConfig, out: Path) -> None:
+    """Refuse a complete run in ``out`` that another config trained (e.g. 60 epochs where ``cfg`` asks for 100):
+    skipping it would let its report stand for the run asked for."""
+    differences = finished_run_differences(cfg, out)
+    if differences:
+        shown = "; ".join(differences[:2]) + (f" and {len(differences) - 2} more" if len(differences) > 2 else "")
+        raise CTBenchError(f"{out} holds a complete run of another config ({shown}): move it away or add "
+                           "overwrite=true to train this one there", exit_code=2)
+
+
 def _check_resume(cfg: DictConfig, ctx: RunContext, ckpt: Path | None) -> None:
     """``resume=true`` continues only the same run: the same config, in a folder that holds its checkpoint."""
     from ctbench.engine.checkpoint import read_checkpoint
@@ -156,20 +192,17 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     from lightning.pytorch.utilities import rank_zero_only
 
     from ctbench.atomic import atomic_write_json, atomic_write_text
-    from ctbench.data.datasets import resolve_classes
     from ctbench.engine.build import build_datamodule, build_module, build_trainer
     from ctbench.engine.resume import fingerprint, resumable_checkpoint
     from ctbench.models.base import parameter_count
     from ctbench.provenance import run_provenance
     from ctbench.run_folder import is_complete
 
-    validate(cfg)
-    OmegaConf.set_struct(cfg, False)
-    resolve_classes(cfg.dataset)
-    cfg.names = run_names(ctx.choices)
+    cfg = run_config(cfg, ctx)
     out = ctx.run_dir
     overwrite = bool(cfg.get("overwrite", False))
     if is_complete(out) and not overwrite:
+        check_finished_run(cfg, out)
         print(f"{out} already holds a complete report: skipped (overwrite=true to train again)")
         return None
     ckpt = None if overwrite else resumable_checkpoint(out)
