@@ -675,7 +675,8 @@ def run_cli(args: argparse.Namespace) -> int:
     selected = args.only or list(CLAIMS)
     start = time.perf_counter()
     jobs = plan(selected, preset) if args.action == "run" or args.dry_run else []
-    stale = finished_with_another_config(jobs)
+    # a report judges every claim file: no run of any claim may stand for a run the preset no longer describes
+    stale = finished_with_another_config(jobs if jobs else plan(list(CLAIMS), preset))
     if stale:
         for line in stale:
             print(f"[study] {line}", flush=True)
