@@ -20,7 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import yaml
+from omegaconf import OmegaConf
 
 #: A real run's training step / the benchmark's, plus a fixed cost per step (the data pipeline, Lightning's
 #: hooks): fitted on the CPU times of the study's own jobs of 2 Dec (study_jobs.json), DeepLab v1 at 100 epochs
@@ -34,7 +34,7 @@ VOLUME_SCALE = 0.63
 IO_SECONDS = 0.74
 #: Per job: imports, Hydra, caching the dataset.
 SETUP_SECONDS = 30.0
-#: The CPU preset: ``study.epochs``, and ``study.long_epochs`` for the networks of ``study.epochs_by_model``.
+#: The CPU preset: ``study.epochs``, and for the networks of ``study.epochs_by_model`` their own epochs.
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "study" / "cpu.yaml"
 #: Dense CRF per volume: DeepLab v1's test evaluations with the CRF against without (3.8 - 2.2 and 3.6 - 2.5 min
 #: CPU for 40 volumes, 2 Dec).
@@ -52,8 +52,8 @@ def read_costs(path: str) -> dict[str, tuple[float, float]]:
 
 def main() -> None:
     costs, plan = read_costs(sys.argv[1]), open(sys.argv[2]).read().splitlines()
-    study = yaml.safe_load(PRESET.read_text())["study"]
-    short, long, long_models = int(study["epochs"]), int(study["long_epochs"]), set(study["epochs_by_model"])
+    study = OmegaConf.load(PRESET).study  # its epochs only: study.sources refers to the rest of the config
+    short, by_model = int(study.epochs), {m: int(study.epochs_by_model[m]) for m in study.epochs_by_model}
     rows: dict[str, list[float]] = defaultdict(list)
     missing = set()
     for line in plan:
@@ -68,7 +68,7 @@ def main() -> None:
             per_volume = volume * VOLUME_SCALE + IO_SECONDS
             if "ctbench train" in line:
                 tagged = re.search(r"-e(\d+)-", folder)  # C10's runs carry their epochs in the tag
-                epochs = int(tagged.group(1)) if tagged else long if model in long_models else short
+                epochs = int(tagged.group(1)) if tagged else by_model.get(model, short)
                 tests = 48 if "-phase" in folder else 40
                 validation = epochs // 5 * 8 * volume * VOLUME_SCALE  # cached volumes, Dice only: no IO
                 seconds = epochs * 16 * (step * STEP_SCALE + STEP_OVERHEAD_SECONDS) + validation + tests * per_volume + SETUP_SECONDS

@@ -135,6 +135,10 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     assert epochs("experiment=claims/c2_unet_segnet", "model=segnet") == long
     assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=2") == short
     assert epochs("experiment=claims/c6_3d_vs_2d", "dims=3") == long
+    longer = int(cfg.study.longer_epochs)
+    assert longer > long  # the FCNs, still improving at long_epochs, in C1 and in C2a alike
+    assert {epochs("experiment=claims/c1_fcn_skips", f"model={m}") for m in ("fcn32s", "fcn16s", "fcn8s")} == {longer}
+    assert epochs("experiment=claims/c2_unet_segnet", "model=fcn8s") == longer
     assert epochs("experiment=claims/c3_crf") == long
     assert epochs("experiment=claims/c14_deeplab", "model=deeplabv2") == short
     source = epochs("experiment=claims/c10_source")

@@ -681,7 +681,7 @@ def run_cli(args: argparse.Namespace) -> int:
         for line in stale:
             print(f"[study] {line}", flush=True)
         raise CTBenchError(f"{len(stale)} complete run folder(s) of the study hold another run than the study asks "
-                           f"for now (above): move them out of {args.study_dir} (their curves are kept there) and "
+                           f"for now (above): move them out of {args.study_dir} (or delete them) and "
                            "rerun; `ctbench study run` trains them again", exit_code=2)
     if args.dry_run:
         print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}")
