@@ -166,6 +166,16 @@ def test_study_plan_trains_each_shared_run_once_and_orders_dependencies():
     assert "split=val" not in next(j for j in jobs if j.name.endswith("-eval-null")).overrides
 
 
+@pytest.mark.slow  # composes C14's 12 trainings: 4 s of CPU
+def test_c14_trains_the_deeplab_runs_of_c3_and_c15_without_their_crf_evaluations():
+    jobs = study.plan(["C14"], "cpu")
+    assert {j.task for j in jobs} == {"train"} and len(jobs) == 12
+    assert {"deeplabv1-dice_ce-2d-seed0", "deeplabv3p-dice_ce-2d-seed2"} <= {j.name for j in jobs}
+    with_c3 = study.plan(["C14", "C3"], "cpu")
+    assert sum(j.task == "eval" for j in with_c3) == 3 * (2 + len(study.CRF_GRID))
+    assert next(j for j in with_c3 if j.name == "deeplabv1-dice_ce-2d-seed0").claims == {"C3", "C14"}
+
+
 def test_crop_ratios_centre_patches_on_the_weighted_class():
     from ctbench.data.transforms import train_chain
 

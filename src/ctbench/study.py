@@ -99,8 +99,10 @@ CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "C22": ("U-Net's distance-weighted loss separates touching objects (fewer merged lesion instances than CE; "
             "the distance term ablated)", "4.1.2", ("c22_touching", "c22_touching_ce")),
 }
-#: Experiments whose best checkpoints ``study run`` tests twice, without and with the dense CRF.
+#: Experiments whose best checkpoints ``study run`` tests twice, without and with the dense CRF, for the claims
+#: about the CRF (C14 trains its DeepLab v1 and v3+ runs through them too, and needs no CRF evaluation).
 CRF_EXPERIMENTS = ("c3_crf", "c15_crf_v3p")
+CRF_CLAIMS = ("C3", "C15")
 #: The dense CRF settings tried on the validation cases of each of their runs, the rest at the defaults of
 #: ``crf.*`` (configs/eval.yaml): DeepLab v1's protocol (Chen et al. 2014, sec. 4.1: the smoothness term fixed,
 #: the appearance kernel's weight and width searched on held-out images), here the default weight and its
@@ -343,7 +345,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                 job = add(job, claim)
                 if experiment == "c10_source":
                     sources.append(job.run_dir)
-                if experiment in CRF_EXPERIMENTS:
+                if experiment in CRF_EXPERIMENTS and claim in CRF_CLAIMS:
                     ckpt = run_dir / "checkpoints" / "best.ckpt"
                     # the training overrides again: eval takes data locations from the local configs only
                     null = run_dir.parent / f"{run_dir.name}-eval-null"
