@@ -68,7 +68,8 @@ def main() -> None:
             per_volume = volume * VOLUME_SCALE + IO_SECONDS
             if "ctbench train" in line:
                 tagged = re.search(r"-e(\d+)-", folder)  # C10's runs carry their epochs in the tag
-                epochs = int(tagged.group(1)) if tagged else by_model.get(model, short)
+                planned = re.search(r"  \((\d+) epochs\)", line)  # the dry run prints each training's epochs
+                epochs = int(planned.group(1)) if planned else int(tagged.group(1)) if tagged else by_model.get(model, short)
                 tests = 48 if "-phase" in folder else 40
                 validation = epochs // 5 * 8 * volume * VOLUME_SCALE  # cached volumes, Dice only: no IO
                 seconds = epochs * 16 * (step * STEP_SCALE + STEP_OVERHEAD_SECONDS) + validation + tests * per_volume + SETUP_SECONDS

@@ -68,7 +68,7 @@ CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "C4": ("A cascaded FCN (liver, then lesions in the liver) beats one network on lesions", "3.1",
            ("c4_cascade",)),
     "C5": ("Attention gates help small structures (kidney, lesion)", "3.2", ("c5_attention",)),
-    "C6": ("3D (volumetric input) beats 2D at the same number of epochs", "3.2.2", ("c6_3d_vs_2d",)),
+    "C6": ("3D (volumetric input) beats 2D at the same number of epochs", "3.2.2", ("c6_3d_vs_2d", "c6_2d_equal_epochs")),
     "C7": ("With a small foreground, focal or Combo loss is more likely to perform well; Tversky, "
            "focal Tversky, ExpLog and generalized Dice target small objects", "4.2-4.5", ("c7_small_losses",)),
     "C8": ("Combo loss is more stable", "4.5", ("c8_combo_stability",)),
@@ -690,8 +690,9 @@ def run_cli(args: argparse.Namespace) -> int:
         for job in jobs:
             after = f"  (after {', '.join(d.name for d in job.after)})" if job.after else ""
             note = f"  [{job.note}]" if job.note else ""
+            epochs = f"  ({job.composed[0].trainer.max_epochs} epochs)" if job.composed is not None else ""
             print(f"{','.join(sorted(job.claims)):>8}  ctbench {' '.join(job.command('ctbench', args.srun)[1:])}"
-                  f"{note}{after}")
+                  f"{epochs}{note}{after}")
         return 0
     if args.action == "run":
         args.study_dir.mkdir(parents=True, exist_ok=True)
