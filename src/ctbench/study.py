@@ -308,15 +308,16 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
 
     composed: dict[tuple[str, ...], tuple[Path, Any, Any]] = {}
 
-    def compose(overrides: list[str]) -> tuple[Path, Any]:
+    def compose(overrides: list[str]) -> tuple[Path, Any, Any]:
+        """The job's run folder (relative), config and run context."""
         if tuple(overrides) not in composed:
             cfg, ctx = compose_with_context("train", overrides)
             composed[tuple(overrides)] = Path(os.path.relpath(ctx.run_dir.resolve(), Path.cwd())), cfg, ctx
-        return composed[tuple(overrides)][:2]
+        return composed[tuple(overrides)]
 
     def lr_arm(overrides: list[str], claim: str) -> LRArm:
         seed0_overrides = [o if not o.startswith("seed=") else "seed=0" for o in overrides]
-        seed0, cfg = compose(seed0_overrides)
+        seed0, cfg, _ = compose(seed0_overrides)
         if seed0 not in arms:
             configured = float(OmegaConf.select(cfg, LR_KEY))
             grid = {f"{configured * f:.3g}": tuning_dir(seed0.parent) / f"{seed0.name}-lr{configured * f:.3g}"
@@ -324,9 +325,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
             arms[seed0] = LRArm(seed0.name, seed0, grid, f"{configured:.3g}", seed0.parent / "lr_choice.json")
         for rate, run_dir in arms[seed0].grid.items():
             rate_overrides = [*seed0_overrides, f"{LR_KEY}={rate}"]
-            compose(rate_overrides)
-            add(Job(run_dir.name, "train", rate_overrides, run_dir, composed=composed[tuple(rate_overrides)][1:]),
-                claim)
+            add(Job(run_dir.name, "train", rate_overrides, run_dir, composed=compose(rate_overrides)[1:]), claim)
         return arms[seed0]
 
     for claim in claims:
@@ -334,9 +333,8 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
         for experiment in CLAIMS[claim][2]:
             for point in sweep_points(experiment):
                 overrides = [f"experiment=claims/{experiment}", *point, *extra]
-                run_dir, _ = compose(overrides)
-                job = Job(run_dir.name, "train", overrides, run_dir, after=list(sources),
-                          composed=composed[tuple(overrides)][1:])
+                run_dir, cfg, ctx = compose(overrides)
+                job = Job(run_dir.name, "train", overrides, run_dir, after=list(sources), composed=(cfg, ctx))
                 if experiment in LR_EXPERIMENTS:
                     arm = lr_arm(overrides, claim)
                     job.after += list(arm.grid.values())
