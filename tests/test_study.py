@@ -124,7 +124,7 @@ def test_claim_experiments_compose_with_their_run_folder(experiment):
 @pytest.mark.parametrize("preset", ["cpu", "full"])
 def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(preset):
     # study.epochs_by_model: U-Net at long_epochs in C2, PSPNet in C11 at study.epochs; the 3D U-Net (C6, C11)
-    # at longer_epochs (unet_3d: still improving at 100) and C6's 2D arm with it, in its own folders;
+    # at its own epochs (unet_3d: still improving at 100 and 150) and C6's 2D arm with it, in its own folders;
     # C10's equal-compute scratch arm = the source's epochs + the fine-tuning epochs
     def epochs(*overrides: str) -> int:
         return int(compose_with_context("train", [*overrides, f"study={preset}"])[0].trainer.max_epochs)
@@ -136,8 +136,9 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     assert epochs("experiment=claims/c2_unet_segnet", "model=segnet") == long
     assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=2") == short
     longer = int(cfg.study.longer_epochs)
-    assert epochs("experiment=claims/c6_3d_vs_2d") == epochs("experiment=claims/c6_2d_equal_epochs") == longer
-    assert epochs("experiment=claims/c11_pspnet", "model=unet", "dims=3") == longer  # the same 3D U-Net
+    unet_3d = int(cfg.study.epochs_by_model.unet_3d)
+    assert unet_3d > longer and epochs("experiment=claims/c6_3d_vs_2d") == epochs("experiment=claims/c6_2d_equal_epochs") == unet_3d
+    assert epochs("experiment=claims/c11_pspnet", "model=unet", "dims=3") == unet_3d  # the same 3D U-Net
     assert epochs("experiment=claims/c11_pspnet", "model=unet", "dims=2") == long
     c6 = compose_with_context("train", ["experiment=claims/c6_2d_equal_epochs", f"study={preset}"])[1]
     assert c6.run_dir.name == "unet-dice_ce-2d-seed0-c6"  # not the shared 100-epoch U-Net's folder
