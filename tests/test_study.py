@@ -134,6 +134,7 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     assert long > short
     assert epochs("experiment=claims/c2_unet_segnet", "model=unet") == long
     assert epochs("experiment=claims/c2_unet_segnet", "model=segnet") == long
+    assert epochs("experiment=claims/c4_cascade", "model=cascaded_fcn") == long
     assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=2") == short
     longer = int(cfg.study.longer_epochs)
     unet_3d = int(cfg.study.epochs_by_model.unet_3d)
