@@ -72,14 +72,22 @@ def test_config_differences_ignore_what_may_change():
 
 
 def test_a_finished_run_counts_its_epochs_but_not_a_studys_bookkeeping():
-    """Resuming may lengthen a run; a complete run of 60 epochs is not the 100-epoch run asked for. The study
-    preset's own keys (``study.*``) act only through the keys they fill in."""
+    """Resuming may lengthen a run; a complete run of 60 epochs is not the 100-epoch run asked for, and a study
+    run (its length is the preset's) is not lengthened on resume either. The study preset's own keys
+    (``study.*``) act only through the keys they fill in: another network moving up an epoch tier stops
+    neither the resumption nor the reuse of this one's run."""
     a = {"trainer": {"max_epochs": 60, "devices": 1}, "study": {"epochs_by_model": {"unet": 100}}, "paths": {"a": 1}}
     b = {"trainer": {"max_epochs": 100, "devices": 2}, "study": {"epochs_by_model": {"unet": 100, "segnet": 100}},
          "paths": {"a": 2}}
-    assert config_differences(a, b) == ["study.epochs_by_model.segnet: '<absent>' -> 100"]
+    assert config_differences(a, b) == ["trainer.max_epochs: 60 -> 100"]   # a study run, resumed
     assert config_differences(a, b, finished=True) == ["trainer.max_epochs: 60 -> 100"]
-    assert config_differences(a, {**b, "trainer": {"max_epochs": 60, "devices": 2}}, finished=True) == []
+    same_length = {**b, "trainer": {"max_epochs": 60, "devices": 2}}
+    assert config_differences(a, same_length) == config_differences(a, same_length, finished=True) == []
+    plain = {"trainer": {"max_epochs": 60, "devices": 1}, "model": {"name": "unet"}}   # not a study run
+    longer = {"trainer": {"max_epochs": 100, "devices": 1}, "model": {"name": "unet"}}
+    assert config_differences(plain, longer) == []
+    assert config_differences(plain, longer, finished=True) == ["trainer.max_epochs: 60 -> 100"]
+    assert config_differences(plain, {**longer, "model": {"name": "segnet"}}) == ["model.name: 'unet' -> 'segnet'"]
 
 
 def test_resume_without_a_run_folder_gives_the_command(trained_run, tmp_path):

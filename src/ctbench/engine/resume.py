@@ -51,24 +51,29 @@ def fingerprint(cfg: DictConfig | Mapping[str, Any]) -> str:
     return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-#: keys a *finished* run's config must also match to stand for the run asked for: its length is part of its
-#: result (a 60-epoch run is not the 100-epoch run a changed preset asks for)
+#: keys a *finished* run's config (and a study run's on resume) must also match to stand for the run asked for:
+#: its length is part of its result (a 60-epoch run is not the 100-epoch run a changed preset asks for)
 FINISHED_ALSO = ("trainer.max_epochs",)
 #: a study preset's bookkeeping (``study.*``: epochs per network, C10's source folder): it acts on a run only
-#: through the keys it fills in (``trainer.max_epochs``...), which are compared themselves
-FINISHED_IGNORED = "study."
+#: through the keys it fills in (``trainer.max_epochs``...), which are compared themselves; so another
+#: network's epochs changing in the preset neither stops a run's resumption nor makes its complete run stale
+STUDY_BOOKKEEPING = "study."
 
 
 def config_differences(stored: DictConfig | Mapping[str, Any], current: DictConfig | Mapping[str, Any],
                        finished: bool = False) -> list[str]:
     """``key: old -> new`` for every key that differs and may not change on resume; ``finished``: between a
-    complete run and the run asked for (:data:`FINISHED_ALSO` counts, :data:`FINISHED_IGNORED` does not)."""
-    def compared(key: str, value: Any) -> bool:
-        if finished and key in FINISHED_ALSO:
-            return True
-        return _kept(key, value) and not (finished and key.startswith(FINISHED_IGNORED))
+    complete run and the run asked for. :data:`FINISHED_ALSO` counts for a finished run and for any run of a
+    study preset (its length is the preset's, not the user's to extend); :data:`STUDY_BOOKKEEPING` never does."""
+    old_flat, new_flat = (_flat(_plain(c)) for c in (stored, current))
+    length_counts = finished or any(k.startswith(STUDY_BOOKKEEPING) for k in old_flat)
 
-    old, new = ({k: v for k, v in _flat(_plain(c)).items() if compared(k, v)} for c in (stored, current))
+    def compared(key: str, value: Any) -> bool:
+        if key.startswith(STUDY_BOOKKEEPING):
+            return False
+        return (length_counts and key in FINISHED_ALSO) or _kept(key, value)
+
+    old, new = ({k: v for k, v in flat.items() if compared(k, v)} for flat in (old_flat, new_flat))
     keys = sorted(k for k in set(old) | set(new) if old.get(k, "<absent>") != new.get(k, "<absent>"))
     return [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in keys]
 

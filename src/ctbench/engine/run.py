@@ -150,8 +150,8 @@ def _check_resume(cfg: DictConfig, ctx: RunContext, ckpt: Path | None) -> None:
         shown = "; ".join(differences[:2]) + (f"; also {', '.join(keys[2:12])}" if len(keys) > 2 else "") + (
             f" and {len(keys) - 12} more" if len(keys) > 12 else "")
         raise CTBenchError(f"resume=true would continue {out} with another config ({shown}): resume with the "
-                           "run's own settings (only trainer.max_epochs/devices and output options may change), "
-                           "or start a new run", exit_code=2)
+                           "run's own settings (only trainer.devices, output options and, outside a study preset, "
+                           "trainer.max_epochs may change), or start a new run", exit_code=2)
 
 
 def _clear_run_outputs(out: Path) -> None:
