@@ -150,7 +150,10 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     assert epochs("experiment=claims/c3_crf") == long
     assert epochs("experiment=claims/c14_deeplab", "model=deeplabv2") == short
     source = epochs("experiment=claims/c10_source")
-    assert epochs("experiment=claims/c10_transfer", "study.start=scratch_total") == source + int(cfg.study.short_epochs)
+    finetune = epochs("experiment=claims/c10_transfer", "study.start=transfer_long")
+    assert finetune == int(cfg.study.finetune_epochs) > epochs("experiment=claims/c10_transfer", "study.start=transfer")
+    assert epochs("experiment=claims/c10_transfer", "study.start=scratch_total") == source + finetune  # C10a
+    assert epochs("experiment=claims/c10_transfer", "study.start=scratch") == int(cfg.study.short_epochs)  # C10b
 
 
 @pytest.mark.slow  # composes every job of five claims: 11 s of CPU
@@ -163,6 +166,8 @@ def test_study_plan_trains_each_shared_run_once_and_orders_dependencies():
     assert [p.name for p in transfer.after] == ["unet-dice_ce-2d-synthetic"]
     assert any(o.endswith("claims_sources/unet-dice_ce-2d-synthetic/checkpoints/best.ckpt")
                for o in [str(compose_with_context("train", transfer.overrides)[0].model.pretrained)])
+    finetuned = next(j for j in jobs if j.name.endswith("-transfer_long"))  # C10a's arm: the same source
+    assert [p.name for p in finetuned.after] == ["unet-dice_ce-2d-synthetic"]
     crf = next(j for j in jobs if j.name.endswith("-eval-crf"))
     assert crf.task == "eval" and "postprocess=crf" in crf.overrides
     # its CRF weights: the best of the grid on the run's validation cases (tuning folder), decided when it starts
