@@ -436,6 +436,33 @@ def test_crf_weights_are_chosen_on_the_validation_mean_dice_and_recorded(tmp_pat
     assert record["chosen"] == "wb3-sa30mm" and record["validation"] == scores
 
 
+def test_a_recorded_choice_makes_its_tuning_runs_unneeded(tmp_path, monkeypatch):
+    """A fresh clone has the committed lr_choice.json / crf_choice.json but not the git-ignored tuning folder:
+    once a choice is recorded its tuning runs are not trained or tested again (they failed there without the
+    checkpoints, or retrained the learning-rate grid), except the chosen rate's while the arm's seed-0 folder,
+    linked from it, is missing."""
+    arm = lr_arm(tmp_path, {"0.001": [0.5], "0.003": [0.6], "0.009": [0.4]})
+    (tmp_path / "claims").mkdir()
+    assert all(arm.needs(rate) for rate in arm.grid)  # nothing recorded yet
+    arm.chosen()
+    assert [arm.needs(rate) for rate in arm.grid] == [False, True, False]  # seed 0 is not linked yet
+    arm.seed_zero()
+    assert not any(arm.needs(rate) for rate in arm.grid)
+    tuning = study.CRFTuning("deeplabv1-dice_ce-2d-seed0", {"wb3-sa10mm": tmp_path / "claims_tuning" / "val"},
+                             tmp_path / "claims" / "crf_choice.json")
+    assert tuning.needed()
+    (tmp_path / "claims" / "crf_choice.json").write_text(json.dumps(
+        {"deeplabv1-dice_ce-2d-seed0": {"chosen": "wb3-sa10mm", "settings": study.CRF_GRID["wb3-sa10mm"]}}))
+    assert not tuning.needed()
+    spawned: list[list[str]] = []
+    monkeypatch.setattr(study, "spawn", lambda cmd, env, log: spawned.append(cmd) or (1, 0.0))
+    val = study.Job("val", "eval", ["x=1"], tmp_path / "claims_tuning" / "val", needed=tuning.needed)
+    crf = study.Job("crf", "eval", ["x=2"], tmp_path / "claims" / "crf", after=[val.run_dir], lazy=tuning.override)
+    write_tuning_run(crf.run_dir, {}, "crf:\n  bilateral_weight: 3\n  bilateral_sigma: 10\n")  # complete
+    study.run_jobs([val, crf], 1, False, tmp_path / "claims", tmp_path / "logs")
+    assert [val.status, crf.status] == ["skipped", "skipped"] and spawned == []
+
+
 def test_a_lazy_override_is_decided_when_its_job_starts(tmp_path, monkeypatch):
     """The job after the grid gets the override its ``lazy`` returns once the grid ran; a complete run of
     another choice fails the job with the one-line reason (nothing is overwritten); a failing choice too."""

@@ -18,8 +18,9 @@ claim files in ``configs/claims/``. ``study run``
    seed 0 at 3 learning rates (:data:`LR_FACTORS` x the configured one) in ``multirun/claims_tuning/NAME-lrR``;
    the rate with the best validation ``val/mean_dice`` is chosen and recorded in ``STUDY_DIR/lr_choice.json``,
    its run becomes the arm's seed-0 run (linked, not trained again) and seeds 1 and 2 train at it (the override
-   is decided when their jobs start; a resumed study reads the recorded choice). The Dice-CE U-Net shared with
-   the architecture claims keeps the configured rate;
+   is decided when their jobs start; a resumed study reads the recorded choice, and a tuning run whose choice is
+   recorded is not run again: a fresh clone has the choices, not the git-ignored tuning folder). The Dice-CE
+   U-Net shared with the architecture claims keeps the configured rate;
 2. tests each DeepLab checkpoint of C3 (v1) and C15 (v3+) on its validation cases with each dense CRF setting of
    :data:`CRF_GRID` (``ctbench eval ... postprocess=crf split=val crf.*=...`` in ``multirun/claims_tuning``),
    records the best mean Dice in ``STUDY_DIR/crf_choice.json``, then tests it once without
@@ -145,6 +146,9 @@ class Job:
     #: a train job's composed config and run context (what ``ctbench train`` will run), for
     #: :func:`finished_with_another_config`
     composed: tuple[Any, Any] | None = None
+    #: a tuning job's test whether its run is still needed (False once the choice it serves is recorded: a fresh
+    #: clone has the committed choice, not the git-ignored tuning folder, and must not train or test it again)
+    needed: Callable[[], bool] | None = None
 
     def command(self, ctbench: str, srun: bool) -> list[str]:
         cmd = [ctbench, self.task, *self.overrides, f"hydra.run.dir={self.run_dir}"]
@@ -178,6 +182,12 @@ def record_choice(record: Path, key: str, make: Callable[[], dict[str, Any]]) ->
             data[key] = make()
             atomic_write_json(record, data)
         return data[key]
+
+
+def is_recorded(record: Path, key: str) -> bool:
+    """Whether the JSON object in ``record`` has an entry ``key`` (a choice made before)."""
+    with _RECORDS:
+        return record.is_file() and key in json.loads(record.read_text())
 
 
 def choose(scores: Mapping[str, float], preferred: str) -> str:
@@ -249,6 +259,13 @@ class LRArm:
     def override(self) -> list[str]:
         return [f"{LR_KEY}={self.chosen()}"]
 
+    def needs(self, rate: str) -> bool:
+        """Whether the grid run at ``rate`` is needed: until the choice is recorded, and then only the chosen
+        rate's while the arm's seed-0 folder, linked from it, does not exist."""
+        if not is_recorded(self.record, self.name):
+            return True
+        return rate == self.chosen() and not self.seed0.exists()
+
     def seed_zero(self) -> list[str]:
         """The chosen rate for seed 0, whose run is the grid run at that rate: linked into the arm's folder
         (unless that folder exists: complete, or interrupted, then resumed at the chosen rate)."""
@@ -269,6 +286,10 @@ class CRFTuning:
     name: str  # the training run's folder name: its key in crf_choice.json
     grid: dict[str, Path]  # setting -> its validation eval folder, in the tuning folder
     record: Path  # STUDY_DIR/crf_choice.json
+
+    def needed(self) -> bool:
+        """Whether the validation runs are needed: until the choice is recorded."""
+        return not is_recorded(self.record, self.name)
 
     def override(self) -> list[str]:
         from ctbench.run_folder import read_summary
@@ -325,7 +346,8 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
             arms[seed0] = LRArm(seed0.name, seed0, grid, f"{configured:.3g}", seed0.parent / "lr_choice.json")
         for rate, run_dir in arms[seed0].grid.items():
             rate_overrides = [*seed0_overrides, f"{LR_KEY}={rate}"]
-            add(Job(run_dir.name, "train", rate_overrides, run_dir, composed=compose(rate_overrides)[1:]), claim)
+            add(Job(run_dir.name, "train", rate_overrides, run_dir, composed=compose(rate_overrides)[1:],
+                    needed=lambda arm=arms[seed0], rate=rate: arm.needs(rate)), claim)
         return arms[seed0]
 
     for claim in claims:
@@ -354,7 +376,8 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     for label, val_dir in tuning.grid.items():
                         settings = [f"crf.{k}={v:g}" for k, v in CRF_GRID[label].items()]
                         add(Job(val_dir.name, "eval", [f"ckpt_path={ckpt}", "postprocess=crf", "split=val", *settings,
-                                                       *overrides], val_dir, after=[run_dir]), claim)
+                                                       *overrides], val_dir, after=[run_dir],
+                                needed=tuning.needed), claim)
                     crf = run_dir.parent / f"{run_dir.name}-eval-crf"
                     add(Job(crf.name, "eval", [f"ckpt_path={ckpt}", "postprocess=crf", *overrides], crf,
                             after=list(tuning.grid.values()), lazy=tuning.override,
@@ -445,10 +468,14 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     job.overrides = [*job.overrides, *chosen]
                     check_recorded(job.run_dir, chosen)
                 complete = is_complete(job.run_dir)
+                needed = complete or job.needed is None or job.needed()
             except (CTBenchError, OSError) as err:
                 print(f"[study] {job.name}: not run: {err}", flush=True)
             else:
-                if complete:
+                if not needed:
+                    status = "skipped"
+                    print(f"[study] {job.name}: not needed, the choice it tunes is recorded", flush=True)
+                elif complete:
                     status = "skipped"
                     print(f"[study] {job.name}: complete, skipped", flush=True)
                 else:
@@ -684,10 +711,14 @@ def run_cli(args: argparse.Namespace) -> int:
                            f"for now (above): move them out of {args.study_dir} (or delete them) and "
                            "rerun; `ctbench study run` trains them again", exit_code=2)
     if args.dry_run:
+        from ctbench.run_folder import is_complete
+
         print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}")
         for job in jobs:
             after = f"  (after {', '.join(d.name for d in job.after)})" if job.after else ""
             note = f"  [{job.note}]" if job.note else ""
+            if job.needed is not None and not is_complete(job.run_dir) and not job.needed():
+                note += "  [not needed: the choice it tunes is recorded]"
             epochs = f"  ({job.composed[0].trainer.max_epochs} epochs)" if job.composed is not None else ""
             print(f"{','.join(sorted(job.claims)):>8}  ctbench {' '.join(job.command('ctbench', args.srun)[1:])}"
                   f"{epochs}{note}{after}")
