@@ -24,45 +24,34 @@ import numpy as np
 from ctbench.reports.convergence import convergence
 
 
-def tiers(study_dir: Path) -> dict[str, dict[int, tuple[str, float, float | None]]]:
-    """Run name -> epochs -> (verdict, gain, test mean Dice) for every run with a convergence record."""
+def records(study_dir: Path) -> list[tuple[str, int, dict, float | None]]:
+    """(run name, epochs, convergence block, test mean Dice) of every run with a convergence record: the removed
+    runs' curves (``study_*_runs.json``) and the complete runs' ``summary.json``."""
+    found = []
+    for removed in sorted(study_dir.glob("study_*_runs.json")):
+        for name, run in json.loads(removed.read_text()).items():
+            found.append((name, int(run["epochs"]), run["convergence"], run.get("test_mean_dice")))
+    for summary in sorted(study_dir.glob("*/report/summary.json")):
+        run = json.loads(summary.read_text())
+        if run.get("convergence"):
+            found.append((summary.parent.parent.name, int(run["epochs"]), run["convergence"], run.get("mean_dice")))
+    return found
+
+
+def tiers(found: list[tuple[str, int, dict, float | None]]) -> dict[str, dict[int, tuple[str, float, float | None]]]:
+    """Run name -> epochs -> (verdict, gain, test mean Dice)."""
     runs: dict[str, dict[int, tuple[str, float, float | None]]] = defaultdict(dict)
-
-    def add(name: str, epochs: int, convergence: dict, test: float | None) -> None:
-        gain = convergence["best_last"] - convergence["best_before"]
-        runs[name][int(epochs)] = (convergence["verdict"], gain, test)
-
-    for removed in sorted(study_dir.glob("study_*_runs.json")):
-        for name, run in json.loads(removed.read_text()).items():
-            add(name, run["epochs"], run["convergence"], run.get("test_mean_dice"))
-    for summary in sorted(study_dir.glob("*/report/summary.json")):
-        run = json.loads(summary.read_text())
-        if run.get("convergence"):
-            add(summary.parent.parent.name, run["epochs"], run["convergence"], run.get("mean_dice"))
+    for name, epochs, block, test in found:
+        runs[name][epochs] = (block["verdict"], block["best_last"] - block["best_before"], test)
     return runs
 
 
-def histories(study_dir: Path) -> dict[str, dict[int, tuple[list, float]]]:
-    """Run name -> epochs -> (validation history, plateau) for every run with a convergence record."""
-    runs: dict[str, dict[int, tuple[list, float]]] = defaultdict(dict)
-    for removed in sorted(study_dir.glob("study_*_runs.json")):
-        for name, run in json.loads(removed.read_text()).items():
-            runs[name][int(run["epochs"])] = (run["convergence"]["history"], run["convergence"]["plateau"])
-    for summary in sorted(study_dir.glob("*/report/summary.json")):
-        run = json.loads(summary.read_text())
-        if run.get("convergence"):
-            runs[summary.parent.parent.name][int(run["epochs"])] = (run["convergence"]["history"],
-                                                                    run["convergence"]["plateau"])
-    return runs
-
-
-def mean_curve_gate(study_dir: Path) -> list[tuple[str, int, str, str]]:
+def mean_curve_gate(found: list[tuple[str, int, dict, float | None]]) -> list[tuple[str, int, str, str]]:
     """(arm, epochs, the study's rule: still-improving seeds of n, the rule on the seeds' mean curve) per arm
     and tier with 2 or more seeds (validations at the same epochs)."""
     arms: dict[tuple[str, int], list[tuple[list, float]]] = defaultdict(list)
-    for name, by_epochs in histories(study_dir).items():
-        for epochs, record in by_epochs.items():
-            arms[(re.sub(r"-seed\d+", "", name), epochs)].append(record)
+    for name, epochs, block, _ in found:
+        arms[(re.sub(r"-seed\d+", "", name), epochs)].append((block["history"], block["plateau"]))
     rows = []
     for (arm, epochs), records in sorted(arms.items()):
         if len(records) < 2:
@@ -81,7 +70,8 @@ def mean_curve_gate(study_dir: Path) -> list[tuple[str, int, str, str]]:
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     study_dir = Path(args[0] if args else "multirun/claims")
-    runs = tiers(study_dir)
+    found = records(study_dir)
+    runs = tiers(found)
     multi = {n: t for n, t in runs.items() if len(t) > 1}
     cell = lambda v: f"{v[0]} {v[1]:+.4f}" + (f", test {v[2]:.3f}" if v[2] is not None else "")  # noqa: E731
     if "--markdown" in sys.argv:
@@ -99,7 +89,7 @@ def main() -> None:
         f"{e} epochs {v.count('still improving')} of {len(v)}" for e, v in sorted(per_tier.items())))
     print(f"{len(multi)} runs trained at more than one tier; converged at a lower tier and still improving at a "
           f"higher one: {', '.join(sorted(flips)) or 'none'}")
-    rows = mean_curve_gate(study_dir)
+    rows = mean_curve_gate(found)
     print("\nper arm and tier: the study's rule (every seed converged) | the rule on the seeds' mean curve")
     for arm, epochs, per_run, mean in rows:
         print(f"| {arm} | {epochs} | {per_run} | {mean} |" if "--markdown" in sys.argv

@@ -438,7 +438,7 @@ def test_crf_weights_are_chosen_on_the_validation_mean_dice_and_recorded(tmp_pat
 
 
 def test_a_recorded_choice_makes_its_tuning_runs_unneeded(tmp_path, monkeypatch):
-    """A fresh clone has the committed lr_choice.json / crf_choice.json but not the git-ignored tuning folder:
+    """A fresh clone has the committed lr_choice.json / crf_choice.json but not the tuning runs' weights:
     once a choice is recorded its tuning runs are not trained or tested again (they failed there without the
     checkpoints, or retrained the learning-rate grid), except the chosen rate's while the arm's seed-0 folder,
     linked from it, is missing."""

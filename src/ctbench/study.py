@@ -19,7 +19,7 @@ claim files in ``configs/claims/``. ``study run``
    the rate with the best validation ``val/mean_dice`` is chosen and recorded in ``STUDY_DIR/lr_choice.json``,
    its run becomes the arm's seed-0 run (linked, not trained again) and seeds 1 and 2 train at it (the override
    is decided when their jobs start; a resumed study reads the recorded choice, and a tuning run whose choice is
-   recorded is not run again: a fresh clone has the choices, not the git-ignored tuning folder). The Dice-CE
+   recorded is not run again: a fresh clone has the choices, not the tuning runs' weights). The Dice-CE
    U-Net shared with the architecture claims keeps the configured rate;
 2. tests each DeepLab checkpoint of C3 (v1) and C15 (v3+) on its validation cases with each dense CRF setting of
    :data:`CRF_GRID` (``ctbench eval ... postprocess=crf split=val crf.*=...`` in ``multirun/claims_tuning``),
@@ -147,7 +147,7 @@ class Job:
     #: :func:`finished_with_another_config`
     composed: tuple[Any, Any] | None = None
     #: a tuning job's test whether its run is still needed (False once the choice it serves is recorded: a fresh
-    #: clone has the committed choice, not the git-ignored tuning folder, and must not train or test it again)
+    #: clone has the committed choice, not the tuning runs' weights, and must not train or test them again)
     needed: Callable[[], bool] | None = None
 
     def command(self, ctbench: str, srun: bool) -> list[str]:
