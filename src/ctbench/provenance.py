@@ -26,6 +26,19 @@ def git_commit() -> str:
         return "unknown"
 
 
+def uncommitted_source(root: Path | None = None) -> list[str]:
+    """The files of the source tree (``src/``, ``configs/`` of the checkout at ``root``, default ctbench's
+    own) that differ from its commit: a run trained with them is not the commit's run. Empty when clean
+    or outside a git checkout."""
+    root = Path(__file__).resolve().parents[2] if root is None else root
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "src", "configs"], capture_output=True, text=True,
+                             timeout=5, cwd=root).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return sorted(line[3:].strip() for line in out.splitlines() if len(line) > 3)
+
+
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
     """Installed versions of :data:`PACKAGES` (+ ``extra``) and Python's."""
     import importlib.metadata as md
@@ -117,5 +130,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_provenance(seed: int, fold: int) -> dict[str, Any]:
-    """Seed, fold, git commit and package versions of a run (``provenance.json`` and the report)."""
-    return {"seed": int(seed), "fold": int(fold), "git_commit": git_commit(), "versions": package_versions()}
+    """Seed, fold, git commit (and the source files changed since it) and package versions of a run
+    (``provenance.json`` and the report)."""
+    return {"seed": int(seed), "fold": int(fold), "git_commit": git_commit(), "source_changes": uncommitted_source(),
+            "versions": package_versions()}

@@ -151,6 +151,18 @@ class CTDataModule(pl.LightningDataModule):
         self.split: dict[str, list[str]] = {}
         self.cases: dict[str, dict[str, Any]] = {}
         self.zscore: tuple[float, float] | None = None
+        self.train_chain: Any = None
+        self.resumed_random_state: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: the training stream's random state (:mod:`ctbench.data.random_state`)."""
+        from ctbench.data.random_state import capture
+
+        return {"random_state": capture(self.train_chain)} if self.train_chain is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """On resume (before the training loader exists): keep the random state for :meth:`train_dataloader`."""
+        self.resumed_random_state = state_dict.get("random_state")
 
     def prepare_data(self) -> None:
         """Once, on rank 0: generate the phantom if needed and check every case's files."""
@@ -213,11 +225,18 @@ class CTDataModule(pl.LightningDataModule):
         return Dataset(data, transform=transform)
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
-        """``shuffle`` marks the training loader (persistent workers); a ``sampler`` replaces shuffling."""
+        """``shuffle`` marks the training loader (persistent workers); a ``sampler`` replaces shuffling. The
+        evaluation loaders draw from a generator of their own: built without workers, MONAI's DataLoader
+        re-seeds its generator, which for the training loader is torch's global one, and an evaluation loader
+        built in the middle of training (the first validation; after a resume, a later one) would restart
+        the training stream."""
+        import torch
+
         workers = self.num_workers
+        own = {} if shuffle else {"generator": torch.Generator().manual_seed(self.seed)}
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
                           num_workers=workers, collate_fn=list_data_collate,
-                          persistent_workers=workers > 0 and shuffle, pin_memory=False)
+                          persistent_workers=workers > 0 and shuffle, pin_memory=False, **own)
 
     def train_dataloader(self) -> DataLoader:
         per_batch, per_volume = batch_layout(self.batch_size, int(self.cfg["samples_per_volume"]))
@@ -229,12 +248,27 @@ class CTDataModule(pl.LightningDataModule):
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         if world == 1:
-            return self._loader(self._cached(self.split["train"], chain, cache=True, role=role), per_batch, shuffle=True)
-        # DDP: each rank caches only its shard of the training cases (not a full copy per process) and samples
-        # it with a one-replica DistributedSampler, which Lightning leaves in place (it re-shuffles each epoch)
-        dataset = self._cached(rank_shard(self.split["train"], rank, world), chain, cache=True, role=role)
-        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
-        return self._loader(dataset, per_batch, shuffle=True, sampler=sampler)
+            loader = self._loader(self._cached(self.split["train"], chain, cache=True, role=role), per_batch,
+                                  shuffle=True)
+        else:
+            # DDP: each rank caches only its shard of the training cases (not a full copy per process) and samples
+            # it with a one-replica DistributedSampler, which Lightning leaves in place (it re-shuffles each epoch)
+            dataset = self._cached(rank_shard(self.split["train"], rank, world), chain, cache=True, role=role)
+            sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
+            loader = self._loader(dataset, per_batch, shuffle=True, sampler=sampler)
+        self.train_chain = chain
+        if self.resumed_random_state is not None:  # after the loader: MONAI's DataLoader re-seeds chain and torch
+            self._continue_random_state()
+        return loader
+
+    def _continue_random_state(self) -> None:
+        from ctbench.data.random_state import restore
+
+        why_not = restore(self.train_chain, self.resumed_random_state)
+        self.resumed_random_state = None
+        if why_not is not None:
+            print(f"resume: {why_not}; the training stream restarts from the seed (the run is not the same as an "
+                  "uninterrupted one)")
 
     def eval_dataset(self, split: str) -> Dataset:
         return self._cached(self.split[split], eval_chain(self.cfg["preprocessing"], True, self.zscore),

@@ -91,7 +91,7 @@ def _markdown(summary: Mapping[str, Any], overlays: Sequence[str]) -> str:
     lines += _lesion_lines(summary.get("lesion") or {}) + _convergence_lines(summary.get("convergence"))
     lines += ["", f"Trained {summary.get('epochs', '—')} epochs in {_fmt(summary.get('train_seconds'), 0)} s; "
               f"{summary.get('params', 0):,} parameters; seed {summary.get('seed')}, fold {summary.get('fold')}, "
-              f"commit {summary.get('git_commit', 'unknown')}.", "",
+              f"commit {summary.get('git_commit', 'unknown')}{_changes(summary.get('source_changes'))}.", "",
               f"Empty-case policy: {summary['empty_policy']}", "", "Per case: `per_case.csv`.", ""]
     lines += [f"![{name}]({name})" for name in overlays]
     return "\n".join(lines) + "\n"
@@ -111,6 +111,14 @@ def _lesion_lines(block: Mapping[str, Any]) -> list[str]:
                      f"{_fmt(m['lesion_dice'])} | {_fmt(m['fp_per_lesion_free_case'], 2)} | "
                      f"{_fmt(m['recall_small'])} | {_fmt(m['recall_medium'])} | {_fmt(m['recall_large'])} |")
     return lines
+
+
+def _changes(files: list[str] | None) -> str:
+    """`` with uncommitted changes to N source files (a, b, ...)`` when the run was not the commit's."""
+    if not files:
+        return ""
+    shown = ", ".join(f"`{f}`" for f in files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
+    return f" with uncommitted changes to {len(files)} source file{'s' if len(files) > 1 else ''} ({shown})"
 
 
 def _convergence_lines(block: Mapping[str, Any] | None) -> list[str]:

@@ -1,0 +1,103 @@
+"""The training stream's random state, saved in every checkpoint so that a resumed run continues it.
+
+A run draws its patches, crops, augmentations, sampling order and dropout masks from torch's, NumPy's and
+Python's global generators and from one ``numpy.random.RandomState`` per random MONAI transform (seeded
+from ``seed`` when the training loader is built). Lightning restores weights, optimiser, schedule and loop
+counters, not these: a resumed run re-seeded at start-up would replay the stream of epoch 0 from wherever
+it stopped. :func:`capture` and :func:`restore` carry the generators through the checkpoint (as tensors and
+plain values, which ``torch.load(weights_only=True)`` reads); a run resumed from a checkpoint written at
+the end of an epoch then trains the same batches, weights and numbers as the run never interrupted
+(single process, ``num_workers=0``: the CPU default; loader workers draw from seeds derived from torch's
+generator, so they continue a new stream rather than replay the old one).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+#: bump when the saved layout changes: an older layout is not restored (the stream restarts from the seed)
+FORMAT = 1
+
+
+def transform_states(chain: Any) -> list[np.random.RandomState]:
+    """Every ``RandomState`` a transform chain draws from, each once, in a fixed order: a depth-first walk
+    over the chain's MONAI transforms and the lists and mappings that hold them."""
+    from monai.transforms import Transform
+
+    found: dict[int, np.random.RandomState] = {}
+
+    def walk(obj: Any, depth: int) -> None:
+        if depth > 16:
+            return
+        if isinstance(obj, np.random.RandomState):
+            found.setdefault(id(obj), obj)
+        elif isinstance(obj, list | tuple):
+            for item in obj:
+                walk(item, depth + 1)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                walk(item, depth + 1)
+        elif isinstance(obj, Transform):
+            for item in vars(obj).values():
+                walk(item, depth + 1)
+
+    walk(chain, 0)
+    return list(found.values())
+
+
+def _pack(state: tuple) -> list[Any]:
+    """A ``RandomState.get_state()`` tuple with its key array as a tensor (``weights_only``-loadable)."""
+    name, keys, pos, has_gauss, cached = state
+    return [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)]
+
+
+def _unpack(packed: Any) -> tuple:
+    """:func:`_pack`'s inverse; ValueError when ``packed`` is not a Mersenne-Twister state."""
+    if not isinstance(packed, list | tuple) or len(packed) != 5 or packed[0] != "MT19937":
+        raise ValueError("a NumPy state is not [MT19937, keys, pos, has_gauss, cached]")
+    _, keys, pos, has_gauss, cached = packed
+    if not isinstance(keys, torch.Tensor) or keys.shape != (624,) or not 0 <= int(pos) <= 624:
+        raise ValueError("a NumPy state's keys are not 624 integers")
+    return "MT19937", keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(cached)
+
+
+def capture(chain: Any) -> dict[str, Any]:
+    """The global generators' states and those of ``chain``'s transforms, as checkpoint-safe values."""
+    state = {"format": FORMAT, "torch": torch.get_rng_state(), "numpy": _pack(np.random.get_state()),
+             "python": random.getstate(), "transforms": [_pack(r.get_state()) for r in transform_states(chain)]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore(chain: Any, state: dict[str, Any]) -> str | None:
+    """Set the generators to ``state`` (from :func:`capture`); None when restored, else why not (another
+    format, or a chain with another number of random transforms: the code changed since the checkpoint)."""
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        return "the checkpoint's random state has another format"
+    generators = transform_states(chain)
+    try:
+        saved = [_unpack(packed) for packed in state["transforms"]]
+        global_numpy, python = _unpack(state["numpy"]), state["python"]
+        python = (int(python[0]), tuple(int(v) for v in python[1]), python[2])
+        torch_state = state["torch"]
+        if not (isinstance(torch_state, torch.Tensor) and torch_state.dtype == torch.uint8
+                and torch_state.shape == torch.get_rng_state().shape):
+            raise ValueError("torch's state is not the byte tensor torch.get_rng_state() gives")
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        return f"the checkpoint's random state is malformed ({err})"
+    if len(generators) != len(saved):
+        return f"the checkpoint's training chain had {len(saved)} random transforms, this one has {len(generators)}"
+    torch.set_rng_state(torch_state)
+    np.random.set_state(global_numpy)
+    random.setstate(python)
+    for generator, values in zip(generators, saved, strict=True):
+        generator.set_state(values)
+    cuda = state.get("cuda")
+    if isinstance(cuda, list) and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    return None
