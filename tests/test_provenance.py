@@ -32,3 +32,37 @@ def test_the_report_line_names_them():
     assert _changes([]) == ""
     assert _changes(["src/a.py"]) == " with uncommitted changes to 1 source file (`src/a.py`)"
     assert _changes([f"src/{i}.py" for i in range(6)]).endswith("`src/3.py` and 2 more)")
+
+
+def test_a_run_resumed_with_other_code_records_each_segment(tmp_path, capsys):
+    import json
+
+    import torch
+
+    from ctbench.engine.run import code_segments
+
+    stored = tmp_path / "provenance.json"
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"epoch": 5, "global_step": 80}, ckpt)
+    assert code_segments(stored, {"git_commit": "b" * 40, "source_changes": []}, ckpt) == {}  # no record yet
+    stored.write_text(json.dumps({"git_commit": "a" * 40, "source_changes": []}))
+    same = {"git_commit": "a" * 40, "source_changes": []}
+    assert code_segments(stored, same, ckpt) == {} and capsys.readouterr().out == ""
+    changed = {"git_commit": "a" * 40, "source_changes": ["src/ctbench/x.py"]}
+    first = code_segments(stored, changed, ckpt)
+    assert first == {"code_segments": [{"git_commit": "a" * 40, "source_changes": [], "from_epoch": 0},
+                                       {**changed, "from_epoch": 5}]}
+    assert "goes on at aaaaaaaaaa with uncommitted changes from epoch 5" in capsys.readouterr().out
+    stored.write_text(json.dumps({**changed, **first}))
+    torch.save({"epoch": 9, "global_step": 144}, ckpt)
+    assert code_segments(stored, changed, ckpt) == first  # the same code again: the record is kept
+    later = code_segments(stored, {"git_commit": "c" * 40, "source_changes": []}, ckpt)["code_segments"]
+    assert [s["from_epoch"] for s in later] == [0, 5, 9] and later[-1]["git_commit"] == "c" * 40
+
+
+def test_the_report_line_names_the_code_segments():
+    from ctbench.reports.run_report import _segments
+
+    assert _segments(None) == "" and _segments([{"from_epoch": 0}]) == ""
+    assert _segments([{"from_epoch": 0}, {"from_epoch": 40}]).startswith("; resumed with other code: 2 versions "
+                                                                         "from epochs 0, 40")

@@ -84,15 +84,27 @@ def resumable_checkpoint(run_dir: Path) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def checkpoint_position(path: Path) -> str:
-    """``epoch E, step S`` of a checkpoint (read with ``weights_only`` and memory-mapped: cheap), or why not."""
+def _light_load(path: Path) -> dict | None:
+    """A checkpoint read with ``weights_only`` and memory-mapped (cheap), or None when unreadable."""
     import torch
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - any unreadable file is reported as such
-        return "an unreadable file"
-    return f"epoch {ckpt.get('epoch')}, step {ckpt.get('global_step')}"
+        return None
+    return ckpt if isinstance(ckpt, dict) else None
+
+
+def checkpoint_position(path: Path) -> str:
+    """``epoch E, step S`` of a checkpoint, or why not."""
+    ckpt = _light_load(path)
+    return "an unreadable file" if ckpt is None else f"epoch {ckpt.get('epoch')}, step {ckpt.get('global_step')}"
+
+
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch a checkpoint holds (None when unreadable)."""
+    epoch = (_light_load(path) or {}).get("epoch")
+    return int(epoch) if isinstance(epoch, int) else None
 
 
 def find_run_of_config(cfg: DictConfig, search_dir: Path, exclude: Path) -> Path | None:

@@ -64,6 +64,39 @@ def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str
     return summary
 
 
+def code_segments(stored_file: Path, meta: dict[str, Any], ckpt: Path) -> dict[str, Any]:
+    """``{"code_segments": [...]}`` when a run resumes with other code than it was trained with so far: each
+    segment's commit, uncommitted source files and first epoch, also printed in one line; else ``{}``. The
+    config check refuses another config; a code change is allowed (a fix) but recorded, since the run is
+    then not the one either commit alone would train."""
+    import json
+
+    from ctbench.engine.resume import checkpoint_epoch
+
+    try:
+        stored = json.loads(stored_file.read_text(encoding="utf-8")) if stored_file.is_file() else {}
+    except (OSError, ValueError):
+        stored = {}
+    if not isinstance(stored, dict):
+        stored = {}
+    now = {"git_commit": meta["git_commit"], "source_changes": meta["source_changes"]}
+    segments = stored.get("code_segments") if isinstance(stored.get("code_segments"), list) else None
+    if segments is None:
+        if "git_commit" not in stored:
+            return {}
+        segments = [{"git_commit": stored["git_commit"], "source_changes": stored.get("source_changes"),
+                     "from_epoch": 0}]
+    last = segments[-1]
+    if {k: last.get(k) for k in now} == now:
+        return {"code_segments": segments} if len(segments) > 1 else {}
+    epoch = checkpoint_epoch(ckpt)
+    print(f"resume: {stored_file.parent} was trained so far at commit {str(last.get('git_commit'))[:10]}"
+          f"{' with uncommitted changes' if last.get('source_changes') else ''} and goes on at "
+          f"{str(now['git_commit'])[:10]}{' with uncommitted changes' if now['source_changes'] else ''} from epoch "
+          f"{epoch}: the run mixes two versions of the code (provenance.json: code_segments)")
+    return {"code_segments": [*segments, {**now, "from_epoch": epoch}]}
+
+
 def _stopped(what: str, out: Path, trainer, phase: str) -> str:
     """One true line about a stopped run: where it stopped, what the resumable checkpoint holds, what to do."""
     from ctbench.engine.resume import checkpoint_position, resumable_checkpoint
@@ -223,6 +256,8 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     meta = {"model": cfg.names.model, "loss": cfg.names.loss, "dataset": str(cfg.dataset.name),
             "dims": int(cfg.dims), **run_provenance(cfg.seed, cfg.fold), "params": parameter_count(module.model),
             "config_fingerprint": fingerprint(cfg)}
+    if ckpt is not None and resume:
+        meta.update(code_segments(out / "provenance.json", meta, ckpt))
     if trainer.is_global_zero:
         atomic_write_text(out / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         atomic_write_json(out / "provenance.json", meta)

@@ -91,7 +91,8 @@ def _markdown(summary: Mapping[str, Any], overlays: Sequence[str]) -> str:
     lines += _lesion_lines(summary.get("lesion") or {}) + _convergence_lines(summary.get("convergence"))
     lines += ["", f"Trained {summary.get('epochs', '—')} epochs in {_fmt(summary.get('train_seconds'), 0)} s; "
               f"{summary.get('params', 0):,} parameters; seed {summary.get('seed')}, fold {summary.get('fold')}, "
-              f"commit {summary.get('git_commit', 'unknown')}{_changes(summary.get('source_changes'))}.", "",
+              f"commit {summary.get('git_commit', 'unknown')}{_changes(summary.get('source_changes'))}"
+              f"{_segments(summary.get('code_segments'))}.", "",
               f"Empty-case policy: {summary['empty_policy']}", "", "Per case: `per_case.csv`.", ""]
     lines += [f"![{name}]({name})" for name in overlays]
     return "\n".join(lines) + "\n"
@@ -119,6 +120,14 @@ def _changes(files: list[str] | None) -> str:
         return ""
     shown = ", ".join(f"`{f}`" for f in files[:4]) + (f" and {len(files) - 4} more" if len(files) > 4 else "")
     return f" with uncommitted changes to {len(files)} source file{'s' if len(files) > 1 else ''} ({shown})"
+
+
+def _segments(segments: list[dict[str, Any]] | None) -> str:
+    """``; resumed with other code: N versions from epochs a, b`` for a run trained across code versions."""
+    if not segments or len(segments) < 2:
+        return ""
+    return (f"; resumed with other code: {len(segments)} versions from epochs "
+            f"{', '.join(str(s.get('from_epoch')) for s in segments)} (`provenance.json`: `code_segments`)")
 
 
 def _convergence_lines(block: Mapping[str, Any] | None) -> list[str]:
