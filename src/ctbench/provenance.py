@@ -32,8 +32,8 @@ def uncommitted_source(root: Path | None = None) -> list[str]:
     or outside a git checkout."""
     root = Path(__file__).resolve().parents[2] if root is None else root
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "src", "configs"], capture_output=True, text=True,
-                             timeout=5, cwd=root).stdout
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "src", "configs"],
+                             capture_output=True, text=True, timeout=5, cwd=root).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return sorted(line[3:].strip() for line in out.splitlines() if len(line) > 3)
