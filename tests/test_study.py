@@ -287,6 +287,7 @@ def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
         calls.append(cmd)
         run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
         if run_dir.name == "a" and interrupted.pop("first", False):
+            run_dir.mkdir(parents=True)
             return 1, 0.0  # killed before its report
         (run_dir / "report").mkdir(parents=True, exist_ok=True)
         (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
@@ -305,7 +306,42 @@ def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
     third = jobs()
     study.run_jobs(third, 2, False, tmp_path, tmp_path / "logs")
     assert [j.status for j in third] == ["skipped", "skipped"] and len(calls) == 3
-    assert set(json.loads((tmp_path / "study_jobs.json").read_text())) == {"runs/a", "runs/b"}
+    times = json.loads((tmp_path / "study_jobs.json").read_text())
+    assert set(times) == {"runs/a", "runs/b"}
+    # a's failed attempt stays counted: two segments, CPU 0 + 1 s; b ran once
+    assert [s["cpu_seconds"] for s in times["runs/a"]["segments"]] == [0.0, 1.0]
+    assert times["runs/a"]["cpu_seconds"] == 1.0 and len(times["runs/b"]["segments"]) == 1
+
+
+def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, monkeypatch):
+    """A study killed mid-job leaves its record ``running``; the resumed job's time adds that segment, closed
+    at the log's last write (CPU unknown), to its own; a job whose run folder is gone starts its count afresh."""
+    monkeypatch.chdir(tmp_path)
+
+    def fake_ctbench(cmd, env, log_file):
+        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
+        (run_dir / "report").mkdir(parents=True, exist_ok=True)
+        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+        return 0, 2.0
+
+    monkeypatch.setattr(study, "spawn", fake_ctbench)
+    started = 1_700_000_000.0
+    killed = {"task": "train", "overrides": ["x=1"], "status": "running", "seconds": 30.0, "cpu_seconds": 25.0,
+              "segments": [{"seconds": 30.0, "cpu_seconds": 25.0}], "claims": [], "started": started}
+    (tmp_path / "study_jobs.json").write_text(json.dumps({"runs/a": killed, "runs/gone": killed}))
+    Path("runs/a").mkdir(parents=True)
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "a.log"
+    log.write_text("epoch 7\n")
+    os.utime(log, (started + 600.0, started + 600.0))  # the killed segment's last output, 10 min in
+    jobs = [study.Job("a", "train", ["x=1"], Path("runs/a")), study.Job("gone", "train", ["x=1"], Path("runs/gone"))]
+    study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs")
+    times = json.loads((tmp_path / "study_jobs.json").read_text())
+    a = times["runs/a"]
+    assert a["status"] == "done" and [s["cpu_seconds"] for s in a["segments"]] == [25.0, None, 2.0]
+    assert a["segments"][1]["seconds"] == 600.0 and 630.0 <= a["seconds"] < 640.0 and a["cpu_seconds"] == 27.0
+    assert log.read_text().startswith("epoch 7")  # the earlier segment's output is kept
+    assert len(times["runs/gone"]["segments"]) == 1 and times["runs/gone"]["cpu_seconds"] == 2.0
 
 
 def test_claim_files_select_models_and_losses_ctbench_has():

@@ -32,7 +32,9 @@ claim files in ``configs/claims/``. ``study run``
    figure per claim and the study section of ``--doc`` (default ``STUDY_DIR/report/survey-reproduction.md``).
 
 Job wall times are in ``STUDY_DIR/study_jobs.json``; a claim's time is the sum of its jobs' wall times (the
-tuning runs included). The tuning runs lie beside ``STUDY_DIR``, so no claim selector reads them.
+tuning runs included). A job resumed after a stopped or failed study counts every segment: each is recorded
+when it starts, and the next start closes a segment the study was killed in at its log's last write (its CPU
+time then unknown). The tuning runs lie beside ``STUDY_DIR``, so no claim selector reads them.
 """
 
 from __future__ import annotations
@@ -419,12 +421,37 @@ def ctbench_executable() -> str:
 
 
 def spawn(cmd: list[str], env: Mapping[str, str], log_file: Path) -> tuple[int, float]:
-    """Run ``cmd`` with its output in ``log_file``; its exit status and its own CPU seconds (whatever else runs)."""
-    with log_file.open("w") as log:
+    """Run ``cmd`` with its output appended to ``log_file`` (a resumed job's earlier segments stay there); its
+    exit status and its own CPU seconds (whatever else runs)."""
+    with log_file.open("a") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         _, wait_status, usage = os.wait4(proc.pid, 0)
         proc.returncode = rc = os.waitstatus_to_exitcode(wait_status)
     return rc, usage.ru_utime + usage.ru_stime
+
+
+def earlier_segments(record: Any, run_dir: Path, log_file: Path) -> list[dict[str, float | None]]:
+    """The time a job already spent in ``run_dir`` before this start, from its ``study_jobs.json`` ``record``:
+    a failed attempt's segments, and a segment left ``running`` by a killed study, closed at ``log_file``'s
+    last write (CPU time unknown). Nothing when the run folder is gone (the job starts afresh)."""
+    if not isinstance(record, dict) or not run_dir.is_dir():
+        return []
+    segments = record.get("segments")
+    if not isinstance(segments, list):  # a record written before segments were kept: one segment
+        segments = [{"seconds": record.get("seconds", 0.0), "cpu_seconds": record.get("cpu_seconds")}]
+    segments = [s for s in segments if isinstance(s, dict) and isinstance(s.get("seconds"), (int, float))]
+    started = record.get("started")
+    if record.get("status") == "running" and isinstance(started, (int, float)) and log_file.is_file():
+        segments.append({"seconds": round(max(0.0, log_file.stat().st_mtime - started), 1), "cpu_seconds": None})
+    return segments
+
+
+def _record(job: Job, status: str, segments: list[dict[str, float | None]], **extra: Any) -> dict[str, Any]:
+    """``study_jobs.json``'s entry for ``job``: wall seconds over all segments, CPU seconds over those known."""
+    return {"task": job.task, "overrides": job.overrides, "status": status,
+            "seconds": round(sum(s["seconds"] for s in segments), 1),
+            "cpu_seconds": round(sum(s["cpu_seconds"] or 0.0 for s in segments), 1),
+            "segments": segments, "claims": sorted(job.claims), **extra}
 
 
 def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir: Path) -> None:
@@ -461,7 +488,8 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     lock.wait(timeout=5)
                     continue
                 job.status = "running"
-            status, seconds, cpu_seconds = "failed", 0.0, 0.0
+            status, seconds, cpu_seconds, spawned = "failed", 0.0, 0.0, False
+            log_file = log_dir / f"{job.name}.log"
             try:
                 if job.lazy is not None:  # a choice made now, on the runs the job waited for
                     chosen, job.lazy = job.lazy(), None
@@ -480,19 +508,26 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     print(f"[study] {job.name}: complete, skipped", flush=True)
                 else:
                     print(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}", flush=True)
-                    start = time.perf_counter()
-                    rc, cpu_seconds = spawn(job.command(ctbench, srun), env, log_dir / f"{job.name}.log")
+                    with lock:  # merged into the file as it is now (another study may share it)
+                        times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+                        earlier = earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file)
+                        times[str(job.run_dir)] = _record(job, "running", earlier, started=round(time.time(), 1))
+                        atomic_write_json(times_file, times)
+                    start, spawned = time.perf_counter(), True
+                    rc, cpu_seconds = spawn(job.command(ctbench, srun), env, log_file)
                     seconds = time.perf_counter() - start
                     status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
+                    total = seconds + sum(s["seconds"] for s in earlier)
                     print(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
-                          + ("" if status == "done" else f" (exit {rc}; log {log_dir / job.name}.log)"), flush=True)
+                          + (f", {total / 60:.1f} min over {len(earlier) + 1} segments" if earlier else "")
+                          + ("" if status == "done" else f" (exit {rc}; log {log_file})"), flush=True)
             with lock:
                 job.status, job.seconds = status, seconds
-                if status != "skipped":  # merged into the file as it is now (another study may share it)
+                if status != "skipped":
                     times = json.loads(times_file.read_text()) if times_file.is_file() else {}
-                    times[str(job.run_dir)] = {"task": job.task, "overrides": job.overrides, "status": status,
-                                               "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
-                                               "claims": sorted(job.claims)}
+                    segments = [*earlier, {"seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1)}] \
+                        if spawned else earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file)
+                    times[str(job.run_dir)] = _record(job, status, segments)
                     atomic_write_json(times_file, times)
                 lock.notify_all()
 
