@@ -111,3 +111,20 @@ def test_max_time_with_a_schedule_that_has_no_time_budget_is_refused():
     toy = Toy({"_target_": f"{__name__}._TotalStepsCosine", "_partial_": True})
     with pytest.raises(CTBenchError, match="cannot run over a time budget"):
         fit(toy, max_epochs=-1, max_time={"seconds": 1})
+
+
+def test_a_run_shorter_than_five_warm_ups_shortens_its_warm_up_and_completes(capsys):
+    """20 warm-up steps in a 10-step run: warm-up is cut to 2 (a fifth), the factor climbs 1/2, 1, then the
+    cosine decays to its floor at step 10 and the schedule reports progress 1."""
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
+    schedule = WarmupCosineLR(opt, total_steps=10, warmup_steps=20, min_factor=FLOOR)
+    assert schedule.warmup_steps == 2 and "warm-up shortened to 2 steps" in capsys.readouterr().out
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(10):
+        opt.step()
+        schedule.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert rates[:2] == pytest.approx([LR / 2, LR]) and rates[-1] == pytest.approx(LR * FLOOR)
+    assert schedule.progress == 1.0
+    assert WarmupCosineLR(opt, total_steps=100, warmup_steps=20).warmup_steps == 20  # a fifth: kept

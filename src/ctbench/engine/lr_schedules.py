@@ -24,7 +24,9 @@ class _WarmupSchedule(LambdaLR):
     ``params``: the schedule's own settings, checked against :attr:`defaults` (an unknown name is one line).
     ``time_fraction``: with a time budget, a function giving the share of it spent (set by the module for
     ``trainer.max_time``); the progress is then the larger of the step and the time fraction. ``progress``
-    is the latest progress, saved with the schedule's state (the function is not).
+    is the latest progress, saved with the schedule's state (the function is not). Warm-up takes at most a
+    fifth of the run: a run shorter than five warm-ups (a debug run) would otherwise end before its peak
+    learning rate and never complete its schedule.
     """
 
     time_fraction: Callable[[], float] | None
@@ -38,7 +40,10 @@ class _WarmupSchedule(LambdaLR):
             raise CTBenchError(f"optim.scheduler: {type(self).__name__} has no setting {', '.join(unknown)}; its "
                                f"settings are warmup_steps{''.join(', ' + k for k in self.defaults)}", exit_code=2)
         self.params = {k: float(params.get(k, v)) for k, v in self.defaults.items()}
-        self.total_steps, self.warmup_steps = int(total_steps), int(warmup_steps)
+        self.total_steps, self.warmup_steps = int(total_steps), min(int(warmup_steps), int(total_steps) // 5)
+        if self.warmup_steps < int(warmup_steps):  # a short (debug) run would end inside its warm-up
+            print(f"optim.scheduler.warmup_steps={int(warmup_steps)} is over a fifth of the run's {total_steps} "
+                  f"steps: warm-up shortened to {self.warmup_steps} steps, so the schedule reaches its end")
         self.time_fraction, self.progress = None, 0.0
         super().__init__(optimizer, self.factor)
 
