@@ -88,11 +88,24 @@ def probs_on_original_grid(probs: torch.Tensor, affine: torch.Tensor, original_a
     return resampled.as_tensor()
 
 
+def channel_argmax(probs: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """``probs.argmax(dim)`` as uint8 (the first class on ties), in one pass over the channels: torch's CPU
+    arg-max along a strided channel axis is about 7x slower (a 4-class 171 x 131 x 67 test volume, one
+    thread: 0.185 s against 0.027 s). Written for finite values: where torch's arg-max picks a NaN, this
+    keeps the largest number."""
+    channels = probs.unbind(dim)
+    best, labels = channels[0].clone(), torch.zeros_like(channels[0], dtype=torch.uint8)
+    for c, channel in enumerate(channels[1:], start=1):
+        labels[channel > best] = c
+        torch.maximum(best, channel, out=best)
+    return labels
+
+
 def label_map(probs: torch.Tensor) -> np.ndarray:
     """Arg-max of ``[C, *spatial]`` probabilities as uint8; all-zero voxels (outside the field of view) are
     background. Adds 1e-6 to ``probs[0]`` in place (a copy would double the memory of a large volume)."""
     probs[0] += 1e-6
-    return probs.argmax(0).to(torch.uint8).numpy()
+    return channel_argmax(probs, 0).numpy()
 
 
 def to_original_grid(probs: torch.Tensor, affine: torch.Tensor, original_affine: torch.Tensor,

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 
 from ctbench.engine.components import build_loss, build_model, instantiate
+from ctbench.engine.inference import channel_argmax
 from ctbench.engine.segmenter import Segmenter
 from ctbench.errors import CTBenchError
 from ctbench.losses.deep_supervision import deep_supervision_loss
@@ -190,7 +191,7 @@ class SegmentationModule(pl.LightningModule):
     # ---- validation -------------------------------------------------------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         probs = self.segmenter.predictor(self.model, batch["image"])
-        pred = probs.argmax(1, keepdim=True)
+        pred = channel_argmax(probs, 1).unsqueeze(1)
         label = torch.as_tensor(batch["label"]).as_subclass(torch.Tensor).long()  # MetaTensor -> plain
         for i, case in enumerate(batch["case"]):
             self._val.append({"case": case, "dice": dice_per_class(pred[i], label[i], self.num_classes).cpu(),
