@@ -287,7 +287,7 @@ def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
         calls.append(cmd)
         run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
         if run_dir.name == "a" and interrupted.pop("first", False):
-            run_dir.mkdir(parents=True)
+            run_dir.mkdir(parents=True, exist_ok=True)
             return 1, 0.0  # killed before its report
         (run_dir / "report").mkdir(parents=True, exist_ok=True)
         (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
@@ -315,7 +315,8 @@ def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
 
 def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, monkeypatch):
     """A study killed mid-job leaves its record ``running``; the resumed job's time adds that segment, closed
-    at the log's last write (CPU unknown), to its own; a job whose run folder is gone starts its count afresh."""
+    at the log's last write (CPU unknown), to its own; a job whose run folder is gone, or whose record is of a
+    complete run (the folder was replaced), starts its count afresh."""
     monkeypatch.chdir(tmp_path)
 
     def fake_ctbench(cmd, env, log_file):
@@ -326,15 +327,20 @@ def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, 
 
     monkeypatch.setattr(study, "spawn", fake_ctbench)
     started = 1_700_000_000.0
-    killed = {"task": "train", "overrides": ["x=1"], "status": "running", "seconds": 30.0, "cpu_seconds": 25.0,
-              "segments": [{"seconds": 30.0, "cpu_seconds": 25.0}], "claims": [], "started": started}
-    (tmp_path / "study_jobs.json").write_text(json.dumps({"runs/a": killed, "runs/gone": killed}))
     Path("runs/a").mkdir(parents=True)
+    Path("runs/replaced").mkdir(parents=True)
+    killed = {"task": "train", "overrides": ["x=1"], "status": "running", "seconds": 30.0, "cpu_seconds": 25.0,
+              "segments": [{"seconds": 30.0, "cpu_seconds": 25.0}], "claims": [], "started": started,
+              "folder_inode": Path("runs/a").stat().st_ino}
+    done = {**killed, "status": "done", "folder_inode": Path("runs/replaced").stat().st_ino}
+    (tmp_path / "study_jobs.json").write_text(json.dumps({"runs/a": killed, "runs/gone": killed,
+                                                          "runs/replaced": done}))
     (tmp_path / "logs").mkdir()
     log = tmp_path / "logs" / "a.log"
     log.write_text("epoch 7\n")
     os.utime(log, (started + 600.0, started + 600.0))  # the killed segment's last output, 10 min in
-    jobs = [study.Job("a", "train", ["x=1"], Path("runs/a")), study.Job("gone", "train", ["x=1"], Path("runs/gone"))]
+    jobs = [study.Job("a", "train", ["x=1"], Path("runs/a")), study.Job("gone", "train", ["x=1"], Path("runs/gone")),
+            study.Job("replaced", "train", ["x=1"], Path("runs/replaced"))]  # a done run's folder, emptied
     study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs")
     times = json.loads((tmp_path / "study_jobs.json").read_text())
     a = times["runs/a"]
@@ -342,6 +348,8 @@ def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, 
     assert a["segments"][1]["seconds"] == 600.0 and 630.0 <= a["seconds"] < 640.0 and a["cpu_seconds"] == 27.0
     assert log.read_text().startswith("epoch 7")  # the earlier segment's output is kept
     assert len(times["runs/gone"]["segments"]) == 1 and times["runs/gone"]["cpu_seconds"] == 2.0
+    assert len(times["runs/replaced"]["segments"]) == 1
+    assert a["folder_inode"] == Path("runs/a").stat().st_ino
 
 
 def test_claim_files_select_models_and_losses_ctbench_has():
@@ -589,3 +597,18 @@ def test_an_evaluation_older_than_its_checkpoint_is_not_taken_as_done(tmp_path, 
     os.utime(ckpt, (3_000_000, 3_000_000))
     assert study.finished_with_another_config([job]) == [
         f"runs/a-eval-null: tested {ckpt} before that run was trained again"]
+
+
+def test_a_job_that_cannot_be_started_fails_and_the_study_goes_on(tmp_path, monkeypatch):
+    """``spawn`` raising (no executable, a log that cannot be opened) fails that job; the worker thread lives on
+    (before, it died and the study waited for ever on the job it held)."""
+    monkeypatch.chdir(tmp_path)
+
+    def broken(cmd, env, log_file):
+        raise PermissionError(f"{log_file}: permission denied")
+
+    monkeypatch.setattr(study, "spawn", broken)
+    jobs = [study.Job("a", "train", ["x=1"], Path("runs/a")), study.Job("b", "train", ["x=2"], Path("runs/b"))]
+    study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs")
+    assert [j.status for j in jobs] == ["failed", "failed"]
+    assert json.loads((tmp_path / "study_jobs.json").read_text())["runs/b"]["status"] == "failed"

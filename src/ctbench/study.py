@@ -433,13 +433,15 @@ def spawn(cmd: list[str], env: Mapping[str, str], log_file: Path) -> tuple[int, 
 def earlier_segments(record: Any, run_dir: Path, log_file: Path) -> list[dict[str, float | None]]:
     """The time a job already spent in ``run_dir`` before this start, from its ``study_jobs.json`` ``record``:
     a failed attempt's segments, and a segment left ``running`` by a killed study, closed at ``log_file``'s
-    last write (CPU time unknown). Nothing when the run folder is gone (the job starts afresh)."""
-    if not isinstance(record, dict) or not run_dir.is_dir():
+    last write (CPU time unknown). Only for the same folder (its inode, ``folder_inode``): nothing when the
+    folder was removed since (the job starts afresh) or the record is of a complete run whose folder was
+    replaced (``done``)."""
+    if not (isinstance(record, dict) and record.get("status") in ("failed", "running") and run_dir.is_dir()
+            and record.get("folder_inode") == run_dir.stat().st_ino):
         return []
     segments = record.get("segments")
-    if not isinstance(segments, list):  # a record written before segments were kept: one segment
-        segments = [{"seconds": record.get("seconds", 0.0), "cpu_seconds": record.get("cpu_seconds")}]
-    segments = [s for s in segments if isinstance(s, dict) and isinstance(s.get("seconds"), (int, float))]
+    segments = [s for s in segments if isinstance(s, dict) and isinstance(s.get("seconds"), (int, float))] \
+        if isinstance(segments, list) else []
     started = record.get("started")
     if record.get("status") == "running" and isinstance(started, (int, float)) and log_file.is_file():
         segments.append({"seconds": round(max(0.0, log_file.stat().st_mtime - started), 1), "cpu_seconds": None})
@@ -447,11 +449,13 @@ def earlier_segments(record: Any, run_dir: Path, log_file: Path) -> list[dict[st
 
 
 def _record(job: Job, status: str, segments: list[dict[str, float | None]], **extra: Any) -> dict[str, Any]:
-    """``study_jobs.json``'s entry for ``job``: wall seconds over all segments, CPU seconds over those known."""
+    """``study_jobs.json``'s entry for ``job``: wall seconds over all segments, CPU seconds over those known,
+    and the run folder's inode (which folder the segments were spent in)."""
+    inode = job.run_dir.stat().st_ino if job.run_dir.is_dir() else None
     return {"task": job.task, "overrides": job.overrides, "status": status,
             "seconds": round(sum(s["seconds"] for s in segments), 1),
             "cpu_seconds": round(sum(s["cpu_seconds"] or 0.0 for s in segments), 1),
-            "segments": segments, "claims": sorted(job.claims), **extra}
+            "segments": segments, "folder_inode": inode, "claims": sorted(job.claims), **extra}
 
 
 def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir: Path) -> None:
@@ -511,10 +515,15 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     with lock:  # merged into the file as it is now (another study may share it)
                         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                         earlier = earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file)
+                        job.run_dir.mkdir(parents=True, exist_ok=True)  # its inode identifies the folder
                         times[str(job.run_dir)] = _record(job, "running", earlier, started=round(time.time(), 1))
                         atomic_write_json(times_file, times)
                     start, spawned = time.perf_counter(), True
-                    rc, cpu_seconds = spawn(job.command(ctbench, srun), env, log_file)
+                    try:
+                        rc, cpu_seconds = spawn(job.command(ctbench, srun), env, log_file)
+                    except OSError as err:  # a dead worker thread would leave the study waiting for ever
+                        print(f"[study] {job.name}: could not be started: {err}", flush=True)
+                        rc = -1
                     seconds = time.perf_counter() - start
                     status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
                     total = seconds + sum(s["seconds"] for s in earlier)
