@@ -116,7 +116,6 @@ def test_max_time_with_a_schedule_that_has_no_time_budget_is_refused():
 def test_a_run_shorter_than_five_warm_ups_shortens_its_warm_up_and_completes(capsys):
     """20 warm-up steps in a 10-step run: warm-up is cut to 2 (a fifth), the factor climbs 1/2, 1, then the
     cosine decays to its floor at step 10 and the schedule reports progress 1."""
-
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=LR)
     schedule = WarmupCosineLR(opt, total_steps=10, warmup_steps=20, min_factor=FLOOR)
     assert schedule.warmup_steps == 2 and "warm-up shortened to 2 steps" in capsys.readouterr().out
