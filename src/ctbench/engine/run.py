@@ -123,6 +123,20 @@ def _guarded(call, out: Path, trainer, phase: str) -> None:
         raise CTBenchError(_stopped("interrupted", out, trainer, phase), exit_code=130) from None
 
 
+def _leave_process_group() -> None:
+    """Under DDP, every rank waits for the others and tears its process group down before going on.
+
+    Lightning destroys the group at exit only for NCCL; a gloo group left alive lets a rank's interpreter
+    exit with gloo's threads still joinable, which aborts that rank ("terminate called without an active
+    exception") and so, now and then, a run that had finished. Rank 0 then writes the report alone.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def run_config(cfg: DictConfig, ctx: RunContext) -> DictConfig:
     """The config a training run works with and records (``resolved_config.yaml``): validated, the dataset's
     classes filled in, the names of its config choices added."""
@@ -272,6 +286,7 @@ def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     weights, tested = _tested_checkpoint(out, module)
     module.load_state_dict(tested["state_dict"])
     _guarded(lambda: trainer.test(module, datamodule=data, verbose=False), out, trainer, f"the test of {weights.name}")
+    _leave_process_group()
     if not trainer.is_global_zero:
         return None
     meta.update(epochs=int(trainer.current_epoch), train_seconds=round(seconds, 1), checkpoint=weights.name,
@@ -333,6 +348,7 @@ def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     data.setup()
     loader = data.test_dataloader() if split == "test" else data._loader(data.eval_dataset("val"), 1, False)
     _guarded(lambda: trainer.test(module, dataloaders=loader, verbose=False), ctx.run_dir, trainer, "the test")
+    _leave_process_group()
     if not trainer.is_global_zero:
         return None
     names = run_cfg.get("names") or {}
