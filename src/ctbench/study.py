@@ -141,7 +141,6 @@ class Job:
     after: list[Path] = field(default_factory=list)
     claims: set[str] = field(default_factory=set)
     status: str = "pending"
-    seconds: float = 0.0
     #: overrides decided when the job starts (a choice made on the runs it waits for), and what they will be
     lazy: Callable[[], list[str]] | None = None
     note: str = ""
@@ -531,7 +530,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                           + (f", {total / 60:.1f} min over {len(earlier) + 1} segments" if earlier else "")
                           + ("" if status == "done" else f" (exit {rc}; log {log_file})"), flush=True)
             with lock:
-                job.status, job.seconds = status, seconds
+                job.status = status
                 if status != "skipped":
                     times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                     segments = [*earlier, {"seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1)}] \
