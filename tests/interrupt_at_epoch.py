@@ -1,6 +1,6 @@
 """A callback for the resume tests (``+callbacks.stop._target_=interrupt_at_epoch.InterruptAtEpoch``): once (a
 marker file remembers it), at one epoch, SIGKILL at its first batch (nothing is saved: ``last.ckpt`` is the
-previous epoch's end) or Ctrl+C in its start hooks (before the epoch's first step)."""
+previous epoch's end) or Ctrl+C in its start hooks (before the epoch's first step); under DDP, on every rank."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ class InterruptAtEpoch(pl.Callback):
         self.epoch, self.marker, self.how = epoch, Path(marker), how
 
     def _once(self, trainer: pl.Trainer) -> bool:
-        if trainer.current_epoch != self.epoch or self.marker.exists():
+        marker = self.marker if trainer.world_size == 1 else self.marker.with_name(
+            f"{self.marker.name}.rank{trainer.global_rank}")  # under DDP every rank stops, each once
+        if trainer.current_epoch != self.epoch or marker.exists():
             return False
-        self.marker.touch()
+        marker.touch()
         return True
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -4,10 +4,15 @@ one run directory, reports written by rank 0 only."""
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
 
 import pytest
+import torch
 
-from cli_helpers import TINY, ctbench, read_summary
+from ctbench.engine.safe_load import safe_load
+
+from cli_helpers import CTBENCH, REPO, TINY, ctbench, read_summary
 
 
 @pytest.mark.slow
@@ -21,6 +26,11 @@ def test_ddp_cpu_matches_single_process(workdir):
     rows = list(csv.DictReader((run / "report" / "per_case.csv").open()))
     assert len(rows) == 3 * 4 and len({(r["case"], r["class"]) for r in rows}) == len(rows)
     assert not list(workdir.glob("outputs/*/.pl_hydra*")) and len(list((workdir / "outputs").glob("ddp*"))) == 1
+    # each rank drew its own crops and flips, and the checkpoint holds both streams for a resume
+    saved = safe_load(run / "checkpoints" / "last.ckpt")["CTDataModule"]["random_state_by_rank"]
+    assert len(saved) == 2 and not torch.equal(saved[0]["torch"], saved[1]["torch"])
+    assert not any(torch.equal(a[1], b[1]) for a, b in zip(saved[0]["transforms"], saved[1]["transforms"],
+                                                           strict=True))
 
     single = workdir / "outputs" / "ddp_eval"
     ctbench("eval", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", "trainer=cpu", *TINY, *common,
@@ -30,3 +40,35 @@ def test_ddp_cpu_matches_single_process(workdir):
     assert again["mean_dice"] == pytest.approx(ddp["mean_dice"], abs=1e-9)
     for name, metrics in ddp["per_class"].items():
         assert again["per_class"][name]["dice"] == pytest.approx(metrics["dice"], abs=1e-9)
+
+
+RESUMED = ["train", *TINY, "trainer=ddp_cpu", "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=3",
+           "dataset.phantom.cases=9", "dataset.test_cases=3", "dataset.root=${paths.data_dir}/synthetic_ddp",
+           "+callbacks.stop._target_=interrupt_at_epoch.InterruptAtEpoch", "+callbacks.stop.epoch=2",
+           "+callbacks.stop.how=ctrl_c"]
+
+
+@pytest.mark.slow
+def test_an_interrupted_ddp_run_resumes_every_rank_to_the_same_weights(workdir):
+    """Ctrl+C on both ranks at epoch 2's start; resumed, each rank continues its own stream (rank 1 its own
+    crops, not rank 0's): the weights equal those of the run never interrupted, bit for bit."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": f"{REPO / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    straight, run = workdir / "outputs" / "ddp_straight", workdir / "outputs" / "ddp_resumed"
+    never = workdir / "ddp_never"
+    for rank in (0, 1):
+        never.with_name(f"{never.name}.rank{rank}").touch()
+    done = subprocess.run([CTBENCH, *RESUMED, f"+callbacks.stop.marker={never}", f"hydra.run.dir={straight}"],
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    args = [*RESUMED, f"+callbacks.stop.marker={workdir / 'ddp_stop'}", f"hydra.run.dir={run}", "resume=true"]
+    stopped = subprocess.run([CTBENCH, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert safe_load(run / "checkpoints" / "last.ckpt")["epoch"] == 1
+    resumed = subprocess.run([CTBENCH, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "restarts from the seed" not in resumed.stdout + resumed.stderr
+    a, b = (safe_load(r / "checkpoints" / "last.ckpt") for r in (straight, run))
+    assert a["global_step"] == b["global_step"] > 0
+    for key, weight in a["state_dict"].items():
+        assert torch.equal(weight, b["state_dict"][key]), key

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from monai.transforms import Compose, RandCropByLabelClassesd, RandFlipd, RandGaussianNoised
 
-from ctbench.data.random_state import capture, restore, transform_states
+from ctbench.data.random_state import capture, rank_state, restore, seed_rank, transform_states
 from ctbench.engine.safe_load import safe_load
 
 
@@ -66,3 +66,26 @@ def test_a_malformed_state_is_refused_with_the_reason_and_changes_nothing():
     reason = restore(chain, state)
     assert reason is not None and reason.startswith("the checkpoint's random state is malformed")
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_each_ddp_rank_draws_its_own_reproducible_stream():
+    def rank_draws(rank: int) -> list[np.ndarray]:
+        chain = _chain()
+        seed_rank(chain, 3, rank)
+        return _draws(chain)
+
+    one, two = rank_draws(1), rank_draws(2)
+    assert all(np.array_equal(a, b) for a, b in zip(one, rank_draws(1), strict=True))
+    # crops, noise and the global generators (dropout, sampling order) all differ between ranks
+    assert not any(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
+    assert not np.array_equal(one[0], _draws(_chain())[0])  # rank 1 is not rank 0's (the seed's) stream
+
+
+def test_a_rank_resumes_from_its_own_saved_state():
+    zero, one = capture(_chain()), capture(_chain())
+    one["python"] = "rank one's"
+    ddp = {"random_state": zero, "random_state_by_rank": [zero, one]}
+    assert rank_state(ddp, 0) == (zero, None) and rank_state(ddp, 1) == (one, None)
+    assert rank_state({"random_state": zero}, 0) == (zero, None)  # a single-process checkpoint
+    assert rank_state({"random_state": zero}, 1) == (None, "the checkpoint holds no random state for rank 1")
+    assert rank_state(ddp, 2) == (None, "the checkpoint holds no random state for rank 2")  # more ranks now

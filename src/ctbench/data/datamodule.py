@@ -155,14 +155,24 @@ class CTDataModule(pl.LightningDataModule):
         self.resumed_random_state: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every checkpoint: the training stream's random state (:mod:`ctbench.data.random_state`)."""
+        """Saved in every checkpoint: the training stream's random state (:mod:`ctbench.data.random_state`);
+        under DDP every rank's (each rank calls this when Lightning saves, rank 0 writes the file)."""
+        import torch.distributed as dist
+
         from ctbench.data.random_state import capture
 
-        return {"random_state": capture(self.train_chain)} if self.train_chain is not None else {}
+        if self.train_chain is None:
+            return {}
+        state = capture(self.train_chain)
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return {"random_state": state}
+        every: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(every, state)
+        return {"random_state": every[0], "random_state_by_rank": every}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """On resume (before the training loader exists): keep the random state for :meth:`train_dataloader`."""
-        self.resumed_random_state = state_dict.get("random_state")
+        self.resumed_random_state = dict(state_dict) if state_dict else None
 
     def prepare_data(self) -> None:
         """Once, on rank 0: generate the phantom if needed and check every case's files."""
@@ -239,6 +249,8 @@ class CTDataModule(pl.LightningDataModule):
                           persistent_workers=workers > 0 and shuffle, pin_memory=False, **own)
 
     def train_dataloader(self) -> DataLoader:
+        from ctbench.data.random_state import seed_rank
+
         per_batch, per_volume = batch_layout(self.batch_size, int(self.cfg["samples_per_volume"]))
         chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]), per_volume,
                             self.zscore, self.weight_map, self.augment, self.crop_ratios)
@@ -257,16 +269,25 @@ class CTDataModule(pl.LightningDataModule):
             sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
             loader = self._loader(dataset, per_batch, shuffle=True, sampler=sampler)
         self.train_chain = chain
-        if self.resumed_random_state is not None:  # after the loader: MONAI's DataLoader re-seeds chain and torch
-            self._continue_random_state()
+        # after the loader: MONAI's DataLoader re-seeds chain and torch
+        if self.resumed_random_state is not None:
+            self._continue_random_state(rank)
+        elif rank > 0:
+            seed_rank(chain, self.seed, rank)
         return loader
 
-    def _continue_random_state(self) -> None:
-        from ctbench.data.random_state import restore
+    def _continue_random_state(self, rank: int) -> None:
+        from ctbench.data.random_state import rank_state, restore, seed_rank
 
-        why_not = restore(self.train_chain, self.resumed_random_state)
+        state, why_not = rank_state(self.resumed_random_state, rank)
         self.resumed_random_state = None
+        if state is not None:
+            why_not = restore(self.train_chain, state)
+        elif why_not is None:
+            why_not = "the checkpoint holds no random state"
         if why_not is not None:
+            if rank > 0:
+                seed_rank(self.train_chain, self.seed, rank)
             print(f"resume: {why_not}; the training stream restarts from the seed (the run is not the same as an "
                   "uninterrupted one)")
 

@@ -9,6 +9,11 @@ plain values, which ``torch.load(weights_only=True)`` reads); a run resumed from
 the end of an epoch then trains the same batches, weights and numbers as the run never interrupted
 (single process, ``num_workers=0``: the CPU default; loader workers draw from seeds derived from torch's
 generator, so they continue a new stream rather than replay the old one).
+
+Under DDP every rank starts from the same ``seed`` (Lightning's ``seed_everything``: the same initial
+weights), so without :func:`seed_rank` every rank would draw the same crops, flips and dropout masks for its
+own cases. Rank 0 keeps the single-process stream; rank r > 0 re-seeds from ``(seed, r)``, and a checkpoint
+holds every rank's state (:func:`rank_state` picks a rank's on resume).
 """
 
 from __future__ import annotations
@@ -101,3 +106,24 @@ def restore(chain: Any, state: dict[str, Any]) -> str | None:
     if isinstance(cuda, list) and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
     return None
+
+
+def seed_rank(chain: Any, seed: int, rank: int) -> None:
+    """Rank ``rank``'s own stream: torch's, NumPy's and Python's generators and ``chain``'s transforms seeded
+    from ``(seed, rank)`` (NumPy's ``SeedSequence``: independent streams for distinct ranks)."""
+    derived = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+    torch.manual_seed(derived)
+    np.random.seed(derived)
+    random.seed(derived)
+    chain.set_random_state(seed=derived)
+
+
+def rank_state(saved: dict[str, Any], rank: int) -> tuple[dict[str, Any] | None, str | None]:
+    """The random state rank ``rank`` resumes from, out of a datamodule's saved state (``random_state``: rank
+    0's, or the only process's; ``random_state_by_rank``: every DDP rank's), and why there is none."""
+    by_rank = saved.get("random_state_by_rank")
+    if isinstance(by_rank, list | tuple) and rank < len(by_rank):
+        return by_rank[rank], None
+    if rank == 0:
+        return saved.get("random_state"), None
+    return None, f"the checkpoint holds no random state for rank {rank}"
