@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 
 from ctbench.reports.convergence import VERDICTS, convergence
 from ctbench.reports.progress import read_metrics
 
-from cli_helpers import read_summary
+from cli_helpers import TRAINED_RUN, ctbench, read_summary
 
 
 def curve(values, every=5):
@@ -64,6 +65,18 @@ def test_trained_run_summary_has_convergence_and_lesion_blocks(trained_run):
     assert entry["lesion_cases"] + entry["lesion_free_cases"] == entry["cases"] == summary["n_cases"]
     assert entry["lesions_fp"] >= 0 and (entry["f1"] is None or 0 <= entry["f1"] <= 1)
     assert not math.isnan(summary["mean_dice"])
+
+
+def test_a_run_stopped_after_its_fit_resumes_with_the_schedule_completed(trained_run, workdir):
+    """Stopped in its test or report (last.ckpt holds the whole fit), the resumed run trains nothing and
+    Lightning skips on_train_end: its convergence block must still be the uninterrupted run's (it read
+    "schedule not completed" before, for two study runs on 3 Dec)."""
+    run = workdir / "outputs" / "stopped_after_fit"
+    shutil.copytree(trained_run, run)
+    (run / "report" / "summary.json").unlink()
+    ctbench("train", *TRAINED_RUN, f"hydra.run.dir={run}", "resume=true", cwd=workdir)
+    block = read_summary(run)["convergence"]
+    assert block["schedule_completed"] is True and block == read_summary(trained_run)["convergence"]
 
 
 @pytest.mark.slow  # 18 composes: ~10 s per study preset here

@@ -119,6 +119,7 @@ class SegmentationModule(pl.LightningModule):
         self.val_history: list[list[float]] = []
         #: whether the learning-rate schedule ran to its end (set when training ends)
         self.schedule_completed: bool | None = None
+        self._scheduler: Any = None  # the model's schedule, for on_fit_end (Lightning's teardown drops its list)
         self.test_rows: list[dict[str, Any]] = []
         self.overlays: list[dict[str, Any]] = []
 
@@ -292,13 +293,17 @@ class SegmentationModule(pl.LightningModule):
     # ---- optimisation -----------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = instantiate(self.cfg.optim.optimizer, "optim.optimizer")(params=self.model.parameters())
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": build_scheduler(self.cfg, optimizer, self.trainer), "interval": "step"}}
+        self._scheduler = build_scheduler(self.cfg, optimizer, self.trainer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self._scheduler, "interval": "step"}}
 
     def on_train_end(self) -> None:
-        schedulers = self.lr_schedulers()  # a list when a module has several optimisers: the first is the model's
-        first = schedulers[0] if isinstance(schedulers, list) else schedulers
-        self.schedule_completed = schedule_completed(first, self.trainer)
+        self.schedule_completed = schedule_completed(self._scheduler, self.trainer)
+
+    def on_fit_end(self) -> None:
+        # a run resumed from a checkpoint that already holds the whole fit (stopped in its test or report)
+        # trains nothing and Lightning skips on_train_end: the restored schedule still says how far it ran
+        if self.schedule_completed is None and self._scheduler is not None:
+            self.schedule_completed = schedule_completed(self._scheduler, self.trainer)
 
 
 def _timer(trainer: pl.Trainer) -> Any:
