@@ -315,8 +315,9 @@ def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
 
 def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, monkeypatch):
     """A study killed mid-job leaves its record ``running``; the resumed job's time adds that segment, closed
-    at the log's last write (CPU unknown), to its own; a job whose run folder is gone, or whose record is of a
-    complete run (the folder was replaced), starts its count afresh."""
+    at the log's last write (CPU unknown), to its own; so does a complete run resumed from its checkpoint after
+    its report was removed; a job whose run folder is gone, or whose record is of a complete run whose folder
+    was emptied, starts its count afresh."""
     monkeypatch.chdir(tmp_path)
 
     def fake_ctbench(cmd, env, log_file):
@@ -329,18 +330,22 @@ def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, 
     started = 1_700_000_000.0
     Path("runs/a").mkdir(parents=True)
     Path("runs/replaced").mkdir(parents=True)
+    Path("runs/reported_again/checkpoints").mkdir(parents=True)
+    Path("runs/reported_again/checkpoints/last.ckpt").write_bytes(b"weights")  # summary.json removed
     killed = {"task": "train", "overrides": ["x=1"], "status": "running", "seconds": 30.0, "cpu_seconds": 25.0,
               "segments": [{"seconds": 30.0, "cpu_seconds": 25.0}], "claims": [], "started": started,
               "folder_inode": Path("runs/a").stat().st_ino}
     done = {**killed, "status": "done", "folder_inode": Path("runs/replaced").stat().st_ino}
+    reported = {**killed, "status": "done", "folder_inode": Path("runs/reported_again").stat().st_ino}
     (tmp_path / "study_jobs.json").write_text(json.dumps({"runs/a": killed, "runs/gone": killed,
-                                                          "runs/replaced": done}))
+                                                          "runs/replaced": done, "runs/reported_again": reported}))
     (tmp_path / "logs").mkdir()
     log = tmp_path / "logs" / "a.log"
     log.write_text("epoch 7\n")
     os.utime(log, (started + 600.0, started + 600.0))  # the killed segment's last output, 10 min in
     jobs = [study.Job("a", "train", ["x=1"], Path("runs/a")), study.Job("gone", "train", ["x=1"], Path("runs/gone")),
-            study.Job("replaced", "train", ["x=1"], Path("runs/replaced"))]  # a done run's folder, emptied
+            study.Job("replaced", "train", ["x=1"], Path("runs/replaced")),  # a done run's folder, emptied
+            study.Job("reported_again", "train", ["x=1"], Path("runs/reported_again"))]
     study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs")
     times = json.loads((tmp_path / "study_jobs.json").read_text())
     a = times["runs/a"]
@@ -349,6 +354,9 @@ def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, 
     assert log.read_text().startswith("epoch 7")  # the earlier segment's output is kept
     assert len(times["runs/gone"]["segments"]) == 1 and times["runs/gone"]["cpu_seconds"] == 2.0
     assert len(times["runs/replaced"]["segments"]) == 1
+    again = times["runs/reported_again"]
+    assert again["segments"][0] == {"seconds": 30.0, "cpu_seconds": 25.0} and len(again["segments"]) == 2
+    assert again["cpu_seconds"] == 27.0
     assert a["folder_inode"] == Path("runs/a").stat().st_ino
 
 

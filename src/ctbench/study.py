@@ -431,12 +431,16 @@ def spawn(cmd: list[str], env: Mapping[str, str], log_file: Path) -> tuple[int, 
 
 def earlier_segments(record: Any, run_dir: Path, log_file: Path) -> list[dict[str, float | None]]:
     """The time a job already spent in ``run_dir`` before this start, from its ``study_jobs.json`` ``record``:
-    a failed attempt's segments, and a segment left ``running`` by a killed study, closed at ``log_file``'s
-    last write (CPU time unknown). Only for the same folder (its inode, ``folder_inode``): nothing when the
-    folder was removed since (the job starts afresh) or the record is of a complete run whose folder was
-    replaced (``done``)."""
-    if not (isinstance(record, dict) and record.get("status") in ("failed", "running") and run_dir.is_dir()
-            and record.get("folder_inode") == run_dir.stat().st_ino):
+    a failed attempt's segments, a segment left ``running`` by a killed study, closed at ``log_file``'s
+    last write (CPU time unknown), and a complete run's (``done``) when its report was removed and the job
+    resumes from the checkpoint that time produced. Only for the same folder (its inode, ``folder_inode``):
+    nothing when the folder was removed since, or a complete run's folder was emptied (the job starts
+    afresh)."""
+    if not (isinstance(record, dict) and run_dir.is_dir() and record.get("folder_inode") == run_dir.stat().st_ino):
+        return []
+    status = record.get("status")
+    if not (status in ("failed", "running")
+            or status == "done" and (run_dir / "checkpoints" / "last.ckpt").is_file()):
         return []
     segments = record.get("segments")
     segments = [s for s in segments if isinstance(s, dict) and isinstance(s.get("seconds"), (int, float))] \
