@@ -89,3 +89,4 @@ def test_a_rank_resumes_from_its_own_saved_state():
     assert rank_state({"random_state": zero}, 0) == (zero, None)  # a single-process checkpoint
     assert rank_state({"random_state": zero}, 1) == (None, "the checkpoint holds no random state for rank 1")
     assert rank_state(ddp, 2) == (None, "the checkpoint holds no random state for rank 2")  # more ranks now
+    assert rank_state({}, 0) == (None, "the checkpoint holds no random state for rank 0")

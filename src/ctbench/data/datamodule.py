@@ -283,8 +283,6 @@ class CTDataModule(pl.LightningDataModule):
         self.resumed_random_state = None
         if state is not None:
             why_not = restore(self.train_chain, state)
-        elif why_not is None:
-            why_not = "the checkpoint holds no random state"
         if why_not is not None:
             if rank > 0:
                 seed_rank(self.train_chain, self.seed, rank)

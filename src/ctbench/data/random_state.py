@@ -124,6 +124,6 @@ def rank_state(saved: dict[str, Any], rank: int) -> tuple[dict[str, Any] | None,
     by_rank = saved.get("random_state_by_rank")
     if isinstance(by_rank, list | tuple) and rank < len(by_rank):
         return by_rank[rank], None
-    if rank == 0:
-        return saved.get("random_state"), None
+    if rank == 0 and saved.get("random_state") is not None:
+        return saved["random_state"], None
     return None, f"the checkpoint holds no random state for rank {rank}"
