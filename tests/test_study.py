@@ -363,6 +363,33 @@ def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, 
     assert a["folder_inode"] == Path("runs/a").stat().st_ino
 
 
+def test_a_run_that_finished_while_its_study_was_killed_is_recorded_done_with_its_segments(tmp_path, monkeypatch):
+    """The job's ``ctbench train`` wrote its report, then the study was killed before it recorded the job: the
+    next study skips the complete run and closes its ``running`` record as ``done``, the killed segment ending
+    at the log's last write, instead of leaving it ``running`` without that segment."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study, "spawn", lambda *a: pytest.fail("a complete run is not trained again"))
+    started = 1_700_000_000.0
+    Path("runs/a/report").mkdir(parents=True)
+    Path("runs/a/report/summary.json").write_text(json.dumps({"status": "complete"}))
+    killed = {"task": "train", "overrides": ["x=1"], "status": "running", "seconds": 30.0, "cpu_seconds": 25.0,
+              "segments": [{"seconds": 30.0, "cpu_seconds": 25.0}], "claims": [], "started": started,
+              "folder_inode": Path("runs/a").stat().st_ino}
+    (tmp_path / "study_jobs.json").write_text(json.dumps({"runs/a": killed}))
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "a.log"
+    log.write_text("report: runs/a/report\n")
+    os.utime(log, (started + 900.0, started + 900.0))
+    jobs = [study.Job("a", "train", ["x=1"], Path("runs/a"))]
+    study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs")
+    a = json.loads((tmp_path / "study_jobs.json").read_text())["runs/a"]
+    assert jobs[0].status == "skipped" and a["status"] == "done"
+    assert a["segments"] == [{"seconds": 30.0, "cpu_seconds": 25.0}, {"seconds": 900.0, "cpu_seconds": None}]
+    assert a["seconds"] == 930.0 and "started" not in a
+    study.run_jobs([study.Job("a", "train", ["x=1"], Path("runs/a"))], 1, False, tmp_path, tmp_path / "logs")
+    assert json.loads((tmp_path / "study_jobs.json").read_text())["runs/a"] == a  # closed once, not again
+
+
 def test_claim_files_select_models_and_losses_ctbench_has():
     """Fast: every claim side names a model and loss of configs/ and every claim's experiments exist."""
     models, losses = set(group_choices("model")), set(group_choices("loss"))

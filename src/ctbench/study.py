@@ -513,6 +513,13 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 elif complete:
                     status = "skipped"
                     print(f"[study] {job.name}: complete, skipped", flush=True)
+                    with lock:  # a run that finished while its study was killed: its record left running
+                        times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+                        record = times.get(str(job.run_dir))
+                        if isinstance(record, dict) and record.get("status") == "running":
+                            segments = earlier_segments(record, job.run_dir, log_file)
+                            times[str(job.run_dir)] = _record(job, "done", segments)
+                            atomic_write_json(times_file, times)
                 else:
                     print(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}", flush=True)
                     with lock:  # merged into the file as it is now (another study may share it)
