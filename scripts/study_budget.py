@@ -7,7 +7,9 @@
 
 A training job of network N for E epochs costs ``E x 16 x step(N) + (E / 5) x 8 x volume(N)`` (validation:
 cached volumes, Dice only) ``+ T x (volume(N) + IO)`` (testing) plus ``SETUP`` seconds (T test volumes: 40, or 48 on ``dataset=phantom_phase``);
-an eval job its volumes (8 on ``split=val``, 40 on the test set) plus the dense CRF where it applies.
+an eval job its volumes (8 on ``split=val``, 40 on the test set) plus the dense CRF where it applies. A loss
+arm's seed-0 job costs nothing: it is its learning-rate grid's run at the chosen rate, linked in (before 3 Dec
+22:30 it was counted as a training, about 3.5 h of job time too many over the whole study).
 ``step``/``volume`` come from ``scripts/study_cost.py``, mapped onto a real run by :data:`STEP_SCALE`,
 :data:`STEP_OVERHEAD_SECONDS` and :data:`VOLUME_SCALE`, fitted on the study's own finished jobs (their CPU
 times in ``multirun/claims/study_jobs.json``).
@@ -56,7 +58,11 @@ def main() -> None:
     short, by_model = int(study.epochs), {m: int(study.epochs_by_model[m]) for m in study.epochs_by_model}
     rows: dict[str, list[float]] = defaultdict(list)
     missing = set()
+    linked = 0
     for line in plan:
+        if "ctbench train" in line and " seed=0 " in line and "claims_tuning" not in line and "=<the best of" in line:
+            linked += 1  # a loss arm's seed 0 is its grid run at the chosen rate, linked in: not trained again
+            continue
         if "ctbench train" in line or "ctbench eval" in line:
             folder = re.search(r"hydra\.run\.dir=(\S+)", line).group(1).rsplit("/", 1)[-1]
             model = folder.split("-")[0]
@@ -97,6 +103,9 @@ def main() -> None:
                   f"{sum(values) / total:>7.0%}")
         print(f"{'all':<34}{jobs:>6}{'':>9}{total / 60:>9.0f}   = {total / 3600:.1f} h of job time, "
               f"{total / 7200:.1f} h with --jobs 2")
+    if linked:
+        print(f"not counted: {linked} loss arms' seed-0 runs, each its learning-rate grid run at the chosen rate "
+              "(linked, not trained again)")
     if missing:
         print(f"not estimated (no cost measured): {', '.join(sorted(missing))}")
 

@@ -650,3 +650,29 @@ def test_a_job_that_cannot_be_started_fails_and_the_study_goes_on(tmp_path, monk
     study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs")
     assert [j.status for j in jobs] == ["failed", "failed"]
     assert json.loads((tmp_path / "study_jobs.json").read_text())["runs/b"]["status"] == "failed"
+
+
+def test_the_budget_does_not_count_a_loss_arms_linked_seed_0_run(tmp_path):
+    """scripts/study_budget.py: a loss arm's seed 0 is its grid run at the chosen rate, linked in, so of its grid
+    (3 rates), seed 0 and seed 1 only 4 trainings cost time, each 100 x 16 x (0.2 + 0.06) + 20 x 8 x 1.0 x 0.63
+    + 40 x (1.0 x 0.63 + 0.74) + 30 s = 601.6 s."""
+    import subprocess
+    import sys
+
+    costs = tmp_path / "costs.txt"
+    costs.write_text("network params s/step s/volume\nunet 402,664 0.2 1.0\n")
+    head = "C7  ctbench train experiment=claims/c7_small_losses loss=ce"
+    best = "  [optim.optimizer.lr=<the best of 0.001, 0.003, 0.009 on seed 0's validation Dice>]"
+    plan = tmp_path / "plan.txt"
+    plan.write_text("\n".join(
+        [f"{head} seed=0 optim.optimizer.lr={lr} hydra.run.dir=multirun/claims_tuning/unet-ce-2d-seed0-lr{lr} "
+         "resume=true  (100 epochs)" for lr in ("0.001", "0.003", "0.009")]
+        + [f"{head} seed={s} hydra.run.dir=multirun/claims/unet-ce-2d-seed{s} resume=true  (100 epochs){best}"
+           for s in (0, 1)]) + "\n")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "study_budget.py"
+    out = subprocess.run([sys.executable, str(script), str(costs), str(plan)], capture_output=True, text=True,
+                         check=True).stdout
+    rows = {line.split()[0] + (" grid" if "LR grid" in line else ""): line.split() for line in out.splitlines()}
+    assert rows["unet grid"][3] == "3" and rows["unet"][1] == "1" and rows["all"][1] == "4"
+    assert float(rows["all"][2]) == pytest.approx(4 * 601.6 / 60, abs=0.5)
+    assert "not counted: 1 loss arms' seed-0 runs" in out
