@@ -9,7 +9,7 @@ A training job of network N for E epochs costs ``E x 16 x step(N) + (E / 5) x 8 
 cached volumes, Dice only) ``+ T x (volume(N) + IO)`` (testing) plus ``SETUP`` seconds (T test volumes: 40, or 48 on ``dataset=phantom_phase``);
 an eval job its volumes (8 on ``split=val``, 40 on the test set) plus the dense CRF where it applies. A loss
 arm's seed-0 job costs nothing: it is its learning-rate grid's run at the chosen rate, linked in (before 3 Dec
-22:30 it was counted as a training, about 3.5 h of job time too many over the whole study).
+22:15 it was counted as a training, about 3.5 h of job time too many over the whole study).
 ``step``/``volume`` come from ``scripts/study_cost.py``, mapped onto a real run by :data:`STEP_SCALE`,
 :data:`STEP_OVERHEAD_SECONDS` and :data:`VOLUME_SCALE`, fitted on the study's own finished jobs (their CPU
 times in ``multirun/claims/study_jobs.json``).
