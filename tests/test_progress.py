@@ -45,3 +45,16 @@ def test_metrics_csv_wins_and_keeps_each_epochs_last_value(tmp_path):
 def test_run_without_logged_metrics_writes_nothing(tmp_path):
     assert write_progress_png(tmp_path) is None
     assert not Path(tmp_path / "report").exists()
+
+
+def test_a_run_without_validations_yet_plots_its_loss_without_a_legend_warning(tmp_path):
+    """One epoch where validation comes every 5th: the Dice panel says so instead of an empty legend (which
+    matplotlib warned about in every such report)."""
+    import warnings
+
+    run = tmp_path / "run"
+    (run / "csv").mkdir(parents=True)
+    (run / "csv" / "metrics.csv").write_text("epoch,step,lr-SGD,train/loss_epoch\n0,0,0.01,\n0,9,,1.25\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert write_progress_png(run).read_bytes()[:8] == PNG_MAGIC

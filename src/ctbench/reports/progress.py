@@ -104,7 +104,9 @@ def write_progress_png(run_dir: str | Path) -> Path | None:
             ax.plot(epochs, [series[e] for e in epochs], marker="o", markersize=3, label=name, **style)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        if len(lines) > 1 or ylabel == "validation Dice":
+        if not lines:  # e.g. no validation yet (check_val_every_n_epoch beyond the epochs trained)
+            ax.text(0.5, 0.5, f"no {ylabel} recorded", ha="center", va="center", transform=ax.transAxes)
+        elif len(lines) > 1 or ylabel == "validation Dice":
             ax.legend(fontsize=8, loc="best")
     axes[1].set_ylim(0, 1)
     axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
