@@ -471,6 +471,12 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
     by_dir = {j.run_dir: j for j in jobs}
     log_dir.mkdir(parents=True, exist_ok=True)
     times_file = study_dir / "study_jobs.json"
+    printing = threading.Lock()
+
+    def say(line: str) -> None:
+        """One whole line of the study's log: two workers' lines do not run into each other."""
+        with printing:
+            print(line, flush=True)
 
     def ready(job: Job) -> bool:
         return job.status == "pending" and all(by_dir[d].status in ("done", "skipped") for d in job.after
@@ -485,7 +491,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 for job in jobs:
                     if blocked(job):
                         job.status = "failed"
-                        print(f"[study] {job.name}: not run, a job it needs failed", flush=True)
+                        say(f"[study] {job.name}: not run, a job it needs failed")
                 pending = [j for j in jobs if j.status == "pending"]
                 if not pending:
                     lock.notify_all()
@@ -505,14 +511,14 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 complete = is_complete(job.run_dir)
                 needed = complete or job.needed is None or job.needed()
             except (CTBenchError, OSError) as err:
-                print(f"[study] {job.name}: not run: {err}", flush=True)
+                say(f"[study] {job.name}: not run: {err}")
             else:
                 if not needed:
                     status = "skipped"
-                    print(f"[study] {job.name}: not needed, the choice it tunes is recorded", flush=True)
+                    say(f"[study] {job.name}: not needed, the choice it tunes is recorded")
                 elif complete:
                     status = "skipped"
-                    print(f"[study] {job.name}: complete, skipped", flush=True)
+                    say(f"[study] {job.name}: complete, skipped")
                     with lock:  # a run that finished while its study was killed: its record left running
                         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                         record = times.get(str(job.run_dir))
@@ -521,7 +527,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                             times[str(job.run_dir)] = _record(job, "done", segments)
                             atomic_write_json(times_file, times)
                 else:
-                    print(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}", flush=True)
+                    say(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}")
                     with lock:  # merged into the file as it is now (another study may share it)
                         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                         earlier = earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file)
@@ -532,14 +538,14 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     try:
                         rc, cpu_seconds = spawn(job.command(ctbench, srun), env, log_file)
                     except OSError as err:  # a dead worker thread would leave the study waiting for ever
-                        print(f"[study] {job.name}: could not be started: {err}", flush=True)
+                        say(f"[study] {job.name}: could not be started: {err}")
                         rc = -1
                     seconds = time.perf_counter() - start
                     status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
                     total = seconds + sum(s["seconds"] for s in earlier)
-                    print(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
+                    say(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
                           + (f", {total / 60:.1f} min over {len(earlier) + 1} segments" if earlier else "")
-                          + ("" if status == "done" else f" (exit {rc}; log {log_file})"), flush=True)
+                          + ("" if status == "done" else f" (exit {rc}; log {log_file})"))
             with lock:
                 job.status = status
                 if status != "skipped":
