@@ -153,6 +153,8 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     # still improving at 60 (3 Dec): C25's two networks at equal epochs, C13's FC-DenseNet as its U-Net
     assert {epochs("experiment=claims/c25_cnn_vs_swinunetr", f"model={m}") for m in ("dynunet", "swinunetr")} == {long}
     assert epochs("experiment=claims/c13_fcdensenet") == epochs("experiment=claims/c2_unet_segnet", "model=unet") == long
+    assert epochs("experiment=claims/c12_drinet", "model=drinet") == long  # still improving at 60 (3 Dec)
+    assert epochs("experiment=claims/c12_drinet", "model=fcn8s") == longer  # C1's FCN-8s runs
     source = epochs("experiment=claims/c10_source")
     finetune = epochs("experiment=claims/c10_transfer", "study.start=transfer_long")
     assert finetune == int(cfg.study.finetune_epochs) > epochs("experiment=claims/c10_transfer", "study.start=transfer")
