@@ -83,6 +83,9 @@ def test_a_finished_run_counts_its_epochs_but_not_a_studys_bookkeeping():
     assert config_differences(a, b, finished=True) == ["trainer.max_epochs: 60 -> 100"]
     same_length = {**b, "trainer": {"max_epochs": 60, "devices": 2}}
     assert config_differences(a, same_length) == config_differences(a, same_length, finished=True) == []
+    # nor does a checkpoint become another run's: DynUNet seed 0, stopped at its last epoch while DRINet moved
+    # up a tier, resumed, then refused to test its own best.ckpt (3 Dec)
+    assert fingerprint(a) == fingerprint(same_length) != fingerprint({**a, "model": {"name": "unet"}})
     plain = {"trainer": {"max_epochs": 60, "devices": 1}, "model": {"name": "unet"}}   # not a study run
     longer = {"trainer": {"max_epochs": 100, "devices": 1}, "model": {"name": "unet"}}
     assert config_differences(plain, longer) == []

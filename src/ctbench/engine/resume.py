@@ -45,19 +45,23 @@ def _kept(key: str, value: Any) -> bool:
         key in ADDED_KEYS and value == ADDED_KEYS[key])
 
 
+#: a study preset's bookkeeping (``study.*``: epochs per network, C10's source folder): it acts on a run only
+#: through the keys it fills in (``trainer.max_epochs``...), which are compared themselves; so another
+#: network's epochs changing in the preset neither stops a run's resumption, nor makes its complete run stale,
+#: nor makes its checkpoint another run's (:func:`fingerprint`)
+STUDY_BOOKKEEPING = "study."
+
+
 def fingerprint(cfg: DictConfig | Mapping[str, Any]) -> str:
-    """SHA-1 (12 hex digits) of the run config without the keys that may change on resume."""
-    flat = {k: v for k, v in _flat(_plain(cfg)).items() if _kept(k, v)}
+    """SHA-1 (12 hex digits) of the run config without the keys that may change on resume and without a study
+    preset's bookkeeping (:data:`STUDY_BOOKKEEPING`)."""
+    flat = {k: v for k, v in _flat(_plain(cfg)).items() if _kept(k, v) and not k.startswith(STUDY_BOOKKEEPING)}
     return hashlib.sha1(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 #: keys a *finished* run's config (and a study run's on resume) must also match to stand for the run asked for:
 #: its length is part of its result (a 60-epoch run is not the 100-epoch run a changed preset asks for)
 FINISHED_ALSO = ("trainer.max_epochs",)
-#: a study preset's bookkeeping (``study.*``: epochs per network, C10's source folder): it acts on a run only
-#: through the keys it fills in (``trainer.max_epochs``...), which are compared themselves; so another
-#: network's epochs changing in the preset neither stops a run's resumption nor makes its complete run stale
-STUDY_BOOKKEEPING = "study."
 
 
 def config_differences(stored: DictConfig | Mapping[str, Any], current: DictConfig | Mapping[str, Any],
