@@ -150,8 +150,9 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     assert epochs("experiment=claims/c4_cascade", "model=unet") == long  # the shared U-Net, converged at 100
     assert epochs("experiment=claims/c3_crf") == long
     assert epochs("experiment=claims/c14_deeplab", "model=deeplabv2") == short
-    # still improving at 60 (3 Dec): C25's two networks at equal epochs, C13's FC-DenseNet as its U-Net
-    assert {epochs("experiment=claims/c25_cnn_vs_swinunetr", f"model={m}") for m in ("dynunet", "swinunetr")} == {long}
+    # still improving at 60 (3 Dec): C25's two networks at equal epochs (and DynUNet again at 100), C13's
+    # FC-DenseNet as its U-Net
+    assert {epochs("experiment=claims/c25_cnn_vs_swinunetr", f"model={m}") for m in ("dynunet", "swinunetr")} == {longer}
     assert epochs("experiment=claims/c13_fcdensenet") == epochs("experiment=claims/c2_unet_segnet", "model=unet") == long
     assert epochs("experiment=claims/c12_drinet", "model=drinet") == long  # still improving at 60 (3 Dec)
     assert epochs("experiment=claims/c12_drinet", "model=fcn8s") == longer  # C1's FCN-8s runs
