@@ -38,6 +38,15 @@ IO_SECONDS = 0.74
 SETUP_SECONDS = 30.0
 #: The CPU preset: ``study.epochs``, and for the networks of ``study.epochs_by_model`` their own epochs.
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "study" / "cpu.yaml"
+#: Measured / estimated wall time per job, per network: the study's own finished jobs (``study_jobs.json``, two
+#: jobs side by side, part of the time beside a test suite) against this estimate at the same epochs, 3 Dec
+#: 23:00 (DRINet, DynUNet, Swin UNETR and FC-DenseNet from their 60-epoch runs, the U-Net over 28 runs of
+#: 15-250 epochs). The per-network costs of ``study_cost.py`` were measured under other loads, so the slow 2D
+#: networks come out up to 1.8x too high; the calibrated total applies these ratios (1 for a network not listed).
+MEASURED_RATIO = {"unet": 0.93, "unet@3": 1.20, "attention_unet": 1.08, "cascaded_fcn": 0.98, "deeplabv1": 1.22,
+                  "deeplabv2": 1.23, "deeplabv3": 1.35, "deeplabv3p": 1.44, "drinet": 0.62, "dynunet": 0.66,
+                  "fcdensenet": 0.57, "fcn8s": 1.25, "fcn16s": 0.97, "fcn32s": 0.93, "segnet": 1.57,
+                  "swinunetr": 0.83}
 #: Dense CRF per volume: DeepLab v1's test evaluations with the CRF against without (3.8 - 2.2 and 3.6 - 2.5 min
 #: CPU for 40 volumes, 2 Dec).
 CRF_SECONDS = 2.0
@@ -57,6 +66,7 @@ def main() -> None:
     study = OmegaConf.load(PRESET).study  # its epochs only: study.sources refers to the rest of the config
     short, by_model = int(study.epochs), {m: int(study.epochs_by_model[m]) for m in study.epochs_by_model}
     rows: dict[str, list[float]] = defaultdict(list)
+    calibrated = 0.0
     missing = set()
     linked = 0
     for line in plan:
@@ -86,6 +96,7 @@ def main() -> None:
                 seconds = n * (per_volume + (CRF_SECONDS if "postprocess=crf" in line else 0.0)) + SETUP_SECONDS
                 group = f"eval {'validation (CRF grid)' if n == 8 else 'test'}"
             rows[group].append(seconds)
+            calibrated += seconds * (MEASURED_RATIO.get(key, 1.0) if "ctbench train" in line else 1.0)
     total = sum(sum(v) for v in rows.values())
     jobs = sum(len(v) for v in rows.values())
     ordered = sorted(rows.items(), key=lambda kv: -sum(kv[1]))
@@ -103,6 +114,8 @@ def main() -> None:
                   f"{sum(values) / total:>7.0%}")
         print(f"{'all':<34}{jobs:>6}{'':>9}{total / 60:>9.0f}   = {total / 3600:.1f} h of job time, "
               f"{total / 7200:.1f} h with --jobs 2")
+    print(f"calibrated on the study's own jobs (MEASURED_RATIO): {calibrated / 3600:.1f} h of job time, "
+          f"{calibrated / 7200:.1f} h with --jobs 2")
     if linked:
         print(f"not counted: {linked} loss arms' seed-0 runs, each its learning-rate grid run at the chosen rate "
               "(linked, not trained again)")
