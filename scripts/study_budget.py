@@ -40,7 +40,7 @@ SETUP_SECONDS = 30.0
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "study" / "cpu.yaml"
 #: Measured / estimated wall time per job, per network: the study's own finished jobs (``study_jobs.json``, two
 #: jobs side by side, part of the time beside a test suite) against this estimate at the same epochs, 3 Dec
-#: 23:00 (DRINet, DynUNet, Swin UNETR and FC-DenseNet from their 60-epoch runs, the U-Net over 28 runs of
+#: 22:20 (DRINet, DynUNet, Swin UNETR and FC-DenseNet from their 60-epoch runs, the U-Net over 25 runs of
 #: 15-250 epochs). The per-network costs of ``study_cost.py`` were measured under other loads, so the slow 2D
 #: networks come out up to 1.8x too high; the calibrated total applies these ratios (1 for a network not listed).
 MEASURED_RATIO = {"unet": 0.93, "unet@3": 1.20, "attention_unet": 1.08, "cascaded_fcn": 0.98, "deeplabv1": 1.22,
