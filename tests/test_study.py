@@ -232,6 +232,28 @@ def test_study_help_and_bad_arguments(capsys):
     assert "study=gpu: give study=cpu or study=full" in err and "--only C99: unknown claim" in err
 
 
+def test_a_report_removes_the_figures_of_a_shown_claim_whose_runs_are_gone(runs, tmp_path, monkeypatch):
+    """C13's runs were removed (to train at more epochs): its per-case and learning-curve figures from an
+    earlier report go from the doc's folder and the report folder; C25's, not shown, stay."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(study, "plan", lambda claims, preset: [])
+    shutil.copytree(runs, tmp_path / "multirun" / "claims")
+    folders = [tmp_path / "doc", tmp_path / "multirun" / "claims" / "report" / "figures",
+               tmp_path / "multirun" / "claims" / "report" / "learning_curves"]
+    stale = [f"{p}{c}.png" for p in ("", "learning_curves_")
+             for c in ("C13-fcdensenet-vs-unet-dice", "C25-dynunet-vs-swinunetr-dice")]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in stale:
+            (folder / name).write_bytes(b"old")
+    assert main(["study", "report", "--only", "C13", "--doc", "doc.md"]) == 0
+    assert "not evaluable" in (tmp_path / "doc.md").read_text()
+    for folder in folders:
+        assert sorted(p.name for p in folder.glob("*C*.png")) == sorted(n for n in stale if "C25" in n), folder
+
+
 def test_study_report_judges_every_claim_file_and_shows_the_selection(runs, tmp_path, monkeypatch):
     """``ctbench study report --only C8`` on a study folder holding C8-like runs: the family is every claim
     file of configs/claims, the doc and claims.md show C8 only."""

@@ -706,6 +706,16 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: di
     atomic_write_text(doc, f"{head}{begin}\n{text}{end}{rest.split(end, 1)[1]}")
 
 
+def prune_figures(folder: Path, shown: Sequence[str], drawn: set[str]) -> None:
+    """Remove the figures in ``folder`` of the ``shown`` claims that this report did not draw (their runs were
+    removed, e.g. to be trained at more epochs): a stale picture would stand beside a *not evaluable* verdict.
+    The figures of claims not shown stay."""
+    for claim_id in shown:
+        for name in (f"{claim_id}.png", f"learning_curves_{claim_id}.png"):
+            if name not in drawn:
+                (folder / name).unlink(missing_ok=True)
+
+
 def report(args: argparse.Namespace, selected: Sequence[str]) -> Path:
     """Verdicts of every claim file on the complete runs, claims.md/.csv (the ``selected`` claims shown),
     C9, the figures and the doc section; returns the doc."""
@@ -742,6 +752,9 @@ def report(args: argparse.Namespace, selected: Sequence[str]) -> Path:
     if "C4" in selected:
         extra += ["", *cascade_survey_terms(claims, runs)]
     write_doc(doc, verdicts, c9, figures, times, args, selected, extra)
+    drawn = {p.name for p in (*figures.values(), *curves_by_claim.values())}
+    for folder in (doc.with_suffix(""), report_dir / "figures", report_dir / "learning_curves"):
+        prune_figures(folder, shown, drawn)
     print(f"[study] {len(runs)} complete run(s), {len(failed)} failed or unfinished; wrote {doc} and "
           f"{report_dir / 'claims.md'}", flush=True)
     return doc
