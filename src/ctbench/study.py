@@ -501,7 +501,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     lock.wait(timeout=5)
                     continue
                 job.status = "running"
-            status, seconds, cpu_seconds, spawned = "failed", 0.0, 0.0, False
+            status, seconds, cpu_seconds, spawned, complete = "failed", 0.0, 0.0, False, False
             log_file = log_dir / f"{job.name}.log"
             try:
                 if job.lazy is not None:  # a choice made now, on the runs the job waited for
@@ -519,13 +519,6 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 elif complete:
                     status = "skipped"
                     say(f"[study] {job.name}: complete, skipped")
-                    with lock:  # a run that finished while its study was killed: its record left running
-                        times = json.loads(times_file.read_text()) if times_file.is_file() else {}
-                        record = times.get(str(job.run_dir))
-                        if isinstance(record, dict) and record.get("status") == "running":
-                            segments = earlier_segments(record, job.run_dir, log_file)
-                            times[str(job.run_dir)] = _record(job, "done", segments)
-                            atomic_write_json(times_file, times)
                 else:
                     say(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}")
                     with lock:  # merged into the file as it is now (another study may share it)
@@ -548,11 +541,14 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                           + ("" if status == "done" else f" (exit {rc}; log {log_file})"))
             with lock:
                 job.status = status
-                if status != "skipped":
-                    times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+                times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+                record = times.get(str(job.run_dir))
+                # a run that finished while its study was killed: its record was left running, closed here
+                left_running = complete and not spawned and isinstance(record, dict) and record.get("status") == "running"
+                if status != "skipped" or left_running:
                     segments = [*earlier, {"seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1)}] \
-                        if spawned else earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file)
-                    times[str(job.run_dir)] = _record(job, status, segments)
+                        if spawned else earlier_segments(record, job.run_dir, log_file)
+                    times[str(job.run_dir)] = _record(job, "done" if left_running else status, segments)
                     atomic_write_json(times_file, times)
                 lock.notify_all()
 
