@@ -228,8 +228,10 @@ def test_study_help_and_bad_arguments(capsys):
     assert done.value.code == 0 and "study=cpu|full" in capsys.readouterr().out
     assert main(["study", "run", "study=gpu"]) == 2
     assert main(["study", "report", "--only", "C99"]) == 2
+    assert main(["study", "run", "--deadline", "tonight"]) == 2
     err = capsys.readouterr().err
     assert "study=gpu: give study=cpu or study=full" in err and "--only C99: unknown claim" in err
+    assert "--deadline tonight: give a duration (90m, 2h, 2h30m) or a clock time (18:45)" in err
 
 
 def test_a_report_removes_the_figures_of_a_shown_claim_whose_runs_are_gone(runs, tmp_path, monkeypatch):
@@ -701,3 +703,88 @@ def test_the_budget_does_not_count_a_loss_arms_linked_seed_0_run(tmp_path):
     assert rows["unet grid"][3] == "3" and rows["unet"][1] == "1" and rows["all"][1] == "4"
     assert float(rows["all"][2]) == pytest.approx(4 * 601.6 / 60, abs=0.5)
     assert "not counted: 1 loss arms' seed-0 runs" in out
+
+
+def test_deadline_is_a_duration_or_the_next_clock_time():
+    from datetime import datetime
+
+    now = datetime(2026, 12, 4, 18, 0).timestamp()
+    assert study.parse_deadline("90m", now) == now + 5400
+    assert study.parse_deadline("2h30m", now) == now + 9000 and study.parse_deadline("1h", now) == now + 3600
+    assert study.parse_deadline("18:45", now) == now + 45 * 60
+    assert study.parse_deadline("06:15", now) == now + (12 * 60 + 15) * 60  # tomorrow morning
+    for bad in ("", "soon", "25:00", "2d", "h"):
+        with pytest.raises(CTBenchError, match="--deadline"):
+            study.parse_deadline(bad, now)
+
+
+def _train_job(name: str, epochs: int, **kwargs) -> study.Job:
+    from omegaconf import OmegaConf
+
+    return study.Job(name, "train", [f"x={name}"], Path("runs") / name,
+                     composed=(OmegaConf.create({"trainer": {"max_epochs": epochs}}), None), **kwargs)
+
+
+def test_a_jobs_expected_time_is_its_networks_measured_seconds_per_epoch_less_what_it_spent(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = _train_job("unet-dice-2d-seed2", 40)
+    old = _train_job("unet-dice-2d-seed1", 20)  # a record without its epochs, of the plan's complete run
+    (old.run_dir / "report").mkdir(parents=True)
+    (old.run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+    times = {"runs/unet-dice-2d-seed0": {"task": "train", "status": "done", "seconds": 100.0, "epochs": 10},  # 10 s/epoch
+             "runs/unet-dice-2d-seed1": {"task": "train", "status": "done", "seconds": 300.0},  # 15 s/epoch
+             "runs/unet-ce-2d-seed5": {"task": "train", "status": "done", "seconds": 900.0},  # removed: epochs unknown
+             "runs/unet-ce-3d-seed0": {"task": "train", "status": "done", "seconds": 5000.0, "epochs": 10},  # 3D
+             "runs/segnet-dice-2d-seed0": {"task": "train", "status": "done", "seconds": 5000.0, "epochs": 10},
+             "runs/unet-focal-2d-seed0": {"task": "train", "status": "failed", "seconds": 5000.0, "epochs": 10}}
+    plan = [old, job]
+    log = tmp_path / "job.log"
+    assert study.expected_seconds(job, plan, times, log) == pytest.approx(12.5 * 40)
+    assert study.expected_seconds(_train_job("drinet-dice-2d-seed0", 5), plan, times, log) is None
+    # resumed: 200 s of a failed segment in the same folder are spent, 300 s remain
+    job.run_dir.mkdir(parents=True)
+    times[str(job.run_dir)] = {"task": "train", "status": "failed", "folder_inode": job.run_dir.stat().st_ino,
+                               "segments": [{"seconds": 200.0, "cpu_seconds": 190.0}]}
+    assert study.expected_seconds(job, plan, times, log) == pytest.approx(300.0)
+    times[str(job.run_dir)]["segments"][0]["seconds"] = 9999.0  # longer than expected: a tenth still remains
+    assert study.expected_seconds(job, plan, times, log) == pytest.approx(50.0)
+
+
+def test_a_deadline_defers_the_jobs_that_would_end_after_it_and_their_dependents(tmp_path, monkeypatch):
+    """Seed 1 is expected to take 100 min (seed 0's measured time): with 30 min left it is not started, nor the job
+    that waits for it; a job of a network with no measured time is started; their records stay untouched."""
+    import time as clock
+
+    monkeypatch.chdir(tmp_path)
+    started: list[str] = []
+
+    def fake_ctbench(cmd, env, log_file):
+        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
+        started.append(run_dir.name)
+        (run_dir / "report").mkdir(parents=True, exist_ok=True)
+        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+        return 0, 1.0
+
+    monkeypatch.setattr(study, "spawn", fake_ctbench)
+    seed0 = _train_job("unet-dice-2d-seed0", 10)
+    (seed0.run_dir / "report").mkdir(parents=True)
+    (seed0.run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+    (tmp_path / "study_jobs.json").write_text(json.dumps({"runs/unet-dice-2d-seed0": {"task": "train", "status": "done",
+                                                                                       "seconds": 6000.0}}))
+    seed1 = _train_job("unet-dice-2d-seed1", 10)
+    after = _train_job("unet-dice-2d-seed1-eval", 10, after=[seed1.run_dir])
+    unknown = _train_job("segnet-dice-2d-seed0", 10)
+    jobs = [seed0, seed1, after, unknown]
+    study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs", deadline=clock.time() + 1800)
+    assert [j.status for j in jobs] == ["skipped", "deferred", "deferred", "done"] and started == [unknown.run_dir.name]
+    times = json.loads((tmp_path / "study_jobs.json").read_text())
+    assert set(times) == {"runs/unet-dice-2d-seed0", "runs/segnet-dice-2d-seed0"}
+    assert times["runs/segnet-dice-2d-seed0"]["epochs"] == 10  # recorded for the next estimate
+    # past the deadline nothing starts, measured or not
+    late = [_train_job("segnet-dice-2d-seed1", 10)]
+    study.run_jobs(late, 1, False, tmp_path, tmp_path / "logs", deadline=clock.time() - 1)
+    assert late[0].status == "deferred" and len(started) == 1
+    # without a deadline the deferred ones run, in order
+    again = [_train_job("unet-dice-2d-seed1", 10), _train_job("unet-dice-2d-seed1-eval", 10, after=[seed1.run_dir])]
+    study.run_jobs(again, 1, False, tmp_path, tmp_path / "logs")
+    assert [j.status for j in again] == ["done", "done"] and started[1:] == [seed1.run_dir.name, after.run_dir.name]

@@ -4,6 +4,7 @@
     ctbench study run --only C7 C8            # some claims' runs (shared runs are trained once)
     ctbench study run study=full --jobs 8     # the full-size presets (GPU node)
     ctbench study run --srun                  # each job through `srun` (inside a SLURM allocation)
+    ctbench study run --deadline 2h30m        # start no job that would not finish in time (or --deadline 18:45)
     ctbench study report --doc docs/survey-reproduction.md   # no job: verdicts of the complete runs
 
 Each claim is an experiment in ``configs/experiment/claims/`` (its runs are the product of its
@@ -30,6 +31,11 @@ claim files in ``configs/claims/``. ``study run``
 4. then does what ``study report`` does: the verdict of every claim file (:mod:`ctbench.reports.claims`; the
    family is every claim file, ``--only`` selects what is shown), ``claims.md``/``claims.csv``, one paired
    figure per claim and the study section of ``--doc`` (default ``STUDY_DIR/report/survey-reproduction.md``).
+
+With ``--deadline`` (a duration, ``90m``, ``2h30m``, or a clock time, ``18:45``) the study starts no job it expects to
+end after the deadline (:func:`expected_seconds`: the measured seconds per epoch of its network's complete jobs,
+less the time it already spent), so an allocation or a session ends with finished runs, not half-trained ones;
+the jobs it did not start are listed and a rerun goes on.
 
 Job wall times are in ``STUDY_DIR/study_jobs.json``; a claim's time is the sum of its jobs' wall times (the
 tuning runs included). A job resumed after a stopped or failed study counts every segment: each is recorded
@@ -451,18 +457,84 @@ def earlier_segments(record: Any, run_dir: Path, log_file: Path) -> list[dict[st
     return segments
 
 
+def _epochs(job: Job) -> int | None:
+    """A train job's configured epochs (None for an evaluation, or a job without a composed config)."""
+    if job.task != "train" or job.composed is None:
+        return None
+    return int(job.composed[0].trainer.max_epochs)
+
+
 def _record(job: Job, status: str, segments: list[dict[str, float | None]], **extra: Any) -> dict[str, Any]:
     """``study_jobs.json``'s entry for ``job``: wall seconds over all segments, CPU seconds over those known,
-    and the run folder's inode (which folder the segments were spent in)."""
+    the run folder's inode (which folder the segments were spent in) and a training's epochs."""
     inode = job.run_dir.stat().st_ino if job.run_dir.is_dir() else None
     return {"task": job.task, "overrides": job.overrides, "status": status,
             "seconds": round(sum(s["seconds"] for s in segments), 1),
             "cpu_seconds": round(sum(s["cpu_seconds"] or 0.0 for s in segments), 1),
-            "segments": segments, "folder_inode": inode, "claims": sorted(job.claims), **extra}
+            "segments": segments, "folder_inode": inode, "epochs": _epochs(job), "claims": sorted(job.claims), **extra}
 
 
-def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir: Path) -> None:
-    """Run ``jobs`` ``workers`` at a time (a job waits for the jobs it depends on); times to study_jobs.json."""
+def parse_deadline(text: str, now: float | None = None) -> float:
+    """``--deadline``: a duration (``45m``, ``2h``, ``1h30m``) or a local clock time (``18:45``, the next one), as
+    seconds since the epoch."""
+    import re
+    from datetime import datetime, timedelta
+
+    now = time.time() if now is None else now
+    duration = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?", text.strip())
+    if duration and any(duration.groups()):
+        hours, minutes = (int(g or 0) for g in duration.groups())
+        return now + 3600 * hours + 60 * minutes
+    clock = re.fullmatch(r"(\d{1,2}):(\d{2})", text.strip())
+    if clock and int(clock[1]) < 24 and int(clock[2]) < 60:
+        start = datetime.fromtimestamp(now)
+        at = start.replace(hour=int(clock[1]), minute=int(clock[2]), second=0, microsecond=0)
+        return (at if at > start else at + timedelta(days=1)).timestamp()
+    raise CTBenchError(f"--deadline {text}: give a duration (90m, 2h, 2h30m) or a clock time (18:45)", exit_code=2)
+
+
+def _network(task: str, run_dir: Path) -> str:
+    """What a job's time depends on besides its epochs: the task, the network and its dimensions (the run folder's
+    ``MODEL-LOSS-DIMSd-...`` name)."""
+    return f"{task}:{run_dir.name.split('-')[0]}:{'3d' if '-3d-' in run_dir.name else '2d'}"
+
+
+def expected_seconds(job: Job, jobs: Sequence[Job], times: Mapping[str, Any], log_file: Path) -> float | None:
+    """The wall time ``job`` is expected to take from now: the mean seconds per epoch (per job, for an evaluation)
+    of the jobs of its network (:func:`_network`) recorded ``done`` in ``times`` (``study_jobs.json``), times its
+    epochs, less the seconds it already spent in its folder (at least a tenth of the whole remains). A record's
+    epochs are its own (``epochs``) or, for an older record whose folder holds the plan's complete run, the plan's.
+    None when no such job is recorded."""
+    from ctbench.run_folder import is_complete
+
+    planned = {str(j.run_dir): j for j in jobs}
+    rates = []
+    for path, record in times.items():
+        if path == str(job.run_dir) or not isinstance(record, dict) or record.get("status") != "done" \
+                or _network(str(record.get("task")), Path(path)) != _network(job.task, job.run_dir) \
+                or not isinstance(record.get("seconds"), (int, float)) or record["seconds"] <= 0:
+            continue
+        if job.task != "train":
+            rates.append(record["seconds"])
+            continue
+        epochs = record.get("epochs")
+        if epochs is None and path in planned and is_complete(Path(path)):  # the plan's run, not a removed one
+            epochs = _epochs(planned[path])
+        if isinstance(epochs, int) and epochs > 0:
+            rates.append(record["seconds"] / epochs)
+    if not rates:
+        return None
+    whole = sum(rates) / len(rates) * (_epochs(job) or 1)
+    spent = sum(s["seconds"] for s in earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file))
+    return max(whole - spent, whole / 10)
+
+
+def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir: Path,
+             deadline: float | None = None) -> None:
+    """Run ``jobs`` ``workers`` at a time (a job waits for the jobs it depends on); times to study_jobs.json. With
+    a ``deadline`` (seconds since the epoch) a job expected to end after it is not started (status
+    ``deferred``, as are the jobs that wait for it); a job with no measured time is started before the
+    deadline."""
     from ctbench.run_folder import is_complete
 
     ctbench = ctbench_executable()
@@ -482,16 +554,22 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
         return job.status == "pending" and all(by_dir[d].status in ("done", "skipped") for d in job.after
                                                if d in by_dir)
 
-    def blocked(job: Job) -> bool:
-        return job.status == "pending" and any(by_dir[d].status == "failed" for d in job.after if d in by_dir)
+    def blocked(job: Job) -> str | None:
+        """``failed`` or ``deferred`` when a job it waits for is."""
+        if job.status != "pending":
+            return None
+        return next((by_dir[d].status for d in job.after if d in by_dir
+                     and by_dir[d].status in ("failed", "deferred")), None)
 
     def worker() -> None:
         while True:
             with lock:
                 for job in jobs:
-                    if blocked(job):
-                        job.status = "failed"
-                        say(f"[study] {job.name}: not run, a job it needs failed")
+                    cause = blocked(job)
+                    if cause:
+                        job.status = cause
+                        say(f"[study] {job.name}: not run, a job it needs " +
+                            ("failed" if cause == "failed" else "was not started before the deadline"))
                 pending = [j for j in jobs if j.status == "pending"]
                 if not pending:
                     lock.notify_all()
@@ -520,32 +598,42 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     status = "skipped"
                     say(f"[study] {job.name}: complete, skipped")
                 else:
-                    say(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}")
                     with lock:  # merged into the file as it is now (another study may share it)
                         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
-                        earlier = earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file)
-                        job.run_dir.mkdir(parents=True, exist_ok=True)  # its inode identifies the folder
-                        times[str(job.run_dir)] = _record(job, "running", earlier, started=round(time.time(), 1))
-                        atomic_write_json(times_file, times)
-                    start, spawned = time.perf_counter(), True
-                    try:
-                        rc, cpu_seconds = spawn(job.command(ctbench, srun), env, log_file)
-                    except OSError as err:  # a dead worker thread would leave the study waiting for ever
-                        say(f"[study] {job.name}: could not be started: {err}")
-                        rc = -1
-                    seconds = time.perf_counter() - start
-                    status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
-                    total = seconds + sum(s["seconds"] for s in earlier)
-                    say(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
-                          + (f", {total / 60:.1f} min over {len(earlier) + 1} segments" if earlier else "")
-                          + ("" if status == "done" else f" (exit {rc}; log {log_file})"))
+                        expected = expected_seconds(job, jobs, times, log_file)
+                        late = deadline is not None and time.time() + (expected or 0.0) > deadline
+                        if not late:
+                            say(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}"
+                                + (f"  (expected {expected / 60:.0f} min)" if expected is not None else ""))
+                            earlier = earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file)
+                            job.run_dir.mkdir(parents=True, exist_ok=True)  # its inode identifies the folder
+                            times[str(job.run_dir)] = _record(job, "running", earlier, started=round(time.time(), 1))
+                            atomic_write_json(times_file, times)
+                    if late:
+                        status = "deferred"
+                        left = max(0.0, deadline - time.time()) / 60
+                        say(f"[study] {job.name}: not started, " + (f"expected {expected / 60:.0f} min, {left:.0f} min "
+                            "left before the deadline" if expected is not None else "the deadline has passed"))
+                    else:
+                        start, spawned = time.perf_counter(), True
+                        try:
+                            rc, cpu_seconds = spawn(job.command(ctbench, srun), env, log_file)
+                        except OSError as err:  # a dead worker thread would leave the study waiting for ever
+                            say(f"[study] {job.name}: could not be started: {err}")
+                            rc = -1
+                        seconds = time.perf_counter() - start
+                        status = "done" if rc == 0 and is_complete(job.run_dir) else "failed"
+                        total = seconds + sum(s["seconds"] for s in earlier)
+                        say(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
+                              + (f", {total / 60:.1f} min over {len(earlier) + 1} segments" if earlier else "")
+                              + ("" if status == "done" else f" (exit {rc}; log {log_file})"))
             with lock:
                 job.status = status
                 times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                 record = times.get(str(job.run_dir))
                 # a run that finished while its study was killed: its record was left running, closed here
                 left_running = complete and not spawned and isinstance(record, dict) and record.get("status") == "running"
-                if status != "skipped" or left_running:
+                if status not in ("skipped", "deferred") or left_running:
                     segments = [*earlier, {"seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1)}] \
                         if spawned else earlier_segments(record, job.run_dir, log_file)
                     times[str(job.run_dir)] = _record(job, "done" if left_running else status, segments)
@@ -757,7 +845,8 @@ def report(args: argparse.Namespace, selected: Sequence[str]) -> Path:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """``ctbench study run|report [study=cpu|full] [--only C..] [--jobs N] [--srun] [--doc FILE] [--dry-run]``."""
+    """``ctbench study run|report [study=cpu|full] [--only C..] [--jobs N] [--srun] [--deadline T] [--doc FILE]
+    [--dry-run]``."""
     preset = args.preset.removeprefix("study=")
     if preset not in PRESETS:
         raise CTBenchError(f"{args.preset}: give study=cpu or study=full (a preset of configs/study/)", exit_code=2)
@@ -766,6 +855,7 @@ def run_cli(args: argparse.Namespace) -> int:
         raise CTBenchError(f"--only {' '.join(unknown)}: unknown claim(s); choose from {', '.join(CLAIMS)}", exit_code=2)
     if args.jobs < 1:
         raise CTBenchError(f"--jobs {args.jobs}: give 1 or more jobs side by side", exit_code=2)
+    deadline = parse_deadline(args.deadline) if getattr(args, "deadline", None) else None
     args.study = preset
     args.study_dir = Path("multirun") / ("claims" if preset == "cpu" else "claims_full")
     selected = args.only or list(CLAIMS)
@@ -795,13 +885,16 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.action == "run":
         args.study_dir.mkdir(parents=True, exist_ok=True)
         print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}", flush=True)
-        run_jobs(jobs, args.jobs, args.srun, args.study_dir, args.study_dir / "logs")
+        run_jobs(jobs, args.jobs, args.srun, args.study_dir, args.study_dir / "logs", deadline)
         if "C9" in selected:
             curves = args.study_dir / "c9_loss_curves"
             if not (curves / "loss_monotone.csv").is_file():  # like a complete run, not computed again
                 subprocess.run([ctbench_executable(), "loss-curves", str(curves)], check=True)
     report(args, selected)
     failed = [j.name for j in jobs if j.status == "failed"]
+    deferred = [j.name for j in jobs if j.status == "deferred"]
     print(f"[study] {(time.perf_counter() - start) / 60:.1f} min; {len(failed)} failed job(s)"
-          + (f": {', '.join(failed)}" if failed else ""), flush=True)
+          + (f": {', '.join(failed)}" if failed else "")
+          + (f"; {len(deferred)} not started before the deadline (rerun the same command to go on): "
+             f"{', '.join(deferred)}" if deferred else ""), flush=True)
     return 1 if failed else 0
