@@ -788,3 +788,23 @@ def test_a_deadline_defers_the_jobs_that_would_end_after_it_and_their_dependents
     again = [_train_job("unet-dice-2d-seed1", 10), _train_job("unet-dice-2d-seed1-eval", 10, after=[seed1.run_dir])]
     study.run_jobs(again, 1, False, tmp_path, tmp_path / "logs")
     assert [j.status for j in again] == ["done", "done"] and started[1:] == [seed1.run_dir.name, after.run_dir.name]
+
+
+def test_a_dry_run_gives_each_job_to_run_its_expected_time_and_the_total(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    done, seed1, unknown = (_train_job(n, e) for n, e in (("unet-dice-2d-seed0", 10), ("unet-dice-2d-seed1", 20),
+                                                          ("segnet-dice-2d-seed0", 10)))
+    linked = _train_job("unet-focal-2d-seed0", 10, linked=True)
+    (done.run_dir / "report").mkdir(parents=True)
+    (done.run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+    (tmp_path / "multirun" / "claims").mkdir(parents=True)
+    (tmp_path / "multirun" / "claims" / "study_jobs.json").write_text(json.dumps(
+        {"runs/unet-dice-2d-seed0": {"task": "train", "status": "done", "seconds": 600.0, "epochs": 10}}))
+    monkeypatch.setattr(study, "plan", lambda claims, preset: [done, seed1, linked, unknown])
+    monkeypatch.setattr(study, "finished_with_another_config", lambda jobs: [])
+    assert main(["study", "run", "--dry-run", "--only", "C1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("(10 epochs)  [complete]") and lines[2].endswith("(20 epochs)  [expected 20 min]")
+    assert lines[3].endswith("[linked from its grid run]") and lines[4].endswith("[no measured time]")
+    assert lines[5] == ("[study] to run: 2 jobs; 1 of them expected to take 0.3 h of job time (0.2 h with --jobs 2), "
+                        "from the measured seconds per epoch of their networks' finished jobs; 1 without a measured time")

@@ -156,6 +156,8 @@ class Job:
     #: a tuning job's test whether its run is still needed (False once the choice it serves is recorded: a fresh
     #: clone has the committed choice, not the tuning runs' weights, and must not train or test them again)
     needed: Callable[[], bool] | None = None
+    #: a loss arm's seed-0 run: its learning-rate grid's run at the chosen rate, linked in, not trained again
+    linked: bool = False
 
     def command(self, ctbench: str, srun: bool) -> list[str]:
         cmd = [ctbench, self.task, *self.overrides, f"hydra.run.dir={self.run_dir}"]
@@ -367,7 +369,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                 if experiment in LR_EXPERIMENTS:
                     arm = lr_arm(overrides, claim)
                     job.after += list(arm.grid.values())
-                    job.lazy = arm.seed_zero if run_dir == arm.seed0 else arm.override
+                    job.lazy, job.linked = (arm.seed_zero, True) if run_dir == arm.seed0 else (arm.override, False)
                     job.note = f"{LR_KEY}=<the best of {', '.join(arm.grid)} on seed 0's validation Dice>"
                 job = add(job, claim)
                 if experiment == "c10_source":
@@ -872,15 +874,30 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.dry_run:
         from ctbench.run_folder import is_complete
 
+        times_file = args.study_dir / "study_jobs.json"
+        times = json.loads(times_file.read_text()) if times_file.is_file() else {}
         print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}")
+        expected, unknown = [], []
         for job in jobs:
             after = f"  (after {', '.join(d.name for d in job.after)})" if job.after else ""
             note = f"  [{job.note}]" if job.note else ""
-            if job.needed is not None and not is_complete(job.run_dir) and not job.needed():
+            if is_complete(job.run_dir):
+                note += "  [complete]"
+            elif job.needed is not None and not job.needed():
                 note += "  [not needed: the choice it tunes is recorded]"
+            elif job.linked:
+                note += "  [linked from its grid run]"
+            else:
+                seconds = expected_seconds(job, jobs, times, args.study_dir / "logs" / f"{job.name}.log")
+                (unknown if seconds is None else expected).append(seconds)
+                note += "  [no measured time]" if seconds is None else f"  [expected {seconds / 60:.0f} min]"
             epochs = f"  ({job.composed[0].trainer.max_epochs} epochs)" if job.composed is not None else ""
             print(f"{','.join(sorted(job.claims)):>8}  ctbench {' '.join(job.command('ctbench', args.srun)[1:])}"
                   f"{epochs}{note}{after}")
+        total = sum(expected) / 3600
+        print(f"[study] to run: {len(expected) + len(unknown)} jobs; {len(expected)} of them expected to take "
+              f"{total:.1f} h of job time ({total / args.jobs:.1f} h with --jobs {args.jobs}), from the measured "
+              f"seconds per epoch of their networks' finished jobs; {len(unknown)} without a measured time")
         return 0
     if args.action == "run":
         args.study_dir.mkdir(parents=True, exist_ok=True)
