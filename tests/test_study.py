@@ -741,6 +741,10 @@ def test_a_jobs_expected_time_is_its_networks_measured_seconds_per_epoch_less_wh
     log = tmp_path / "job.log"
     assert study.expected_seconds(job, plan, times, log) == pytest.approx(12.5 * 40)
     assert study.expected_seconds(_train_job("drinet-dice-2d-seed0", 5), plan, times, log) is None
+    # not measured yet: as slow as the slowest measured 2D training network (SegNet, 500 s per epoch)
+    assert study.expected_seconds(_train_job("drinet-dice-2d-seed0", 5), plan, times, log, slowest=True) == 2500.0
+    assert study.expected_seconds(study.Job("drinet-eval", "eval", [], Path("runs/drinet-eval")), plan, times, log,
+                                  slowest=True) is None  # no evaluation measured
     # resumed: 200 s of a failed segment in the same folder are spent, 300 s remain
     job.run_dir.mkdir(parents=True)
     times[str(job.run_dir)] = {"task": "train", "status": "failed", "folder_inode": job.run_dir.stat().st_ino,
@@ -752,7 +756,8 @@ def test_a_jobs_expected_time_is_its_networks_measured_seconds_per_epoch_less_wh
 
 def test_a_deadline_defers_the_jobs_that_would_end_after_it_and_their_dependents(tmp_path, monkeypatch):
     """Seed 1 is expected to take 100 min (seed 0's measured time): with 30 min left it is not started, nor the job
-    that waits for it; a job of a network with no measured time is started; their records stay untouched."""
+    that waits for it, nor a 2D network not measured yet (as slow as the slowest measured); a 3D job, with no 3D
+    network measured, is started; the records of the jobs not started stay untouched."""
     import time as clock
 
     monkeypatch.chdir(tmp_path)
@@ -773,15 +778,17 @@ def test_a_deadline_defers_the_jobs_that_would_end_after_it_and_their_dependents
                                                                                        "seconds": 6000.0}}))
     seed1 = _train_job("unet-dice-2d-seed1", 10)
     after = _train_job("unet-dice-2d-seed1-eval", 10, after=[seed1.run_dir])
-    unknown = _train_job("segnet-dice-2d-seed0", 10)
-    jobs = [seed0, seed1, after, unknown]
+    unmeasured = _train_job("drinet-dice-2d-seed0", 10)
+    volumetric = _train_job("unet-dice-3d-seed0", 10)
+    jobs = [seed0, seed1, after, unmeasured, volumetric]
     study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs", deadline=clock.time() + 1800)
-    assert [j.status for j in jobs] == ["skipped", "deferred", "deferred", "done"] and started == [unknown.run_dir.name]
+    assert [j.status for j in jobs] == ["skipped", "deferred", "deferred", "deferred", "done"]
+    assert started == [volumetric.run_dir.name]
     times = json.loads((tmp_path / "study_jobs.json").read_text())
-    assert set(times) == {"runs/unet-dice-2d-seed0", "runs/segnet-dice-2d-seed0"}
-    assert times["runs/segnet-dice-2d-seed0"]["epochs"] == 10  # recorded for the next estimate
+    assert set(times) == {"runs/unet-dice-2d-seed0", "runs/unet-dice-3d-seed0"}
+    assert times["runs/unet-dice-3d-seed0"]["epochs"] == 10  # recorded for the next estimate
     # past the deadline nothing starts, measured or not
-    late = [_train_job("segnet-dice-2d-seed1", 10)]
+    late = [_train_job("segnet-dice-3d-seed1", 10)]
     study.run_jobs(late, 1, False, tmp_path, tmp_path / "logs", deadline=clock.time() - 1)
     assert late[0].status == "deferred" and len(started) == 1
     # without a deadline the deferred ones run, in order
@@ -805,6 +812,8 @@ def test_a_dry_run_gives_each_job_to_run_its_expected_time_and_the_total(tmp_pat
     assert main(["study", "run", "--dry-run", "--only", "C1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].endswith("(10 epochs)  [complete]") and lines[2].endswith("(20 epochs)  [expected 20 min]")
-    assert lines[3].endswith("[linked from its grid run]") and lines[4].endswith("[no measured time]")
+    assert lines[3].endswith("[linked from its grid run]")
+    assert lines[4].endswith("[no measured time; 10 min at the slowest measured network's rate]")
     assert lines[5] == ("[study] to run: 2 jobs; 1 of them expected to take 0.3 h of job time (0.2 h with --jobs 2), "
-                        "from the measured seconds per epoch of their networks' finished jobs; 1 without a measured time")
+                        "from the measured seconds per epoch of their networks' finished jobs; 1 without a measured "
+                        "time (0.2 h at the slowest measured network's rate)")

@@ -80,7 +80,8 @@ def add_argparse_commands(sub: argparse._SubParsersAction) -> dict[str, str]:
     p.add_argument("--srun", action="store_true", help="start each job with srun (inside a SLURM allocation)")
     p.add_argument("--deadline", metavar="TIME",
                    help="start no job expected to end after TIME: a duration (90m, 2h30m) or a clock time (18:45); "
-                        "each job's time is estimated from its network's finished jobs; rerun to go on")
+                        "each job's time is estimated from its network's finished jobs (a network not run yet: the "
+                        "slowest one's); rerun to go on")
     p.add_argument("--doc", default=None, help="markdown file whose study section is rewritten "
                                                "(default multirun/claims/report/survey-reproduction.md)")
     p.add_argument("--dry-run", action="store_true", help="print the jobs and their commands, run nothing")

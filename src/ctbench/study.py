@@ -34,7 +34,7 @@ claim files in ``configs/claims/``. ``study run``
 
 With ``--deadline`` (a duration, ``90m``, ``2h30m``, or a clock time, ``18:45``) the study starts no job it expects to
 end after the deadline (:func:`expected_seconds`: the measured seconds per epoch of its network's complete jobs,
-less the time it already spent), so an allocation or a session ends with finished runs, not half-trained ones;
+or of the slowest network measured, less the time it already spent), so an allocation or a session ends with finished runs, not half-trained ones;
 the jobs it did not start are listed and a rerun goes on.
 
 Job wall times are in ``STUDY_DIR/study_jobs.json``; a claim's time is the sum of its jobs' wall times (the
@@ -501,32 +501,42 @@ def _network(task: str, run_dir: Path) -> str:
     return f"{task}:{run_dir.name.split('-')[0]}:{'3d' if '-3d-' in run_dir.name else '2d'}"
 
 
-def expected_seconds(job: Job, jobs: Sequence[Job], times: Mapping[str, Any], log_file: Path) -> float | None:
-    """The wall time ``job`` is expected to take from now: the mean seconds per epoch (per job, for an evaluation)
-    of the jobs of its network (:func:`_network`) recorded ``done`` in ``times`` (``study_jobs.json``), times its
-    epochs, less the seconds it already spent in its folder (at least a tenth of the whole remains). A record's
-    epochs are its own (``epochs``) or, for an older record whose folder holds the plan's complete run, the plan's.
-    None when no such job is recorded."""
+def measured_rates(jobs: Sequence[Job], times: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Per network (:func:`_network`), the seconds per epoch (per job, for an evaluation) of its jobs recorded
+    ``done`` in ``times`` (``study_jobs.json``), by run folder. A record's epochs are its own (``epochs``) or, for
+    an older record whose folder holds the plan's complete run, the plan's (a removed run's are unknown)."""
     from ctbench.run_folder import is_complete
 
     planned = {str(j.run_dir): j for j in jobs}
-    rates = []
+    rates: dict[str, dict[str, float]] = {}
     for path, record in times.items():
-        if path == str(job.run_dir) or not isinstance(record, dict) or record.get("status") != "done" \
-                or _network(str(record.get("task")), Path(path)) != _network(job.task, job.run_dir) \
+        if not isinstance(record, dict) or record.get("status") != "done" \
                 or not isinstance(record.get("seconds"), (int, float)) or record["seconds"] <= 0:
             continue
-        if job.task != "train":
-            rates.append(record["seconds"])
-            continue
-        epochs = record.get("epochs")
-        if epochs is None and path in planned and is_complete(Path(path)):  # the plan's run, not a removed one
+        task, epochs = str(record.get("task")), record.get("epochs")
+        if task == "train" and epochs is None and path in planned and is_complete(Path(path)):
             epochs = _epochs(planned[path])
-        if isinstance(epochs, int) and epochs > 0:
-            rates.append(record["seconds"] / epochs)
-    if not rates:
+        if task != "train" or isinstance(epochs, int) and epochs > 0:
+            rates.setdefault(_network(task, Path(path)), {})[path] = record["seconds"] / (epochs or 1)
+    return rates
+
+
+def expected_seconds(job: Job, jobs: Sequence[Job], times: Mapping[str, Any], log_file: Path,
+                     slowest: bool = False) -> float | None:
+    """The wall time ``job`` is expected to take from now: the mean of :func:`measured_rates` of its network (its
+    own record aside) times its epochs, less the seconds it already spent in its folder (at least a tenth of the
+    whole remains). A network not measured yet: None, or with ``slowest`` the slowest measured network's mean
+    rate of the same task and dimensions (None when there is none either)."""
+    network = _network(job.task, job.run_dir)
+    means = {key: sum(r.values()) / len(r) for key, by_run in measured_rates(jobs, times).items()
+             if (r := {path: v for path, v in by_run.items() if path != str(job.run_dir)})}
+    rate = means.get(network)
+    if rate is None and slowest:
+        kind = network.split(":")
+        rate = max((v for key, v in means.items() if key.split(":")[::2] == kind[::2]), default=None)
+    if rate is None:
         return None
-    whole = sum(rates) / len(rates) * (_epochs(job) or 1)
+    whole = rate * (_epochs(job) or 1)
     spent = sum(s["seconds"] for s in earlier_segments(times.get(str(job.run_dir)), job.run_dir, log_file))
     return max(whole - spent, whole / 10)
 
@@ -535,8 +545,8 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
              deadline: float | None = None) -> None:
     """Run ``jobs`` ``workers`` at a time (a job waits for the jobs it depends on); times to study_jobs.json. With
     a ``deadline`` (seconds since the epoch) a job expected to end after it is not started (status
-    ``deferred``, as are the jobs that wait for it); a job with no measured time is started before the
-    deadline."""
+    ``deferred``, as are the jobs that wait for it); a network not measured yet is expected to be as slow as the
+    slowest one measured, and with nothing measured a job is started before the deadline."""
     from ctbench.run_folder import is_complete
 
     ctbench = ctbench_executable()
@@ -602,7 +612,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 else:
                     with lock:  # merged into the file as it is now (another study may share it)
                         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
-                        expected = expected_seconds(job, jobs, times, log_file)
+                        expected = expected_seconds(job, jobs, times, log_file, slowest=True)
                         late = deadline is not None and time.time() + (expected or 0.0) > deadline
                         if not late:
                             say(f"[study] {job.name}: {' '.join(job.command('ctbench', srun)[1:])}"
@@ -877,7 +887,7 @@ def run_cli(args: argparse.Namespace) -> int:
         times_file = args.study_dir / "study_jobs.json"
         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
         print(f"[study] {len(jobs)} jobs for {', '.join(selected)} in {args.study_dir}")
-        expected, unknown = [], []
+        expected, unknown, bounds = [], [], []
         for job in jobs:
             after = f"  (after {', '.join(d.name for d in job.after)})" if job.after else ""
             note = f"  [{job.note}]" if job.note else ""
@@ -888,16 +898,24 @@ def run_cli(args: argparse.Namespace) -> int:
             elif job.linked:
                 note += "  [linked from its grid run]"
             else:
-                seconds = expected_seconds(job, jobs, times, args.study_dir / "logs" / f"{job.name}.log")
+                log = args.study_dir / "logs" / f"{job.name}.log"
+                seconds = expected_seconds(job, jobs, times, log)
                 (unknown if seconds is None else expected).append(seconds)
-                note += "  [no measured time]" if seconds is None else f"  [expected {seconds / 60:.0f} min]"
+                if seconds is None:
+                    bound = expected_seconds(job, jobs, times, log, slowest=True)
+                    bounds.append(bound or 0.0)
+                    note += "  [no measured time" + (f"; {bound / 60:.0f} min at the slowest measured network's rate]"
+                                                     if bound is not None else "]")
+                else:
+                    note += f"  [expected {seconds / 60:.0f} min]"
             epochs = f"  ({job.composed[0].trainer.max_epochs} epochs)" if job.composed is not None else ""
             print(f"{','.join(sorted(job.claims)):>8}  ctbench {' '.join(job.command('ctbench', args.srun)[1:])}"
                   f"{epochs}{note}{after}")
         total = sum(expected) / 3600
         print(f"[study] to run: {len(expected) + len(unknown)} jobs; {len(expected)} of them expected to take "
               f"{total:.1f} h of job time ({total / args.jobs:.1f} h with --jobs {args.jobs}), from the measured "
-              f"seconds per epoch of their networks' finished jobs; {len(unknown)} without a measured time")
+              f"seconds per epoch of their networks' finished jobs; {len(unknown)} without a measured time"
+              + (f" ({sum(bounds) / 3600:.1f} h at the slowest measured network's rate)" if unknown else ""))
         return 0
     if args.action == "run":
         args.study_dir.mkdir(parents=True, exist_ok=True)
