@@ -262,10 +262,13 @@ def test_study_report_judges_every_claim_file_and_shows_the_selection(runs, tmp_
     import shutil
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(study, "plan", lambda claims, preset: [])  # no study job folder here to check (30 s)
+    planned = [_train_job("segnet-dice-2d-seed0", 10)]  # the whole study's jobs: one left, not measured
+    monkeypatch.setattr(study, "plan", lambda claims, preset: planned)
+    monkeypatch.setattr(study, "finished_with_another_config", lambda jobs: [])
     shutil.copytree(runs, tmp_path / "multirun" / "claims")
     assert main(["study", "report", "--only", "C8", "--doc", "doc.md"]) == 0
     doc = (tmp_path / "doc.md").read_text()
+    assert "; still to run: 1 jobs; 0 of them expected to take 0.0 h of job time (0.0 h with --jobs 2)" in doc
     claims_md = (tmp_path / "multirun" / "claims" / "report" / "claims.md").read_text()
     family = len(load_claims(CONFIG_DIR / "claims"))
     assert f"1 of {family} claim(s) shown" in claims_md and f"the family is the {family} claim(s)" in doc
