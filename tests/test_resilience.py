@@ -68,8 +68,10 @@ def test_sigterm_saves_last_checkpoint_and_resume_finishes(workdir):
     assert read_summary(run)["epochs"] >= 299
 
 
+#: two training batches per epoch (batch size 1): a SIGTERM after the first leaves a checkpoint inside the epoch
 RESUMED = ["train", *TINY, "dims=2", "model=unet", "trainer.max_epochs=4", "trainer.check_val_every_n_epoch=3",
-           "+callbacks.stop._target_=interrupt_at_epoch.InterruptAtEpoch", "+callbacks.stop.epoch=2"]
+           "dataset.batch_size_2d=1", "+callbacks.stop._target_=interrupt_at_epoch.InterruptAtEpoch",
+           "+callbacks.stop.epoch=2", "+callbacks.stop.batch=0"]
 
 
 def _run_rows(run) -> list[dict[str, str]]:
@@ -86,21 +88,25 @@ def uninterrupted(workdir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["kill", "ctrl_c"])
+@pytest.mark.parametrize("how", ["kill", "ctrl_c", "sigterm"])
 def test_an_interrupted_run_resumes_to_the_same_weights_and_numbers(uninterrupted, workdir, how):
     """Epoch 2 interrupted before its first step: SIGKILL (``last.ckpt``: epoch 1's end) or Ctrl+C in the
-    epoch's start hooks. Resumed, the run trains the same patches with the same dropout as the run never
-    interrupted: bit-identical weights. Before the checkpoint carried the random state, a resumed run
-    replayed epoch 0's stream (weights off by ~5e-3); before SaveOnInterrupt kept the epoch-end checkpoint,
-    the Ctrl+C run resumed one epoch short (3 of 4 steps)."""
+    epoch's start hooks; or inside it: SIGTERM after its first of two batches (``last.ckpt`` at step 5).
+    Resumed, the run trains the same patches with the same dropout as the run never interrupted:
+    bit-identical weights. Before the checkpoint carried the random state, a resumed run replayed epoch 0's
+    stream (weights off by ~5e-3); before SaveOnInterrupt kept the epoch-end checkpoint, the Ctrl+C run resumed
+    one epoch short (3 of 4 steps); before the checkpoint carried the epoch's start state
+    (``ReplayingLoader``), the SIGTERM run trained the epoch's second batch on a fresh draw (weights off by
+    ~2e-3)."""
     run = workdir / "outputs" / f"resumed_after_{how}"
     args = [*RESUMED, f"+callbacks.stop.how={how}", f"+callbacks.stop.marker={workdir / how}",
             f"hydra.run.dir={run}", "resume=true"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "2",
            "PYTHONPATH": f"{REPO / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.run([CTBENCH, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == (-signal.SIGKILL if how == "kill" else 130), proc.stderr[-3000:]
-    assert safe_load(run / "checkpoints" / "last.ckpt")["epoch"] == 1
+    assert proc.returncode == {"kill": -signal.SIGKILL, "ctrl_c": 130, "sigterm": 143}[how], proc.stderr[-3000:]
+    saved = safe_load(run / "checkpoints" / "last.ckpt")
+    assert (saved["epoch"], saved["global_step"]) == ((2, 5) if how == "sigterm" else (1, 4))
     ctbench(*args, cwd=workdir)
     straight, resumed = (safe_load(r / "checkpoints" / "last.ckpt") for r in (uninterrupted, run))
     assert straight["global_step"] == resumed["global_step"] > 0

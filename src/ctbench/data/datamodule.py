@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from monai.data import CacheDataset, DataLoader, Dataset, list_data_collate
 from torch.utils.data import DistributedSampler, Sampler
 
 from ctbench.data.datasets import list_cases
+from ctbench.data.random_state import ReplayingLoader, capture, rank_state, restore, seed_rank
 from ctbench.data.readers.base import image_files
 from ctbench.data.splits import dataset_splits, select_fold
 from ctbench.data.transforms import eval_chain, foreground_statistics, train_chain, window_bounds
@@ -152,6 +154,7 @@ class CTDataModule(pl.LightningDataModule):
         self.cases: dict[str, dict[str, Any]] = {}
         self.zscore: tuple[float, float] | None = None
         self.train_chain: Any = None
+        self.train_loader: ReplayingLoader | None = None
         self.resumed_random_state: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
@@ -159,11 +162,13 @@ class CTDataModule(pl.LightningDataModule):
         under DDP every rank's (each rank calls this when Lightning saves, rank 0 writes the file)."""
         import torch.distributed as dist
 
-        from ctbench.data.random_state import capture
-
         if self.train_chain is None:
             return {}
         state = capture(self.train_chain)
+        loader, trainer = self.train_loader, self.trainer
+        trained = trainer.fit_loop.epoch_loop.batch_progress.current.completed if trainer is not None else 0
+        if loader is not None and loader.epoch_start is not None and 0 < trained < len(loader):
+            state |= {"epoch_start": loader.epoch_start, "trained": int(trained)}  # inside an epoch: its replay
         if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return {"random_state": state}
         every: list[Any] = [None] * dist.get_world_size()
@@ -244,13 +249,11 @@ class CTDataModule(pl.LightningDataModule):
 
         workers = self.num_workers
         own = {} if shuffle else {"generator": torch.Generator().manual_seed(self.seed)}
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                          num_workers=workers, collate_fn=list_data_collate,
-                          persistent_workers=workers > 0 and shuffle, pin_memory=False, **own)
+        return (ReplayingLoader if shuffle else DataLoader)(
+            dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
+            collate_fn=list_data_collate, persistent_workers=workers > 0 and shuffle, pin_memory=False, **own)
 
     def train_dataloader(self) -> DataLoader:
-        from ctbench.data.random_state import seed_rank
-
         per_batch, per_volume = batch_layout(self.batch_size, int(self.cfg["samples_per_volume"]))
         chain = train_chain(self.cfg["preprocessing"], self.patch, int(self.cfg["num_classes"]), per_volume,
                             self.zscore, self.weight_map, self.augment, self.crop_ratios)
@@ -268,7 +271,8 @@ class CTDataModule(pl.LightningDataModule):
             dataset = self._cached(rank_shard(self.split["train"], rank, world), chain, cache=True, role=role)
             sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
             loader = self._loader(dataset, per_batch, shuffle=True, sampler=sampler)
-        self.train_chain = chain
+        self.train_chain, self.train_loader = chain, loader
+        loader.chain = chain
         # after the loader: MONAI's DataLoader re-seeds chain and torch
         if self.resumed_random_state is not None:
             self._continue_random_state(rank)
@@ -277,12 +281,23 @@ class CTDataModule(pl.LightningDataModule):
         return loader
 
     def _continue_random_state(self, rank: int) -> None:
-        from ctbench.data.random_state import rank_state, restore, seed_rank
-
         state, why_not = rank_state(self.resumed_random_state, rank)
         self.resumed_random_state = None
         if state is not None:
             why_not = restore(self.train_chain, state)
+        if why_not is None and "epoch_start" in state:  # written inside an epoch: replay its trained batches
+            trained = state.get("trained")
+            why_not = restore(self.train_chain, state["epoch_start"]) if isinstance(trained, int) and trained > 0 \
+                else f"the checkpoint's count of trained batches is {trained!r}"
+            if why_not is None:
+                self.train_loader.replay = (state["epoch_start"], state, trained)
+                warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the "
+                                        "epoch ended")  # Lightning's: this loader resumes the epoch's own batches
+            else:
+                restore(self.train_chain, state)
+                print(f"resume: {why_not}; the rest of the interrupted epoch is a fresh draw from the checkpoint's "
+                      "random state")
+                return
         if why_not is not None:
             if rank > 0:
                 seed_rank(self.train_chain, self.seed, rank)

@@ -10,6 +10,13 @@ the end of an epoch then trains the same batches, weights and numbers as the run
 (single process, ``num_workers=0``: the CPU default; loader workers draw from seeds derived from torch's
 generator, so they continue a new stream rather than replay the old one).
 
+A checkpoint written inside an epoch (SIGTERM, ``scancel``, ``pkill``: ``SaveOnInterrupt``) also holds the
+state at that epoch's start and how many of its batches were trained; :class:`ReplayingLoader` then rebuilds
+the epoch's sampling order from the start state, draws (and drops) the trained batches so that every crop
+transform is where the interrupted run left it, and sets torch's, NumPy's and Python's generators to the
+checkpoint's (the dropout masks): the rest of the epoch is the uninterrupted run's, patch for patch. Lightning
+alone would start a fresh draw there (its "dataloader is not resumable" warning).
+
 Under DDP every rank starts from the same ``seed`` (Lightning's ``seed_everything``: the same initial
 weights), so without :func:`seed_rank` every rank would draw the same crops, flips and dropout masks for its
 own cases. Rank 0 keeps the single-process stream; rank r > 0 re-seeds from ``(seed, r)``, and a checkpoint
@@ -23,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.data import DataLoader
 
 #: bump when the saved layout changes: an older layout is not restored (the stream restarts from the seed)
 FORMAT = 1
@@ -87,8 +95,7 @@ def restore(chain: Any, state: dict[str, Any]) -> str | None:
     generators = transform_states(chain)
     try:
         saved = [_unpack(packed) for packed in state["transforms"]]
-        global_numpy, python = _unpack(state["numpy"]), state["python"]
-        python = (int(python[0]), tuple(int(v) for v in python[1]), python[2])
+        global_numpy, python = _unpack(state["numpy"]), _python_state(state["python"])
         torch_state = state["torch"]
         if not (isinstance(torch_state, torch.Tensor) and torch_state.dtype == torch.uint8
                 and torch_state.shape == torch.get_rng_state().shape):
@@ -97,15 +104,56 @@ def restore(chain: Any, state: dict[str, Any]) -> str | None:
         return f"the checkpoint's random state is malformed ({err})"
     if len(generators) != len(saved):
         return f"the checkpoint's training chain had {len(saved)} random transforms, this one has {len(generators)}"
+    _set_globals(torch_state, global_numpy, python, state.get("cuda"))
+    for generator, values in zip(generators, saved, strict=True):
+        generator.set_state(values)
+    return None
+
+
+def _python_state(saved: Any) -> tuple:
+    """``random.getstate()``'s tuple from its checkpointed form (lists after a round trip)."""
+    return int(saved[0]), tuple(int(v) for v in saved[1]), saved[2]
+
+
+def restore_globals(state: dict[str, Any]) -> None:
+    """Only the global generators of ``state``, a :func:`capture` that :func:`restore` has accepted."""
+    _set_globals(state["torch"], _unpack(state["numpy"]), _python_state(state["python"]), state.get("cuda"))
+
+
+def _set_globals(torch_state: torch.Tensor, global_numpy: tuple, python: tuple, cuda: Any) -> None:
     torch.set_rng_state(torch_state)
     np.random.set_state(global_numpy)
     random.setstate(python)
-    for generator, values in zip(generators, saved, strict=True):
-        generator.set_state(values)
-    cuda = state.get("cuda")
     if isinstance(cuda, list) and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
-    return None
+
+
+class ReplayingLoader(DataLoader):
+    """MONAI's training ``DataLoader`` that remembers the random state at each epoch's start
+    (:attr:`epoch_start`, when its iterator is made) and, once :attr:`replay` is set, starts its next iterator
+    inside that epoch: ``(epoch_start, now, trained)`` restores ``epoch_start`` (the sampling order and the crop
+    transforms), draws and drops ``trained`` batches, then sets the global generators to ``now`` (a
+    :func:`capture` of the checkpoint). Why not Lightning's stateful-loader protocol: it would restore the
+    position, not the patches; the transforms' generators are the stream. Attributes, not ``__init__``
+    arguments, so that Lightning can rebuild the loader from its arguments."""
+
+    chain: Any = None
+    epoch_start: dict[str, Any] | None = None
+    replay: tuple[dict[str, Any], dict[str, Any], int] | None = None
+
+    def __iter__(self):
+        replay, self.replay = self.replay, None
+        if replay is None:
+            self.epoch_start = capture(self.chain) if self.chain is not None else None
+            return super().__iter__()
+        epoch_start, now, trained = replay
+        restore(self.chain, epoch_start)
+        self.epoch_start = epoch_start
+        batches = super().__iter__()
+        for _ in range(trained):
+            next(batches)
+        restore_globals(now)
+        return batches
 
 
 def seed_rank(chain: Any, seed: int, rank: int) -> None:
