@@ -268,7 +268,7 @@ def test_study_report_judges_every_claim_file_and_shows_the_selection(runs, tmp_
     shutil.copytree(runs, tmp_path / "multirun" / "claims")
     assert main(["study", "report", "--only", "C8", "--doc", "doc.md"]) == 0
     doc = (tmp_path / "doc.md").read_text()
-    assert "; still to run: 1 jobs; 0 of them expected to take 0.0 h of job time (0.0 h with --jobs 2)" in doc
+    assert "; still to run: 1 job; 0 of them expected to take 0.0 h of job time (0.0 h with --jobs 2)" in doc
     claims_md = (tmp_path / "multirun" / "claims" / "report" / "claims.md").read_text()
     family = len(load_claims(CONFIG_DIR / "claims"))
     assert f"1 of {family} claim(s) shown" in claims_md and f"the family is the {family} claim(s)" in doc

@@ -573,7 +573,8 @@ def time_left(left: Sequence[tuple[str, float | None, float | None]], workers: i
     expected = [s for _, s, _ in left if s is not None]
     bounds = [b for _, _, b in left if b is not None]
     total = sum(expected) / 3600
-    return (f"to run: {len(expected) + len(bounds)} jobs; {len(expected)} of them expected to take {total:.1f} h of "
+    count = len(expected) + len(bounds)
+    return (f"to run: {count} job{'s' * (count != 1)}; {len(expected)} of them expected to take {total:.1f} h of "
             f"job time ({total / workers:.1f} h with --jobs {workers}), from the measured seconds per epoch of their "
             f"networks' finished jobs; {len(bounds)} without a measured time"
             + (f" ({sum(bounds) / 3600:.1f} h at the slowest measured network's rate)" if bounds else ""))
