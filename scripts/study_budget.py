@@ -13,6 +13,11 @@ arm's seed-0 job costs nothing: it is its learning-rate grid's run at the chosen
 ``step``/``volume`` come from ``scripts/study_cost.py``, mapped onto a real run by :data:`STEP_SCALE`,
 :data:`STEP_OVERHEAD_SECONDS` and :data:`VOLUME_SCALE`, fitted on the study's own finished jobs (their CPU
 times in ``multirun/claims/study_jobs.json``).
+
+What is still to run, and for how long, is ``ctbench study run --dry-run``'s last line: it reads each network's
+own finished jobs (measured seconds per epoch) instead of these fitted costs, and supersedes the calibrated
+total below (:data:`MEASURED_RATIO`, fitted on 3 Dec). This script stays the split of the whole study by network
+and the estimate for networks with no finished job.
 """
 
 from __future__ import annotations
