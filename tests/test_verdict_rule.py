@@ -128,3 +128,20 @@ def test_seeds_for_power_by_hand():
 def test_holm_over_a_fixed_family():
     # two tested claims of a family of four: the untested ones count as p = 1
     assert holm({"a": 0.01, "b": 0.02}, family_size=4) == pytest.approx({"a": 0.04, "b": 0.06})
+
+
+def test_an_interval_of_a_unit_metric_is_cut_at_its_range():
+    """One collapsed seed in a 3-seed arm (C21c, 4 Dec): at the family's level the t floor (4 degrees of freedom)
+    times a seed-dominated standard error gave a Dice difference [-2.50, +2.95]. A difference of two values in
+    [0, 1] lies in [-1, 1]: the interval is cut there; a distance metric's is not; the verdict does not move."""
+    from ctbench.reports.claims import within_range
+
+    dice = np.array([[0.8] * 40, [0.8] * 40, [0.02] * 40]) + np.linspace(0, 0.01, 40)
+    other = np.full((3, 40), 0.75) + np.linspace(0, 0.01, 40)[::-1]
+    test = hierarchical_test(dice, other, level=1 - 0.05 / 66)
+    assert test.low < -1 and test.high > 1  # the uncut interval: wider than the metric allows
+    cut = within_range(test, ("dice",))
+    assert (cut.low, cut.high) == (-1.0, 1.0) and cut.estimate == test.estimate and cut.p == test.p
+    assert judge(cut, "higher", 0.02) == judge(test, "higher", 0.02) == "inconclusive"
+    assert within_range(test, ("hd95",)) == test
+    assert within_range(test, ("lesion_recall_small", "lesion_recall_large")).high == 1.0

@@ -68,7 +68,7 @@ import math
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -481,7 +481,8 @@ def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float
     else:
         # strata: each run's per-case differences against zeros, so cases and seeds are resampled as pairs
         a, b = (a - b, np.zeros_like(b)) if strata else (a, b)
-        verdict.test = hierarchical_test(a, b, level=1 - alpha / family_size, n_resamples=n_resamples)
+        verdict.test = within_range(hierarchical_test(a, b, level=1 - alpha / family_size, n_resamples=n_resamples),
+                                    columns)
         if claim.statistic == "mean" and not math.isnan(margin):
             verdict.seeds_needed = seeds_for_power(verdict.test.case_var, verdict.test.seed_var, len(cases),
                                                    margin, alpha / family_size, POWER)
@@ -493,6 +494,17 @@ def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float
     verdict.verdict = judge(verdict.test, claim.expect, margin)
     verdict.note = "; ".join(n for n in (margin_note, pairs_note) if n)
     return verdict
+
+
+def within_range(test: HierarchicalResult, columns: Sequence[str]) -> HierarchicalResult:
+    """``test`` with its interval cut at -1 and 1 when every column compared lies in [0, 1] (the metrics of
+    :data:`DEFAULT_MARGINS`): a difference of two such values (or of their seed SDs) cannot leave [-1, 1], so
+    the cut interval covers the truth whenever the uncut one does. Where the t floor meets a large seed
+    variance (one collapsed seed, 3 seeds a side, a family of 66), the bootstrap-t interval can reach past
+    +/-1; the verdict is the same either way (it needs the interval inside +/-margin or beyond 0)."""
+    if not all(c in DEFAULT_MARGINS for c in columns) or math.isnan(test.low):
+        return test
+    return replace(test, low=max(test.low, -1.0), high=min(test.high, 1.0))
 
 
 def evaluate_claims(claims: Sequence[Claim], runs: Sequence[Run], alpha: float = ALPHA,
@@ -513,7 +525,8 @@ def verdict_rule(family_size: int, alpha: float = ALPHA) -> str:
     return (f"Verdict rule: the family is the {family_size} claim(s) given (claim files without runs included); "
             f"each interval is a simultaneous {1 - alpha / family_size:.4g} studentized bootstrap interval of "
             "the mean difference (candidate minus baseline; cases shared by both sides and each side's seeds "
-            f"resampled, {N_RESAMPLES} replicates), p from the same replicates, Holm over {family_size}; an "
+            f"resampled, {N_RESAMPLES} replicates; cut at +/-1 for metrics in [0, 1]), p from the same "
+            f"replicates, Holm over {family_size}; an "
             f"interval excludes 0 only when Holm p <= {alpha}. **reproduced**: the interval excludes 0 on the "
             "expected side and the estimate is beyond the margin; **contradicted**: the mirror; **no practical "
             "difference**: the whole interval inside +/- margin; **inconclusive**: otherwise; **not evaluable**: "
