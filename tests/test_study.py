@@ -535,6 +535,37 @@ def test_lr_choice_is_the_best_validation_dice_of_seed_0_recorded_and_reused(tmp
         study.check_recorded(arm.seed0, ["optim.optimizer.lr=0.009"])
 
 
+def test_an_arm_whose_chosen_seed_0_is_still_improving_holds_its_other_seeds(tmp_path, monkeypatch, capsys):
+    """4 Dec: C7h's focal Tversky chose 0.001, whose seed-0 run was still improving at 100 epochs; its seeds 1 and
+    2 had started at 100 and were thrown away when the arm moved up a tier. Now they wait ("held", with what to do),
+    a job needing one is not run, the dry run says so, nothing is recorded; a converged seed 0 lets them run."""
+    monkeypatch.chdir(tmp_path)
+    arm = lr_arm(tmp_path, {"0.001": [0.5, 0.6], "0.003": [0.5, 0.55], "0.009": [0.4, 0.5]})
+    (tmp_path / "claims").mkdir()
+    summary = arm.grid["0.001"] / "report" / "summary.json"
+    improving = {"status": "complete", "epochs": 100, "convergence": {"verdict": "still improving",
+                                                                       "history": [[0, 0.5], [5, 0.6]]}}
+    summary.write_text(json.dumps(improving))
+    assert arm.held() is None  # no rate chosen yet: the grid decides first
+    arm.chosen()
+    seed1 = study.Job("unet-focal-2d-seed1", "train", ["x=1"], tmp_path / "claims" / "unet-focal-2d-seed1",
+                      lazy=arm.override, held=arm.held)
+    after = study.Job("eval", "eval", ["x=2"], tmp_path / "claims" / "eval", after=[seed1.run_dir])
+    monkeypatch.setattr(study, "spawn", lambda *a: pytest.fail("a held seed is not trained"))
+    study.run_jobs([seed1, after], 2, False, tmp_path / "claims", tmp_path / "logs")
+    out = capsys.readouterr().out
+    assert (seed1.status, after.status) == ("held", "held")
+    assert "unet-focal-2d-seed0-lr0.001) is still improving at 100 epochs: move the arm up a tier" in out
+    assert "eval: not run, a job it needs is held" in out
+    assert not (tmp_path / "claims" / "study_jobs.json").exists() or \
+        str(seed1.run_dir) not in json.loads((tmp_path / "claims" / "study_jobs.json").read_text())
+    note, seconds, bound = study.what_is_left(study.Job("s2", "train", [], tmp_path / "s2", held=arm.held), [], {},
+                                              tmp_path / "logs")
+    assert note.startswith("held: its arm's seed 0") and seconds is None and bound is None
+    summary.write_text(json.dumps({**improving, "convergence": {"verdict": "converged", "history": [[0, 0.6]]}}))
+    assert arm.held() is None
+
+
 def test_lr_ties_go_to_the_configured_rate_and_a_run_without_validations_is_one_line(tmp_path):
     assert study.choose({"0.001": 0.5, "0.003": 0.5, "0.009": 0.4}, "0.003") == "0.003"
     assert study.choose({"0.001": 0.5, "0.003": 0.4, "0.009": 0.5}, "0.003") == "0.001"

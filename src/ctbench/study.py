@@ -158,6 +158,8 @@ class Job:
     needed: Callable[[], bool] | None = None
     #: a loss arm's seed-0 run: its learning-rate grid's run at the chosen rate, linked in, not trained again
     linked: bool = False
+    #: a loss arm's seed 1 or 2: why it waits (:meth:`LRArm.held`), None when it may run
+    held: Callable[[], str | None] | None = None
 
     def command(self, ctbench: str, srun: bool) -> list[str]:
         cmd = [ctbench, self.task, *self.overrides, f"hydra.run.dir={self.run_dir}"]
@@ -268,6 +270,25 @@ class LRArm:
     def override(self) -> list[str]:
         return [f"{LR_KEY}={self.chosen()}"]
 
+    def held(self) -> str | None:
+        """Why seeds 1 and 2 wait, once the rate is chosen: the chosen rate's seed-0 run is complete and did not
+        pass the convergence gate, so the arm moves up an epoch tier (``study.epochs_by_arm``) and every run of it
+        is trained again; seeds trained at these epochs would be thrown away. None when they may run."""
+        from ctbench.run_folder import is_complete, read_summary
+
+        if not is_recorded(self.record, self.name):
+            return None
+        run = self.seed0 if is_complete(self.seed0) else self.grid[self.chosen()]
+        if not is_complete(run):
+            return None
+        summary = read_summary(run)
+        verdict = (summary.get("convergence") or {}).get("verdict")
+        if verdict == "converged":
+            return None
+        return (f"its arm's seed 0 ({run}) is {verdict or 'without a convergence verdict'} at {summary.get('epochs')} "
+                "epochs: move the arm up a tier (study.epochs_by_arm, configs/study/cpu.yaml), remove its runs and "
+                "its lr_choice.json entry, and rerun")
+
     def needs(self, rate: str) -> bool:
         """Whether the grid run at ``rate`` is needed: until the choice is recorded, and then only the chosen
         rate's while the arm's seed-0 folder, linked from it, does not exist."""
@@ -370,6 +391,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     arm = lr_arm(overrides, claim)
                     job.after += list(arm.grid.values())
                     job.lazy, job.linked = (arm.seed_zero, True) if run_dir == arm.seed0 else (arm.override, False)
+                    job.held = None if job.linked else arm.held
                     job.note = f"{LR_KEY}=<the best of {', '.join(arm.grid)} on seed 0's validation Dice>"
                 job = add(job, claim)
                 if experiment == "c10_source":
@@ -559,6 +581,9 @@ def what_is_left(job: Job, jobs: Sequence[Job], times: Mapping[str, Any],
         return "not needed: the choice it tunes is recorded", None, None
     if job.linked:
         return "linked from its grid run", None, None
+    held = job.held() if job.held is not None else None
+    if held:
+        return f"held: {held}", None, None
     log = log_dir / f"{job.name}.log"
     seconds = expected_seconds(job, jobs, times, log)
     if seconds is not None:
@@ -606,11 +631,11 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                                                if d in by_dir)
 
     def blocked(job: Job) -> str | None:
-        """``failed`` or ``deferred`` when a job it waits for is."""
+        """``failed``, ``deferred`` or ``held`` when a job it waits for is."""
         if job.status != "pending":
             return None
         return next((by_dir[d].status for d in job.after if d in by_dir
-                     and by_dir[d].status in ("failed", "deferred")), None)
+                     and by_dir[d].status in ("failed", "deferred", "held")), None)
 
     def worker() -> None:
         while True:
@@ -619,8 +644,8 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     cause = blocked(job)
                     if cause:
                         job.status = cause
-                        say(f"[study] {job.name}: not run, a job it needs " +
-                            ("failed" if cause == "failed" else "was not started before the deadline"))
+                        say(f"[study] {job.name}: not run, a job it needs " + {
+                            "failed": "failed", "held": "is held"}.get(cause, "was not started before the deadline"))
                 pending = [j for j in jobs if j.status == "pending"]
                 if not pending:
                     lock.notify_all()
@@ -639,10 +664,14 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     check_recorded(job.run_dir, chosen)
                 complete = is_complete(job.run_dir)
                 needed = complete or job.needed is None or job.needed()
+                held = job.held() if job.held is not None and not complete else None
             except (CTBenchError, OSError) as err:
                 say(f"[study] {job.name}: not run: {err}")
             else:
-                if not needed:
+                if held:
+                    status = "held"
+                    say(f"[study] {job.name}: not run, {held}")
+                elif not needed:
                     status = "skipped"
                     say(f"[study] {job.name}: not needed, the choice it tunes is recorded")
                 elif complete:
@@ -684,7 +713,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 record = times.get(str(job.run_dir))
                 # a run that finished while its study was killed: its record was left running, closed here
                 left_running = complete and not spawned and isinstance(record, dict) and record.get("status") == "running"
-                if status not in ("skipped", "deferred") or left_running:
+                if status not in ("skipped", "deferred", "held") or left_running:
                     segments = [*earlier, {"seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1)}] \
                         if spawned else earlier_segments(record, job.run_dir, log_file)
                     times[str(job.run_dir)] = _record(job, "done" if left_running else status, segments)
@@ -946,8 +975,10 @@ def run_cli(args: argparse.Namespace) -> int:
     report(args, selected, whole or plan(list(CLAIMS), preset))
     failed = [j.name for j in jobs if j.status == "failed"]
     deferred = [j.name for j in jobs if j.status == "deferred"]
+    held = [j.name for j in jobs if j.status == "held"]
     print(f"[study] {(time.perf_counter() - start) / 60:.1f} min; {len(failed)} failed job(s)"
           + (f": {', '.join(failed)}" if failed else "")
+          + (f"; {len(held)} held, their arm's seed 0 not converged (above): {', '.join(held)}" if held else "")
           + (f"; {len(deferred)} not started before the deadline (rerun the same command to go on): "
              f"{', '.join(deferred)}" if deferred else ""), flush=True)
     return 1 if failed else 0
