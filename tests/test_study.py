@@ -856,3 +856,33 @@ def test_a_dry_run_gives_each_job_to_run_its_expected_time_and_the_total(tmp_pat
     assert lines[5] == ("[study] to run: 2 jobs; 1 of them expected to take 0.3 h of job time (0.2 h with --jobs 2), "
                         "from the measured seconds per epoch of their networks' finished jobs; 1 without a measured "
                         "time (0.2 h at the slowest measured network's rate)")
+
+
+def test_moving_an_arm_up_a_tier_keeps_its_curves_and_removes_only_its_runs(tmp_path):
+    """scripts/move_arm_up_a_tier.py unet-x-2d: its seeds (an unfinished one too), its grid, their logs and its
+    learning-rate choice go; the curves of the complete ones stay in --out; the tagged arm beside it is untouched."""
+    import subprocess
+    import sys
+
+    claims, tuning = tmp_path / "claims", tmp_path / "claims_tuning"
+    names = [claims / "unet-x-2d-seed0", claims / "unet-x-2d-seed1", claims / "unet-x-2d-seed0-fp0.7",
+             tuning / "unet-x-2d-seed0-lr0.001", tuning / "unet-x-2d-seed0-fp0.7-lr0.001"]
+    (claims / "logs").mkdir(parents=True)
+    for run in names:
+        write_tuning_run(run, {"epochs": 100, "mean_dice": 0.5, "convergence": {"verdict": "still improving"}})
+        (claims / "logs" / f"{run.name}.log").write_text("log\n")
+    (claims / "unet-x-2d-seed2").mkdir()  # stopped before its first report
+    (claims / "lr_choice.json").write_text(json.dumps({"unet-x-2d-seed0": {"chosen": "0.001"},
+                                                       "unet-x-2d-seed0-fp0.7": {"chosen": "0.009"}}))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "move_arm_up_a_tier.py"
+    subprocess.run([sys.executable, str(script), "unet-x-2d", "--out", "curves.json", "--study-dir", str(claims)],
+                   check=True, capture_output=True, text=True)
+    left = sorted(p.name for p in [*claims.iterdir(), *tuning.iterdir()] if p.is_dir() and p.name != "logs")
+    assert left == ["unet-x-2d-seed0-fp0.7", "unet-x-2d-seed0-fp0.7-lr0.001"]
+    assert sorted(p.name for p in (claims / "logs").iterdir()) == ["unet-x-2d-seed0-fp0.7-lr0.001.log",
+                                                                    "unet-x-2d-seed0-fp0.7.log"]
+    assert list(json.loads((claims / "lr_choice.json").read_text())) == ["unet-x-2d-seed0-fp0.7"]
+    curves = json.loads((claims / "curves.json").read_text())
+    assert sorted(curves) == ["unet-x-2d-seed0", "unet-x-2d-seed0-lr0.001", "unet-x-2d-seed1"]
+    assert curves["unet-x-2d-seed1"] == {"epochs": 100, "convergence": {"verdict": "still improving"},
+                                         "test_mean_dice": 0.5}

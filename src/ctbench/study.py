@@ -286,8 +286,8 @@ class LRArm:
         if verdict == "converged":
             return None
         return (f"its arm's seed 0 ({run}) is {verdict or 'without a convergence verdict'} at {summary.get('epochs')} "
-                "epochs: move the arm up a tier (study.epochs_by_arm, configs/study/cpu.yaml), remove its runs and "
-                "its lr_choice.json entry, and rerun")
+                "epochs: move the arm up a tier (study.epochs_by_arm, configs/study/cpu.yaml), retire its runs "
+                f"(scripts/move_arm_up_a_tier.py {self.name.split('-seed')[0]}), and rerun")
 
     def needs(self, rate: str) -> bool:
         """Whether the grid run at ``rate`` is needed: until the choice is recorded, and then only the chosen
