@@ -7,7 +7,7 @@ the run folders, their logs and the arm's learning-rate choice, so that ``ctbenc
     # study.epochs_by_model; then: git add -A multirun/claims multirun/claims_tuning && git commit
 
 The prefix selects ``PREFIX-seed*`` in the study folder and ``PREFIX-seed0*-lr*`` in its tuning folder (a tag
-after the seed, ``-fp0.7``, is part of the name: ``--tag -fp0.7``). Each complete run's epochs, convergence
+after the seed, ``-fp0.7``, is part of the name: ``--tag=-fp0.7``). Each complete run's epochs, convergence
 record and test mean Dice go to ``--out`` (in the study folder, the form of ``study_*_epoch_runs.json``); an
 unfinished run is removed without a record. Written by hand: this is the study's own bookkeeping, the step the
 protocol in docs/survey-reproduction.md (*The CPU study*) took by hand before.
@@ -26,7 +26,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("prefix", help="the arm's run folder name before -seedN, e.g. unet-tversky-2d")
-    parser.add_argument("--tag", default="", help="the arm's study.tag, e.g. -fp0.7 (default: none)")
+    parser.add_argument("--tag", default="", help="the arm's study.tag, e.g. --tag=-fp0.7 (default: none)")
     parser.add_argument("--out", required=True, help="file name of the curves' record, in the study folder")
     parser.add_argument("--study-dir", default="multirun/claims", type=Path)
     args = parser.parse_args(argv)

@@ -556,6 +556,7 @@ def test_an_arm_whose_chosen_seed_0_is_still_improving_holds_its_other_seeds(tmp
     out = capsys.readouterr().out
     assert (seed1.status, after.status) == ("held", "held")
     assert "unet-focal-2d-seed0-lr0.001) is still improving at 100 epochs: move the arm up a tier" in out
+    assert "(scripts/move_arm_up_a_tier.py unet-focal-2d), and rerun" in out
     assert "eval: not run, a job it needs is held" in out
     assert not (tmp_path / "claims" / "study_jobs.json").exists() or \
         str(seed1.run_dir) not in json.loads((tmp_path / "claims" / "study_jobs.json").read_text())

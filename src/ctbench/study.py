@@ -285,9 +285,10 @@ class LRArm:
         verdict = (summary.get("convergence") or {}).get("verdict")
         if verdict == "converged":
             return None
+        prefix, _, tag = self.name.partition("-seed0")
         return (f"its arm's seed 0 ({run}) is {verdict or 'without a convergence verdict'} at {summary.get('epochs')} "
                 "epochs: move the arm up a tier (study.epochs_by_arm, configs/study/cpu.yaml), retire its runs "
-                f"(scripts/move_arm_up_a_tier.py {self.name.split('-seed')[0]}), and rerun")
+                f"(scripts/move_arm_up_a_tier.py {prefix}{f' --tag={tag}' if tag else ''}), and rerun")
 
     def needs(self, rate: str) -> bool:
         """Whether the grid run at ``rate`` is needed: until the choice is recorded, and then only the chosen
