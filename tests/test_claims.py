@@ -138,6 +138,8 @@ def test_numbers_are_the_two_stage_bootstrap_of_the_family(report: dict) -> None
     want = hierarchical_test(focal, dice, level=1 - 0.05 / len(CLAIMS))
     assert row["n_cases"] == "12" and row["candidate_runs"] == "3" and row["family_size"] == str(len(CLAIMS))
     assert float(row["mean_diff"]) == pytest.approx(focal.mean() - dice.mean(), abs=1e-12)
+    # each side's level, beside the difference: a lesion Dice of 0.10 over 0.00 is not one of 0.80 over 0.70
+    assert (float(row["candidate_mean"]), float(row["baseline_mean"])) == pytest.approx((focal.mean(), dice.mean()))
     assert (float(row["ci_low"]), float(row["ci_high"]), float(row["p_value"])) == pytest.approx(
         (want.low, want.high, want.p), abs=1e-12)
     assert float(row["ci_level"]) == pytest.approx(1 - 0.05 / 9)
@@ -334,6 +336,9 @@ def test_strata_claim_pairs_columns_by_case_and_seed(strata_runs: Path, tmp_path
     assert (verdict.candidate_runs, verdict.baseline_runs, t.n_cases) == (3, 3, 6)
     assert t.estimate == pytest.approx(-19 / 30) and t.case_var == pytest.approx(1 / 30)
     assert t.seed_var == pytest.approx(0, abs=1e-12)
+    # the columns' own means: large 0.8 + 0.1 x the mean seed 1 = 0.9, small 19/30 below it
+    assert verdict.baseline_mean == pytest.approx(0.9) and verdict.candidate_mean - verdict.baseline_mean == \
+        pytest.approx(-19 / 30)
     assert t.high < -0.05 and verdict.verdict == "reproduced", verdict.note
     assert "6 of 7 cases paired" in verdict.note
     diffs = np.array([[s / 2 + 0.1 * k - (0.8 + 0.1 * k) for s in SMALL[k][:6]] for k in range(3)])

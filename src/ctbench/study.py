@@ -793,7 +793,7 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: di
               args: argparse.Namespace, selected: Sequence[str], extra: Sequence[str] = (), left: str = "") -> None:
     """The study section of ``doc``: a row per claim file (and C9's), the rule, the commands, the figures, then
     ``extra`` lines (learning curves, C4c in the survey's terms); ``left``: :func:`time_left` of the study."""
-    from ctbench.reports.claims import metric_label, verdict_rule
+    from ctbench.reports.claims import levels, metric_label, verdict_rule
     from ctbench.reports.figure9 import figure9_markdown, stratum_verdicts
 
     claim_seconds = {c: sum(v["seconds"] for v in times.values() if c in v["claims"]) for c in CLAIMS}
@@ -809,9 +809,9 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: di
              "Differences are candidate minus baseline with the simultaneous interval of the verdict rule "
              "(below); *converged*: candidate/baseline runs all `converged` (true), one not (false), one without a "
              "record (unknown).", "",
-             "| claim | survey (section) | statement tested | metric | margin | cases x runs | mean diff "
-             "[simultaneous CI] | p (Holm) | converged | seeds for 80% power | verdict | time |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| claim | survey (section) | statement tested | metric | margin | cases x runs | candidate / baseline "
+             "| mean diff [simultaneous CI] | p (Holm) | converged | seeds for 80% power | verdict | time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key, (says, section, _) in CLAIMS.items():
         if key not in selected:
             continue
@@ -819,7 +819,7 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: di
             for i, (stratum, verdict) in enumerate(stratum_verdicts(c9).items() if c9 else ()):
                 lines.append(f"| C9-{stratum} | {says + f' ({section})' if i == 0 else ''} | Only focal and Combo "
                              f"loss are monotone on every path ({stratum} object) | monotone paths (exact count) | "
-                             f"| {c9[0].paths[stratum]} paths | | | no training | | **{verdict}** | |")
+                             f"| {c9[0].paths[stratum]} paths | | | | no training | | **{verdict}** | |")
             continue
         mine = [v for v in verdicts if claim_key(v.claim.id) == key]
         for i, v in enumerate(mine):
@@ -832,7 +832,7 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: di
                 + (" (claim file changed after runs)" if v.changed_after_runs else "")
             lines.append(f"| {c.id} | {says + f' ({section})' if i == 0 else ''} | {c.claim} | {metric} | "
                          f"{'?' if math.isnan(v.margin) else f'{v.margin:.3g}'} | "
-                         f"{v.n_cases} x {v.candidate_runs}/{v.baseline_runs} | {measured} | "
+                         f"{v.n_cases} x {v.candidate_runs}/{v.baseline_runs} | {levels(v)} | {measured} | "
                          f"{'' if math.isnan(v.p_holm) else f'{v.p_holm:.2g}'} | "
                          f"{v.converged_candidate}/{v.converged_baseline} | {seeds} | {verdict} | "
                          f"{f'{claim_seconds[key] / 60:.0f} min' if i == 0 and claim_seconds[key] else ''} |")
