@@ -4,7 +4,8 @@ the run folders, their logs and the arm's learning-rate choice, so that ``ctbenc
 
     .venv/bin/python scripts/move_arm_up_a_tier.py unet-focal_tversky-2d --out study_focal_tversky_100_epoch_runs.json
     # first: add the arm to study.epochs_by_arm (configs/study/cpu.yaml and full.yaml) or the network to
-    # study.epochs_by_model; then: git add -A multirun/claims multirun/claims_tuning && git commit
+    # study.epochs_by_model; then: git add -u multirun && git add multirun/claims/OUT && git commit
+    # (not `git add -A`: it would stage the runs still in flight)
 
 The prefix selects ``PREFIX-seed*`` in the study folder and ``PREFIX-seed0*-lr*`` in its tuning folder (a tag
 after the seed, ``-fp0.7``, is part of the name: ``--tag=-fp0.7``). Each complete run's epochs, convergence
@@ -21,6 +22,8 @@ import re
 import shutil
 import sys
 from pathlib import Path
+
+from ctbench.atomic import atomic_write_json
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             data = json.loads(summary.read_text())
             record[run.name] = {"epochs": data.get("epochs"), "convergence": data.get("convergence"),
                                 "test_mean_dice": data.get("mean_dice")}
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_json(out, record)
     for run in [*seeds, *grid]:
         shutil.rmtree(run)
         (study_dir / "logs" / f"{run.name}.log").unlink(missing_ok=True)
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if choices.is_file():
         chosen = json.loads(choices.read_text())
         if chosen.pop(key, None) is not None:
-            choices.write_text(json.dumps(chosen, indent=2) + "\n")
+            atomic_write_json(choices, chosen)
             print(f"removed {key} from {choices}")
     print(f"curves of {len(record)} run(s) in {out}")
     return 0
