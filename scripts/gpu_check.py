@@ -3,12 +3,12 @@
 
 1. Training steps/s of the 3D U-Net of the benchmark (MONAI UNet, channels 16-128, strides 2,2,2,
    2 residual units; DiceCELoss; Adam) at batch 2 of 128^3 patches in a plain loop on one fixed
-   batch: fp32, bf16-mixed, 16-mixed (GradScaler), bf16 + channels_last_3d, bf16 + torch.compile;
-   and ctbench's own step (SegmentationModule in a Lightning Trainer, bf16-mixed) on the same batch.
+   batch: fp32, bf16-mixed, 16-mixed (GradScaler), bf16 + channels_last_3d, bf16 + torch.compile.
    Targets: mixed precision >= 1.8x fp32.
-2. GPU utilisation (NVML via pynvml, else ``nvidia-smi``, sampled every 0.2 s) over a 60 s window of
-   ``ctbench``'s real training (CTDataModule loader over cached phantom data, bf16-mixed, 128^3).
-   Target: >= 90 % busy.
+2. ctbench's own training (SegmentationModule in a Lightning Trainer, bf16-mixed), eager and with
+   ``compile=true``: steps/s on one fixed batch on the GPU and on the real loader (CTDataModule over
+   cached phantom data, 128^3), their ratio (the loader's efficiency) and GPU utilisation (NVML via
+   pynvml, else ``nvidia-smi``, every 0.2 s) over the real-loader window. Target: >= 90 % busy.
 3. Sliding-window seconds per 512x512x300 volume (roi 128^3, overlap 0.25, Gaussian blending) with
    ctbench's SlidingWindowPredictor, fp32 and bf16 autocast.
 
@@ -16,7 +16,7 @@ Prints a table and writes ``--out`` (default ``gpu_check.json``). Without a CUDA
 message and exits 0 (CI never depends on a GPU).
 
     .venv/bin/python scripts/gpu_check.py                 # everything (about 5 minutes on an H100)
-    .venv/bin/python scripts/gpu_check.py --skip-compile --window 30 -o dataset.num_workers=8
+    .venv/bin/python scripts/gpu_check.py --parts ctbench --window 30 -o dataset.num_workers=12
 """
 
 from __future__ import annotations
@@ -79,11 +79,10 @@ class UtilisationSampler:
                 self.source = "nvidia-smi"
 
     def _loop(self) -> None:
-        t0 = time.perf_counter()
         while not self._stop.is_set():
             with contextlib.suppress(Exception):
                 util, mem = self._read()
-                self.samples.append((time.perf_counter() - t0, util, mem))
+                self.samples.append((time.perf_counter(), util, mem))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> UtilisationSampler:
@@ -97,8 +96,9 @@ class UtilisationSampler:
         if self._thread is not None:
             self._thread.join()
 
-    def summary(self, skip_s: float = 0.0) -> dict[str, Any]:
-        kept = [s for s in self.samples if s[0] >= skip_s]
+    def summary(self, start: float, end: float) -> dict[str, Any]:
+        """Samples between the ``time.perf_counter()`` instants ``start`` and ``end``."""
+        kept = [s for s in self.samples if start <= s[0] <= end]
         if not kept:
             return {"source": self.source, "samples": 0}
         utils = [s[1] for s in kept]
@@ -192,6 +192,17 @@ def part_precision(args, result: dict[str, Any]) -> None:
 
 
 # ---- ctbench pieces ------------------------------------------------------------------------------
+PARTS = ("precision", "ctbench", "sliding_window")
+
+
+def BASE_OVERRIDES(args) -> list[str]:  # noqa: N802 (a constant list, built from the patch size)
+    return ["trainer=gpu", f"dataset.patch_size_3d=[{args.patch},{args.patch},{args.patch}]",
+            "dataset.batch_size_3d=2", "progress_bar=false",
+            # the phantom's 16 training cases make 16-step epochs, whose ends (the workers refill their queues)
+            # idled the GPU (docs/performance.md): an epoch of 250 volumes, as nnU-Net's 250 iterations
+            "dataset.volumes_per_epoch=250"]
+
+
 def compose(overrides: Sequence[str]):
     """The config ``ctbench train OVERRIDES`` composes, with its run names."""
     from omegaconf import OmegaConf
@@ -204,81 +215,109 @@ def compose(overrides: Sequence[str]):
     return cfg
 
 
-def part_ctbench_step(args, cfg, result: dict[str, Any]) -> None:
-    """ctbench's Lightning step (bf16-mixed) on one fixed batch on the GPU: its overhead over the plain loop."""
-    import torch
-
-    from ctbench.engine.throughput import FixedBatches, build, time_training_steps
-
-    log("ctbench step: SegmentationModule + Lightning Trainer, bf16-mixed, fixed batch")
-    module, _ = build(cfg)
-    size = [args.patch] * 3
-    batch = {"image": torch.rand(2, 1, *size, device="cuda"),
-             "label": torch.randint(0, 5, (2, 1, *size), device="cuda").float()}
-    n = args.warmup + args.steps + 1
-    timer = time_training_steps(module, cfg, FixedBatches(batch, n), args.steps, args.warmup)
-    med = statistics.median(timer.period(args.warmup))
-    entry = {"median_step_s": round(med, 5), "steps_per_s": round(1 / med, 3), "precision": str(cfg.trainer.precision)}
-    plain = result.get("precision", {}).get("variants", {}).get("bf16-mixed", {}).get("median_step_s")
-    if plain:
-        entry["ratio_to_plain_bf16"] = round(med / plain, 3)
-    result["ctbench_step"] = entry
-
-
-def part_utilisation(args, cfg, result: dict[str, Any]) -> None:
-    """Real ``ctbench`` training (real loader) for ``--window`` seconds while sampling GPU utilisation."""
-    import torch
-
-    from ctbench.engine.throughput import bench_trainer, build, step_timer
-
-    log("utilisation: building the cached loader (the phantom is generated on first use)")
-    module, data = build(cfg)
-    data.prepare_data()
-    data.setup("fit")
-    t0 = time.perf_counter()
-    loader = data.train_dataloader()
-    caching = time.perf_counter() - t0
-    timer = step_timer()
-    window = float(args.window)
-
+def window_rate(warmup_steps: int, window_s: float):
+    """A Lightning callback that times ``window_s`` seconds of training after ``warmup_steps`` steps (compiling
+    happens there) and then stops the fit. It synchronises the GPU only at the window's two ends: a timer that
+    synchronises every step (``StepTimer``) idles the GPU while the next batch is fetched and so measures a
+    utilisation that real training, which overlaps them, does not have."""
     import lightning.pytorch as pl
+    import torch
 
-    class StopAfter(pl.Callback):
+    class WindowRate(pl.Callback):
         def __init__(self) -> None:
-            self.first: float | None = None
+            self.count, self.t0, self.t1, self.n0, self.n1 = 0, None, None, 0, 0
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            if self.t0 is None and self.count == warmup_steps:
+                torch.cuda.synchronize()
+                self.t0, self.n0 = time.perf_counter(), self.count
+            self.count += 1
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-            now = time.perf_counter()
-            self.first = self.first or now
-            if now - self.first >= window + args.util_warmup:
+            if self.t0 is not None and self.t1 is None and time.perf_counter() - self.t0 >= window_s:
+                torch.cuda.synchronize()
+                self.t1, self.n1 = time.perf_counter(), self.count
                 trainer.should_stop = True
 
+        def summary(self) -> dict[str, Any]:
+            if self.t1 is None:
+                return {"error": f"the window did not close ({self.count} steps)"}
+            steps = self.n1 - self.n0
+            return {"steps": steps, "window_s": round(self.t1 - self.t0, 2),
+                    "steps_per_s": round(steps / (self.t1 - self.t0), 3)}
+
+    return WindowRate()
+
+
+def fit_window(cfg, loader, args, window_s: float) -> tuple[dict[str, Any], Any]:
+    """Train ctbench's module on ``loader`` for ``window_s`` seconds after ``args.warmup`` steps while sampling
+    GPU utilisation; the rate and the utilisation of that window."""
+    import torch
+
+    from ctbench.engine.throughput import bench_trainer, build
+
+    module, _ = build(cfg)
+    rate = window_rate(args.warmup, window_s)
+    trainer = bench_trainer(cfg, [rate], max_steps=10_000_000)
     uuid = None
     with contextlib.suppress(Exception):
         uuid = "GPU-" + str(torch.cuda.get_device_properties(0).uuid).removeprefix("GPU-")
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    index = int(visible) if visible.isdigit() else 0
-    trainer = bench_trainer(cfg, [timer, StopAfter()], max_steps=100_000)
-    log(f"utilisation: training {window:.0f} s (+{args.util_warmup:.0f} s warm-up) with "
-        f"{loader.num_workers} loader worker(s)")
-    with UtilisationSampler(index, uuid) as sampler:
-        t_start = time.perf_counter()
+    with UtilisationSampler(int(visible) if visible.isdigit() else 0, uuid) as sampler:
         trainer.fit(module, train_dataloaders=loader)
-        fit_s = time.perf_counter() - t_start
-    first_step = (timer.starts[0] - t_start) if timer.starts else 0.0
-    period = timer.period(3)
-    wait = timer.wait(3)
-    result["utilisation"] = {
-        **sampler.summary(skip_s=first_step + args.util_warmup), "window_s": window, "fit_s": round(fit_s, 1),
-        "caching_s": round(caching, 2), "num_workers": int(loader.num_workers), "steps": len(timer.starts),
-        "precision": str(cfg.trainer.precision), "patch": list(cfg.dataset.patch_size_3d),
-        "median_step_s": round(statistics.median(period), 5) if period else None,
-        "median_data_wait_s": round(statistics.median(wait), 5) if wait else None,
-        "data_wait_fraction": round(sum(wait) / sum(period), 4) if period else None,
-    }
-    if sampler.source is None:
-        result["utilisation"]["note"] = "neither pynvml nor nvidia-smi found: utilisation not sampled"
-    del loader
+    entry = rate.summary()
+    if rate.t1 is not None:
+        entry.update(sampler.summary(rate.t0, rate.t1))
+    return entry, sampler
+
+
+DEVICE = "cuda"  # where part_ctbench's fixed batch lives
+
+#: the ctbench configurations the ctbench parts compare: (name, extra overrides)
+VARIANTS = (("eager", []), ("compile=true", ["compile=true"]),
+            ("compile=true, each case once an epoch", ["compile=true", "dataset.volumes_per_epoch=null"]))
+
+
+def part_ctbench(args, result: dict[str, Any]) -> None:
+    """ctbench's own training (SegmentationModule in a Lightning Trainer, bf16-mixed, 128^3, batch 2), each
+    variant twice: on one fixed batch on the GPU (no loading) and on the real loader (cached phantom,
+    ``dataset.num_workers=auto``, pinned memory). Their ratio is the loader's efficiency; GPU busy % is
+    sampled over the real-loader window."""
+    import torch
+
+    from ctbench.engine.throughput import FixedBatches, build
+
+    out: dict[str, Any] = {}
+    for name, extra in VARIANTS[:1] if args.skip_compile else VARIANTS:
+        cfg = compose([*BASE_OVERRIDES(args), *extra, *args.override])
+        entry: dict[str, Any] = {"overrides": extra}
+        size = [args.patch] * 3
+        batch = {"image": torch.rand(2, 1, *size, device=DEVICE),
+                 "label": torch.randint(0, 5, (2, 1, *size), device=DEVICE).float()}
+        log(f"ctbench {name}: fixed batch, {args.fixed_window:.0f} s")
+        entry["fixed_batch"], _ = fit_window(cfg, FixedBatches(batch, 10_000_000), args, args.fixed_window)
+        del batch
+        torch.cuda.empty_cache()
+        _, data = build(cfg)
+        data.prepare_data()
+        data.setup("fit")
+        loader = data.train_dataloader()
+        log(f"ctbench {name}: real loader ({loader.num_workers} workers, pin_memory={loader.pin_memory}), "
+            f"{args.window:.0f} s")
+        entry["real_loader"], _ = fit_window(cfg, loader, args, args.window)
+        entry["real_loader"].update(num_workers=int(loader.num_workers), pin_memory=bool(loader.pin_memory))
+        fixed, real = entry["fixed_batch"].get("steps_per_s"), entry["real_loader"].get("steps_per_s")
+        if fixed and real:
+            entry["loader_efficiency"] = round(real / fixed, 3)
+        out[name] = entry
+        del loader, data
+        torch.cuda.empty_cache()
+    eager = out.get("eager", {}).get("real_loader", {}).get("steps_per_s")
+    for entry in out.values():
+        real = entry.get("real_loader", {}).get("steps_per_s")
+        if eager and real:
+            entry["real_loader_speedup_vs_eager"] = round(real / eager, 3)
+    result["ctbench"] = out
 
 
 def part_sliding_window(args, cfg, result: dict[str, Any]) -> None:
@@ -313,15 +352,19 @@ def print_table(result: dict[str, Any]) -> None:
         else:
             table.add_row(f"train steps/s, {name}", f"{v['steps_per_s']:.2f}",
                           f"x{v.get('speedup_vs_fp32', 1):.2f} vs fp32, {v['peak_memory_gb']} GB peak (target x1.8)")
-    c = result.get("ctbench_step")
-    if c:
-        table.add_row("ctbench Lightning step, fixed batch", f"{c['steps_per_s']:.2f}",
-                      f"{c['precision']}; x{c.get('ratio_to_plain_bf16', float('nan')):.3f} of plain bf16 step time")
-    u = result.get("utilisation")
-    if u:
-        table.add_row("GPU busy during real training", f"{u.get('mean_util_pct', float('nan')):.1f} %",
-                      f"{u.get('source')}, {u.get('samples')} samples, {u['num_workers']} worker(s), "
-                      f"data wait {100 * (u.get('data_wait_fraction') or 0):.1f} % (target >= 90 % busy)")
+    for name, entry in result.get("ctbench", {}).items():
+        fixed, real = entry.get("fixed_batch", {}), entry.get("real_loader", {})
+        if "steps_per_s" in fixed:
+            table.add_row(f"ctbench steps/s, {name}, fixed batch", f"{fixed['steps_per_s']:.2f}",
+                          f"bf16-mixed; GPU busy {fixed.get('mean_util_pct', float('nan')):.1f} %")
+        if "steps_per_s" in real:
+            table.add_row(f"ctbench steps/s, {name}, real loader", f"{real['steps_per_s']:.2f}",
+                          f"GPU busy {real.get('mean_util_pct', float('nan')):.1f} % (target >= 90 %), "
+                          f"{real['num_workers']} workers, x{entry.get('loader_efficiency', float('nan')):.2f} "
+                          f"of fixed batch, x{entry.get('real_loader_speedup_vs_eager', float('nan')):.2f} of eager")
+        for part in ("fixed_batch", "real_loader"):
+            if "error" in entry.get(part, {}):
+                table.add_row(f"ctbench {name}, {part}", "error", entry[part]["error"][:80])
     for precision, s in result.get("sliding_window", {}).items():
         table.add_row(f"sliding window per volume, {precision}",
                       f"{s['seconds_per_volume']:.2f} s" if "seconds_per_volume" in s else "error",
@@ -334,9 +377,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--patch", type=int, default=128, help="training patch side (128)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per variant (20)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant (5)")
-    parser.add_argument("--skip-compile", action="store_true", help="leave torch.compile out (it compiles for ~1 min)")
-    parser.add_argument("--window", type=float, default=60.0, help="utilisation window in seconds (60)")
-    parser.add_argument("--util-warmup", type=float, default=5.0, help="seconds of training before sampling counts")
+    parser.add_argument("--skip-compile", action="store_true", help="leave torch.compile out (plain loop and ctbench)")
+    parser.add_argument("--window", type=float, default=60.0, help="real-loader window in seconds (60)")
+    parser.add_argument("--fixed-window", type=float, default=15.0, help="fixed-batch window in seconds (15)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure (all)")
     parser.add_argument("--sw-volume", type=int, nargs=3, default=[512, 512, 300])
     parser.add_argument("--sw-repeats", type=int, default=3)
     parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
@@ -366,14 +410,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"benchmark": "scripts/gpu_check.py", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "machine": machine_info(), "versions": {**package_versions(), "cuda": torch.version.cuda,
                                                                       "cudnn": torch.backends.cudnn.version()}}
-    cfg = compose(["trainer=gpu", f"dataset.patch_size_3d=[{args.patch},{args.patch},{args.patch}]",
-                   "dataset.batch_size_3d=2", "progress_bar=false", *args.override])
+    cfg = compose([*BASE_OVERRIDES(args), *args.override])
     steps: list[tuple[str, Any]] = [
         ("precision", lambda: part_precision(args, result)),
-        ("ctbench_step", lambda: part_ctbench_step(args, cfg, result)),
-        ("utilisation", lambda: part_utilisation(args, cfg, result)),
+        ("ctbench", lambda: part_ctbench(args, result)),
         ("sliding_window", lambda: part_sliding_window(args, cfg, result)),
     ]
+    steps = [(name, run) for name, run in steps if name in args.parts]
     for name, run in steps:
         try:
             run()

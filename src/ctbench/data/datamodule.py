@@ -109,6 +109,38 @@ def rank_shard(names: list[str], rank: int, world_size: int) -> list[str]:
     return padded[rank::world_size]
 
 
+class VolumeDraws(DistributedSampler):
+    """``num_samples`` training volumes an epoch, drawn with replacement from ``(seed, epoch)``: an epoch of a
+    fixed length whatever the number of cases, as nnU-Net's 250 iterations. A ``DistributedSampler`` (of one
+    replica: under DDP each rank draws from its own shard) so that Lightning leaves it in place and sets its
+    epoch, which makes the draws of a resumed epoch the interrupted run's."""
+
+    def __init__(self, dataset: Dataset, num_samples: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed)
+        self.num_samples = self.total_size = int(num_samples)
+
+    def __iter__(self):
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randint(len(self.dataset), (self.num_samples,), generator=generator).tolist())
+
+
+def volumes_per_epoch(dataset: Mapping[str, Any], world_size: int) -> int | None:
+    """``dataset.volumes_per_epoch`` (None: each training case once an epoch) split over ``world_size`` ranks."""
+    value = dataset.get("volumes_per_epoch")
+    if value is None:
+        return None
+    try:
+        total = int(value)
+    except (TypeError, ValueError):
+        total = 0
+    if total < 1 or str(value) != str(total):
+        raise CTBenchError(f"dataset.volumes_per_epoch={value!r}: give a whole number of volumes >= 1, or null for "
+                           "each training case once an epoch")
+    return -(-total // world_size)
+
+
 class CTDataModule(pl.LightningDataModule):
     """Data for one run.
 
@@ -127,6 +159,7 @@ class CTDataModule(pl.LightningDataModule):
             (:func:`~ctbench.data.transforms.augmentation`); None: no augmentation.
 
     ``dataset.crop_ratios`` (optional): how often a training patch is centred on each class.
+    ``dataset.volumes_per_epoch`` (optional): volumes drawn an epoch (:class:`VolumeDraws`); None: each once.
     """
 
     def __init__(self, dataset: Mapping[str, Any], dims: int, fold: int, cache_dir: str | Path,
@@ -142,6 +175,7 @@ class CTDataModule(pl.LightningDataModule):
                                              or min(self.crop_ratios) < 0 or sum(self.crop_ratios) <= 0):
             raise CTBenchError(f"dataset.crop_ratios {self.crop_ratios}: give one weight >= 0 per class "
                                f"({dataset['num_classes']}, background first), not all 0")
+        self.on_gpu = on_gpu
         self.num_workers = loader_workers(dataset.get("num_workers", "auto"), on_gpu, devices)
         self.cache_dir = Path(cache_dir)
         self.patch = list(by_dims(dataset, "patch_size", dims))
@@ -240,7 +274,8 @@ class CTDataModule(pl.LightningDataModule):
         return Dataset(data, transform=transform)
 
     def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool, sampler: Sampler | None = None) -> DataLoader:
-        """``shuffle`` marks the training loader (persistent workers); a ``sampler`` replaces shuffling. The
+        """``shuffle`` marks the training loader (persistent workers; pinned memory on a GPU, so that the copy
+        to the device runs beside the step); a ``sampler`` replaces shuffling. The
         evaluation loaders draw from a generator of their own: built without workers, MONAI's DataLoader
         re-seeds its generator, which for the training loader is torch's global one, and an evaluation loader
         built in the middle of training (the first validation; after a resume, a later one) would restart
@@ -251,7 +286,8 @@ class CTDataModule(pl.LightningDataModule):
         own = {} if shuffle else {"generator": torch.Generator().manual_seed(self.seed)}
         return (ReplayingLoader if shuffle else DataLoader)(
             dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
-            collate_fn=list_data_collate, persistent_workers=workers > 0 and shuffle, pin_memory=False, **own)
+            collate_fn=list_data_collate, persistent_workers=workers > 0 and shuffle,
+            pin_memory=self.on_gpu and shuffle, **own)
 
     def train_dataloader(self) -> DataLoader:
         per_batch, per_volume = batch_layout(self.batch_size, int(self.cfg["samples_per_volume"]))
@@ -262,7 +298,13 @@ class CTDataModule(pl.LightningDataModule):
                 **({"weight_map": self.weight_map} if self.weight_map is not None else {})}
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        if world == 1:
+        draws = volumes_per_epoch(self.cfg, world)
+        if draws is not None:
+            names = self.split["train"] if world == 1 else rank_shard(self.split["train"], rank, world)
+            dataset = self._cached(names, chain, cache=True, role=role)
+            loader = self._loader(dataset, per_batch, shuffle=True,
+                                  sampler=VolumeDraws(dataset, draws, self.seed + 1000 * rank))
+        elif world == 1:
             loader = self._loader(self._cached(self.split["train"], chain, cache=True, role=role), per_batch,
                                   shuffle=True)
         else:

@@ -129,6 +129,9 @@ class SegmentationModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
         self.zscore = getattr(datamodule, "zscore", None)
+        if self.cfg.get("compile", False):
+            # in place (nn.Module.compile): the state_dict keeps its keys, so checkpoints load uncompiled
+            self.model.compile()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # normalisation statistics travel with the weights, so `predict` needs no dataset

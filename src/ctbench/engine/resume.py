@@ -24,7 +24,8 @@ MAY_CHANGE = ("trainer.max_epochs", "trainer.devices", "trainer.accelerator", "t
               "ckpt_path", "paths.", "dataset.num_workers", "logger", "callbacks")
 #: keys added to a config group after runs were made -> the value those runs had without the key: a run config
 #: holding that value is the same run as one without the key (fingerprint, resume)
-ADDED_KEYS = {"model.skip": "concat"}   # U-Net's skip option (issue 23): older U-Net runs concatenate
+ADDED_KEYS = {"model.skip": "concat",   # U-Net's skip option (issue 23): older U-Net runs concatenate
+              "compile": False, "dataset.volumes_per_epoch": None}  # the GPU check's options: older runs had neither
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
