@@ -72,3 +72,17 @@ def test_an_interrupted_ddp_run_resumes_every_rank_to_the_same_weights(workdir):
     assert a["global_step"] == b["global_step"] > 0
     for key, weight in a["state_dict"].items():
         assert torch.equal(weight, b["state_dict"][key]), key
+
+
+@pytest.mark.slow
+def test_ddp_ranks_each_draw_their_share_of_volumes_per_epoch(workdir):
+    """``dataset.volumes_per_epoch=6`` on 2 ranks, one volume a batch: 3 steps a rank an epoch. Lightning must
+    leave the sampler (:class:`~ctbench.data.datamodule.VolumeDraws`, a one-replica ``DistributedSampler``) in
+    place: wrapped in its distributed sampler, each rank would take every other draw (2 steps)."""
+    run = workdir / "outputs" / "ddp_draws"
+    ctbench("train", *TINY, "trainer=ddp_cpu", "trainer.max_epochs=2", "trainer.check_val_every_n_epoch=2",
+            "dataset.phantom.cases=9", "dataset.test_cases=3", "dataset.root=${paths.data_dir}/synthetic_ddp",
+            "dataset.volumes_per_epoch=6", "dataset.batch_size_3d=2", "dataset.samples_per_volume=2",
+            f"hydra.run.dir={run}", cwd=workdir, separate_process=True)
+    ckpt = safe_load(run / "checkpoints" / "last.ckpt")
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2 * 3
