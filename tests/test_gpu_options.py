@@ -88,3 +88,17 @@ def test_compile_true_trains_and_its_checkpoint_loads_into_an_uncompiled_network
     eager = build_module(OmegaConf.create(ckpt["hyper_parameters"]["cfg"]))
     eager.load_state_dict(ckpt["state_dict"], strict=True)
     assert ckpt["hyper_parameters"]["cfg"]["compile"] is True
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("compile=maybe", "compile='maybe': give true"),
+    ("dataset.volumes_per_epoch=many", "dataset.volumes_per_epoch='many': give a whole number"),
+])
+def test_a_bad_gpu_option_stops_with_one_line(tmp_path: Path, override: str, message: str):
+    from cli_helpers import ctbench
+
+    proc = ctbench("train", *TINY, override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("ctbench: error: ") and message in lines[-1]
+    assert not (tmp_path / "run" / "checkpoints").exists()

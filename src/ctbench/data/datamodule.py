@@ -175,6 +175,7 @@ class CTDataModule(pl.LightningDataModule):
                                              or min(self.crop_ratios) < 0 or sum(self.crop_ratios) <= 0):
             raise CTBenchError(f"dataset.crop_ratios {self.crop_ratios}: give one weight >= 0 per class "
                                f"({dataset['num_classes']}, background first), not all 0")
+        volumes_per_epoch(dataset, 1)  # a bad value stops here, before any volume is cached
         self.on_gpu = on_gpu
         self.num_workers = loader_workers(dataset.get("num_workers", "auto"), on_gpu, devices)
         self.cache_dir = Path(cache_dir)

@@ -109,6 +109,8 @@ class SegmentationModule(pl.LightningModule):
         cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
         self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True)})
         self.cfg = OmegaConf.create(self.hparams["cfg"])
+        if self.cfg.get("compile", False) not in (True, False):
+            raise CTBenchError(f"compile={self.cfg.compile!r}: give true (torch.compile the network) or false")
         self.model = build_model(self.cfg)
         self.loss_fn = build_loss(self.cfg)
         self.num_classes = int(self.cfg.dataset.num_classes)
