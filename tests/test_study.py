@@ -167,6 +167,7 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     assert epochs(c16, "study.arm=wce_beta2") == longer and epochs(c16, "study.arm=wce_beta0_5") == long
     assert [float(compose_with_context("train", [c16, f"study.arm={arm}", f"study={preset}"])[0].loss.beta)
             for arm in ("wce_beta2", "wce_beta0_5")] == [2.0, 0.5]
+    assert int(cfg.study.top_epochs) == max(unet_3d, epochs("experiment=claims/c17_tversky"))  # no arm above it
     source = epochs("experiment=claims/c10_source")
     finetune = epochs("experiment=claims/c10_transfer", "study.start=transfer_long")
     assert finetune == int(cfg.study.finetune_epochs) > epochs("experiment=claims/c10_transfer", "study.start=transfer")
@@ -571,6 +572,13 @@ def test_an_arm_whose_chosen_seed_0_is_still_improving_holds_its_other_seeds(tmp
     assert note.startswith("held: its arm's seed 0") and seconds is None and bound is None
     summary.write_text(json.dumps({**improving, "convergence": {"verdict": "converged", "history": [[0, 0.6]]}}))
     assert arm.held() is None
+    # at the preset's top tier the arm moves no higher: its claims read not evaluable, no move is suggested
+    summary.write_text(json.dumps(improving))
+    arm.top_epochs = 100
+    assert "at 100 epochs, the preset's top tier (study.top_epochs)" in arm.held()
+    assert "move_arm_up_a_tier" not in arm.held() and "not evaluable" in arm.held()
+    arm.top_epochs = 250
+    assert "move the arm up a tier" in arm.held()
 
 
 def test_lr_ties_go_to_the_configured_rate_and_a_run_without_validations_is_one_line(tmp_path):

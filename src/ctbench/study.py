@@ -256,6 +256,7 @@ class LRArm:
     grid: dict[str, Path]  # rate (as the override writes it) -> seed-0 run at that rate, in the tuning folder
     configured: str
     record: Path  # STUDY_DIR/lr_choice.json
+    top_epochs: int | None = None  # the preset's top epoch tier (study.top_epochs): an arm moves no higher
 
     def chosen(self) -> str:
         """The recorded rate, else the best of the complete grid runs (recorded)."""
@@ -286,7 +287,12 @@ class LRArm:
         if verdict == "converged":
             return None
         prefix, _, tag = self.name.partition("-seed0")
-        return (f"its arm's seed 0 ({run}) is {verdict or 'without a convergence verdict'} at {summary.get('epochs')} "
+        epochs = summary.get("epochs")
+        if self.top_epochs is not None and isinstance(epochs, int) and epochs >= self.top_epochs:
+            return (f"its arm's seed 0 ({run}) is {verdict or 'without a convergence verdict'} at {epochs} epochs, the "
+                    "preset's top tier (study.top_epochs): the arm does not converge within this preset's budget, so "
+                    "its claims read not evaluable; its other seeds are not trained")
+        return (f"its arm's seed 0 ({run}) is {verdict or 'without a convergence verdict'} at {epochs} "
                 "epochs: move the arm up a tier (study.epochs_by_arm, configs/study/cpu.yaml), retire its runs "
                 f"(scripts/move_arm_up_a_tier.py {prefix}{f' --tag={tag}' if tag else ''}), and rerun")
 
@@ -374,7 +380,9 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
             configured = float(OmegaConf.select(cfg, LR_KEY))
             grid = {f"{configured * f:.3g}": tuning_dir(seed0.parent) / f"{seed0.name}-lr{configured * f:.3g}"
                     for f in LR_FACTORS}
-            arms[seed0] = LRArm(seed0.name, seed0, grid, f"{configured:.3g}", seed0.parent / "lr_choice.json")
+            top = OmegaConf.select(cfg, "study.top_epochs")
+            arms[seed0] = LRArm(seed0.name, seed0, grid, f"{configured:.3g}", seed0.parent / "lr_choice.json",
+                                None if top is None else int(top))
         for rate, run_dir in arms[seed0].grid.items():
             rate_overrides = [*seed0_overrides, f"{LR_KEY}={rate}"]
             add(Job(run_dir.name, "train", rate_overrides, run_dir, composed=compose(rate_overrides)[1:],
