@@ -8,7 +8,8 @@
 2. ctbench's own training (SegmentationModule in a Lightning Trainer, bf16-mixed), eager and with
    ``compile=true``: steps/s on one fixed batch on the GPU and on the real loader (CTDataModule over
    cached phantom data, 128^3), their ratio (the loader's efficiency) and GPU utilisation (NVML via
-   pynvml, else ``nvidia-smi``, every 0.2 s) over the real-loader window. Target: >= 90 % busy.
+   pynvml, else ``nvidia-smi``, every 0.2 s) over the real-loader window; and the loader alone (batches/s
+   to the GPU with no training). Target: >= 90 % busy.
 3. Sliding-window seconds per 512x512x300 volume (roi 128^3, overlap 0.25, Gaussian blending) with
    ctbench's SlidingWindowPredictor, fp32 and bf16 autocast.
 
@@ -273,6 +274,28 @@ def fit_window(cfg, loader, args, window_s: float) -> tuple[dict[str, Any], Any]
 
 DEVICE = "cuda"  # where part_ctbench's fixed batch lives
 
+def loader_rate(loader, window_s: float) -> dict[str, Any]:
+    """Batches a second that ``loader`` delivers to the GPU with no training (each batch copied to the device as
+    Lightning does, non-blocking from pinned memory), over ``window_s`` seconds after one epoch's start: whether
+    the loader alone could feed the rate the fixed batch trains at."""
+    import torch
+
+    batches, t0 = 0, None
+    while t0 is None or time.perf_counter() - t0 < window_s:
+        for batch in loader:
+            batch = {k: v.to(DEVICE, non_blocking=True) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            if t0 is None:
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+            else:
+                batches += 1
+            if time.perf_counter() - t0 >= window_s:
+                break
+    torch.cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    return {"batches": batches, "window_s": round(elapsed, 2), "batches_per_s": round(batches / elapsed, 2)}
+
+
 #: the ctbench configurations the ctbench parts compare: (name, extra overrides)
 VARIANTS = (("eager", []), ("compile=true", ["compile=true"]),
             ("compile=true, each case once an epoch", ["compile=true", "dataset.volumes_per_epoch=null"]))
@@ -306,6 +329,9 @@ def part_ctbench(args, result: dict[str, Any]) -> None:
             f"{args.window:.0f} s")
         entry["real_loader"], _ = fit_window(cfg, loader, args, args.window)
         entry["real_loader"].update(num_workers=int(loader.num_workers), pin_memory=bool(loader.pin_memory))
+        if name == VARIANTS[0][0]:
+            log(f"ctbench {name}: the loader alone, batches to the GPU, {args.fixed_window:.0f} s")
+            entry["loader_alone"] = loader_rate(loader, args.fixed_window)
         fixed, real = entry["fixed_batch"].get("steps_per_s"), entry["real_loader"].get("steps_per_s")
         if fixed and real:
             entry["loader_efficiency"] = round(real / fixed, 3)
@@ -362,6 +388,10 @@ def print_table(result: dict[str, Any]) -> None:
                           f"GPU busy {real.get('mean_util_pct', float('nan')):.1f} % (target >= 90 %), "
                           f"{real['num_workers']} workers, x{entry.get('loader_efficiency', float('nan')):.2f} "
                           f"of fixed batch, x{entry.get('real_loader_speedup_vs_eager', float('nan')):.2f} of eager")
+        alone = entry.get("loader_alone", {})
+        if "batches_per_s" in alone:
+            table.add_row(f"ctbench loader alone, {name}", f"{alone['batches_per_s']:.2f}",
+                          "batches/s to the GPU, no training (the most the real loader could feed)")
         for part in ("fixed_batch", "real_loader"):
             if "error" in entry.get(part, {}):
                 table.add_row(f"ctbench {name}, {part}", "error", entry[part]["error"][:80])
