@@ -3,6 +3,7 @@ volumes (``dataset.volumes_per_epoch``), pinned loader memory on a GPU, and ``co
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,7 @@ def test_a_gpu_training_loader_pins_memory_and_draws_the_volumes_asked_for(tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("c++") or shutil.which("g++")), reason="torch.compile on a CPU needs a C++ compiler")
 def test_compile_true_trains_and_its_checkpoint_loads_into_an_uncompiled_network(tmp_path: Path):
     """``compile=true`` compiles the network in place (``nn.Module.compile``): a real fit and test run through
     the compiled forward, and the checkpoint's state_dict keys are the eager network's (no ``_orig_mod``)."""
