@@ -196,11 +196,12 @@ def part_precision(args, result: dict[str, Any]) -> None:
 PARTS = ("precision", "ctbench", "sliding_window")
 
 
-def BASE_OVERRIDES(args) -> list[str]:  # noqa: N802 (a constant list, built from the patch size)
+def base_overrides(args) -> list[str]:
+    """The overrides every ctbench part composes with (the patch size from ``args``)."""
     return ["trainer=gpu", f"dataset.patch_size_3d=[{args.patch},{args.patch},{args.patch}]",
             "dataset.batch_size_3d=2", "progress_bar=false",
-            # the phantom's 16 training cases make 16-step epochs, whose ends (the workers refill their queues)
-            # idled the GPU (docs/performance.md): an epoch of 250 volumes, as nnU-Net's 250 iterations
+            # the phantom's 16 training cases make 16-step epochs, 1.15x slower than 250-volume ones on an H200
+            # (docs/performance.md): an epoch of 250 volumes, as nnU-Net's 250 iterations
             "dataset.volumes_per_epoch=250"]
 
 
@@ -250,7 +251,7 @@ def window_rate(warmup_steps: int, window_s: float):
     return WindowRate()
 
 
-def fit_window(cfg, loader, args, window_s: float) -> tuple[dict[str, Any], Any]:
+def fit_window(cfg, loader, args, window_s: float) -> dict[str, Any]:
     """Train ctbench's module on ``loader`` for ``window_s`` seconds after ``args.warmup`` steps while sampling
     GPU utilisation; the rate and the utilisation of that window."""
     import torch
@@ -269,10 +270,11 @@ def fit_window(cfg, loader, args, window_s: float) -> tuple[dict[str, Any], Any]
     entry = rate.summary()
     if rate.t1 is not None:
         entry.update(sampler.summary(rate.t0, rate.t1))
-    return entry, sampler
+    return entry
 
 
 DEVICE = "cuda"  # where part_ctbench's fixed batch lives
+
 
 def loader_rate(loader, window_s: float) -> dict[str, Any]:
     """Batches a second that ``loader`` delivers to the GPU with no training (each batch copied to the device as
@@ -312,13 +314,13 @@ def part_ctbench(args, result: dict[str, Any]) -> None:
 
     out: dict[str, Any] = {}
     for name, extra in VARIANTS[:1] if args.skip_compile else VARIANTS:
-        cfg = compose([*BASE_OVERRIDES(args), *extra, *args.override])
+        cfg = compose([*base_overrides(args), *extra, *args.override])
         entry: dict[str, Any] = {"overrides": extra}
         size = [args.patch] * 3
         batch = {"image": torch.rand(2, 1, *size, device=DEVICE),
                  "label": torch.randint(0, 5, (2, 1, *size), device=DEVICE).float()}
         log(f"ctbench {name}: fixed batch, {args.fixed_window:.0f} s")
-        entry["fixed_batch"], _ = fit_window(cfg, FixedBatches(batch, 10_000_000), args, args.fixed_window)
+        entry["fixed_batch"] = fit_window(cfg, FixedBatches(batch, 10_000_000), args, args.fixed_window)
         del batch
         torch.cuda.empty_cache()
         _, data = build(cfg)
@@ -327,7 +329,7 @@ def part_ctbench(args, result: dict[str, Any]) -> None:
         loader = data.train_dataloader()
         log(f"ctbench {name}: real loader ({loader.num_workers} workers, pin_memory={loader.pin_memory}), "
             f"{args.window:.0f} s")
-        entry["real_loader"], _ = fit_window(cfg, loader, args, args.window)
+        entry["real_loader"] = fit_window(cfg, loader, args, args.window)
         entry["real_loader"].update(num_workers=int(loader.num_workers), pin_memory=bool(loader.pin_memory))
         if name == VARIANTS[0][0]:
             log(f"ctbench {name}: the loader alone, batches to the GPU, {args.fixed_window:.0f} s")
@@ -440,7 +442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict[str, Any] = {"benchmark": "scripts/gpu_check.py", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "machine": machine_info(), "versions": {**package_versions(), "cuda": torch.version.cuda,
                                                                       "cudnn": torch.backends.cudnn.version()}}
-    cfg = compose([*BASE_OVERRIDES(args), *args.override])
+    cfg = compose([*base_overrides(args), *args.override])
     steps: list[tuple[str, Any]] = [
         ("precision", lambda: part_precision(args, result)),
         ("ctbench", lambda: part_ctbench(args, result)),

@@ -299,21 +299,16 @@ class CTDataModule(pl.LightningDataModule):
                 **({"weight_map": self.weight_map} if self.weight_map is not None else {})}
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        # each process caches only its shard of the training cases (under DDP not a full copy per process)
+        dataset = self._cached(rank_shard(self.split["train"], rank, world), chain, cache=True, role=role)
         draws = volumes_per_epoch(self.cfg, world)
-        if draws is not None:
-            names = self.split["train"] if world == 1 else rank_shard(self.split["train"], rank, world)
-            dataset = self._cached(names, chain, cache=True, role=role)
-            loader = self._loader(dataset, per_batch, shuffle=True,
-                                  sampler=VolumeDraws(dataset, draws, self.seed + 1000 * rank))
-        elif world == 1:
-            loader = self._loader(self._cached(self.split["train"], chain, cache=True, role=role), per_batch,
-                                  shuffle=True)
-        else:
-            # DDP: each rank caches only its shard of the training cases (not a full copy per process) and samples
-            # it with a one-replica DistributedSampler, which Lightning leaves in place (it re-shuffles each epoch)
-            dataset = self._cached(rank_shard(self.split["train"], rank, world), chain, cache=True, role=role)
+        if draws is not None:  # a fixed number of volumes an epoch, a stream of its own per rank
+            sampler: Sampler | None = VolumeDraws(dataset, draws, self.seed + 1000 * rank)
+        elif world > 1:  # a one-replica DistributedSampler, which Lightning leaves in place (re-shuffled each epoch)
             sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
-            loader = self._loader(dataset, per_batch, shuffle=True, sampler=sampler)
+        else:
+            sampler = None
+        loader = self._loader(dataset, per_batch, shuffle=True, sampler=sampler)
         self.train_chain, self.train_loader = chain, loader
         loader.chain = chain
         # after the loader: MONAI's DataLoader re-seeds chain and torch
