@@ -5,8 +5,10 @@
     .venv/bin/python scripts/readme_study_table.py [multirun/claims/report/claims.csv] [README.md]
 
 Replaces the lines between ``<!-- study-table:begin -->`` and ``<!-- study-table:end -->`` in the README with
-a count of verdicts and one row per claim file: what it states, its cases x runs, the difference with its
-simultaneous interval, and the verdict (with the reason where a claim is not evaluable).
+a count of verdicts and one row per claim file: what it states, its cases x runs, the candidate's and the
+baseline's means (the level the difference starts from: two lesion Dice means near 0 are a floor, not an
+equivalence), the difference with its simultaneous interval, and the verdict (with the reason where a claim is
+not evaluable).
 """
 
 from __future__ import annotations
@@ -35,14 +37,18 @@ def table(rows: list[dict[str, str]]) -> list[str]:
     order = ("reproduced", "contradicted", "no practical difference", "inconclusive", "not evaluable")
     lines = [f"{len(rows)} claim files, one family; verdicts: "
              + ", ".join(f"{counts.get(v, 0)} {v}" for v in order) + ".", "",
-             "| claim | statement | cases x runs | difference [simultaneous CI] | verdict |", "|---|---|---|---|---|"]
+             "| claim | statement | cases x runs | candidate / baseline | difference [simultaneous CI] | verdict |",
+             "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=claim_order):
         diff = ""
         if r["mean_diff"]:
             diff = f"{float(r['mean_diff']):+.3g} [{float(r['ci_low']):+.3g}, {float(r['ci_high']):+.3g}]"
+        levels = ""
+        if r.get("candidate_mean") and r.get("baseline_mean"):
+            levels = f"{float(r['candidate_mean']):.3g} / {float(r['baseline_mean']):.3g}"
         verdict = r["verdict"] + (f": {short(r['note'])}" if r["verdict"] == "not evaluable" and r["note"] else "")
-        lines.append(f"| {r['id']} | {r['claim']} | {r['n_cases'] or 0} x {r['candidate_runs'] or 0}/"
-                     f"{r['baseline_runs'] or 0} | {diff} | {verdict} |")
+        lines.append(f"| {r['id']} | {short(r['claim'], limit=400)} | {r['n_cases'] or 0} x {r['candidate_runs'] or 0}/"
+                     f"{r['baseline_runs'] or 0} | {levels} | {diff} | {verdict} |")
     return lines
 
 

@@ -903,3 +903,41 @@ def test_moving_an_arm_up_a_tier_keeps_its_curves_and_removes_only_its_runs(tmp_
     assert sorted(curves) == ["unet-x-2d-seed0", "unet-x-2d-seed0-lr0.001", "unet-x-2d-seed1"]
     assert curves["unet-x-2d-seed1"] == {"epochs": 100, "convergence": {"verdict": "still improving"},
                                          "test_mean_dice": 0.5}
+
+
+def test_readme_table_shows_each_sides_level_beside_the_difference(tmp_path, monkeypatch):
+    """The README's generated table: a row per claim with both sides' means, so a lesion difference between two
+    means near 0 reads as a floor, and the verdict counts over all rows."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_study_table",
+                                                  Path(__file__).parents[1] / "scripts" / "readme_study_table.py")
+    table_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table_module)
+    row = {"id": "C7a-focal-vs-dice-lesion", "claim": "Focal | Dice", "n_cases": "32", "candidate_runs": "3",
+           "baseline_runs": "3", "candidate_mean": "0.00412", "baseline_mean": "0.000481", "mean_diff": "0.00364",
+           "ci_low": "-0.0397", "ci_high": "0.0469", "verdict": "no practical difference", "note": ""}
+    empty = {**row, "id": "C12-drinet", "candidate_runs": "0", "candidate_mean": "", "baseline_mean": "",
+             "mean_diff": "", "verdict": "not evaluable", "note": "no run of the candidate"}
+    readme = tmp_path / "README.md"
+    readme.write_text("head\n<!-- study-table:begin -->\nold\n<!-- study-table:end -->\ntail\n")
+    source = tmp_path / "claims.csv"
+    with source.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerows([empty, row])
+    monkeypatch.setattr("sys.argv", ["readme_study_table.py", str(source), str(readme)])
+    table_module.main()
+    text = readme.read_text()
+    assert text.startswith("head\n<!-- study-table:begin -->\n") and text.endswith("<!-- study-table:end -->\ntail\n")
+    assert "old" not in text
+    assert "2 claim files, one family; verdicts: 0 reproduced, 0 contradicted, 1 no practical difference, " \
+           "0 inconclusive, 1 not evaluable." in text
+    lines = text.splitlines()
+    assert "| candidate / baseline |" in lines[lines.index("<!-- study-table:begin -->") + 4]
+    assert ("| C7a-focal-vs-dice-lesion | Focal / Dice | 32 x 3/3 | 0.00412 / 0.000481 | +0.00364 [-0.0397, +0.0469] "
+            "| no practical difference |") in lines
+    assert "| C12-drinet | Focal / Dice | 32 x 0/3 |  |  | not evaluable: no run of the candidate |" in lines
+    # claims in their number's order: C7a before C12
+    assert lines.index(next(x for x in lines if x.startswith("| C7a"))) < lines.index(
+        next(x for x in lines if x.startswith("| C12")))
