@@ -27,8 +27,13 @@ def claim_order(row: dict[str, str]) -> tuple[int, str]:
     return (int(match.group(1)), match.group(2)) if match else (999, row["id"])
 
 
+def cell(text: str) -> str:
+    """``text`` as one Markdown table cell: no column separator, no line break."""
+    return text.replace("|", "/").replace("\n", " ")
+
+
 def short(note: str, limit: int = 110) -> str:
-    note = note.replace("|", "/").replace("\n", " ")
+    note = cell(note)
     return note if len(note) <= limit else note[: limit - 3].rstrip() + "..."
 
 
@@ -47,7 +52,7 @@ def table(rows: list[dict[str, str]]) -> list[str]:
         if r.get("candidate_mean") and r.get("baseline_mean"):
             levels = f"{float(r['candidate_mean']):.3g} / {float(r['baseline_mean']):.3g}"
         verdict = r["verdict"] + (f": {short(r['note'])}" if r["verdict"] == "not evaluable" and r["note"] else "")
-        lines.append(f"| {r['id']} | {short(r['claim'], limit=400)} | {r['n_cases'] or 0} x {r['candidate_runs'] or 0}/"
+        lines.append(f"| {r['id']} | {cell(r['claim'])} | {r['n_cases'] or 0} x {r['candidate_runs'] or 0}/"
                      f"{r['baseline_runs'] or 0} | {levels} | {diff} | {verdict} |")
     return lines
 
