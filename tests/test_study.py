@@ -372,6 +372,30 @@ def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
     assert times["runs/a"]["cpu_seconds"] == 1.0 and len(times["runs/b"]["segments"]) == 1
 
 
+def test_an_interrupted_job_starts_before_the_jobs_ahead_of_it(tmp_path, monkeypatch):
+    """A restarted study runs the job it interrupted (checkpoint on disk) before the jobs listed ahead of it,
+    then the rest in order; a job that waits for another still waits."""
+    monkeypatch.chdir(tmp_path)
+    order: list[str] = []
+
+    def fake_ctbench(cmd, env, log_file):
+        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
+        order.append(run_dir.name)
+        (run_dir / "report").mkdir(parents=True, exist_ok=True)
+        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+        return 0, 1.0
+
+    monkeypatch.setattr(study, "spawn", fake_ctbench)
+    for name in ("c", "d"):
+        Path(f"runs/{name}/checkpoints").mkdir(parents=True)
+        Path(f"runs/{name}/checkpoints/last.ckpt").write_bytes(b"weights")
+    jobs = [study.Job("a", "train", ["x=1"], Path("runs/a")), study.Job("b", "train", ["x=2"], Path("runs/b")),
+            study.Job("c", "train", ["x=3"], Path("runs/c")),
+            study.Job("d", "train", ["x=4"], Path("runs/d"), after=[Path("runs/b")])]
+    study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs")
+    assert order == ["c", "a", "b", "d"] and {j.status for j in jobs} == {"done"}
+
+
 def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, monkeypatch):
     """A study killed mid-job leaves its record ``running``; the resumed job's time adds that segment, closed
     at the log's last write (CPU unknown), to its own; so does a complete run resumed from its checkpoint after

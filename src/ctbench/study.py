@@ -619,8 +619,9 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
     """Run ``jobs`` ``workers`` at a time (a job waits for the jobs it depends on); times to study_jobs.json. With
     a ``deadline`` (seconds since the epoch) a job expected to end after it is not started (status
     ``deferred``, as are the jobs that wait for it); a network not measured yet is expected to be as slow as the
-    slowest one measured, and with nothing measured a job is started before the deadline."""
-    from ctbench.run_folder import is_complete
+    slowest one measured, and with nothing measured a job is started before the deadline. Of the jobs ready to
+    start, an interrupted one (it has ``checkpoints/last.ckpt``) starts first, then the others in order."""
+    from ctbench.run_folder import checkpoint_path, is_complete
 
     ctbench = ctbench_executable()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -659,7 +660,11 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 if not pending:
                     lock.notify_all()
                     return
-                job = next((j for j in pending if ready(j)), None)
+                startable = [j for j in pending if ready(j)]
+                # an interrupted job (it has a checkpoint) goes first: its finished epochs are not lost when the
+                # next session's deadline comes, whatever its place in --only
+                job = next((j for j in startable if checkpoint_path(j.run_dir).is_file()),
+                           startable[0] if startable else None)
                 if job is None:
                     lock.wait(timeout=5)
                     continue
