@@ -580,6 +580,21 @@ def test_lr_choice_is_the_best_validation_dice_of_seed_0_recorded_and_reused(tmp
         study.check_recorded(arm.seed0, ["optim.optimizer.lr=0.009"])
 
 
+def test_a_learning_rate_chosen_at_the_grid_edge_is_marked_in_the_doc(tmp_path):
+    """The doc's learning-rate table says when the chosen rate is the grid's lowest or highest (a better rate may
+    lie outside the grid), compared as numbers, not strings; an inner choice and a CRF choice are not marked."""
+    (tmp_path / "lr_choice.json").write_text(json.dumps({
+        "low": {"validation": {"0.001": 0.6, "0.003": 0.5, "0.009": 0.4}, "chosen": "0.001"},
+        "high": {"validation": {"0.0009": 0.4, "0.003": 0.5, "1e-2": 0.6}, "chosen": "1e-2"},
+        "inner": {"validation": {"0.001": 0.4, "0.003": 0.6, "0.009": 0.5}, "chosen": "0.003"}}))
+    (tmp_path / "crf_choice.json").write_text(json.dumps({"run": {"validation": {"3": 0.5, "6": 0.6}, "chosen": "6"}}))
+    lines = study.choice_lines(tmp_path)
+    assert "| low | 0.001: 0.600, 0.003: 0.500, 0.009: 0.400 | **0.001** (lowest of the grid) |" in lines
+    assert "| high | 0.0009: 0.400, 0.003: 0.500, 1e-2: 0.600 | **1e-2** (highest of the grid) |" in lines
+    assert "| inner | 0.001: 0.400, 0.003: 0.600, 0.009: 0.500 | **0.003** |" in lines
+    assert "| run | 3: 0.500, 6: 0.600 | **6** |" in lines
+
+
 def test_an_arm_whose_chosen_seed_0_is_still_improving_holds_its_other_seeds(tmp_path, monkeypatch, capsys):
     """4 Dec: C7h's focal Tversky chose 0.001, whose seed-0 run was still improving at 100 epochs; its seeds 1 and
     2 had started at 100 and were thrown away when the arm moved up a tier. Now they wait ("held", with what to do),

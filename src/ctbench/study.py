@@ -788,7 +788,8 @@ def choice_lines(study_dir: Path) -> list[str]:
     lines: list[str] = []
     tables = (("lr_choice.json", "Learning rate of each loss arm (its seed 0 trained at each rate; the best validation "
                "`val/mean_dice` over the run chosen, ties to the configured rate; seeds 1 and 2 train at it). "
-               "The Dice-CE U-Net of the architecture claims keeps the configured rate", "arm"),
+               "The Dice-CE U-Net of the architecture claims keeps the configured rate. A rate at the grid's edge "
+               "is marked: a better one may lie outside the grid", "arm"),
               ("crf_choice.json", "Dense CRF weights of each DeepLab run (each setting tested on the run's validation "
                "cases; the best mean Dice chosen, then the test set once)", "run"))
     for name, title, what in tables:
@@ -798,8 +799,18 @@ def choice_lines(study_dir: Path) -> list[str]:
         lines += ["", f"{title}; `{record}`:", "", f"| {what} | validation score per setting | chosen |", "|---|---|---|"]
         for key, choice in json.loads(record.read_text()).items():
             scores = ", ".join(f"{k}: {v:.3f}" for k, v in choice["validation"].items())
-            lines.append(f"| {key} | {scores} | **{choice['chosen']}** |")
+            lines.append(f"| {key} | {scores} | **{choice['chosen']}**{grid_edge(choice) if what == 'arm' else ''} |")
     return lines
+
+
+def grid_edge(choice: Mapping[str, Any]) -> str:
+    """`` (lowest of the grid)`` or `` (highest of the grid)`` when a recorded learning-rate choice is at an end of
+    its grid, else ``""``."""
+    rates = sorted(float(r) for r in choice["validation"])
+    chosen = float(choice["chosen"])
+    if len(rates) < 2 or rates[0] < chosen < rates[-1]:
+        return ""
+    return " (lowest of the grid)" if chosen == rates[0] else " (highest of the grid)"
 
 
 def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: dict[str, Path], times: dict,
