@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import statistics
@@ -632,6 +633,57 @@ def test_an_arm_whose_chosen_seed_0_is_still_improving_holds_its_other_seeds(tmp
     assert "move_arm_up_a_tier" not in arm.held() and "not evaluable" in arm.held()
     arm.top_epochs = 250
     assert "move the arm up a tier" in arm.held()
+
+
+def test_a_job_whose_every_claim_has_an_arm_beyond_the_budget_is_held(tmp_path, monkeypatch, capsys):
+    """4 Dec 20:20: C22's distance-weighted arm (w0 10) was still improving at 250 epochs, the top tier, and it is
+    a side of all three C22 claims; the w0 0 grid and CE's seeds could change no verdict but would have taken an
+    hour. Such a job is held with the reason; a job with one claim still open runs; before the arm reaches the
+    top tier nothing is held; a job on no claim side is never held."""
+    from types import SimpleNamespace
+
+    from omegaconf import OmegaConf
+
+    from ctbench.reports.claims import parse_claim
+
+    monkeypatch.chdir(tmp_path)
+    arm = lr_arm(tmp_path, {"0.001": [0.5, 0.6], "0.003": [0.5, 0.55], "0.009": [0.4, 0.5]})
+    (tmp_path / "claims").mkdir()
+    (arm.grid["0.001"] / "report" / "summary.json").write_text(json.dumps(
+        {"status": "complete", "epochs": 250, "convergence": {"verdict": "still improving", "history": [[0, 0.6]]}}))
+    arm.chosen()
+    arm.top_epochs = 250
+
+    def job(name: str, loss: str, tag: str, arm_of: study.LRArm | None = None) -> study.Job:
+        cfg = OmegaConf.create({"dims": 2, "study": {"tag": tag}})
+        return study.Job(name, "train", [f"loss={loss}", "seed=1"], tmp_path / "claims" / name,
+                         composed=(cfg, SimpleNamespace(choices={"model": "unet", "loss": loss})), arm=arm_of)
+
+    def claim(cid: str, candidate: dict, baseline: dict, metric: str = "dice"):
+        return parse_claim(Path(f"{cid}.yaml"), {"id": cid, "claim": "x", "where": {"model": "unet", "dims": 2},
+                                                  "candidate": candidate, "baseline": baseline, "metric": metric,
+                                                  "expect": "higher"})
+
+    weighted = job("w10-seed1", "unet_weighted", "-w10", arm)
+    ablation, ce, other = job("w0-seed1", "unet_weighted", "-w0"), job("ce-seed1", "ce", ""), job("x", "dice", "")
+    jobs = [weighted, ablation, ce, other]
+    claims = [claim("C22a-x", {"loss": "unet_weighted", "study.tag": "-w10"}, {"loss": "ce", "study.tag": ""}),
+              claim("C22c-x", {"study.tag": "-w10"}, {"study.tag": "-w0"}),
+              claim("C18a-x", {"loss": "ce", "study.tag": ""}, {"loss": "dice"})]
+    assert study.moot(weighted, claims, jobs, arm.held).endswith("its other seeds are not trained")  # its own arm
+    reason = study.moot(ablation, claims, jobs, None)
+    assert reason.startswith("every claim it serves (C22c) reads not evaluable whatever it gives: an arm's seed 0")
+    assert "still improving at 250 epochs, the preset's top tier" in reason
+    assert study.moot(ce, claims, jobs, None) is None  # C18a still needs it
+    assert study.moot(ce, claims[:2], jobs, None).startswith("every claim it serves (C22a) reads not evaluable")
+    assert study.moot(other, claims[:2], jobs, None) is None  # on no side of these claims
+    arm.top_epochs = 300  # below the top tier the arm moves up: its runs will change, nothing else is held
+    assert study.moot(ablation, claims, jobs, None) is None
+    arm.top_epochs = 250
+    ablation.held = functools.partial(study.moot, ablation, claims, jobs, None)
+    monkeypatch.setattr(study, "spawn", lambda *a: pytest.fail("a job that can change no verdict is not trained"))
+    study.run_jobs([ablation], 1, False, tmp_path / "claims", tmp_path / "logs")
+    assert ablation.status == "held" and "w0-seed1: not run, every claim it serves (C22c)" in capsys.readouterr().out
 
 
 def test_lr_ties_go_to_the_configured_rate_and_a_run_without_validations_is_one_line(tmp_path):

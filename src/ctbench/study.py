@@ -14,7 +14,9 @@ claim files in ``configs/claims/``. ``study run``
 1. runs every job of the selected claims as ``ctbench train experiment=claims/NAME KEY=VALUE ...`` in
    ``multirun/claims/MODEL-LOSS-DIMSd-seedS[TAG]`` below the working folder (``multirun/claims_full`` with
    ``study=full``), ``--jobs`` at a time, one thread each; a job two claims share runs once, a complete job
-   is skipped and an interrupted one resumes (rerun the same command after a stop);
+   is skipped and an interrupted one resumes, before the jobs ahead of it (rerun the same command after a stop);
+   a train job is not run (``held``) when every claim file whose side it belongs to already reads not evaluable
+   because a side's loss arm did not converge at the preset's top epoch tier (:func:`moot`);
    each loss arm (:data:`LR_EXPERIMENTS`: the U-Nets of C7, C8, C16-C19, C21 that differ by loss) first trains
    seed 0 at 3 learning rates (:data:`LR_FACTORS` x the configured one) in ``multirun/claims_tuning/NAME-lrR``;
    the rate with the best validation ``val/mean_dice`` is chosen and recorded in ``STUDY_DIR/lr_choice.json``,
@@ -46,6 +48,7 @@ time then unknown). The tuning runs lie beside ``STUDY_DIR``, so no claim select
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
@@ -158,8 +161,11 @@ class Job:
     needed: Callable[[], bool] | None = None
     #: a loss arm's seed-0 run: its learning-rate grid's run at the chosen rate, linked in, not trained again
     linked: bool = False
-    #: a loss arm's seed 1 or 2: why it waits (:meth:`LRArm.held`), None when it may run
+    #: why the job waits or is not run (a loss arm's seed 1 or 2: :meth:`LRArm.held`; any train job: every claim
+    #: it serves is not evaluable, :func:`moot`), None when it may run
     held: Callable[[], str | None] | None = None
+    #: the loss arm the job trains (its grid runs and seeds), None for a run at the configured rate
+    arm: LRArm | None = None
 
     def command(self, ctbench: str, srun: bool) -> list[str]:
         cmd = [ctbench, self.task, *self.overrides, f"hydra.run.dir={self.run_dir}"]
@@ -271,10 +277,9 @@ class LRArm:
     def override(self) -> list[str]:
         return [f"{LR_KEY}={self.chosen()}"]
 
-    def held(self) -> str | None:
-        """Why seeds 1 and 2 wait, once the rate is chosen: the chosen rate's seed-0 run is complete and did not
-        pass the convergence gate, so the arm moves up an epoch tier (``study.epochs_by_arm``) and every run of it
-        is trained again; seeds trained at these epochs would be thrown away. None when they may run."""
+    def unconverged(self) -> tuple[Path, str, Any] | None:
+        """``(run, verdict, epochs)`` once the rate is chosen and the chosen rate's seed-0 run is complete without
+        passing the convergence gate, else None."""
         from ctbench.run_folder import is_complete, read_summary
 
         if not is_recorded(self.record, self.name):
@@ -286,13 +291,31 @@ class LRArm:
         verdict = (summary.get("convergence") or {}).get("verdict")
         if verdict == "converged":
             return None
+        return run, verdict or "without a convergence verdict", summary.get("epochs")
+
+    def beyond_budget(self) -> str | None:
+        """Why the arm's claims read not evaluable for good: its chosen seed 0 did not converge at the preset's top
+        epoch tier (``study.top_epochs``); None otherwise."""
+        state = self.unconverged()
+        if state is None or self.top_epochs is None or not isinstance(state[2], int) or state[2] < self.top_epochs:
+            return None
+        run, verdict, epochs = state
+        return (f"its arm's seed 0 ({run}) is {verdict} at {epochs} epochs, the preset's top tier (study.top_epochs): "
+                "the arm does not converge within this preset's budget, so its claims read not evaluable")
+
+    def held(self) -> str | None:
+        """Why seeds 1 and 2 wait, once the rate is chosen: the chosen rate's seed-0 run is complete and did not
+        pass the convergence gate, so the arm moves up an epoch tier (``study.epochs_by_arm``) and every run of it
+        is trained again; seeds trained at these epochs would be thrown away. None when they may run."""
+        beyond = self.beyond_budget()
+        if beyond:
+            return f"{beyond}; its other seeds are not trained"
+        state = self.unconverged()
+        if state is None:
+            return None
+        run, verdict, epochs = state
         prefix, _, tag = self.name.partition("-seed0")
-        epochs = summary.get("epochs")
-        if self.top_epochs is not None and isinstance(epochs, int) and epochs >= self.top_epochs:
-            return (f"its arm's seed 0 ({run}) is {verdict or 'without a convergence verdict'} at {epochs} epochs, the "
-                    "preset's top tier (study.top_epochs): the arm does not converge within this preset's budget, so "
-                    "its claims read not evaluable; its other seeds are not trained")
-        return (f"its arm's seed 0 ({run}) is {verdict or 'without a convergence verdict'} at {epochs} "
+        return (f"its arm's seed 0 ({run}) is {verdict} at {epochs} "
                 "epochs: move the arm up a tier (study.epochs_by_arm, configs/study/cpu.yaml), retire its runs "
                 f"(scripts/move_arm_up_a_tier.py {prefix}{f' --tag={tag}' if tag else ''}), and rerun")
 
@@ -386,7 +409,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
         for rate, run_dir in arms[seed0].grid.items():
             rate_overrides = [*seed0_overrides, f"{LR_KEY}={rate}"]
             add(Job(run_dir.name, "train", rate_overrides, run_dir, composed=compose(rate_overrides)[1:],
-                    needed=lambda arm=arms[seed0], rate=rate: arm.needs(rate)), claim)
+                    needed=lambda arm=arms[seed0], rate=rate: arm.needs(rate), arm=arms[seed0]), claim)
         return arms[seed0]
 
     for claim in claims:
@@ -400,7 +423,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     arm = lr_arm(overrides, claim)
                     job.after += list(arm.grid.values())
                     job.lazy, job.linked = (arm.seed_zero, True) if run_dir == arm.seed0 else (arm.override, False)
-                    job.held = None if job.linked else arm.held
+                    job.held, job.arm = None if job.linked else arm.held, arm
                     job.note = f"{LR_KEY}=<the best of {', '.join(arm.grid)} on seed 0's validation Dice>"
                 job = add(job, claim)
                 if experiment == "c10_source":
@@ -422,7 +445,58 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     add(Job(crf.name, "eval", [f"ckpt_path={ckpt}", "postprocess=crf", *overrides], crf,
                             after=list(tuning.grid.values()), lazy=tuning.override,
                             note=f"crf.*=<the best of {', '.join(CRF_GRID)} on the validation cases>"), claim)
-    return list(jobs.values())
+    planned = list(jobs.values())
+    from ctbench.reports.claims import load_claims
+
+    files = [c for c in load_claims(CLAIMS_DIR) if claim_key(c.id) in claims]
+    for job in planned:
+        if job.composed is not None:
+            job.held = functools.partial(moot, job, files, planned, job.held)
+    return planned
+
+
+def job_attribute(job: Job, key: str) -> str | None:
+    """A train job's value for a claim selector, as :meth:`ctbench.reports.collect.Run.attribute` reads it from
+    the run the job will make: ``model``/``loss`` (the config choices), a command-line override, else a key of
+    its composed config (``null`` for a null value, None when absent)."""
+    from omegaconf import OmegaConf
+
+    cfg, ctx = job.composed
+    if key in ("model", "loss"):
+        return ctx.choices.get(key)
+    given = dict(o.split("=", 1) for o in job.overrides if "=" in o)
+    if key in given:
+        return given[key]
+    value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+    if OmegaConf.is_config(value):
+        return None
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def moot(job: Job, claims: Sequence[Any], jobs: Sequence[Job], held: Callable[[], str | None] | None) -> str | None:
+    """Why a train job is not run: ``held`` (its own arm waits), or every claim file whose side it belongs to has
+    a side with a loss arm beyond the preset's budget (:meth:`LRArm.beyond_budget`), so its runs could change
+    no verdict. None when it may run, and for a job that belongs to no claim side."""
+    reason = held() if held is not None else None
+    if reason:
+        return reason
+
+    def on(side: Mapping[str, str], one: Job) -> bool:
+        return one.composed is not None and all(job_attribute(one, k) == v for k, v in side.items())
+
+    served = [c for c in claims if on(c.candidate, job) or on(c.baseline, job)]
+    why: dict[str, str] = {}
+    for claim in served:
+        arms = {one.arm.name: one.arm for side in (claim.candidate, claim.baseline) for one in jobs
+                if one.arm is not None and on(side, one)}
+        beyond = next((b for arm in arms.values() if (b := arm.beyond_budget())), None)
+        if beyond is None:
+            return None
+        why[claim.id.split("-")[0]] = beyond
+    if not why:
+        return None
+    return (f"every claim it serves ({', '.join(why)}) reads not evaluable whatever it gives: "
+            f"{next(iter(why.values())).replace('its arm', 'an arm', 1)}")
 
 
 def finished_with_another_config(jobs: Sequence[Job]) -> list[str]:
@@ -1003,7 +1077,7 @@ def run_cli(args: argparse.Namespace) -> int:
     held = [j.name for j in jobs if j.status == "held"]
     print(f"[study] {(time.perf_counter() - start) / 60:.1f} min; {len(failed)} failed job(s)"
           + (f": {', '.join(failed)}" if failed else "")
-          + (f"; {len(held)} held, their arm's seed 0 not converged (above): {', '.join(held)}" if held else "")
+          + (f"; {len(held)} held (above: an arm's seed 0 not converged, or every claim they serve not evaluable): {', '.join(held)}" if held else "")
           + (f"; {len(deferred)} not started before the deadline (rerun the same command to go on): "
              f"{', '.join(deferred)}" if deferred else ""), flush=True)
     return 1 if failed else 0
