@@ -124,7 +124,7 @@ def test_claim_experiments_compose_with_their_run_folder(experiment):
 
 @pytest.mark.parametrize("preset", ["cpu", "full"])
 def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(preset):
-    # study.epochs_by_model: U-Net at long_epochs in C2, PSPNet in C11 at study.epochs; the 3D U-Net (C6, C11)
+    # study.epochs_by_model: U-Net at long_epochs in C2, 2D PSPNet in C11 at study.epochs; the 3D U-Net (C6, C11)
     # at its own epochs (unet_3d: still improving at 100 and 150) and C6's 2D arm with it, in its own folders;
     # C10's equal-compute scratch arm = the source's epochs + the fine-tuning epochs
     def epochs(*overrides: str) -> int:
@@ -135,6 +135,7 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     assert long > short
     assert epochs("experiment=claims/c2_unet_segnet", "model=unet") == long
     assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=2") == short
+    assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=3") == long  # seed 1 still improving at 60
     longer = int(cfg.study.longer_epochs)
     unet_3d = int(cfg.study.epochs_by_model.unet_3d)
     assert unet_3d > longer and epochs("experiment=claims/c6_3d_vs_2d") == epochs("experiment=claims/c6_2d_equal_epochs") == unet_3d
