@@ -136,9 +136,9 @@ def test_a_network_trains_its_epochs_in_every_claim_and_c10_counts_its_sources(p
     assert epochs("experiment=claims/c2_unet_segnet", "model=unet") == long
     assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=2") == short
     longer = int(cfg.study.longer_epochs)
-    # the 3D PSPNet: a seed still improving at 60 and at 100 (4 Dec)
-    assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=3") == longer
     unet_3d = int(cfg.study.epochs_by_model.unet_3d)
+    # the 3D PSPNet: seeds still improving at 60, 100 and 150 (4 Dec), so as long as the 3D U-Net
+    assert epochs("experiment=claims/c11_pspnet", "model=pspnet", "dims=3") == unet_3d
     assert unet_3d > longer and epochs("experiment=claims/c6_3d_vs_2d") == epochs("experiment=claims/c6_2d_equal_epochs") == unet_3d
     assert epochs("experiment=claims/c11_pspnet", "model=unet", "dims=3") == unet_3d  # the same 3D U-Net
     assert epochs("experiment=claims/c11_pspnet", "model=unet", "dims=2") == long
