@@ -375,20 +375,26 @@ def test_a_rerun_finishes_an_interrupted_study(tmp_path, monkeypatch):
     assert times["runs/a"]["cpu_seconds"] == 1.0 and len(times["runs/b"]["segments"]) == 1
 
 
+def completing_spawn(started: list[str] | None = None, cpu_seconds: float = 1.0):
+    """A stand-in for :func:`study.spawn` whose ``ctbench`` run completes at once: it writes the run's report,
+    appends the run folder's name to ``started`` and returns exit 0 with ``cpu_seconds``."""
+    def spawn(cmd, env, log_file):
+        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
+        if started is not None:
+            started.append(run_dir.name)
+        (run_dir / "report").mkdir(parents=True, exist_ok=True)
+        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+        return 0, cpu_seconds
+
+    return spawn
+
+
 def test_an_interrupted_job_starts_before_the_jobs_ahead_of_it(tmp_path, monkeypatch):
     """A restarted study runs the job it interrupted (checkpoint on disk) before the jobs listed ahead of it,
     then the rest in order; a job that waits for another still waits."""
     monkeypatch.chdir(tmp_path)
     order: list[str] = []
-
-    def fake_ctbench(cmd, env, log_file):
-        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
-        order.append(run_dir.name)
-        (run_dir / "report").mkdir(parents=True, exist_ok=True)
-        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
-        return 0, 1.0
-
-    monkeypatch.setattr(study, "spawn", fake_ctbench)
+    monkeypatch.setattr(study, "spawn", completing_spawn(order))
     for name in ("c", "d"):
         Path(f"runs/{name}/checkpoints").mkdir(parents=True)
         Path(f"runs/{name}/checkpoints/last.ckpt").write_bytes(b"weights")
@@ -405,14 +411,7 @@ def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, 
     its report was removed; a job whose run folder is gone, or whose record is of a complete run whose folder
     was emptied, starts its count afresh."""
     monkeypatch.chdir(tmp_path)
-
-    def fake_ctbench(cmd, env, log_file):
-        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
-        (run_dir / "report").mkdir(parents=True, exist_ok=True)
-        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
-        return 0, 2.0
-
-    monkeypatch.setattr(study, "spawn", fake_ctbench)
+    monkeypatch.setattr(study, "spawn", completing_spawn(cpu_seconds=2.0))
     started = 1_700_000_000.0
     Path("runs/a").mkdir(parents=True)
     Path("runs/replaced").mkdir(parents=True)
@@ -923,15 +922,7 @@ def test_a_deadline_defers_the_jobs_that_would_end_after_it_and_their_dependents
 
     monkeypatch.chdir(tmp_path)
     started: list[str] = []
-
-    def fake_ctbench(cmd, env, log_file):
-        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
-        started.append(run_dir.name)
-        (run_dir / "report").mkdir(parents=True, exist_ok=True)
-        (run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
-        return 0, 1.0
-
-    monkeypatch.setattr(study, "spawn", fake_ctbench)
+    monkeypatch.setattr(study, "spawn", completing_spawn(started))
     seed0 = _train_job("unet-dice-2d-seed0", 10)
     (seed0.run_dir / "report").mkdir(parents=True)
     (seed0.run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))

@@ -374,6 +374,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
     from omegaconf import OmegaConf
 
     from ctbench.config import compose_with_context
+    from ctbench.reports.claims import load_claims
 
     jobs: dict[Path, Job] = {}
     arms: dict[Path, LRArm] = {}
@@ -446,8 +447,6 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                             after=list(tuning.grid.values()), lazy=tuning.override,
                             note=f"crf.*=<the best of {', '.join(CRF_GRID)} on the validation cases>"), claim)
     planned = list(jobs.values())
-    from ctbench.reports.claims import load_claims
-
     files = [c for c in load_claims(CLAIMS_DIR) if claim_key(c.id) in claims]
     for job in planned:
         if job.composed is not None:
