@@ -447,7 +447,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                             after=list(tuning.grid.values()), lazy=tuning.override,
                             note=f"crf.*=<the best of {', '.join(CRF_GRID)} on the validation cases>"), claim)
     planned = list(jobs.values())
-    files = [c for c in load_claims(CLAIMS_DIR) if claim_key(c.id) in claims]
+    files = load_claims(CLAIMS_DIR)  # every claim file: a job that an unselected claim still needs is not held
     for job in planned:
         if job.composed is not None:
             job.held = functools.partial(moot, job, files, planned, job.held)
@@ -475,7 +475,11 @@ def job_attribute(job: Job, key: str) -> str | None:
 def moot(job: Job, claims: Sequence[Any], jobs: Sequence[Job], held: Callable[[], str | None] | None) -> str | None:
     """Why a train job is not run: ``held`` (its own arm waits), or every claim file whose side it belongs to has
     a side with a loss arm beyond the preset's budget (:meth:`LRArm.beyond_budget`), so its runs could change
-    no verdict. None when it may run, and for a job that belongs to no claim side."""
+    no verdict. None when it may run, and for a job that belongs to no claim side.
+
+    ``claims``: every claim file, not only those ``--only`` selects, so that ``--only C22`` does not hold a job
+    another claim still needs; ``jobs``: the planned jobs, whose loss arms are the ones known (an arm beyond the
+    budget among them is enough: a claim with one such side reads not evaluable whatever its other arms give)."""
     reason = held() if held is not None else None
     if reason:
         return reason
