@@ -1050,3 +1050,22 @@ def test_only_one_claim_still_judges_a_job_against_every_claim_file():
     every = {c.id for c in load_claims(study.CLAIMS_DIR)}
     assert jobs and all({c.id for c in j.held.args[1]} == every for j in jobs)
     assert any(not c.startswith("C22") for c in every)
+
+
+@pytest.mark.slow
+def test_c10s_source_run_is_needed_only_while_a_run_trained_from_it_is_not_complete(tmp_path, monkeypatch):
+    """The source model's weights are not in git: on a fresh clone whose fine-tuned runs are all complete, the
+    source is not trained again (4 Dec: the dry run listed it as 7 minutes still to run; retrained, it would not
+    even be the model those runs started from). ~5 s."""
+    monkeypatch.chdir(tmp_path)
+    jobs = study.plan(["C10"], "cpu")
+    source = next(j for j in jobs if "c10_source" in j.overrides[0])
+    users = [j for j in jobs if source.run_dir in j.after]
+    assert len(users) >= 3 and source.needed()
+    for job in users:
+        (job.run_dir / "report").mkdir(parents=True)
+        (job.run_dir / "report" / "summary.json").write_text(json.dumps({"status": "complete"}))
+    assert not source.needed() and "every run trained from it is complete" in study.what_is_left(
+        source, jobs, {}, tmp_path)[0]
+    (users[-1].run_dir / "report" / "summary.json").unlink()
+    assert source.needed()

@@ -159,6 +159,8 @@ class Job:
     #: a tuning job's test whether its run is still needed (False once the choice it serves is recorded: a fresh
     #: clone has the committed choice, not the tuning runs' weights, and must not train or test them again)
     needed: Callable[[], bool] | None = None
+    #: why the job is not needed when ``needed()`` is False
+    unneeded: str = "the choice it tunes is recorded"
     #: a loss arm's seed-0 run: its learning-rate grid's run at the chosen rate, linked in, not trained again
     linked: bool = False
     #: why the job waits or is not run (a loss arm's seed 1 or 2: :meth:`LRArm.held`; any train job: every claim
@@ -413,6 +415,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     needed=lambda arm=arms[seed0], rate=rate: arm.needs(rate), arm=arms[seed0]), claim)
         return arms[seed0]
 
+    sources_of_all: set[Path] = set()  # pretraining runs (C10's source): needed while a run trained from it is not
     for claim in claims:
         sources: list[Path] = []
         for experiment in CLAIMS[claim][2]:
@@ -429,6 +432,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                 job = add(job, claim)
                 if experiment == "c10_source":
                     sources.append(job.run_dir)
+                    sources_of_all.add(job.run_dir)
                 if experiment in CRF_EXPERIMENTS and claim in CRF_CLAIMS:
                     ckpt = run_dir / "checkpoints" / "best.ckpt"
                     # the training overrides again: eval takes data locations from the local configs only
@@ -447,11 +451,22 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                             after=list(tuning.grid.values()), lazy=tuning.override,
                             note=f"crf.*=<the best of {', '.join(CRF_GRID)} on the validation cases>"), claim)
     planned = list(jobs.values())
+    for source in (j for j in planned if j.run_dir in sources_of_all):
+        users = [j for j in planned if source.run_dir in j.after]
+        source.needed = functools.partial(any_incomplete, users)
+        source.unneeded = "every run trained from it is complete (its weights are not kept in git)"
     files = load_claims(CLAIMS_DIR)  # every claim file: a job that an unselected claim still needs is not held
     for job in planned:
         if job.composed is not None:
             job.held = functools.partial(moot, job, files, planned, job.held)
     return planned
+
+
+def any_incomplete(jobs: Sequence[Job]) -> bool:
+    """Whether any of ``jobs`` has no complete run folder yet."""
+    from ctbench.run_folder import is_complete
+
+    return not all(is_complete(j.run_dir) for j in jobs)
 
 
 def job_attribute(job: Job, key: str) -> str | None:
@@ -664,7 +679,7 @@ def what_is_left(job: Job, jobs: Sequence[Job], times: Mapping[str, Any],
     if is_complete(job.run_dir):
         return "complete", None, None
     if job.needed is not None and not job.needed():
-        return "not needed: the choice it tunes is recorded", None, None
+        return f"not needed: {job.unneeded}", None, None
     if job.linked:
         return "linked from its grid run", None, None
     held = job.held() if job.held is not None else None
@@ -764,7 +779,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     say(f"[study] {job.name}: not run, {held}")
                 elif not needed:
                     status = "skipped"
-                    say(f"[study] {job.name}: not needed, the choice it tunes is recorded")
+                    say(f"[study] {job.name}: not needed, {job.unneeded}")
                 elif complete:
                     status = "skipped"
                     say(f"[study] {job.name}: complete, skipped")
