@@ -1043,7 +1043,7 @@ def test_readme_table_shows_each_sides_level_beside_the_difference(tmp_path, mon
 def test_only_one_claim_still_judges_a_job_against_every_claim_file():
     """``--only C22`` plans C22's jobs alone, but whether a job can change no verdict is judged against every
     claim file: one that an unselected claim still needs is not held (4 Dec: the hold looked at the selected
-    claims only). ~5 s."""
+    claims only). ~10 s."""
     from ctbench.reports.claims import load_claims
 
     jobs = [j for j in study.plan(["C22"], "cpu") if j.composed is not None]
@@ -1056,7 +1056,7 @@ def test_only_one_claim_still_judges_a_job_against_every_claim_file():
 def test_c10s_source_run_is_needed_only_while_a_run_trained_from_it_is_not_complete(tmp_path, monkeypatch):
     """The source model's weights are not in git: on a fresh clone whose fine-tuned runs are all complete, the
     source is not trained again (4 Dec: the dry run listed it as 7 minutes still to run; retrained, it would not
-    even be the model those runs started from). ~5 s."""
+    even be the model those runs started from). ~10 s."""
     monkeypatch.chdir(tmp_path)
     jobs = study.plan(["C10"], "cpu")
     source = next(j for j in jobs if "c10_source" in j.overrides[0])

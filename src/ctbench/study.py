@@ -156,8 +156,9 @@ class Job:
     #: a train job's composed config and run context (what ``ctbench train`` will run), for
     #: :func:`finished_with_another_config`
     composed: tuple[Any, Any] | None = None
-    #: a tuning job's test whether its run is still needed (False once the choice it serves is recorded: a fresh
-    #: clone has the committed choice, not the tuning runs' weights, and must not train or test them again)
+    #: a tuning or source job's test whether its run is still needed (False once the choice it serves is recorded,
+    #: or once every run trained from the source is complete: a fresh clone has the committed choices and runs, not
+    #: the tuning or source runs' weights, and must not train or test them again)
     needed: Callable[[], bool] | None = None
     #: why the job is not needed when ``needed()`` is False
     unneeded: str = "the choice it tunes is recorded"
@@ -415,7 +416,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     needed=lambda arm=arms[seed0], rate=rate: arm.needs(rate), arm=arms[seed0]), claim)
         return arms[seed0]
 
-    sources_of_all: set[Path] = set()  # pretraining runs (C10's source): needed while a run trained from it is not
+    sources_of_all: set[Path] = set()  # pretraining runs (C10's source): needed while a run trained from one is not complete
     for claim in claims:
         sources: list[Path] = []
         for experiment in CLAIMS[claim][2]:
