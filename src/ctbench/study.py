@@ -416,7 +416,7 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     needed=lambda arm=arms[seed0], rate=rate: arm.needs(rate), arm=arms[seed0]), claim)
         return arms[seed0]
 
-    sources_of_all: set[Path] = set()  # pretraining runs (C10's source): needed while a run trained from one is not complete
+    sources_of_all: set[Path] = set()  # pretraining runs (C10's): needed until every run trained from one is complete
     for claim in claims:
         sources: list[Path] = []
         for experiment in CLAIMS[claim][2]:
