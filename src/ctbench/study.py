@@ -416,7 +416,6 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                     needed=lambda arm=arms[seed0], rate=rate: arm.needs(rate), arm=arms[seed0]), claim)
         return arms[seed0]
 
-    sources_of_all: set[Path] = set()  # pretraining runs (C10's): needed until every run trained from one is complete
     for claim in claims:
         sources: list[Path] = []
         for experiment in CLAIMS[claim][2]:
@@ -433,7 +432,6 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                 job = add(job, claim)
                 if experiment == "c10_source":
                     sources.append(job.run_dir)
-                    sources_of_all.add(job.run_dir)
                 if experiment in CRF_EXPERIMENTS and claim in CRF_CLAIMS:
                     ckpt = run_dir / "checkpoints" / "best.ckpt"
                     # the training overrides again: eval takes data locations from the local configs only
@@ -452,8 +450,8 @@ def plan(claims: Sequence[str], study: str) -> list[Job]:
                             after=list(tuning.grid.values()), lazy=tuning.override,
                             note=f"crf.*=<the best of {', '.join(CRF_GRID)} on the validation cases>"), claim)
     planned = list(jobs.values())
-    for source in (j for j in planned if j.run_dir in sources_of_all):
-        users = [j for j in planned if source.run_dir in j.after]
+    for source in (j for j in planned if "experiment=claims/c10_source" in j.overrides):  # needed while a run
+        users = [j for j in planned if source.run_dir in j.after]  # trained from it is not complete
         source.needed = functools.partial(any_incomplete, users)
         source.unneeded = "every run trained from it is complete (its weights are not kept in git)"
     files = load_claims(CLAIMS_DIR)  # every claim file: a job that an unselected claim still needs is not held
