@@ -27,7 +27,7 @@ SRC = Path(ctbench.__file__).parent
 #: Layers from the bottom up (docs/architecture.md, "Layers"): a module may import its own layer and those
 #: below it, never one above. A module's layer is that of the longest prefix naming it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("shared", ("ctbench", "ctbench.errors", "ctbench.atomic", "ctbench.safe_yaml", "ctbench.provenance",
+    ("shared", ("ctbench", "ctbench.errors", "ctbench.atomic", "ctbench.folder_lock", "ctbench.safe_yaml", "ctbench.provenance",
                 "ctbench.config", "ctbench.commands")),
     ("files", ("ctbench.data.readers", "ctbench.data.dicom", "ctbench.data.voxel_budget",
                "ctbench.data.phantom", "ctbench.data.phantom_anatomy", "ctbench.data.phantom_files", "ctbench.data.synthetic",

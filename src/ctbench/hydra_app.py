@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ctbench import run_folder
+from ctbench import folder_lock, run_folder
 from ctbench.config import (
     CONFIG_DIR,
     VERSION_BASE,
@@ -71,10 +71,10 @@ def silence_known_warnings() -> None:
 
 def remove_refused_run_dir(ctx: RunContext) -> None:
     """No ``outputs/NAME/TIMESTAMP/`` for a command refused before it started (only Hydra's and the setup's files
-    and the log with the refusal, already printed); a folder holding anything else is kept."""
+    and the log with the refusal, already printed); a folder holding anything else, or that another process holds (:mod:`ctbench.folder_lock`), is kept."""
     import logging
 
-    if not run_folder.refused_at_setup(ctx.run_dir):
+    if not run_folder.refused_at_setup(ctx.run_dir) or folder_lock.in_use(ctx.run_dir):  # another's fresh run
         return
     folder = ctx.run_dir.resolve()
     loggers = [logging.getLogger(), *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger))]

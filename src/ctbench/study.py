@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctbench import folder_lock
 from ctbench.atomic import atomic_write_json, atomic_write_text
 from ctbench.config import CONFIG_DIR
 from ctbench.errors import CTBenchError
@@ -686,10 +687,11 @@ def what_is_left(job: Job, jobs: Sequence[Job], times: Mapping[str, Any],
         return f"held: {held}", None, None
     log = log_dir / f"{job.name}.log"
     seconds = expected_seconds(job, jobs, times, log)
+    elsewhere = "running in another process now; " if folder_lock.in_use(job.run_dir) else ""
     if seconds is not None:
-        return f"expected {seconds / 60:.0f} min", seconds, None
+        return f"{elsewhere}expected {seconds / 60:.0f} min", seconds, None
     bound = expected_seconds(job, jobs, times, log, slowest=True)
-    return "no measured time" + (f"; {bound / 60:.0f} min at the slowest measured network's rate"
+    return f"{elsewhere}no measured time" + (f"; {bound / 60:.0f} min at the slowest measured network's rate"
                                  if bound is not None else ""), None, bound or 0.0
 
 
@@ -732,11 +734,11 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                                                if d in by_dir)
 
     def blocked(job: Job) -> str | None:
-        """``failed``, ``deferred`` or ``held`` when a job it waits for is."""
+        """``failed``, ``deferred``, ``held`` or ``busy`` when a job it waits for is."""
         if job.status != "pending":
             return None
         return next((by_dir[d].status for d in job.after if d in by_dir
-                     and by_dir[d].status in ("failed", "deferred", "held")), None)
+                     and by_dir[d].status in ("failed", "deferred", "held", "busy")), None)
 
     def worker() -> None:
         while True:
@@ -746,7 +748,8 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     if cause:
                         job.status = cause
                         say(f"[study] {job.name}: not run, a job it needs " + {
-                            "failed": "failed", "held": "is held"}.get(cause, "was not started before the deadline"))
+                            "failed": "failed", "held": "is held", "busy": "is running in another process"}.get(
+                                cause, "was not started before the deadline"))
                 pending = [j for j in jobs if j.status == "pending"]
                 if not pending:
                     lock.notify_all()
@@ -773,7 +776,11 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
             except (CTBenchError, OSError) as err:
                 say(f"[study] {job.name}: not run: {err}")
             else:
-                if held:
+                if not complete and needed and not held and folder_lock.in_use(job.run_dir):
+                    status = "busy"
+                    say(f"[study] {job.name}: not run, another process is running it now (a second study or a job "
+                        "started by hand): this study's next run takes it up if it does not finish")
+                elif held:
                     status = "held"
                     say(f"[study] {job.name}: not run, {held}")
                 elif not needed:
@@ -783,7 +790,8 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                     status = "skipped"
                     say(f"[study] {job.name}: complete, skipped")
                 else:
-                    with lock:  # merged into the file as it is now (another study may share it)
+                    # merged into the file as it is now: another study may share it
+                    with lock, folder_lock.waiting(study_dir):
                         times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                         expected = expected_seconds(job, jobs, times, log_file, slowest=True)
                         late = deadline is not None and time.time() + (expected or 0.0) > deadline
@@ -812,13 +820,13 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                         say(f"[study] {job.name}: {status} in {seconds / 60:.1f} min ({cpu_seconds / 60:.1f} min CPU)"
                               + (f", {total / 60:.1f} min over {len(earlier) + 1} segments" if earlier else "")
                               + ("" if status == "done" else f" (exit {rc}; log {log_file})"))
-            with lock:
+            with lock, folder_lock.waiting(study_dir):
                 job.status = status
                 times = json.loads(times_file.read_text()) if times_file.is_file() else {}
                 record = times.get(str(job.run_dir))
                 # a run that finished while its study was killed: its record was left running, closed here
                 left_running = complete and not spawned and isinstance(record, dict) and record.get("status") == "running"
-                if status not in ("skipped", "deferred", "held") or left_running:
+                if status not in ("skipped", "deferred", "held", "busy") or left_running:
                     segments = [*earlier, {"seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1)}] \
                         if spawned else earlier_segments(record, job.run_dir, log_file)
                     times[str(job.run_dir)] = _record(job, "done" if left_running else status, segments)
@@ -1092,9 +1100,12 @@ def run_cli(args: argparse.Namespace) -> int:
     failed = [j.name for j in jobs if j.status == "failed"]
     deferred = [j.name for j in jobs if j.status == "deferred"]
     held = [j.name for j in jobs if j.status == "held"]
+    busy = [j.name for j in jobs if j.status == "busy"]
     print(f"[study] {(time.perf_counter() - start) / 60:.1f} min; {len(failed)} failed job(s)"
           + (f": {', '.join(failed)}" if failed else "")
           + (f"; {len(held)} held (above: an arm's seed 0 not converged, or every claim they serve not evaluable): {', '.join(held)}" if held else "")
           + (f"; {len(deferred)} not started before the deadline (rerun the same command to go on): "
-             f"{', '.join(deferred)}" if deferred else ""), flush=True)
+             f"{', '.join(deferred)}" if deferred else "")
+          + (f"; {len(busy)} running in another process, and the jobs that wait for them (rerun when it ends): "
+             f"{', '.join(busy)}" if busy else ""), flush=True)
     return 1 if failed else 0

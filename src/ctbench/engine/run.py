@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -229,12 +230,28 @@ def _tested_checkpoint(out: Path, module) -> tuple[Path, dict[str, Any]]:
     return weights, ckpt
 
 
+def _one_process(ctx: RunContext, doing: str) -> AbstractContextManager:
+    """The run folder's lock (:mod:`ctbench.folder_lock`) for rank zero; the other DDP ranks of the same run share
+    its folder and take none."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from ctbench import folder_lock
+
+    return folder_lock.exclusive(ctx.run_dir, doing) if rank_zero_only.rank == 0 else nullcontext()
+
+
 def train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     """Fit, test the best checkpoint on the test split, write ``report/``; returns the report summary.
 
     A rerun of the same sweep skips jobs whose report is complete and resumes those that have a
-    checkpoint; a single run needs ``resume=true`` (or ``overwrite=true``) to reuse its folder.
+    checkpoint; a single run needs ``resume=true`` (or ``overwrite=true``) to reuse its folder. One process
+    at a time trains in a folder: a second is refused (exit 2) while the first runs.
     """
+    with _one_process(ctx, "training"):
+        return _train(cfg, ctx)
+
+
+def _train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     import lightning.pytorch as pl
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -315,7 +332,13 @@ def _write_progress(out: Path) -> None:
 
 
 def evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
-    """Re-test a checkpoint on ``split`` (test by default) and write ``report/`` in this run folder."""
+    """Re-test a checkpoint on ``split`` (test by default) and write ``report/`` in this run folder (one process
+    at a time, as :func:`train`)."""
+    with _one_process(ctx, "evaluating"):
+        return _evaluate(cfg, ctx)
+
+
+def _evaluate(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
     from ctbench.data.datasets import resolve_classes
     from ctbench.engine.build import build_datamodule, build_trainer, module_from_checkpoint
     from ctbench.engine.checkpoint import check_weights_fit, command_run_config, local_dataset
