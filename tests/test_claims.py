@@ -197,6 +197,23 @@ def test_selection_shows_a_subset_without_changing_the_family(runs: Path, claims
     assert all(v.test is None or v.test.level == pytest.approx(1 - 0.05 / 9) for v in verdicts)
 
 
+def test_split_families_have_their_own_level_and_holm(runs: Path, claims_dir: Path) -> None:
+    """``family_of`` (the study's sensitivity table): each family's own m sets its interval level and Holm; a
+    one-claim family is unadjusted, and the same claim in the declared family keeps the 1 - 0.05/9 level."""
+    claims = load_claims(claims_dir)
+    whole = {v.claim.id: v for v in evaluate_claims(claims, collect([runs])[0], n_resamples=500)}
+    split = evaluate_claims(claims, collect([runs])[0], n_resamples=500,
+                            family_of=lambda c: c.id if c.id == "C7-focal" else "rest")
+    alone = next(v for v in split if v.claim.id == "C7-focal")
+    assert alone.family_size == 1 and alone.test.level == pytest.approx(0.95) and alone.p_holm == alone.test.p
+    assert whole["C7-focal"].test.level == pytest.approx(1 - 0.05 / 9)
+    assert whole["C7-focal"].test.p == alone.test.p and whole["C7-focal"].p_holm >= alone.p_holm
+    rest = {v.claim.id: v for v in split if v.claim.id != "C7-focal"}
+    tested = {k: v.test.p for k, v in rest.items() if v.test is not None and v.verdict != "not evaluable"}
+    for claim_id, adjusted in holm(tested, family_size=8).items():
+        assert rest[claim_id].family_size == 8 and rest[claim_id].p_holm == pytest.approx(adjusted, rel=1e-12)
+
+
 def test_seeds_for_power_is_reported(report: dict) -> None:
     # C3-crf: no seed spread in pspnet beyond 0.1 x the U-Net's: a number of seeds, not blank
     assert report["rows"]["C3-crf"]["seeds_for_80_power"] not in ("",)

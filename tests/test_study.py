@@ -1069,3 +1069,17 @@ def test_c10s_source_run_is_needed_only_while_a_run_trained_from_it_is_not_compl
         source, jobs, {}, tmp_path)[0]
     (users[-1].run_dir / "report" / "summary.json").unlink()
     assert source.needed()
+
+
+def test_the_sensitivity_table_splits_the_claim_files_as_labelled():
+    """Fast: the exploratory claims are those whose ``claim:`` says so, the calibration claims those whose source is
+    not the survey (Ma et al. 2021, nnU-Net Revisited); one family per statement groups C7a-j as C7."""
+    claims = load_claims(CONFIG_DIR / "claims")
+    kinds: dict[str, list[str]] = {}
+    for claim in claims:
+        kinds.setdefault(study.claim_kind(claim), []).append(claim.id.split("-")[0])
+    assert sorted(kinds["exploratory"]) == ["C10b", "C2b", "C4c", "C5a", "C5b"]
+    assert sorted(kinds["calibration"]) == ["C21a", "C21b", "C21c", "C21d", "C21e", "C21f", "C21g", "C21h", "C25"]
+    assert len(kinds["survey"]) == len(claims) - 14
+    per_statement = study.OTHER_FAMILIES[1][1]
+    assert {per_statement(c) for c in claims if c.id.startswith("C7")} == {"C7"}

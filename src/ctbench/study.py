@@ -58,6 +58,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,49 @@ _RECORDS = threading.Lock()
 def claim_key(claim_id: str) -> str:
     """The study claim (``C7``) of a claim file's id (``C7a-focal-vs-dice-lesion``)."""
     return claim_id.split("-")[0].rstrip("abcdefghij")
+
+
+def claim_kind(claim: Any) -> str:
+    """``survey`` (a statement of the survey), ``exploratory`` (labelled so in its ``claim:``: the survey does not
+    say it) or ``calibration`` (its ``source`` is a published real-data result, not the survey)."""
+    if not claim.source.lower().startswith("survey"):
+        return "calibration"
+    return "exploratory" if "exploratory" in claim.claim.lower() else "survey"
+
+
+#: Other ways to split the claims into families, for the report's sensitivity table (never the verdicts): each
+#: a description and a claim -> family key function.
+OTHER_FAMILIES: tuple[tuple[str, Callable[[Any], str]], ...] = (
+    ("the survey's statements, the exploratory and the calibration claims, three families", claim_kind),
+    ("one family per survey statement (C1, C2, ...), the loosest split that still corrects within a statement",
+     lambda claim: claim_key(claim.id)),
+)
+
+
+def family_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any],
+                       shown: Sequence[str]) -> list[str]:
+    """Markdown lines: the verdict rule again with the claims split by each of :data:`OTHER_FAMILIES`, and the
+    ``shown`` claims whose verdict would change (the declared family, every claim file, gives the verdicts)."""
+    from ctbench.reports.claims import evaluate_claims
+
+    declared = {v.claim.id: v for v in verdicts}
+    lines = ["", "**Sensitivity to the family** (not the verdicts: those are judged in the declared family, every "
+             f"claim file, m = {len(claims)}). The same rule, with the claims split into smaller families, each "
+             "with its own simultaneous level and Holm correction (`ctbench study report` computes it):", "",
+             "| families | sizes | verdicts that would change |", "|---|---|---|"]
+    for description, family_of in OTHER_FAMILIES:
+        sizes = Counter(family_of(c) for c in claims)
+        changed = []
+        for v in evaluate_claims(claims, runs, family_of=family_of):
+            was = declared[v.claim.id]
+            if v.claim.id in shown and v.verdict != was.verdict and v.test is not None:
+                t = v.test
+                changed.append(f"{v.claim.id}: {was.verdict} -> **{v.verdict}** ({_num(t.estimate)} [{_num(t.low)}, "
+                               f"{_num(t.high)}] at m = {v.family_size}, Holm p {v.p_holm:.2g})")
+        shown_sizes = ", ".join(f"{k} {n}" for k, n in sizes.items()) if len(sizes) <= 4 else \
+            f"{len(sizes)} families of {min(sizes.values())}-{max(sizes.values())}"
+        lines.append(f"| {description} | {shown_sizes} | {'; '.join(changed) or 'none'} |")
+    return lines
 
 
 @dataclass
@@ -1040,6 +1084,7 @@ def report(args: argparse.Namespace, selected: Sequence[str], whole: Sequence[Jo
     extra = learning_curve_lines(curves_by_claim, doc.with_suffix(""))
     if "C4" in selected:
         extra += ["", *cascade_survey_terms(claims, runs)]
+    extra += family_sensitivity(claims, runs, verdicts, shown)
     write_doc(doc, verdicts, c9, figures, times, args, selected, extra, left)
     drawn = {p.name for p in (*figures.values(), *curves_by_claim.values())}
     for folder in (doc.with_suffix(""), report_dir / "figures", report_dir / "learning_curves"):

@@ -67,7 +67,8 @@ import json
 import math
 import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -514,15 +515,21 @@ def within_range(test: HierarchicalResult, columns: Sequence[str]) -> Hierarchic
 
 
 def evaluate_claims(claims: Sequence[Claim], runs: Sequence[Run], alpha: float = ALPHA,
-                    n_resamples: int = N_RESAMPLES) -> list[Verdict]:
+                    n_resamples: int = N_RESAMPLES, family_of: Callable[[Claim], str] | None = None) -> list[Verdict]:
     """A verdict per claim; the family is ``claims`` (m of them): ``1 - alpha/m`` intervals, Holm over m.
-    Select what to show afterwards, never before (the family must not shrink with the selection)."""
-    family = len(claims)
-    verdicts = [_judge_one(c, runs, family, alpha, n_resamples) for c in claims]
-    adjusted = holm({v.claim.id: v.test.p for v in verdicts if v.test is not None and v.verdict != "not evaluable"},
-                    family_size=family)
-    for v in verdicts:
-        v.p_holm = adjusted.get(v.claim.id, math.nan)
+    Select what to show afterwards, never before (the family must not shrink with the selection).
+
+    ``family_of`` splits ``claims`` into several families (a claim's family is the claims with the same key), each
+    with its own m: for a sensitivity analysis beside the declared family, never instead of it."""
+    keys = [family_of(c) if family_of else "" for c in claims]
+    sizes = Counter(keys)
+    verdicts = [_judge_one(c, runs, sizes[k], alpha, n_resamples) for c, k in zip(claims, keys, strict=True)]
+    for key, size in sizes.items():
+        mine = [v for v, k in zip(verdicts, keys, strict=True) if k == key]
+        adjusted = holm({v.claim.id: v.test.p for v in mine if v.test is not None and v.verdict != "not evaluable"},
+                        family_size=size)
+        for v in mine:
+            v.p_holm = adjusted.get(v.claim.id, math.nan)
     return verdicts
 
 
