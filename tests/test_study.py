@@ -439,6 +439,11 @@ def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, 
     assert log.read_text().startswith("epoch 7")  # the earlier segment's output is kept
     assert len(times["runs/gone"]["segments"]) == 1 and times["runs/gone"]["cpu_seconds"] == 2.0
     assert len(times["runs/replaced"]["segments"]) == 1
+    # the two records whose time the new start does not carry are kept apart, counted in the report's header
+    retired = json.loads((tmp_path / study.RETIRED_FILE).read_text())
+    assert [(r["run_dir"], r["seconds"], r["status"]) for r in retired] == [("runs/gone", 30.0, "running"),
+                                                                           ("runs/replaced", 30.0, "done")]
+    assert study.retired_seconds(tmp_path) == 60.0
     again = times["runs/reported_again"]
     assert again["segments"][0] == {"seconds": 30.0, "cpu_seconds": 25.0} and len(again["segments"]) == 2
     assert again["cpu_seconds"] == 27.0
