@@ -574,7 +574,7 @@ def test_lr_choice_is_the_best_validation_dice_of_seed_0_recorded_and_reused(tmp
     record = json.loads((tmp_path / "claims" / "lr_choice.json").read_text())["unet-focal-2d-seed0"]
     assert record["validation"] == {"0.001": 0.55, "0.003": 0.6, "0.009": 0.59} and record["chosen"] == "0.003"
     assert record["configured"] == "0.003" and record["runs"]["0.009"].endswith("seed0-lr0.009")
-    assert "| unet-focal-2d-seed0 | 0.001: 0.550, 0.003: 0.600, 0.009: 0.590 | **0.003** |" \
+    assert "| unet-focal-2d-seed0 | 0.001: 0.550, 0.003: 0.600, 0.009: 0.590 | **0.003** | |" \
         in study.choice_lines(tmp_path / "claims")  # the study's doc section shows the choice
     (arm.grid["0.001"] / "report" / "summary.json").write_text(json.dumps(
         {"status": "complete", "convergence": {"history": [[0, 0.9]]}}))
@@ -589,16 +589,25 @@ def test_lr_choice_is_the_best_validation_dice_of_seed_0_recorded_and_reused(tmp
 
 def test_a_learning_rate_chosen_at_the_grid_edge_is_marked_in_the_doc(tmp_path):
     """The doc's learning-rate table says when the chosen rate is the grid's lowest or highest (a better rate may
-    lie outside the grid), compared as numbers, not strings; an inner choice and a CRF choice are not marked."""
+    lie outside the grid), compared as numbers, not strings, with its lead over the next rate against the arm's
+    seed SD at the chosen rate (seeds 0.60, 0.62, 0.64: SD 0.02; lead 0.10: 5 SD); an inner choice and a CRF
+    choice are not marked."""
     (tmp_path / "lr_choice.json").write_text(json.dumps({
-        "low": {"validation": {"0.001": 0.6, "0.003": 0.5, "0.009": 0.4}, "chosen": "0.001"},
+        "unet-low-2d-seed0": {"validation": {"0.001": 0.6, "0.003": 0.5, "0.009": 0.4}, "chosen": "0.001"},
         "high": {"validation": {"0.0009": 0.4, "0.003": 0.5, "1e-2": 0.6}, "chosen": "1e-2"},
         "inner": {"validation": {"0.001": 0.4, "0.003": 0.6, "0.009": 0.5}, "chosen": "0.003"}}))
     (tmp_path / "crf_choice.json").write_text(json.dumps({"run": {"validation": {"3": 0.5, "6": 0.6}, "chosen": "6"}}))
+    for seed, best in enumerate((0.6, 0.62, 0.64)):
+        report = tmp_path / f"unet-low-2d-seed{seed}" / "report"
+        report.mkdir(parents=True)
+        (report / "summary.json").write_text(json.dumps(
+            {"status": "complete", "convergence": {"history": [[4, best - 0.1], [9, best]]}}))
     lines = study.choice_lines(tmp_path)
-    assert "| low | 0.001: 0.600, 0.003: 0.500, 0.009: 0.400 | **0.001** (lowest of the grid) |" in lines
-    assert "| high | 0.0009: 0.400, 0.003: 0.500, 1e-2: 0.600 | **1e-2** (highest of the grid) |" in lines
-    assert "| inner | 0.001: 0.400, 0.003: 0.600, 0.009: 0.500 | **0.003** |" in lines
+    assert "| unet-low-2d-seed0 | 0.001: 0.600, 0.003: 0.500, 0.009: 0.400 | **0.001** (lowest of the grid) | " \
+           "+0.100 (0.020, 3 seeds; 5.0 SD) |" in lines
+    assert "| high | 0.0009: 0.400, 0.003: 0.500, 1e-2: 0.600 | **1e-2** (highest of the grid) | +0.100 (0 seeds) |" \
+        in lines
+    assert "| inner | 0.001: 0.400, 0.003: 0.600, 0.009: 0.500 | **0.003** | |" in lines
     assert "| run | 3: 0.500, 6: 0.600 | **6** |" in lines
 
 
