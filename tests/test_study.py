@@ -403,6 +403,11 @@ def test_an_interrupted_job_starts_before_the_jobs_ahead_of_it(tmp_path, monkeyp
             study.Job("d", "train", ["x=4"], Path("runs/d"), after=[Path("runs/b")])]
     study.run_jobs(jobs, 1, False, tmp_path, tmp_path / "logs")
     assert order == ["c", "a", "b", "d"] and {j.status for j in jobs} == {"done"}
+    # the study's wall time: one span per `study run`, closed when it ends
+    span, = json.loads((tmp_path / study.RUNS_FILE).read_text())
+    assert span["finished"] and span["jobs"] == 4 and span["workers"] == 1 and span["ended"] >= span["started"]
+    study.run_jobs([], 2, False, tmp_path, tmp_path / "logs")
+    assert study.study_wall_seconds(tmp_path)[0] == 2
 
 
 def test_a_job_resumed_after_a_killed_study_counts_the_killed_segment(tmp_path, monkeypatch):
