@@ -42,7 +42,12 @@ the jobs it did not start are listed and a rerun goes on.
 Job wall times are in ``STUDY_DIR/study_jobs.json``; a claim's time is the sum of its jobs' wall times (the
 tuning runs included). A job resumed after a stopped or failed study counts every segment: each is recorded
 when it starts, and the next start closes a segment the study was killed in at its log's last write (its CPU
-time then unknown). The tuning runs lie beside ``STUDY_DIR``, so no claim selector reads them.
+time then unknown). A run retrained in a fresh folder (moved up an epoch tier) leaves its record's time in
+``study_jobs_retired.json``; each ``study run`` records its own wall-time span in ``study_runs.json``. The
+report adds a table of the verdicts the family decides (the rule again with the claims split by kind and by
+survey statement; :data:`OTHER_FAMILIES`, never the verdicts). A job whose run folder another process holds
+(:mod:`ctbench.folder_lock`) is left to it (``busy``). The tuning runs lie beside ``STUDY_DIR``, so no claim
+selector reads them.
 """
 
 from __future__ import annotations
