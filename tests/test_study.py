@@ -653,6 +653,17 @@ def test_an_arm_whose_chosen_seed_0_is_still_improving_holds_its_other_seeds(tmp
     assert "move_arm_up_a_tier" not in arm.held() and "not evaluable" in arm.held()
     arm.top_epochs = 250
     assert "move the arm up a tier" in arm.held()
+    # seed 0 converged, seed 1 complete and still improving at the top tier (C23's conservative loss, 4 Dec): the
+    # arm is beyond the budget as well, so its seed 2 and every job only its claims need wait
+    summary.write_text(json.dumps({**improving, "epochs": 250, "convergence": {"verdict": "converged",
+                                                                               "history": [[0, 0.6]]}}))
+    seed1_report = arm.seed_runs()[0] / "report"
+    seed1_report.mkdir(parents=True)
+    (seed1_report / "summary.json").write_text(json.dumps({**improving, "epochs": 250}))
+    assert arm.seed_runs()[0].name == "unet-focal-2d-seed1" and arm.unconverged() is None
+    assert "its arm's seed 1 (" in arm.held() and "still improving at 250 epochs, the preset's top tier" in arm.held()
+    arm.top_epochs = 300
+    assert arm.held() is None and arm.beyond_budget() is None
 
 
 def test_a_job_whose_every_claim_has_an_arm_beyond_the_budget_is_held(tmp_path, monkeypatch, capsys):

@@ -347,15 +347,38 @@ class LRArm:
             return None
         return run, verdict or "without a convergence verdict", summary.get("epochs")
 
+    def seed_runs(self) -> list[Path]:
+        """The arm's run folders of seeds 1 and 2 (its seed-0 folder's name with ``-seed0`` as ``-seedS``)."""
+        return [self.seed0.with_name(self.seed0.name.replace("-seed0", f"-seed{s}", 1)) for s in (1, 2)]
+
     def beyond_budget(self) -> str | None:
-        """Why the arm's claims read not evaluable for good: its chosen seed 0 did not converge at the preset's top
-        epoch tier (``study.top_epochs``); None otherwise."""
-        state = self.unconverged()
-        if state is None or self.top_epochs is None or not isinstance(state[2], int) or state[2] < self.top_epochs:
+        """Why the arm's claims read not evaluable for good: its chosen seed 0, or a complete run of another seed,
+        did not converge at the preset's top epoch tier (``study.top_epochs``); None otherwise."""
+        from ctbench.run_folder import is_complete, read_summary
+
+        if self.top_epochs is None:
             return None
-        run, verdict, epochs = state
-        return (f"its arm's seed 0 ({run}) is {verdict} at {epochs} epochs, the preset's top tier (study.top_epochs): "
-                "the arm does not converge within this preset's budget, so its claims read not evaluable")
+        state = self.unconverged()
+        if state is not None and isinstance(state[2], int) and state[2] >= self.top_epochs:
+            run, verdict, epochs = state
+            which = "seed 0"
+        else:
+            state = None
+            for seed, run in enumerate(self.seed_runs(), start=1):
+                if not is_complete(run):
+                    continue
+                summary = read_summary(run)
+                verdict = (summary.get("convergence") or {}).get("verdict")
+                epochs = summary.get("epochs")
+                if verdict != "converged" and isinstance(epochs, int) and epochs >= self.top_epochs:
+                    state, which = (run, verdict or "without a convergence verdict", epochs), f"seed {seed}"
+                    break
+            if state is None:
+                return None
+            run, verdict, epochs = state
+        return (f"its arm's {which} ({run}) is {verdict} at {epochs} epochs, the preset's top tier "
+                "(study.top_epochs): the arm does not converge within this preset's budget, so its claims read not "
+                "evaluable")
 
     def held(self) -> str | None:
         """Why seeds 1 and 2 wait, once the rate is chosen: the chosen rate's seed-0 run is complete and did not
