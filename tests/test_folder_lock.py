@@ -91,7 +91,8 @@ def test_waiting_waits_for_the_holder(holder):
     """``waiting`` (a study's read-modify-write of study_jobs.json) blocks until the other holder ends."""
     run, proc = holder
     start = time.monotonic()
-    subprocess.Popen([sys.executable, "-c", "import time, os, signal, sys; time.sleep(1); "
-                      f"os.kill({proc.pid}, signal.SIGKILL)"])
+    killer = subprocess.Popen([sys.executable, "-c", "import time, os, signal; time.sleep(1); "
+                               f"os.kill({proc.pid}, signal.SIGKILL)"])
     with folder_lock.waiting(run):
         assert time.monotonic() - start >= 0.9
+    killer.wait()
