@@ -96,3 +96,22 @@ def test_waiting_waits_for_the_holder(holder):
     with folder_lock.waiting(run):
         assert time.monotonic() - start >= 0.9
     killer.wait()
+
+
+def test_a_forked_worker_does_not_keep_the_lock(tmp_path):
+    """A DataLoader worker forked inside the block (it outlives the block here) does not hold the folder: the lock
+    ends with the block."""
+    import multiprocessing
+
+    run = tmp_path / "run"
+    with folder_lock.exclusive(run):
+        worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
+        worker.start()
+    try:
+        deadline = time.monotonic() + 10  # the child closes its copy when it runs, just after the fork
+        while folder_lock.in_use(run) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker.is_alive() and not folder_lock.in_use(run)
+    finally:
+        worker.kill()
+        worker.join()

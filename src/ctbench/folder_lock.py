@@ -3,7 +3,8 @@
 Two ``ctbench train resume=true`` in one run folder (a second study beside a running one, a job started by hand
 beside its sweep) would both write its checkpoints and report, and the report would mix two trainings. The lock
 is taken on the folder's own descriptor, so it leaves no file behind, and the kernel drops it when its process
-ends however it ends (``kill -9`` included): no stale lock outlives a run. Where the file system has no
+ends however it ends (``kill -9`` included): no stale lock outlives a run. A forked child (a DataLoader worker)
+closes its copy of the descriptor, so the lock is this process's alone. Where the file system has no
 ``flock`` for folders (some network mounts), nothing is locked, as before. POSIX only, as is SLURM.
 """
 
@@ -21,6 +22,23 @@ from ctbench.errors import CTBenchError
 
 class FolderBusy(CTBenchError):
     """Another process holds the folder's lock."""
+
+
+#: descriptors this process holds a folder's lock through; a forked child (a DataLoader worker) closes its copies,
+#: so the lock ends with the block, not with the last worker
+_HELD: set[int] = set()
+
+
+def _close_in_child() -> None:
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
 
 
 def _open(folder: Path) -> int | None:
@@ -56,9 +74,12 @@ def exclusive(folder: str | os.PathLike, doing: str = "training") -> Iterator[No
             raise FolderBusy(f"{folder} is in use by another ctbench process ({doing} there now, e.g. a second study "
                              "or a job started by hand): wait for it to end or stop it, then run this again",
                              exit_code=2)
+        if fd is not None:
+            _HELD.add(fd)
         yield
     finally:
         if fd is not None:
+            _HELD.discard(fd)
             os.close(fd)  # closing the descriptor releases the lock
 
 
