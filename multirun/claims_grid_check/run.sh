@@ -1,5 +1,5 @@
 #!/bin/bash
-# one rate beyond the grid's edge for the five arms whose edge choice is beyond seed noise or not judged
+# one rate beyond the grid's edge for the five arms with the largest edge lead (or one not judged)
 cd "$(dirname "$0")/../.."  # the repository root
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 D=multirun/claims_grid_check

@@ -244,11 +244,16 @@ def tuning_dir(study_dir: Path) -> Path:
     return study_dir.with_name(f"{study_dir.name}_tuning")
 
 
+def read_json(path: Path, empty: Any) -> Any:
+    """The JSON in one of the study's own record files, or ``empty`` before it is first written."""
+    return json.loads(path.read_text()) if path.is_file() else empty
+
+
 def record_choice(record: Path, key: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """``key``'s entry of the JSON object in ``record``; made by ``make()`` and recorded when absent, so a
     resumed study reuses the choice it made before."""
     with _RECORDS:
-        data = json.loads(record.read_text()) if record.is_file() else {}
+        data = read_json(record, {})
         if key not in data:
             data[key] = make()
             atomic_write_json(record, data)
@@ -307,6 +312,24 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
+def seed_folder(seed0: Path, seed: int) -> Path:
+    """A loss arm's run folder of ``seed``: its seed-0 folder's name with ``-seed0`` as ``-seedS``."""
+    return seed0.with_name(seed0.name.replace("-seed0", f"-seed{seed}", 1))
+
+
+def unconverged_run(run: Path) -> tuple[Path, str, Any] | None:
+    """``(run, verdict, epochs)`` for a complete run that did not pass the convergence gate, else None."""
+    from ctbench.run_folder import is_complete, read_summary
+
+    if not is_complete(run):
+        return None
+    summary = read_summary(run)
+    verdict = (summary.get("convergence") or {}).get("verdict")
+    if verdict == "converged":
+        return None
+    return run, verdict or "without a convergence verdict", summary.get("epochs")
+
+
 @dataclass
 class LRArm:
     """A loss arm's learning rate: seed 0 trained at each rate of the grid, the best validation Dice chosen."""
@@ -334,51 +357,29 @@ class LRArm:
     def unconverged(self) -> tuple[Path, str, Any] | None:
         """``(run, verdict, epochs)`` once the rate is chosen and the chosen rate's seed-0 run is complete without
         passing the convergence gate, else None."""
-        from ctbench.run_folder import is_complete, read_summary
+        from ctbench.run_folder import is_complete
 
         if not is_recorded(self.record, self.name):
             return None
-        run = self.seed0 if is_complete(self.seed0) else self.grid[self.chosen()]
-        if not is_complete(run):
-            return None
-        summary = read_summary(run)
-        verdict = (summary.get("convergence") or {}).get("verdict")
-        if verdict == "converged":
-            return None
-        return run, verdict or "without a convergence verdict", summary.get("epochs")
+        return unconverged_run(self.seed0 if is_complete(self.seed0) else self.grid[self.chosen()])
 
     def seed_runs(self) -> list[Path]:
-        """The arm's run folders of seeds 1 and 2 (its seed-0 folder's name with ``-seed0`` as ``-seedS``)."""
-        return [self.seed0.with_name(self.seed0.name.replace("-seed0", f"-seed{s}", 1)) for s in (1, 2)]
+        """The arm's run folders of seeds 1 and 2."""
+        return [seed_folder(self.seed0, s) for s in (1, 2)]
 
     def beyond_budget(self) -> str | None:
         """Why the arm's claims read not evaluable for good: its chosen seed 0, or a complete run of another seed,
         did not converge at the preset's top epoch tier (``study.top_epochs``); None otherwise."""
-        from ctbench.run_folder import is_complete, read_summary
-
         if self.top_epochs is None:
             return None
-        state = self.unconverged()
-        if state is not None and isinstance(state[2], int) and state[2] >= self.top_epochs:
-            run, verdict, epochs = state
-            which = "seed 0"
-        else:
-            state = None
-            for seed, run in enumerate(self.seed_runs(), start=1):
-                if not is_complete(run):
-                    continue
-                summary = read_summary(run)
-                verdict = (summary.get("convergence") or {}).get("verdict")
-                epochs = summary.get("epochs")
-                if verdict != "converged" and isinstance(epochs, int) and epochs >= self.top_epochs:
-                    state, which = (run, verdict or "without a convergence verdict", epochs), f"seed {seed}"
-                    break
-            if state is None:
-                return None
-            run, verdict, epochs = state
-        return (f"its arm's {which} ({run}) is {verdict} at {epochs} epochs, the preset's top tier "
-                "(study.top_epochs): the arm does not converge within this preset's budget, so its claims read not "
-                "evaluable")
+        states = [(0, self.unconverged()), *((s, unconverged_run(r)) for s, r in enumerate(self.seed_runs(), 1))]
+        for seed, state in states:
+            if state is not None and isinstance(state[2], int) and state[2] >= self.top_epochs:
+                run, verdict, epochs = state
+                return (f"its arm's seed {seed} ({run}) is {verdict} at {epochs} epochs, the preset's top tier "
+                        "(study.top_epochs): the arm does not converge within this preset's budget, so its claims "
+                        "read not evaluable")
+        return None
 
     def held(self) -> str | None:
         """Why seeds 1 and 2 wait, once the rate is chosen: the chosen rate's seed-0 run is complete and did not
@@ -666,14 +667,13 @@ def retire(study_dir: Path, run_dir: str, record: Any) -> None:
     if not (isinstance(record, dict) and isinstance(record.get("seconds"), (int, float)) and record["seconds"] > 0):
         return
     path = study_dir / RETIRED_FILE
-    retired = json.loads(path.read_text()) if path.is_file() else []
+    retired = read_json(path, [])
     atomic_write_json(path, [*retired, {"run_dir": run_dir, **record, "retired_at": round(time.time(), 1)}])
 
 
 def retired_seconds(study_dir: Path) -> float:
     """The job wall time of the study's retired runs (:func:`retire`), 0 without any."""
-    path = study_dir / RETIRED_FILE
-    records = json.loads(path.read_text()) if path.is_file() else []
+    records = read_json(study_dir / RETIRED_FILE, [])
     return sum(r["seconds"] for r in records if isinstance(r, dict) and isinstance(r.get("seconds"), (int, float)))
 
 
@@ -761,8 +761,7 @@ def expected_seconds(job: Job, jobs: Sequence[Job], times: Mapping[str, Any], lo
 
 def _times(study_dir: Path) -> dict[str, Any]:
     """``STUDY_DIR/study_jobs.json`` (empty before the first job)."""
-    times_file = study_dir / "study_jobs.json"
-    return json.loads(times_file.read_text()) if times_file.is_file() else {}
+    return read_json(study_dir / "study_jobs.json", {})
 
 
 def what_is_left(job: Job, jobs: Sequence[Job], times: Mapping[str, Any],
@@ -811,7 +810,7 @@ def record_span(study_dir: Path, index: int | None, finished: bool = False, **in
     once more when the run ends (``finished``). A study killed at a session's end keeps its span to its last job's
     end. Returns the span's index. Hold ``folder_lock.waiting(study_dir)`` around it when others may write."""
     path = study_dir / RUNS_FILE
-    spans = json.loads(path.read_text()) if path.is_file() else []
+    spans = read_json(path, [])
     now = round(time.time(), 1)
     if index is None:
         spans.append({"started": now, "ended": now, "finished": False, **info})
@@ -824,8 +823,7 @@ def record_span(study_dir: Path, index: int | None, finished: bool = False, **in
 
 def study_wall_seconds(study_dir: Path) -> tuple[int, float]:
     """How many ``study run`` spans ``study_runs.json`` records, and their wall seconds (0, 0.0 without it)."""
-    path = study_dir / RUNS_FILE
-    spans = json.loads(path.read_text()) if path.is_file() else []
+    spans = read_json(study_dir / RUNS_FILE, [])
     return len(spans), sum(max(0.0, s["ended"] - s["started"]) for s in spans)
 
 
@@ -914,7 +912,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                 else:
                     # merged into the file as it is now: another study may share it
                     with lock, folder_lock.waiting(study_dir):
-                        times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+                        times = read_json(times_file, {})
                         expected = expected_seconds(job, jobs, times, log_file, slowest=True)
                         late = deadline is not None and time.time() + (expected or 0.0) > deadline
                         if not late:
@@ -946,7 +944,7 @@ def run_jobs(jobs: list[Job], workers: int, srun: bool, study_dir: Path, log_dir
                               + ("" if status == "done" else f" (exit {rc}; log {log_file})"))
             with lock, folder_lock.waiting(study_dir):
                 job.status = status
-                times = json.loads(times_file.read_text()) if times_file.is_file() else {}
+                times = read_json(times_file, {})
                 record = times.get(str(job.run_dir))
                 # a run that finished while its study was killed: its record was left running, closed here
                 left_running = complete and not spawned and isinstance(record, dict) and record.get("status") == "running"
@@ -1044,8 +1042,8 @@ def choice_lines(study_dir: Path) -> list[str]:
 
 def edge_lead(study_dir: Path, key: str, choice: Mapping[str, Any]) -> str:
     """``+0.007 (0.002, 3 seeds; 3.1 SD)`` for an edge choice (:func:`grid_edge`): its score minus the next rate's,
-    and the seed SD of the arm's best validation Dice at the chosen rate (its seed runs ``STUDY_DIR/KEY`` with
-    ``-seed0`` as ``-seedS``, those complete); ``""`` for an inner choice."""
+    and the seed SD of the arm's best validation Dice at the chosen rate (its complete seed runs, :func:`seed_folder`
+    of ``STUDY_DIR/KEY``); ``""`` for an inner choice."""
     from ctbench.run_folder import is_complete
 
     if not grid_edge(choice):
@@ -1053,7 +1051,7 @@ def edge_lead(study_dir: Path, key: str, choice: Mapping[str, Any]) -> str:
     rates = sorted(choice["validation"], key=float)
     chosen = str(choice["chosen"])
     lead = choice["validation"][chosen] - choice["validation"][rates[1] if chosen == rates[0] else rates[-2]]
-    runs = [study_dir / key.replace("-seed0", f"-seed{s}", 1) for s in range(3)]
+    runs = [seed_folder(study_dir / key, s) for s in range(3)]
     seeds = [best_validation(r) for r in runs if is_complete(r)]
     if len(seeds) < 2:
         return f"{lead:+.3f} ({len(seeds)} seed{'s' * (len(seeds) != 1)})"
