@@ -12,6 +12,9 @@ import pytest
 from cli_helpers import ctbench, read_summary
 
 
+METRICS_SLEEP = 6.0  # far above the warmest debug case's prediction + 0.3 s (0.48 s beside two training jobs, 5 Dec)
+
+
 def _per_case_seconds(run) -> dict[str, set[float]]:
     seconds: dict[str, set[float]] = {}
     for row in csv.DictReader((run / "report" / "per_case.csv").open()):
@@ -31,8 +34,9 @@ def test_train_records_each_cases_predict_seconds_and_their_mean(trained_run):
 
 @pytest.mark.slow
 def test_predict_seconds_covers_the_prediction_and_not_the_metrics(trained_run, workdir, monkeypatch):
-    """Back to the file's grid + post-processing made 0.3 s slower and the metrics 2 s slower: each case's
-    time grows by the first, and the cases' times do not all grow by the second."""
+    """Back to the file's grid + post-processing made 0.3 s slower and the metrics 6 s slower: each case's
+    time includes the first, and no case's the second (its time stays under 6 s, which a timed metric alone
+    would exceed; not compared with the trained run's times, which another load measured)."""
     from ctbench import metrics
     from ctbench.engine.segmenter import Segmenter
 
@@ -43,7 +47,7 @@ def test_predict_seconds_covers_the_prediction_and_not_the_metrics(trained_run, 
         return labels(self, *args, **kwargs)
 
     def slow_metrics(*args, **kwargs):
-        time.sleep(2.0)
+        time.sleep(METRICS_SLEEP)
         return case_metrics(*args, **kwargs)
 
     monkeypatch.setattr(Segmenter, "labels", slow_labels)
@@ -51,10 +55,9 @@ def test_predict_seconds_covers_the_prediction_and_not_the_metrics(trained_run, 
     out = workdir / "outputs" / "eval_timed"
     ctbench("eval", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}", "debug=fast", "progress_bar=false",
             f"hydra.run.dir={out}", cwd=workdir)
-    before = {case: next(iter(v)) for case, v in _per_case_seconds(trained_run).items()}
     after = {case: next(iter(v)) for case, v in _per_case_seconds(out).items()}
-    assert after.keys() == before.keys()
-    assert all(seconds >= 0.3 for seconds in after.values()), (after, before)
-    # timed metrics would add 2 s to every case; the eval's first case may also carry the process's cold start
-    # (first forward pass, lazy imports: 5.6 s once on a loaded CI-like machine), so the warmest case decides
-    assert min(after[case] - before[case] for case in after) < 1.7, (after, before)
+    assert after.keys() == _per_case_seconds(trained_run).keys()
+    assert all(seconds >= 0.3 for seconds in after.values()), after
+    # timed metrics would put every case above METRICS_SLEEP; the eval's first case may also carry the process's
+    # cold start (first forward pass, lazy imports: 5.6 s once on a loaded CI-like machine), so the warmest decides
+    assert min(after.values()) < METRICS_SLEEP, after
