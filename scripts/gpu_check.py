@@ -251,14 +251,13 @@ def window_rate(warmup_steps: int, window_s: float):
     return WindowRate()
 
 
-def fit_window(cfg, loader, args, window_s: float) -> dict[str, Any]:
-    """Train ctbench's module on ``loader`` for ``window_s`` seconds after ``args.warmup`` steps while sampling
+def fit_window(cfg, module, loader, args, window_s: float) -> dict[str, Any]:
+    """Train ``module`` on ``loader`` for ``window_s`` seconds after ``args.warmup`` steps while sampling
     GPU utilisation; the rate and the utilisation of that window."""
     import torch
 
-    from ctbench.engine.throughput import bench_trainer, build
+    from ctbench.engine.throughput import bench_trainer
 
-    module, _ = build(cfg)
     rate = window_rate(args.warmup, window_s)
     trainer = bench_trainer(cfg, [rate], max_steps=10_000_000)
     uuid = None
@@ -320,16 +319,17 @@ def part_ctbench(args, result: dict[str, Any]) -> None:
         batch = {"image": torch.rand(2, 1, *size, device=DEVICE),
                  "label": torch.randint(0, 5, (2, 1, *size), device=DEVICE).float()}
         log(f"ctbench {name}: fixed batch, {args.fixed_window:.0f} s")
-        entry["fixed_batch"] = fit_window(cfg, FixedBatches(batch, 10_000_000), args, args.fixed_window)
-        del batch
+        module, _ = build(cfg)
+        entry["fixed_batch"] = fit_window(cfg, module, FixedBatches(batch, 10_000_000), args, args.fixed_window)
+        del batch, module
         torch.cuda.empty_cache()
-        _, data = build(cfg)
+        module, data = build(cfg)  # fresh weights for the real loader's window
         data.prepare_data()
         data.setup("fit")
         loader = data.train_dataloader()
         log(f"ctbench {name}: real loader ({loader.num_workers} workers, pin_memory={loader.pin_memory}), "
             f"{args.window:.0f} s")
-        entry["real_loader"] = fit_window(cfg, loader, args, args.window)
+        entry["real_loader"] = fit_window(cfg, module, loader, args, args.window)
         entry["real_loader"].update(num_workers=int(loader.num_workers), pin_memory=bool(loader.pin_memory))
         if name == VARIANTS[0][0]:
             log(f"ctbench {name}: the loader alone, batches to the GPU, {args.fixed_window:.0f} s")
@@ -338,7 +338,7 @@ def part_ctbench(args, result: dict[str, Any]) -> None:
         if fixed and real:
             entry["loader_efficiency"] = round(real / fixed, 3)
         out[name] = entry
-        del loader, data
+        del loader, data, module
         torch.cuda.empty_cache()
     eager = out.get("eager", {}).get("real_loader", {}).get("steps_per_s")
     for entry in out.values():
