@@ -8,7 +8,7 @@ Replaces the lines between ``<!-- study-table:begin -->`` and ``<!-- study-table
 a count of verdicts and one row per claim file: what it states, its cases x runs, the candidate's and the
 baseline's means (the level the difference starts from: two lesion Dice means near 0 are a floor, not an
 equivalence), the difference with its simultaneous interval, and the verdict (with the reason where a claim is
-not evaluable).
+not evaluable, and *(at the floor)* where a no practical difference is one).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
+
+from ctbench.reports.claims import FLOOR_NOTE
 
 BEGIN, END = "<!-- study-table:begin -->", "<!-- study-table:end -->"
 
@@ -51,7 +53,8 @@ def table(rows: list[dict[str, str]]) -> list[str]:
         levels = ""
         if r.get("candidate_mean") and r.get("baseline_mean"):
             levels = f"{float(r['candidate_mean']):.3g} / {float(r['baseline_mean']):.3g}"
-        verdict = r["verdict"] + (f": {short(r['note'])}" if r["verdict"] == "not evaluable" and r["note"] else "")
+        verdict = r["verdict"] + (f": {short(r['note'])}" if r["verdict"] == "not evaluable" and r["note"] else "") \
+            + (" (at the floor)" if r["note"].startswith(FLOOR_NOTE) else "")
         lines.append(f"| {r['id']} | {cell(r['claim'])} | {r['n_cases'] or 0} x {r['candidate_runs'] or 0}/"
                      f"{r['baseline_runs'] or 0} | {levels} | {diff} | {verdict} |")
     return lines

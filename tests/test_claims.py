@@ -188,6 +188,26 @@ def test_claims_md_prints_the_rule(report: dict) -> None:
     assert "`C7-hd95`: misses (at the image diagonal, in the mean above) candidate 3/36, baseline 3/36" in md
 
 
+def test_no_practical_difference_at_the_floor_is_qualified(report: dict, tmp_path: Path) -> None:
+    """Both arms' lesion Dice within the 0.05 margin of 0 (neither learns the lesions): the verdict stays
+    *no practical difference*, qualified *at the floor*; C3-crf's (lesion Dice ~0.33 a side) is not."""
+    from ctbench.reports.claims import FLOOR_NOTE, at_floor, claims_md, verdict_label
+
+    for seed in range(3):
+        for shift, loss in ((0.004, "focal"), (0.001, "dice")):
+            lesion = [max(0.0, shift + 0.1 * noise(seed, i, 7)) for i in range(len(CASES))]
+            write_run(tmp_path / "runs" / f"{loss}{seed}", "unet", loss, seed, lesion, HD_BASE)
+    (tmp_path / "a.yaml").write_text(CLAIMS["a_focal.yaml"])
+    verdict, = evaluate_claims(load_claims(tmp_path / "a.yaml"), collect([tmp_path / "runs"])[0], n_resamples=500)
+    assert verdict.verdict == "no practical difference" and max(verdict.candidate_mean, verdict.baseline_mean) < 0.05
+    assert at_floor(verdict) and verdict.note.startswith(FLOOR_NOTE)
+    assert verdict_label(verdict) == "no practical difference (at the floor)"
+    assert "**no practical difference (at the floor)**" in claims_md([verdict], ["runs"])
+    crf = report["rows"]["C3-crf"]
+    assert crf["verdict"] == "no practical difference" and float(crf["candidate_mean"]) > 0.05
+    assert "at the floor" not in crf["note"] and "(at the floor)**" not in report["md"]
+
+
 def test_selection_shows_a_subset_without_changing_the_family(runs: Path, claims_dir: Path) -> None:
     from ctbench.reports.claims import claims_md
 

@@ -11,7 +11,6 @@ import pytest
 
 from cli_helpers import ctbench, read_summary
 
-
 METRICS_SLEEP = 6.0  # far above the warmest debug case's prediction + 0.3 s (0.48 s beside two training jobs, 5 Dec)
 
 

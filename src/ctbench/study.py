@@ -1073,7 +1073,7 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: di
               args: argparse.Namespace, selected: Sequence[str], extra: Sequence[str] = (), left: str = "") -> None:
     """The study section of ``doc``: a row per claim file (and C9's), the rule, the commands, the figures, then
     ``extra`` lines (learning curves, C4c in the survey's terms); ``left``: :func:`time_left` of the study."""
-    from ctbench.reports.claims import levels, metric_label, verdict_rule
+    from ctbench.reports.claims import levels, metric_label, verdict_label, verdict_rule
     from ctbench.reports.figure9 import figure9_markdown, stratum_verdicts
 
     claim_seconds = {c: sum(v["seconds"] for v in times.values() if c in v["claims"]) for c in CLAIMS}
@@ -1113,7 +1113,7 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: di
             measured = f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}]" if t else ""
             seeds = "" if math.isnan(v.seeds_needed) else "inf" if math.isinf(v.seeds_needed) else \
                 f"{v.seeds_needed:.0f}"
-            verdict = f"**{v.verdict}**" + (f": {v.note}" if v.verdict == "not evaluable" else "") \
+            verdict = f"**{verdict_label(v)}**" + (f": {v.note}" if v.verdict == "not evaluable" else "") \
                 + (" (claim file changed after runs)" if v.changed_after_runs else "")
             lines.append(f"| {c.id} | {says + f' ({section})' if i == 0 else ''} | {c.claim} | {metric} | "
                          f"{'?' if math.isnan(v.margin) else f'{v.margin:.3g}'} | "

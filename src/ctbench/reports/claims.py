@@ -50,6 +50,10 @@ The verdict rule (:func:`verdict_rule`, printed under every claims table, docs/r
   (``summary.json`` ``convergence``), the metric is undefined on every pair, or no run matches a side.
 - Default margins (:data:`DEFAULT_MARGINS`): organ Dice/IoU/NSD 0.02, lesion-wise metrics 0.05, HD95/ASSD
   one slice of the evaluation grid (the largest ``dataset.preprocessing.spacing`` of the runs).
+- **at the floor** (a qualifier, never a verdict of its own): a *no practical difference* on a score in [0, 1]
+  (the metrics of :data:`DEFAULT_MARGINS`) whose two sides' means both lie within the margin of 0. Neither side
+  scores the target, so the interval could hardly leave ``+/- margin``: the verdict says that neither arm learns
+  it here, not that the two would be equal on a target they learn (:func:`at_floor`).
 
 Sources: the margin is the smallest effect size of interest of equivalence testing (Lakens 2017, Soc.
 Psychol. Personal. Sci. 8:355; a "no practical difference" interval is the two one-sided tests' rule);
@@ -436,6 +440,22 @@ def run_started(run: Run) -> float:
     return math.inf
 
 
+def at_floor(v: Verdict) -> bool:
+    """Whether ``v`` is a *no practical difference* at the floor (module docstring): a mean of a score in [0, 1]
+    with both sides' means within the margin of 0."""
+    return (v.verdict == "no practical difference" and v.claim.statistic == "mean" and v.claim.columns is None
+            and v.claim.metric in DEFAULT_MARGINS and max(v.candidate_mean, v.baseline_mean) <= v.margin)
+
+
+FLOOR_NOTE = ("at the floor: both sides' means are within the margin of 0, so neither side scores this target; "
+              "the verdict does not show that the two would be equal on a target they learn")
+
+
+def verdict_label(v: Verdict) -> str:
+    """The verdict as tables show it: with ``(at the floor)`` where :func:`at_floor`."""
+    return f"{v.verdict} (at the floor)" if at_floor(v) else v.verdict
+
+
 def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float, n_resamples: int) -> Verdict:
     candidate, baseline = sides(claim, runs)  # compare: strata: the same runs on both sides
     strata = claim.columns is not None
@@ -499,7 +519,7 @@ def _judge_one(claim: Claim, runs: Sequence[Run], family_size: int, alpha: float
         verdict.note = "; ".join([*reasons, pairs_note] if pairs_note else reasons)
         return verdict
     verdict.verdict = judge(verdict.test, claim.expect, margin)
-    verdict.note = "; ".join(n for n in (margin_note, pairs_note) if n)
+    verdict.note = "; ".join(n for n in (FLOOR_NOTE if at_floor(verdict) else "", margin_note, pairs_note) if n)
     return verdict
 
 
@@ -546,6 +566,9 @@ def verdict_rule(family_size: int, alpha: float = ALPHA) -> str:
             f"a side has fewer than {MIN_RUNS} runs, a run is not converged, the metric is undefined on every "
             "pair, or no run matches a side (the note says which). Margins: the claim's `margin:`, else organ "
             "Dice/IoU/NSD 0.02, lesion-wise metrics 0.05, HD95/ASSD one slice of the evaluation grid. "
+            "*(at the floor)*: a no practical difference on a score in [0, 1] whose two sides' means are both within "
+            "the margin of 0 (neither side scores the target: not evidence that the two would be equal on one they "
+            "learn). "
             f"*Seeds for {POWER:.0%} power*: seeds per side for which the interval would exclude 0 at a true "
             "difference equal to the margin, given the observed case and seed variance (inf: more cases, not "
             "seeds, are needed). *changed after runs*: the claim file changed after the earliest run it judges.")
@@ -643,7 +666,7 @@ def claims_md(verdicts: Sequence[Verdict], sources: Sequence[str], shown: Sequen
                      _margin_text(v.margin),
                      f"{v.n_cases} x {v.candidate_runs}/{v.baseline_runs}", levels(v), _interval(v.test),
                      fmt_p(v.test.p if v.test else math.nan), fmt_p(v.p_holm),
-                     f"{v.converged_candidate}/{v.converged_baseline}", _seeds(v.seeds_needed), f"**{v.verdict}**"])
+                     f"{v.converged_candidate}/{v.converged_baseline}", _seeds(v.seeds_needed), f"**{verdict_label(v)}**"])
     out += md_table(["claim", "statement", "metric", "candidate vs baseline", "expected", "margin",
                      "cases x runs", "candidate / baseline", "mean diff [simultaneous CI]", "p", "p (Holm)", "converged", "seeds for 80% power",
                      "verdict"], rows)
@@ -694,7 +717,7 @@ def print_verdicts(verdicts: Sequence[Verdict], shown: Sequence[str] | None = No
         measured = _interval(v.test) + (f" ({v.note})" if v.verdict == "not evaluable" and v.test else "")
         table.add_row(v.claim.id, metric_label(v.claim), measured or v.note, _margin_text(v.margin),
                       fmt_p(v.p_holm),
-                      _seeds(v.seeds_needed), f"[{colours[v.verdict]}]{v.verdict}[/{colours[v.verdict]}]")
+                      _seeds(v.seeds_needed), f"[{colours[v.verdict]}]{verdict_label(v)}[/{colours[v.verdict]}]")
     console = Console()
     console.print(table)
     console.print(verdict_rule(family).replace("**", ""))
