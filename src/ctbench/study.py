@@ -168,7 +168,7 @@ def family_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Seq
                        shown: Sequence[str]) -> list[str]:
     """Markdown lines: the verdict rule again with the claims split by each of :data:`OTHER_FAMILIES`, and the
     ``shown`` claims whose verdict would change (the declared family, every claim file, gives the verdicts)."""
-    from ctbench.reports.claims import evaluate_claims
+    from ctbench.reports.claims import evaluate_claims, verdict_label
 
     declared = {v.claim.id: v for v in verdicts}
     lines = ["", "**Sensitivity to the family** (not the verdicts: those are judged in the declared family, every "
@@ -182,7 +182,7 @@ def family_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Seq
             was = declared[v.claim.id]
             if v.claim.id in shown and v.verdict != was.verdict and v.test is not None:
                 t = v.test
-                changed.append(f"{v.claim.id}: {was.verdict} -> **{v.verdict}** ({_num(t.estimate)} [{_num(t.low)}, "
+                changed.append(f"{v.claim.id}: {verdict_label(was)} -> **{verdict_label(v)}** ({_num(t.estimate)} [{_num(t.low)}, "
                                f"{_num(t.high)}] at m = {v.family_size}, Holm p {v.p_holm:.2g})")
         shown_sizes = ", ".join(f"{k} {n}" for k, n in sizes.items()) if len(sizes) <= 4 else \
             f"{len(sizes)} families of {min(sizes.values())}-{max(sizes.values())}"
