@@ -31,6 +31,16 @@ def test_plateau_is_converged_and_a_rising_curve_is_not():
     assert convergence(rising, 50, True, plateau=0.05)["verdict"] == "converged"
 
 
+def test_a_curve_that_fell_after_its_best_is_converged_with_a_note():
+    """A collapse (0.58 -> 0.44, as a 500-epoch Tversky run did on 5 Dec) is no improvement, so the gate says
+    converged; the note says that the curve fell, which a plateau at the best would not show."""
+    fell = convergence(curve([0.5, 0.55, 0.57, 0.58, 0.57, 0.58, 0.34, 0.42, 0.44, 0.44]), 50, True)
+    assert fell["verdict"] == "converged" and (fell["best_last"], fell["best_before"]) == (0.44, 0.58)
+    assert fell["note"].startswith("fell after its best (0.580 before the last 20 % of epochs, at most 0.440")
+    dip = convergence(curve([0.5, 0.55, 0.57, 0.58, 0.57, 0.58, 0.57, 0.56, 0.55, 0.54]), 50, True)
+    assert dip["verdict"] == "converged" and dip["note"] == ""  # 0.03 below: within FALL, a plateau's noise
+
+
 def test_schedule_not_completed_wins_and_missing_parts_are_not_a_plateau():
     flat = curve([0.8] * 10)
     assert convergence(flat, 50, False)["verdict"] == "schedule not completed"

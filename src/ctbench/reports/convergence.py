@@ -4,7 +4,9 @@ A run is **converged** when its learning-rate schedule completed and the best va
 last 20 % of its epochs exceeds the best before them by at most ``plateau`` (``study.plateau``, default
 0.005 Dice); **still improving** when it exceeds it by more (or when the validations do not show a
 plateau: none before or none in the last 20 %); **schedule not completed** when training stopped before
-the schedule's end (early stopping, a kill, a budget cut), whatever the curve. The protocol follows the
+the schedule's end (early stopping, a kill, a budget cut), whatever the curve. A converged run whose last
+20 % stays more than ``FALL`` below its best before says so in its note: its curve fell after its best (the
+checkpoint selected on validation, from before the fall, is the one tested), not a plateau at the best. The protocol follows the
 "train to convergence" requirement of Isensee et al. 2024 (nnU-Net Revisited) and the reporting advice of
 Bouthillier et al. 2021 (variance in ML benchmarks): a comparison of unconverged runs compares budgets.
 """
@@ -22,6 +24,9 @@ LAST_SHARE = 0.2
 #: The validation metric the history holds (the checkpoint-selection metric).
 METRIC = "val/mean_dice"
 VERDICTS = ("converged", "still improving", "schedule not completed")
+#: A converged run whose best of the last 20 % is this far (or more) below its best before has fallen, not
+#: levelled off: the note says so (10x the default plateau; the verdict is unchanged).
+FALL = 0.05
 
 
 def convergence(history: Sequence[Sequence[float]], epochs: int, schedule_completed: bool,
@@ -59,6 +64,9 @@ def convergence(history: Sequence[Sequence[float]], epochs: int, schedule_comple
                 ": a plateau is not shown (validate more often: trainer.check_val_every_n_epoch)")
     else:
         verdict = "still improving" if best_last - best_before > plateau else "converged"
+        if best_before - best_last >= FALL:
+            note = (f"fell after its best ({best_before:.3f} before the last 20 % of epochs, at most {best_last:.3f} "
+                    "in them): the checkpoint selected on validation, from before the fall, is the one tested")
     return {"verdict": verdict, "schedule_completed": bool(schedule_completed), "metric": metric,
             "best_last": best_last, "best_before": best_before, "plateau": plateau, "last_from_epoch": last_from,
             "epochs": epochs, "validations": len(points), "note": note,
