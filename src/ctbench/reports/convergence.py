@@ -5,7 +5,7 @@ last 20 % of its epochs exceeds the best before them by at most ``plateau`` (``s
 0.005 Dice); **still improving** when it exceeds it by more (or when the validations do not show a
 plateau: none before or none in the last 20 %); **schedule not completed** when training stopped before
 the schedule's end (early stopping, a kill, a budget cut), whatever the curve. A converged run whose last
-20 % stays more than ``FALL`` below its best before says so in its note: its curve fell after its best (the
+20 % stays ``FALL`` or more below its best before says so in its note: its curve fell after its best (the
 checkpoint selected on validation, from before the fall, is the one tested), not a plateau at the best. The protocol follows the
 "train to convergence" requirement of Isensee et al. 2024 (nnU-Net Revisited) and the reporting advice of
 Bouthillier et al. 2021 (variance in ML benchmarks): a comparison of unconverged runs compares budgets.
