@@ -9,6 +9,8 @@ of two single-seed models has SD ~0.018 (C2a's interval, +-0.0055 over 40 cases)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -123,6 +125,9 @@ def test_seeds_for_power_by_hand():
     z = norm.ppf(0.975) + norm.ppf(0.8)
     assert seeds_for_power(0.0, 1.0, 40, 0.02, 0.05) == np.ceil(2 / (0.02 / z) ** 2)  # > 1000: normal approx.
     assert np.isnan(seeds_for_power(0.0, np.nan, 40, 0.02, 0.05))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero when nothing varies
+        assert seeds_for_power(0.0, 0.0, 40, 0.02, 0.05) == 2
 
 
 def test_holm_over_a_fixed_family():

@@ -259,12 +259,14 @@ def seeds_for_power(case_var: float, seed_var: float, n_cases: int, margin: floa
     (the usual normal-shift approximation, Cohen 1988, ch. 2, with the t reference of the interval; the
     observed variances stand in for the true ones); beyond ``most`` seeds, the normal approximation.
     ``inf`` when the case part alone is too large (more cases, not seeds, are needed); NaN when the seed
-    variance is unknown."""
+    variance is unknown; 2, the fewest, when both variances are 0 (every pair of cases differs alike)."""
     from scipy.stats import norm
     from scipy.stats import t as student
 
     if math.isnan(seed_var) or math.isnan(case_var) or n_cases < 2 or margin <= 0:
         return math.nan
+    if case_var == 0 and seed_var == 0:
+        return 2.0
     k = np.arange(2, most + 1)
     reach = margin / np.sqrt(case_var / n_cases + 2 * seed_var / k)
     ok = np.flatnonzero(reach >= student.ppf(1 - alpha / 2, 2 * k - 2) + norm.ppf(power))
