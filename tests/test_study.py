@@ -24,11 +24,12 @@ CASES = [f"case_{i:02d}" for i in range(6)]
 
 
 def write_run(folder: Path, loss: str, seed: int, lesion_dice: list[float], detected: list[int],
-              tag: str = "") -> None:
-    """A run folder as ``ctbench train`` leaves it, with a resolved config holding ``study.tag``."""
+              tag: str = "", epochs: int = 100) -> None:
+    """A run folder as ``ctbench train`` leaves it, with a resolved config holding ``study.tag`` and the epochs."""
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(f"- loss={loss}\n- seed={seed}\n")
-    (folder / "resolved_config.yaml").write_text(f"study:\n  tag: '{tag}'\npostprocess: null\n")
+    (folder / "resolved_config.yaml").write_text(f"study:\n  tag: '{tag}'\npostprocess: null\n"
+                                                 f"trainer:\n  max_epochs: {epochs}\n")
     (folder / "report").mkdir()
     rows = ["case,class,dice,iou,hd95,diagonal_mm,lesions_truth,lesions_detected"]
     for i, case in enumerate(CASES):
@@ -1115,3 +1116,40 @@ def test_the_sensitivity_table_splits_the_claim_files_as_labelled():
     assert len(kinds["survey"]) == len(claims) - 14
     per_statement = study.OTHER_FAMILIES[1][1]
     assert {per_statement(c) for c in claims if c.id.startswith("C7")} == {"C7"}
+
+
+def test_the_epoch_sensitivity_judges_a_claim_again_with_its_shorter_arm_trained_as_long(tmp_path):
+    """A candidate at 150 epochs against a baseline at 100: the baseline's runs at 150 (the epoch check's) replace
+    its runs at 100 for that claim alone, whichever side is shorter; the family stays the claims given; the
+    differences are the ones by hand; a shorter arm without runs at the longer's epochs reads "not trained"."""
+    for seed in range(3):
+        write_run(tmp_path / "study" / f"combo{seed}", "combo", seed, COMBO[seed], [0] * 6, epochs=150)
+        write_run(tmp_path / "study" / f"dice{seed}", "dice", seed, DICE[seed], [0] * 6)
+        write_run(tmp_path / "study" / f"dice{seed}-x", "dice", seed, DICE[seed], [0] * 6, tag="-x")
+        write_run(tmp_path / "check" / f"dice{seed}-e150", "dice", seed, COMBO[seed][:5] + [0.5], [0] * 6,
+                  epochs=150)
+    write_run(tmp_path / "check" / "dice0-e500", "dice", 0, [0.0] * 6, [0] * 6, epochs=500)  # another tier
+    claims = [parse_claim(tmp_path / "a.yaml", claim_data(expect="higher")),
+              parse_claim(tmp_path / "b.yaml", claim_data(id="C8b", candidate={"loss": "dice"},
+                                                          baseline={"loss": "combo"})),
+              parse_claim(tmp_path / "c.yaml", claim_data(id="C8c", baseline={"loss": "dice", "study.tag": "-x"}))]
+    runs, _ = collect([tmp_path / "study"])
+    checks, _ = collect([tmp_path / "check"])
+    unequal = study.equal_epoch_runs(claims, runs, checks)
+    assert {k: v[:2] for k, v in unequal.items()} == {"C8": ("150", "100"), "C8b": ("100", "150"),
+                                                      "C8c": ("150", "100")}
+    swapped = {r.name for r in runs} - {"dice0", "dice1", "dice2"} | {"dice0-e150", "dice1-e150", "dice2-e150"}
+    assert {r.name for r in unequal["C8"][2]} == {r.name for r in unequal["C8b"][2]} == swapped
+    assert unequal["C8c"][2] is None and study.equal_epoch_runs(claims, runs, [])["C8"][2] is None
+    declared = evaluate_claims(claims, runs)
+    redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of={"C8": unequal["C8"][2]})}
+    # combo minus its own values on cases 0-4, minus 0.5 on case_05: (1.0 - 0.5) / 6 for every seed
+    assert redone["C8"].test.estimate == pytest.approx(0.5 / 6)
+    assert redone["C8c"].test.estimate == pytest.approx(declared[2].test.estimate)
+    assert redone["C8"].family_size == 3
+    lines = study.epoch_sensitivity(claims, runs, declared, ["C8", "C8b", "C8c"], checks, tmp_path / "check")
+    rows = [line for line in lines if line.startswith("| C8")]
+    assert rows[0].startswith("| C8 | 150 / 100 |") and "| +0.0833 [" in rows[0] and rows[0].endswith("| 3/3 |")
+    assert rows[1].startswith("| C8b | 100 / 150 |") and "| -0.0833 [" in rows[1]
+    assert rows[2].startswith("| C8c | 150 / 100 |") and rows[2].endswith("| not trained |  |")
+    assert study.epoch_sensitivity(claims, runs, declared, ["C7"], checks, tmp_path / "check") == []

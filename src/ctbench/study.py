@@ -190,6 +190,77 @@ def family_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Seq
     return lines
 
 
+def epoch_check_dir(study_dir: Path) -> Path:
+    """The folder of the runs that train a claim's shorter arm as long as its longer one
+    (``multirun/claims_epoch_check``, filled by its ``run.sh``): beside the study's runs, so no verdict sees them."""
+    return study_dir.with_name(f"{study_dir.name}_epoch_check")
+
+
+EPOCHS_KEY = "trainer.max_epochs"
+
+
+def equal_epoch_runs(claims: Sequence[Any], runs: Sequence[Any], checks: Sequence[Any]
+                     ) -> dict[str, tuple[str, str, list[Any] | None]]:
+    """Per claim whose two sides trained different epochs (each arm at its own convergence tier): the candidate's
+    and the baseline's epochs, and the runs to judge it on with the shorter side replaced by ``checks`` runs
+    that match its selectors at the longer side's epochs (None when ``checks`` has none)."""
+    from ctbench.reports.claims import matches, sides
+
+    out: dict[str, tuple[str, str, list[Any] | None]] = {}
+    for claim in claims:
+        if getattr(claim, "columns", None) is not None:  # compare: strata, one side of runs
+            continue
+        candidate, baseline = sides(claim, runs)
+        tiers = [{r.attribute(EPOCHS_KEY) for r in side} for side in (candidate, baseline)]
+        if not candidate or not baseline or any(len(t) != 1 or None in t for t in tiers) or tiers[0] == tiers[1]:
+            continue
+        (c_epochs,), (b_epochs,) = tiers
+        longer = max(c_epochs, b_epochs, key=int)
+        shorter, selectors = (baseline, claim.baseline) if longer == c_epochs else (candidate, claim.candidate)
+        again = [r for r in checks if matches(r, selectors) and r.attribute(EPOCHS_KEY) == longer]
+        out[claim.id] = (c_epochs, b_epochs,
+                         [r for r in runs if not any(r is s for s in shorter)] + again if again else None)
+    return out
+
+
+def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any], shown: Sequence[str],
+                      checks: Sequence[Any], checks_dir: Path) -> list[str]:
+    """Markdown lines: the ``shown`` claims whose arms trained different epochs, and their verdicts with the
+    shorter arm trained as long as the longer (:func:`equal_epoch_runs`), every such claim at once, in the declared
+    family (a sensitivity analysis: the verdicts are the declared ones)."""
+    from ctbench.reports.claims import evaluate_claims, verdict_label
+
+    unequal = equal_epoch_runs(claims, runs, checks)
+    mine = [i for i in unequal if i in shown]
+    if not mine:
+        return []
+    again = {i: r for i, (_, _, r) in unequal.items() if r is not None}
+    declared = {v.claim.id: v for v in verdicts}
+    redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=again)}
+
+    def cell(v: Any) -> str:
+        t = v.test
+        measured = f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}], Holm p {v.p_holm:.2g}; " if t else ""
+        return f"{measured}{v.converged_candidate}/{v.converged_baseline}; **{verdict_label(v)}**"
+
+    lines = ["", f"**Sensitivity to the epochs** (not the verdicts). Each arm trains to its own convergence tier "
+             f"(`study.epochs_by_arm`, `study.epochs_by_model`), so {len(unequal)} claims set arms of different "
+             f"epochs against each other. Here the shorter arm trains as long as the longer one, at the rate its "
+             f"own grid chose (`{checks_dir}/run.sh`; {len(checks)} runs), and every such claim is judged again at "
+             "once, in the declared family (m = "
+             f"{len(claims)}). Cells: mean difference [simultaneous interval], Holm p; converged (candidate/baseline); "
+             "verdict.", "",
+             "| claim | epochs candidate / baseline | declared | shorter arm at the longer's epochs | seeds |",
+             "|---|---|---|---|---|"]
+    for claim_id in mine:
+        c_epochs, b_epochs, again_runs = unequal[claim_id]
+        was, now = declared[claim_id], redone[claim_id]
+        lines.append(f"| {claim_id} | {c_epochs} / {b_epochs} | {cell(was)} | "
+                     f"{cell(now) if again_runs is not None else 'not trained'} | "
+                     f"{f'{now.candidate_runs}/{now.baseline_runs}' if again_runs is not None else ''} |")
+    return lines
+
+
 @dataclass
 class Job:
     """One ``ctbench`` command and the run folder it fills."""
@@ -1203,6 +1274,9 @@ def report(args: argparse.Namespace, selected: Sequence[str], whole: Sequence[Jo
     if "C4" in selected:
         extra += ["", *cascade_survey_terms(claims, runs)]
     extra += family_sensitivity(claims, runs, verdicts, shown)
+    checks_dir = epoch_check_dir(study_dir)
+    checks = collect([checks_dir])[0] if checks_dir.is_dir() and find_run_dirs(checks_dir) else []
+    extra += epoch_sensitivity(claims, runs, verdicts, shown, checks, checks_dir)
     write_doc(doc, verdicts, c9, figures, times, args, selected, extra, left)
     drawn = {p.name for p in (*figures.values(), *curves_by_claim.values())}
     for folder in (doc.with_suffix(""), report_dir / "figures", report_dir / "learning_curves"):

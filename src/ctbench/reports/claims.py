@@ -535,15 +535,19 @@ def within_range(test: HierarchicalResult, columns: Sequence[str]) -> Hierarchic
 
 
 def evaluate_claims(claims: Sequence[Claim], runs: Sequence[Run], alpha: float = ALPHA,
-                    n_resamples: int = N_RESAMPLES, family_of: Callable[[Claim], str] | None = None) -> list[Verdict]:
+                    n_resamples: int = N_RESAMPLES, family_of: Callable[[Claim], str] | None = None,
+                    runs_of: Mapping[str, Sequence[Run]] | None = None) -> list[Verdict]:
     """A verdict per claim; the family is ``claims`` (m of them): ``1 - alpha/m`` intervals, Holm over m.
     Select what to show afterwards, never before (the family must not shrink with the selection).
 
     ``family_of`` splits ``claims`` into several families (a claim's family is the claims with the same key), each
-    with its own m: for a sensitivity analysis beside the declared family, never instead of it."""
+    with its own m; ``runs_of`` judges the claims it names (by id) on other runs than ``runs``: both for a
+    sensitivity analysis beside the declared verdicts, never instead of them."""
     keys = [family_of(c) if family_of else "" for c in claims]
     sizes = Counter(keys)
-    verdicts = [_judge_one(c, runs, sizes[k], alpha, n_resamples) for c, k in zip(claims, keys, strict=True)]
+    runs_of = runs_of or {}
+    verdicts = [_judge_one(c, runs_of.get(c.id, runs), sizes[k], alpha, n_resamples)
+                for c, k in zip(claims, keys, strict=True)]
     for key, size in sizes.items():
         mine = [v for v, k in zip(verdicts, keys, strict=True) if k == key]
         adjusted = holm({v.claim.id: v.test.p for v in mine if v.test is not None and v.verdict != "not evaluable"},
