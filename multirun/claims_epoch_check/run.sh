@@ -19,6 +19,9 @@ jobs() {
   for s in 0 1 2; do  # C14a: DeepLab v2 at 100, as v1
     echo "deeplabv2-dice_ce-2d-seed$s-e100 experiment=claims/c14_deeplab model=deeplabv2 seed=$s trainer.max_epochs=100"
   done
+  for s in 0 1 2; do  # C11a: the 2D PSPNet at 250, as the 3D PSPNet
+    echo "pspnet-dice_ce-2d-seed$s-e250 experiment=claims/c11_pspnet model=pspnet dims=2 seed=$s trainer.max_epochs=250"
+  done
   for s in 0 1 2; do  # C7h-j, C19a/b, C21b: Dice loss (rate 0.001) at 150, as focal Tversky, exp-log, generalized Dice
     echo "unet-dice-2d-seed$s-e150 experiment=claims/unet_ce_dice loss=dice seed=$s optim.optimizer.lr=0.001 +study.epochs_by_arm.dice=150"
   done
@@ -27,9 +30,6 @@ jobs() {
   done
   for s in 0 1 2; do  # C2a, C4a-c, C21a: the U-Net with Dice+CE at 150, as FCN-8s, the cascade and weighted CE beta 2
     echo "unet-dice_ce-2d-seed$s-e150 experiment=claims/c24_small_objects model=unet seed=$s trainer.max_epochs=150"
-  done
-  for s in 0 1 2; do  # C11a: the 2D PSPNet at 250, as the 3D PSPNet
-    echo "pspnet-dice_ce-2d-seed$s-e250 experiment=claims/c11_pspnet model=pspnet dims=2 seed=$s trainer.max_epochs=250"
   done
   for s in 0 1 2; do  # C22a/b: CE on the touching phantom (rate 0.003) at 500, as the distance-weighted loss
     echo "unet-ce-2d-seed$s-touching-e500 experiment=claims/c22_touching_ce seed=$s optim.optimizer.lr=0.003 +study.epochs_by_arm.ce_touching=500"
