@@ -1118,7 +1118,7 @@ def test_the_sensitivity_table_splits_the_claim_files_as_labelled():
     assert {per_statement(c) for c in claims if c.id.startswith("C7")} == {"C7"}
 
 
-def test_the_epoch_sensitivity_judges_a_claim_again_with_its_shorter_arm_trained_as_long(tmp_path):
+def test_the_epoch_sensitivity_judges_a_claim_again_with_its_shorter_arm_trained_as_long(tmp_path, monkeypatch):
     """A candidate at 150 epochs against a baseline at 100: the baseline's runs at 150 (the epoch check's) replace
     its runs at 100 for that claim alone, whichever side is shorter; the family stays the claims given; the
     differences are the ones by hand; a shorter arm without runs at the longer's epochs reads "not trained"."""
@@ -1153,3 +1153,6 @@ def test_the_epoch_sensitivity_judges_a_claim_again_with_its_shorter_arm_trained
     assert rows[1].startswith("| C8b | 100 / 150 |") and "| -0.0833 [" in rows[1]
     assert rows[2].startswith("| C8c | 150 / 100 |") and rows[2].endswith("| not trained |  |")
     assert study.epoch_sensitivity(claims, runs, declared, ["C7"], checks, tmp_path / "check") == []
+    monkeypatch.setitem(study.EPOCHS_BY_DESIGN, "C8b", "unequal by design")
+    lines = study.epoch_sensitivity(claims, runs, declared, ["C8b"], checks, tmp_path / "check")
+    assert [line for line in lines if line.startswith("| C8b")][0].endswith("| unequal by design |  |")
