@@ -245,7 +245,8 @@ def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequ
     def cell(v: Any) -> str:
         t = v.test
         measured = f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}], Holm p {v.p_holm:.2g}; " if t else ""
-        return f"{measured}{v.converged_candidate}/{v.converged_baseline}; **{verdict_label(v)}**"
+        return (f"{measured}{v.converged_candidate}/{v.converged_baseline}; **{verdict_label(v)}**"
+                + (f" ({v.note})" if v.verdict == "not evaluable" else ""))
 
     lines = ["", f"**Sensitivity to the epochs** (not the verdicts). Each arm trains to its own convergence tier "
              f"(`study.epochs_by_arm`, `study.epochs_by_model`), so {len(unequal)} claims set arms of different "
