@@ -37,6 +37,12 @@ jobs() {
   for s in 0 1 2; do  # C17b/d: Dice loss at 500, as Tversky alpha 0.7
     echo "unet-dice-2d-seed$s-e500 experiment=claims/unet_ce_dice loss=dice seed=$s optim.optimizer.lr=0.001 +study.epochs_by_arm.dice=500"
   done
+  for s in 0 1 2; do  # C12: DRINet at 150, as FCN-8s (about 60 min a job)
+    echo "drinet-dice_ce-2d-seed$s-e150 experiment=claims/c12_drinet model=drinet seed=$s trainer.max_epochs=150"
+  done
+  for s in 0 1 2; do  # C2b (exploratory): FCN-8s at 250, as SegNet (about 37 min a job)
+    echo "fcn8s-dice_ce-2d-seed$s-e250 experiment=claims/c1_fcn_skips model=fcn8s seed=$s trainer.max_epochs=250"
+  done
 }
 one() {  # NAME OVERRIDES...
   local name=$1; shift
