@@ -212,7 +212,7 @@ def equal_epoch_runs(claims: Sequence[Any], runs: Sequence[Any], checks: Sequenc
 
     out: dict[str, tuple[str, str, list[Any] | None]] = {}
     for claim in claims:
-        if getattr(claim, "columns", None) is not None:  # compare: strata, one side of runs
+        if claim.columns is not None:  # compare: strata, one side of runs
             continue
         candidate, baseline = sides(claim, runs)
         tiers = [{r.attribute(EPOCHS_KEY) for r in side} for side in (candidate, baseline)]
@@ -250,8 +250,8 @@ def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequ
 
     lines = ["", f"**Sensitivity to the epochs** (not the verdicts). Each arm trains to its own convergence tier "
              f"(`study.epochs_by_arm`, `study.epochs_by_model`), so {len(unequal)} claims set arms of different "
-             f"epochs against each other. Here the shorter arm trains as long as the longer one, at the rate its "
-             f"own grid chose (`{checks_dir}/run.sh`; {len(checks)} runs), and every such claim is judged again at "
+             f"epochs against each other. Here the shorter arm trains as long as the longer one, a loss arm at the rate "
+             f"its own grid chose, a network at the preset's (`{checks_dir}/run.sh`; {len(checks)} runs), and every such claim is judged again at "
              "once, in the declared family (m = "
              f"{len(claims)}). Cells: mean difference [simultaneous interval], Holm p; converged (candidate/baseline); "
              "verdict.", "",
