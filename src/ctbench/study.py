@@ -227,12 +227,22 @@ def equal_epoch_runs(claims: Sequence[Any], runs: Sequence[Any], checks: Sequenc
     return out
 
 
+def _sensitivity_cell(v: Any) -> str:
+    """A sensitivity table's cell: mean difference [simultaneous interval], Holm p; converged; verdict."""
+    from ctbench.reports.claims import verdict_label
+
+    t = v.test
+    measured = f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}], Holm p {v.p_holm:.2g}; " if t else ""
+    return (f"{measured}{v.converged_candidate}/{v.converged_baseline}; **{verdict_label(v)}**"
+            + (f" ({v.note})" if v.verdict == "not evaluable" else ""))
+
+
 def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any], shown: Sequence[str],
                       checks: Sequence[Any], checks_dir: Path) -> list[str]:
     """Markdown lines: the ``shown`` claims whose arms trained different epochs, and their verdicts with the
     shorter arm trained as long as the longer (:func:`equal_epoch_runs`), every such claim at once, in the declared
     family (a sensitivity analysis: the verdicts are the declared ones)."""
-    from ctbench.reports.claims import evaluate_claims, verdict_label
+    from ctbench.reports.claims import evaluate_claims
 
     unequal = equal_epoch_runs(claims, runs, checks)
     mine = [i for i in unequal if i in shown]
@@ -241,13 +251,7 @@ def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequ
     again = {i: r for i, (_, _, r) in unequal.items() if r is not None and i.split("-")[0] not in EPOCHS_BY_DESIGN}
     declared = {v.claim.id: v for v in verdicts}
     redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=again)}
-
-    def cell(v: Any) -> str:
-        t = v.test
-        measured = f"{_num(t.estimate)} [{_num(t.low)}, {_num(t.high)}], Holm p {v.p_holm:.2g}; " if t else ""
-        return (f"{measured}{v.converged_candidate}/{v.converged_baseline}; **{verdict_label(v)}**"
-                + (f" ({v.note})" if v.verdict == "not evaluable" else ""))
-
+    cell = _sensitivity_cell
     lines = ["", f"**Sensitivity to the epochs** (not the verdicts). Each arm trains to its own convergence tier "
              f"(`study.epochs_by_arm`, `study.epochs_by_model`), so {len(unequal)} claims set arms of different "
              f"epochs against each other. Here the shorter arm trains as long as the longer one, a loss arm at the rate "
@@ -264,6 +268,77 @@ def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequ
         lines.append(f"| {claim_id} | {c_epochs} / {b_epochs} | {cell(was)} | "
                      f"{by_design or (cell(now) if again_runs is not None else 'not trained')} | "
                      f"{f'{now.candidate_runs}/{now.baseline_runs}' if again_runs is not None and not by_design else ''} |")
+    return lines
+
+
+def dice_batch_dir(study_dir: Path) -> Path:
+    """The folder of the Dice-loss arm trained with one Dice per class over the batch (``multirun/claims_dice_batch``,
+    filled by its ``run.sh``): beside the study's runs, so no verdict sees them."""
+    return study_dir.with_name(f"{study_dir.name}_dice_batch")
+
+
+#: the arm the Dice-formulation check trains again (a claim side whose selectors hold these), and the key of its
+#: learning-rate choice in the check folder's ``lr_choice.json``
+DICE_ARM = {"loss": "dice"}
+DICE_BATCH_CHOICE = "dice_batch"
+
+
+def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], arm: Mapping[str, str], variant: Sequence[Any]
+                      ) -> dict[str, list[Any]]:
+    """Per claim with ``arm`` on a side (that side's selectors include the arm's): the runs to judge it on, that
+    side's runs replaced by the ``variant`` runs that match its selectors (none when ``variant`` has none)."""
+    from ctbench.reports.claims import matches
+
+    out: dict[str, list[Any]] = {}
+    for claim in claims:
+        if claim.columns is not None:  # compare: strata, one side of runs
+            continue
+        for selectors in (claim.candidate, claim.baseline):
+            if all(selectors.get(key) == value for key, value in arm.items()):
+                out[claim.id] = ([r for r in runs if not matches(r, selectors)]
+                                 + [r for r in variant if matches(r, selectors)])
+    return out
+
+
+def dice_batch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any],
+                           shown: Sequence[str], checks: Sequence[Any], checks_dir: Path) -> list[str]:
+    """Markdown lines: the ``shown`` claims with a Dice-loss side, and their verdicts with that side's runs replaced
+    by the same arm trained with one Dice per class over the batch (``checks``, the runs at the rate recorded in
+    ``checks_dir/lr_choice.json``), every such claim at once, in the declared family (a sensitivity analysis: the
+    verdicts are the declared ones). The study's Dice loss is one Dice per 2D patch and class, whose false positives
+    on a patch without the class get almost no gradient (``scripts/dice_empty_patch_gradient.py``)."""
+    from ctbench.reports.claims import evaluate_claims, matches
+
+    choice = read_json(checks_dir / "lr_choice.json", {}).get(DICE_BATCH_CHOICE)
+    variant = [r for r in checks if choice and r.attribute(LR_KEY) == choice["chosen"]]
+    replaced = replaced_arm_runs(claims, runs, DICE_ARM, variant)
+    mine = [i for i in replaced if i in shown]
+    if not mine:
+        return []
+    declared = {v.claim.id: v for v in verdicts}
+    redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=replaced)} if variant else {}
+    grid = (", ".join(f"{rate} {_num(score)}" for rate, score in choice["validation"].items()) + f"; "
+            f"{choice['chosen']} chosen") if choice else "no choice recorded yet"
+    lines = ["", "**Sensitivity to the Dice formulation** (not the verdicts). The study's Dice loss is one soft Dice "
+             "per 2D patch and class (`configs/loss/dice.yaml`, `batch: false`); on a patch without a class, that "
+             "class's term is about 1 whatever is predicted there, so its false positives get almost no gradient "
+             "(`python scripts/dice_empty_patch_gradient.py`). Here the Dice arm trains again with one Dice per "
+             f"class over the batch (`loss.batch=true`, nnU-Net's batch Dice; `{checks_dir}/run.sh`, "
+             f"{len(checks)} runs): its learning rate chosen on the same grid by seed 0's best validation Dice "
+             f"({grid}), seeds 0-2 at the Dice arm's epochs, and every claim with a Dice-loss side is judged again "
+             f"with it in that side's place, at once, in the declared family (m = {len(claims)}). Cells: mean "
+             "difference [simultaneous interval], Holm p; converged (candidate/baseline); verdict.", "",
+             "| claim | Dice side | declared (Dice per patch) | Dice over the batch in its place | seeds |",
+             "|---|---|---|---|---|"]
+    for claim_id in mine:
+        claim = next(c for c in claims if c.id == claim_id)
+        side = "candidate" if all(claim.candidate.get(k) == v for k, v in DICE_ARM.items()) else "baseline"
+        selectors = getattr(claim, side)
+        now = redone.get(claim_id)
+        seeds = len([r for r in variant if matches(r, selectors)])
+        lines.append(f"| {claim_id} | {side} | {_sensitivity_cell(declared[claim_id])} | "
+                     f"{_sensitivity_cell(now) if now is not None and seeds else 'not trained'} | "
+                     f"{f'{now.candidate_runs}/{now.baseline_runs}' if now is not None and seeds else ''} |")
     return lines
 
 
@@ -1283,6 +1358,9 @@ def report(args: argparse.Namespace, selected: Sequence[str], whole: Sequence[Jo
     checks_dir = epoch_check_dir(study_dir)
     checks = collect([checks_dir])[0] if checks_dir.is_dir() and find_run_dirs(checks_dir) else []
     extra += epoch_sensitivity(claims, runs, verdicts, shown, checks, checks_dir)
+    batch_dir = dice_batch_dir(study_dir)
+    batch = collect([batch_dir])[0] if batch_dir.is_dir() and find_run_dirs(batch_dir) else []
+    extra += dice_batch_sensitivity(claims, runs, verdicts, shown, batch, batch_dir)
     write_doc(doc, verdicts, c9, figures, times, args, selected, extra, left)
     drawn = {p.name for p in (*figures.values(), *curves_by_claim.values())}
     for folder in (doc.with_suffix(""), report_dir / "figures", report_dir / "learning_curves"):
