@@ -1145,7 +1145,7 @@ def test_the_dice_formulation_sensitivity_puts_the_batch_dice_runs_at_the_chosen
     # combo minus the batch Dice (combo's own values on cases 0-4, 0.5 on case_05): (1.0 - 0.5) / 6 every seed
     assert rows[0].startswith("| C8 | baseline |") and "| +0.0833 [" in rows[0] and rows[0].endswith("| 3/3 |")
     assert rows[1].startswith("| C8b | candidate |") and "| -0.0833 [" in rows[1]
-    assert len(rows) == 2 and "0.003 chosen" in "".join(lines)
+    assert len(rows) == 2 and "(0.001 0.500, 0.003 0.600, 0.009 0.400; 0.003 chosen)" in "".join(lines)
     replaced = study.replaced_arm_runs(claims, runs, study.DICE_ARM, checks[:1])
     assert {r.name for r in replaced["C8"]} == {"combo0", "combo1", "combo2", checks[0].name}
     (tmp_path / "check" / "lr_choice.json").unlink()

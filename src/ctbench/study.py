@@ -317,7 +317,7 @@ def dice_batch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts:
         return []
     declared = {v.claim.id: v for v in verdicts}
     redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=replaced)} if variant else {}
-    grid = (", ".join(f"{rate} {_num(score)}" for rate, score in choice["validation"].items()) + f"; "
+    grid = (", ".join(f"{rate} {score:.3f}" for rate, score in choice["validation"].items()) + f"; "
             f"{choice['chosen']} chosen") if choice else "no choice recorded yet"
     lines = ["", "**Sensitivity to the Dice formulation** (not the verdicts). The study's Dice loss is one soft Dice "
              "per 2D patch and class (`configs/loss/dice.yaml`, `batch: false`); on a patch without a class, that "
