@@ -1118,40 +1118,58 @@ def test_the_sensitivity_table_splits_the_claim_files_as_labelled():
     assert {per_statement(c) for c in claims if c.id.startswith("C7")} == {"C7"}
 
 
-def test_the_dice_formulation_sensitivity_puts_the_batch_dice_runs_at_the_chosen_rate_in_the_dice_sides_place(
-        tmp_path):
-    """Every claim with a Dice-loss side, candidate or baseline, is judged with the check's runs at the recorded
-    rate in that side's place (the other rate's runs left out); the differences are the ones by hand; without a
-    recorded choice the claims read "not trained"; a claim without a Dice side is not listed."""
+def test_the_dice_formulation_sensitivity_puts_each_batch_arm_at_its_chosen_rate_in_its_sides_place(tmp_path):
+    """Every claim with a region-loss side, candidate or baseline or both, is judged with the check's runs of that
+    loss at its recorded rate in each such side's place (the other rate's runs left out); the differences are the
+    ones by hand; a claim with a side whose batch arm has no recorded choice reads "not trained (that loss)"; a
+    claim without a region-loss side is not listed."""
     for seed in range(3):
         write_run(tmp_path / "study" / f"combo{seed}", "combo", seed, COMBO[seed], [0] * 6)
         write_run(tmp_path / "study" / f"dice{seed}", "dice", seed, DICE[seed], [0] * 6)
-        for rate, values in (("0.003", COMBO[seed][:5] + [0.5]), ("0.009", [0.0] * 6)):
-            folder = tmp_path / "check" / f"dice-batch{seed}-lr{rate}"
-            write_run(folder, "dice", seed, values, [0] * 6)
+        write_run(tmp_path / "study" / f"gdl{seed}", "generalized_dice", seed, [0.6] * 6, [0] * 6)
+        for loss, rate, values in (("dice", "0.003", COMBO[seed][:5] + [0.5]), ("dice", "0.009", [0.0] * 6),
+                                   ("generalized_dice", "0.001", [1.0] * 6)):
+            folder = tmp_path / "check" / f"{loss}-batch{seed}-lr{rate}"
+            write_run(folder, loss, seed, values, [0] * 6)
             with (folder / ".hydra" / "overrides.yaml").open("a") as overrides:
                 overrides.write(f"- loss.batch=true\n- optim.optimizer.lr={rate}\n")
     claims = [parse_claim(tmp_path / "a.yaml", claim_data(expect="higher")),
               parse_claim(tmp_path / "b.yaml", claim_data(id="C8b", candidate={"loss": "dice"},
                                                           baseline={"loss": "combo"})),
-              parse_claim(tmp_path / "c.yaml", claim_data(id="C8c", baseline={"loss": "combo", "study.tag": "-x"}))]
+              parse_claim(tmp_path / "c.yaml", claim_data(id="C8c", baseline={"loss": "combo", "study.tag": "-x"})),
+              parse_claim(tmp_path / "d.yaml", claim_data(id="C8d", candidate={"loss": "generalized_dice"},
+                                                          expect="higher"))]
     runs, _ = collect([tmp_path / "study"])
     checks, _ = collect([tmp_path / "check"])
     declared = evaluate_claims(claims, runs)
-    (tmp_path / "check" / "lr_choice.json").write_text(json.dumps({study.DICE_BATCH_CHOICE: {
-        "validation": {"0.001": 0.5, "0.003": 0.6, "0.009": 0.4}, "chosen": "0.003"}}))
-    lines = study.dice_batch_sensitivity(claims, runs, declared, ["C8", "C8b", "C8c"], checks, tmp_path / "check")
-    rows = [line for line in lines if line.startswith("| C8")]
+    shown = ["C8", "C8b", "C8c", "C8d"]
+    choice = {study.batch_choice_key("dice"): {"validation": {"0.001": 0.5, "0.003": 0.6, "0.009": 0.4},
+                                               "chosen": "0.003"}}
+    (tmp_path / "check" / "lr_choice.json").write_text(json.dumps(choice))
+    rows = [line for line in study.batch_sensitivity(claims, runs, declared, shown, checks, tmp_path / "check")
+            if line.startswith("| C8")]
     # combo minus the batch Dice (combo's own values on cases 0-4, 0.5 on case_05): (1.0 - 0.5) / 6 every seed
-    assert rows[0].startswith("| C8 | baseline |") and "| +0.0833 [" in rows[0] and rows[0].endswith("| 3/3 |")
-    assert rows[1].startswith("| C8b | candidate |") and "| -0.0833 [" in rows[1]
-    assert len(rows) == 2 and "(0.001 0.500, 0.003 0.600, 0.009 0.400; 0.003 chosen)" in "".join(lines)
-    replaced = study.replaced_arm_runs(claims, runs, study.DICE_ARM, checks[:1])
-    assert {r.name for r in replaced["C8"]} == {"combo0", "combo1", "combo2", checks[0].name}
+    assert rows[0].startswith("| C8 | baseline dice |") and "| +0.0833 [" in rows[0] and rows[0].endswith("| 3/3 |")
+    assert rows[1].startswith("| C8b | candidate dice |") and "| -0.0833 [" in rows[1]
+    assert rows[2] == (f"| C8d | candidate generalized_dice, baseline dice | {study._sensitivity_cell(declared[3])} "
+                       "| not trained (generalized_dice) |  |")
+    assert len(rows) == 3
+    choice[study.batch_choice_key("generalized_dice")] = {"validation": {"0.001": 0.7}, "chosen": "0.001"}
+    (tmp_path / "check" / "lr_choice.json").write_text(json.dumps(choice))
+    lines = study.batch_sensitivity(claims, runs, declared, shown, checks, tmp_path / "check")
+    # both sides replaced: 1.0 minus the batch Dice, (3.0 + 0.5) / 6, (2.98 + 0.5) / 6 twice: mean 0.5811
+    row = next(line for line in lines if line.startswith("| C8d"))
+    assert "| +0.581 [" in row and row.endswith("| 3/3 |")
+    assert "generalized_dice: 0.001 0.700, 0.001 chosen" in "".join(lines)
+    replaced = study.replaced_arm_runs(claims, runs, {"dice": checks[:1]})
+    assert {r.name for r in replaced["C8"]} == {"combo0", "combo1", "combo2", "gdl0", "gdl1", "gdl2", checks[0].name}
+    assert "C8d" not in replaced and "C8c" not in replaced
+    both = study.replaced_arm_runs(claims, runs, {"dice": checks, "generalized_dice": checks})["C8d"]
+    assert all(r.path.parent == tmp_path / "check" for r in both if r.attribute("loss") != "combo")
     (tmp_path / "check" / "lr_choice.json").unlink()
-    lines = study.dice_batch_sensitivity(claims, runs, declared, ["C8"], checks, tmp_path / "check")
-    assert [line for line in lines if line.startswith("| C8")][0].endswith("| not trained |  |")
-    assert study.dice_batch_sensitivity(claims, runs, declared, ["C7"], checks, tmp_path / "check") == []
+    lines = study.batch_sensitivity(claims, runs, declared, ["C8"], checks, tmp_path / "check")
+    assert [line for line in lines if line.startswith("| C8")][0].endswith("| not trained (dice) |  |")
+    assert study.batch_sensitivity(claims, runs, declared, ["C8c"], checks, tmp_path / "check") == []
 
 
 def test_the_epoch_sensitivity_judges_a_claim_again_with_its_shorter_arm_trained_as_long(tmp_path, monkeypatch):

@@ -251,7 +251,6 @@ def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequ
     again = {i: r for i, (_, _, r) in unequal.items() if r is not None and i.split("-")[0] not in EPOCHS_BY_DESIGN}
     declared = {v.claim.id: v for v in verdicts}
     redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=again)}
-    cell = _sensitivity_cell
     lines = ["", f"**Sensitivity to the epochs** (not the verdicts). Each arm trains to its own convergence tier "
              f"(`study.epochs_by_arm`, `study.epochs_by_model`), so {len(unequal)} claims set arms of different "
              f"epochs against each other. Here the shorter arm trains as long as the longer one, a loss arm at the rate "
@@ -265,80 +264,96 @@ def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequ
         c_epochs, b_epochs, again_runs = unequal[claim_id]
         was, now = declared[claim_id], redone[claim_id]
         by_design = EPOCHS_BY_DESIGN.get(claim_id.split("-")[0])
-        lines.append(f"| {claim_id} | {c_epochs} / {b_epochs} | {cell(was)} | "
-                     f"{by_design or (cell(now) if again_runs is not None else 'not trained')} | "
+        lines.append(f"| {claim_id} | {c_epochs} / {b_epochs} | {_sensitivity_cell(was)} | "
+                     f"{by_design or (_sensitivity_cell(now) if again_runs is not None else 'not trained')} | "
                      f"{f'{now.candidate_runs}/{now.baseline_runs}' if again_runs is not None and not by_design else ''} |")
     return lines
 
 
 def dice_batch_dir(study_dir: Path) -> Path:
-    """The folder of the Dice-loss arm trained with one Dice per class over the batch (``multirun/claims_dice_batch``,
-    filled by its ``run.sh``): beside the study's runs, so no verdict sees them."""
+    """The folder of the region-loss arms trained with one index per class over the batch
+    (``multirun/claims_dice_batch``, filled by its ``run.sh``): beside the study's runs, so no verdict sees them."""
     return study_dir.with_name(f"{study_dir.name}_dice_batch")
 
 
-#: the arm the Dice-formulation check trains again (a claim side whose selectors hold these), and the key of its
-#: learning-rate choice in the check folder's ``lr_choice.json``
-DICE_ARM = {"loss": "dice"}
-DICE_BATCH_CHOICE = "dice_batch"
+#: the study's region losses: one index per 2D patch and class (``batch: false``) and no cross-entropy term, so a
+#: class absent from a patch gives its false positives there almost no gradient; the Dice-formulation check trains
+#: each again over the batch, its learning-rate choice under the key ``LOSS_batch`` of the check's ``lr_choice.json``
+BATCH_LOSSES = ("dice", "generalized_dice", "tversky", "focal_tversky")
 
 
-def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], arm: Mapping[str, str], variant: Sequence[Any]
+def batch_choice_key(loss: str) -> str:
+    """The key of ``loss``'s batch arm in the Dice-formulation check's ``lr_choice.json``."""
+    return f"{loss}_batch"
+
+
+def region_sides(claim: Any) -> list[tuple[str, str]]:
+    """The claim's sides whose loss is a region loss (:data:`BATCH_LOSSES`): (``candidate``/``baseline``, loss)."""
+    return [(side, getattr(claim, side)["loss"]) for side in ("candidate", "baseline")
+            if getattr(claim, side).get("loss") in BATCH_LOSSES]
+
+
+def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variants: Mapping[str, Sequence[Any]]
                       ) -> dict[str, list[Any]]:
-    """Per claim with ``arm`` on a side (that side's selectors include the arm's): the runs to judge it on, that
-    side's runs replaced by the ``variant`` runs that match its selectors (none when ``variant`` has none)."""
+    """Per claim whose every region-loss side (:func:`region_sides`) has ``variants`` runs of its loss that match its
+    selectors: the runs to judge it on, each such side's runs replaced by those."""
     from ctbench.reports.claims import matches
 
     out: dict[str, list[Any]] = {}
     for claim in claims:
         if claim.columns is not None:  # compare: strata, one side of runs
             continue
-        for selectors in (claim.candidate, claim.baseline):
-            if all(selectors.get(key) == value for key, value in arm.items()):
-                out[claim.id] = ([r for r in runs if not matches(r, selectors)]
-                                 + [r for r in variant if matches(r, selectors)])
+        sides = [getattr(claim, side) for side, _ in region_sides(claim)]
+        again = [[r for r in variants.get(selectors["loss"], ()) if matches(r, selectors)] for selectors in sides]
+        if sides and all(again):
+            out[claim.id] = ([r for r in runs if not any(matches(r, selectors) for selectors in sides)]
+                             + [r for side in again for r in side])
     return out
 
 
-def dice_batch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any],
-                           shown: Sequence[str], checks: Sequence[Any], checks_dir: Path) -> list[str]:
-    """Markdown lines: the ``shown`` claims with a Dice-loss side, and their verdicts with that side's runs replaced
-    by the same arm trained with one Dice per class over the batch (``checks``, the runs at the rate recorded in
-    ``checks_dir/lr_choice.json``), every such claim at once, in the declared family (a sensitivity analysis: the
-    verdicts are the declared ones). The study's Dice loss is one Dice per 2D patch and class, whose false positives
-    on a patch without the class get almost no gradient (``scripts/dice_empty_patch_gradient.py``)."""
+def batch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any],
+                      shown: Sequence[str], checks: Sequence[Any], checks_dir: Path) -> list[str]:
+    """Markdown lines: the ``shown`` claims with a region-loss side, and their verdicts with each such side's runs
+    replaced by the same arm trained with one index per class over the batch (``checks``, each loss's runs at the
+    rate recorded in ``checks_dir/lr_choice.json``), every claim whose region arms are all trained at once, in the
+    declared family (a sensitivity analysis: the verdicts are the declared ones). Per 2D patch, false positives on
+    a patch without the class get almost no gradient (``scripts/dice_empty_patch_gradient.py``)."""
     from ctbench.reports.claims import evaluate_claims, matches
 
-    choice = read_json(checks_dir / "lr_choice.json", {}).get(DICE_BATCH_CHOICE)
-    variant = [r for r in checks if choice and r.attribute(LR_KEY) == choice["chosen"]]
-    replaced = replaced_arm_runs(claims, runs, DICE_ARM, variant)
-    mine = [i for i in replaced if i in shown]
+    choices = read_json(checks_dir / "lr_choice.json", {})
+    chosen = {loss: choices[batch_choice_key(loss)] for loss in BATCH_LOSSES if batch_choice_key(loss) in choices}
+    variants = {loss: [r for r in checks if r.attribute("loss") == loss and r.attribute(LR_KEY) == c["chosen"]]
+                for loss, c in chosen.items()}
+    mine = [c for c in claims if c.id in shown and c.columns is None and region_sides(c)]
     if not mine:
         return []
+    replaced = replaced_arm_runs(claims, runs, variants)
     declared = {v.claim.id: v for v in verdicts}
-    redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=replaced)} if variant else {}
-    grid = (", ".join(f"{rate} {score:.3f}" for rate, score in choice["validation"].items()) + f"; "
-            f"{choice['chosen']} chosen") if choice else "no choice recorded yet"
-    lines = ["", "**Sensitivity to the Dice formulation** (not the verdicts). The study's Dice loss is one soft Dice "
-             "per 2D patch and class (`configs/loss/dice.yaml`, `batch: false`); on a patch without a class, that "
-             "class's term is about 1 whatever is predicted there, so its false positives get almost no gradient "
-             "(`python scripts/dice_empty_patch_gradient.py`). Here the Dice arm trains again with one Dice per "
-             f"class over the batch (`loss.batch=true`, nnU-Net's batch Dice; `{checks_dir}/run.sh`, "
-             f"{len(checks)} runs): its learning rate chosen on the same grid by seed 0's best validation Dice "
-             f"({grid}), seeds 0-2 at the Dice arm's epochs, and every claim with a Dice-loss side is judged again "
-             f"with it in that side's place, at once, in the declared family (m = {len(claims)}). Cells: mean "
-             "difference [simultaneous interval], Holm p; converged (candidate/baseline); verdict.", "",
-             "| claim | Dice side | declared (Dice per patch) | Dice over the batch in its place | seeds |",
+    redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=replaced) if v.claim.id in replaced}
+    grids = "; ".join(f"{loss}: " + ", ".join(f"{rate} {score:.3f}" for rate, score in c["validation"].items())
+                      + f", {c['chosen']} chosen" for loss, c in chosen.items()) or "no choice recorded yet"
+    lines = ["", "**Sensitivity to the Dice formulation** (not the verdicts). The study's region losses (Dice, "
+             "generalized Dice, Tversky, focal Tversky: `configs/loss/*.yaml`, `batch: false`, no cross-entropy "
+             "term) compute one index per 2D patch and class; on a patch without a class, that class's term is about "
+             "1 whatever is predicted there, so its false positives get almost no gradient (`python "
+             "scripts/dice_empty_patch_gradient.py`). Here each region-loss arm trains again with one index per "
+             f"class over the batch (`loss.batch=true`, nnU-Net's batch Dice; `{checks_dir}/run.sh`, {len(checks)} "
+             "runs): its learning rate chosen on the same grid by seed 0's best validation Dice (" + grids + "), "
+             "seeds 0-2 at the arm's epochs, and every claim whose region-loss sides are all trained so is judged "
+             "again with them in those sides' places, at once, in the declared family (m = "
+             f"{len(claims)}). Cells: mean difference [simultaneous interval], Holm p; converged "
+             "(candidate/baseline); verdict.", "",
+             "| claim | region-loss sides | declared (per patch) | over the batch in their place | seeds |",
              "|---|---|---|---|---|"]
-    for claim_id in mine:
-        claim = next(c for c in claims if c.id == claim_id)
-        side = "candidate" if all(claim.candidate.get(k) == v for k, v in DICE_ARM.items()) else "baseline"
-        selectors = getattr(claim, side)
-        now = redone.get(claim_id)
-        seeds = len([r for r in variant if matches(r, selectors)])
-        lines.append(f"| {claim_id} | {side} | {_sensitivity_cell(declared[claim_id])} | "
-                     f"{_sensitivity_cell(now) if now is not None and seeds else 'not trained'} | "
-                     f"{f'{now.candidate_runs}/{now.baseline_runs}' if now is not None and seeds else ''} |")
+    for claim in mine:
+        now = redone.get(claim.id)
+        untrained = [f"{loss}{getattr(claim, side).get('study.tag', '')}" for side, loss in region_sides(claim)
+                     if not any(matches(r, getattr(claim, side)) for r in variants.get(loss, ()))]
+        missing = f"not trained ({', '.join(dict.fromkeys(untrained))})"
+        lines.append(f"| {claim.id} | {', '.join(f'{side} {loss}' for side, loss in region_sides(claim))} | "
+                     f"{_sensitivity_cell(declared[claim.id])} | "
+                     f"{_sensitivity_cell(now) if now is not None else missing} | "
+                     f"{f'{now.candidate_runs}/{now.baseline_runs}' if now is not None else ''} |")
     return lines
 
 
@@ -1360,7 +1375,7 @@ def report(args: argparse.Namespace, selected: Sequence[str], whole: Sequence[Jo
     extra += epoch_sensitivity(claims, runs, verdicts, shown, checks, checks_dir)
     batch_dir = dice_batch_dir(study_dir)
     batch = collect([batch_dir])[0] if batch_dir.is_dir() and find_run_dirs(batch_dir) else []
-    extra += dice_batch_sensitivity(claims, runs, verdicts, shown, batch, batch_dir)
+    extra += batch_sensitivity(claims, runs, verdicts, shown, batch, batch_dir)
     write_doc(doc, verdicts, c9, figures, times, args, selected, extra, left)
     drawn = {p.name for p in (*figures.values(), *curves_by_claim.values())}
     for folder in (doc.with_suffix(""), report_dir / "figures", report_dir / "learning_curves"):
