@@ -1118,6 +1118,9 @@ def test_the_sensitivity_table_splits_the_claim_files_as_labelled():
     assert {per_statement(c) for c in claims if c.id.startswith("C7")} == {"C7"}
 
 
+BATCH, BACKGROUND = study.LOSS_VARIANTS
+
+
 def test_the_dice_formulation_sensitivity_puts_each_batch_arm_at_its_chosen_rate_in_its_sides_place(tmp_path):
     """Every claim with a region-loss side, candidate or baseline or both, is judged with the check's runs of that
     loss at its recorded rate in each such side's place (the other rate's runs left out); the differences are the
@@ -1143,10 +1146,10 @@ def test_the_dice_formulation_sensitivity_puts_each_batch_arm_at_its_chosen_rate
     checks, _ = collect([tmp_path / "check"])
     declared = evaluate_claims(claims, runs)
     shown = ["C8", "C8b", "C8c", "C8d"]
-    choice = {study.batch_choice_key("dice"): {"validation": {"0.001": 0.5, "0.003": 0.6, "0.009": 0.4},
+    choice = {BATCH.key("dice"): {"validation": {"0.001": 0.5, "0.003": 0.6, "0.009": 0.4},
                                                "chosen": "0.003"}}
     (tmp_path / "check" / "lr_choice.json").write_text(json.dumps(choice))
-    rows = [line for line in study.batch_sensitivity(claims, runs, declared, shown, checks, tmp_path / "check")
+    rows = [line for line in study.variant_sensitivity(claims, runs, declared, shown, checks, tmp_path / "check", BATCH)
             if line.startswith("| C8")]
     # combo minus the batch Dice (combo's own values on cases 0-4, 0.5 on case_05): (1.0 - 0.5) / 6 every seed
     assert rows[0].startswith("| C8 | baseline dice |") and "| +0.0833 [" in rows[0] and rows[0].endswith("| 3/3 |")
@@ -1154,22 +1157,26 @@ def test_the_dice_formulation_sensitivity_puts_each_batch_arm_at_its_chosen_rate
     assert rows[2] == (f"| C8d | candidate generalized_dice, baseline dice | {study._sensitivity_cell(declared[3])} "
                        "| not trained (generalized_dice) |  |")
     assert len(rows) == 3
-    choice[study.batch_choice_key("generalized_dice")] = {"validation": {"0.001": 0.7}, "chosen": "0.001"}
+    choice[BATCH.key("generalized_dice")] = {"validation": {"0.001": 0.7}, "chosen": "0.001"}
     (tmp_path / "check" / "lr_choice.json").write_text(json.dumps(choice))
-    lines = study.batch_sensitivity(claims, runs, declared, shown, checks, tmp_path / "check")
+    lines = study.variant_sensitivity(claims, runs, declared, shown, checks, tmp_path / "check", BATCH)
     # both sides replaced: 1.0 minus the batch Dice, (3.0 + 0.5) / 6, (2.98 + 0.5) / 6 twice: mean 0.5811
     row = next(line for line in lines if line.startswith("| C8d"))
     assert "| +0.581 [" in row and row.endswith("| 3/3 |")
     assert "generalized_dice: 0.001 0.700, 0.001 chosen" in "".join(lines)
-    replaced = study.replaced_arm_runs(claims, runs, {"dice": checks[:1]})
+    replaced = study.replaced_arm_runs(claims, runs, BATCH, {"dice": checks[:1]})
     assert {r.name for r in replaced["C8"]} == {"combo0", "combo1", "combo2", "gdl0", "gdl1", "gdl2", checks[0].name}
     assert "C8d" not in replaced and "C8c" not in replaced
-    both = study.replaced_arm_runs(claims, runs, {"dice": checks, "generalized_dice": checks})["C8d"]
+    both = study.replaced_arm_runs(claims, runs, BATCH, {"dice": checks, "generalized_dice": checks})["C8d"]
     assert all(r.path.parent == tmp_path / "check" for r in both if r.attribute("loss") != "combo")
     (tmp_path / "check" / "lr_choice.json").unlink()
-    lines = study.batch_sensitivity(claims, runs, declared, ["C8"], checks, tmp_path / "check")
+    lines = study.variant_sensitivity(claims, runs, declared, ["C8"], checks, tmp_path / "check", BATCH)
     assert [line for line in lines if line.startswith("| C8")][0].endswith("| not trained (dice) |  |")
-    assert study.batch_sensitivity(claims, runs, declared, ["C8c"], checks, tmp_path / "check") == []
+    assert study.variant_sensitivity(claims, runs, declared, ["C8c"], checks, tmp_path / "check", BATCH) == []
+    # generalized Dice keeps the background in its loss: only C8d's Dice side is the background check's
+    lines = study.variant_sensitivity(claims, runs, declared, ["C8d"], [], tmp_path / "check", BACKGROUND)
+    assert lines[-1].startswith("| C8d | baseline dice |") and lines[-1].endswith("| not trained (dice) |  |")
+    assert BACKGROUND.dir(tmp_path / "claims") == tmp_path / "claims_dice_background"
 
 
 def test_the_epoch_sensitivity_judges_a_claim_again_with_its_shorter_arm_trained_as_long(tmp_path, monkeypatch):

@@ -270,32 +270,65 @@ def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequ
     return lines
 
 
-def dice_batch_dir(study_dir: Path) -> Path:
-    """The folder of the region-loss arms trained with one index per class over the batch
-    (``multirun/claims_dice_batch``, filled by its ``run.sh``): beside the study's runs, so no verdict sees them."""
-    return study_dir.with_name(f"{study_dir.name}_dice_batch")
+@dataclass(frozen=True)
+class LossVariant:
+    """A setting of the study's loss arms changed for a sensitivity check: the arms of ``losses`` trained again with
+    ``override`` in ``study_dir``'s sibling folder ``<name>_<folder>`` by ``<that folder>/run.sh``
+    (``scripts/loss_variant_runs.sh``), each arm's learning rate chosen on the study's grid and recorded under the
+    key ``LOSS_<name>`` of the folder's ``lr_choice.json``; ``study report`` judges every claim with such a loss on
+    a side again with them in its place (:func:`variant_sensitivity`)."""
+
+    name: str
+    folder: str
+    override: str
+    losses: tuple[str, ...]
+    title: str
+    why: str
+    declared: str
+    replaced: str
+
+    def dir(self, study_dir: Path) -> Path:
+        """The check's folder, beside the study's runs so that no verdict sees them."""
+        return study_dir.with_name(f"{study_dir.name}_{self.folder}")
+
+    def key(self, loss: str) -> str:
+        """The key of ``loss``'s learning-rate choice in the check's ``lr_choice.json``."""
+        return f"{loss}_{self.name}"
 
 
-#: the study's region losses: one index per 2D patch and class (``batch: false``) and no cross-entropy term, so a
-#: class absent from a patch gives its false positives there almost no gradient; the Dice-formulation check trains
-#: each again over the batch, its learning-rate choice under the key ``LOSS_batch`` of the check's ``lr_choice.json``
-BATCH_LOSSES = ("dice", "generalized_dice", "tversky", "focal_tversky")
+#: the study's region losses (Dice, generalized Dice, Tversky, focal Tversky) compute one index per 2D patch and
+#: class with no cross-entropy term, and all but generalized Dice leave the background class out of the loss
+LOSS_VARIANTS = (
+    LossVariant(
+        "batch", "dice_batch", "loss.batch=true", ("dice", "generalized_dice", "tversky", "focal_tversky"),
+        "Sensitivity to the Dice formulation",
+        "The study's region losses (Dice, generalized Dice, Tversky, focal Tversky: `configs/loss/*.yaml`, "
+        "`batch: false`, no cross-entropy term) compute one index per 2D patch and class; on a patch without a "
+        "class, that class's term is about 1 whatever is predicted there, so its false positives get almost no "
+        "gradient (`python scripts/dice_empty_patch_gradient.py`). Here each region-loss arm trains again with one "
+        "index per class over the batch (`loss.batch=true`, nnU-Net's batch Dice)",
+        "declared (per patch)", "over the batch in their place"),
+    LossVariant(
+        "background", "dice_background", "loss.include_background=true", ("dice", "tversky", "focal_tversky"),
+        "Sensitivity to the background class",
+        "Dice, Tversky and focal Tversky leave the background class out of the loss (`configs/loss/*.yaml`, "
+        "`include_background: false`, no cross-entropy term), so nothing but the softmax pushes a foreground "
+        "class down where it is absent; a Dice term's gradient on a false positive scales with the class's true "
+        "positives, which a small lesion hardly has. Here each such arm trains again with the background as one "
+        "more class of the loss (`loss.include_background=true`, MONAI's default)",
+        "declared (background out)", "background in, in their place"),
+)
 
 
-def batch_choice_key(loss: str) -> str:
-    """The key of ``loss``'s batch arm in the Dice-formulation check's ``lr_choice.json``."""
-    return f"{loss}_batch"
-
-
-def region_sides(claim: Any) -> list[tuple[str, str]]:
-    """The claim's sides whose loss is a region loss (:data:`BATCH_LOSSES`): (``candidate``/``baseline``, loss)."""
+def variant_sides(claim: Any, variant: LossVariant) -> list[tuple[str, str]]:
+    """The claim's sides whose loss is one of ``variant``'s: (``candidate``/``baseline``, loss)."""
     return [(side, getattr(claim, side)["loss"]) for side in ("candidate", "baseline")
-            if getattr(claim, side).get("loss") in BATCH_LOSSES]
+            if getattr(claim, side).get("loss") in variant.losses]
 
 
-def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variants: Mapping[str, Sequence[Any]]
-                      ) -> dict[str, list[Any]]:
-    """Per claim whose every region-loss side (:func:`region_sides`) has ``variants`` runs of its loss that match its
+def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variant: LossVariant,
+                      variants: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    """Per claim whose every side with one of ``variant``'s losses has ``variants`` runs of its loss that match its
     selectors: the runs to judge it on, each such side's runs replaced by those."""
     from ctbench.reports.claims import matches
 
@@ -303,7 +336,7 @@ def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variants: Mapp
     for claim in claims:
         if claim.columns is not None:  # compare: strata, one side of runs
             continue
-        sides = [getattr(claim, side) for side, _ in region_sides(claim)]
+        sides = [getattr(claim, side) for side, _ in variant_sides(claim, variant)]
         again = [[r for r in variants.get(selectors["loss"], ()) if matches(r, selectors)] for selectors in sides]
         if sides and all(again):
             out[claim.id] = ([r for r in runs if not any(matches(r, selectors) for selectors in sides)]
@@ -311,46 +344,38 @@ def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variants: Mapp
     return out
 
 
-def batch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any],
-                      shown: Sequence[str], checks: Sequence[Any], checks_dir: Path) -> list[str]:
-    """Markdown lines: the ``shown`` claims with a region-loss side, and their verdicts with each such side's runs
-    replaced by the same arm trained with one index per class over the batch (``checks``, each loss's runs at the
-    rate recorded in ``checks_dir/lr_choice.json``), every claim whose region arms are all trained at once, in the
-    declared family (a sensitivity analysis: the verdicts are the declared ones). Per 2D patch, false positives on
-    a patch without the class get almost no gradient (``scripts/dice_empty_patch_gradient.py``)."""
+def variant_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any], shown: Sequence[str],
+                        checks: Sequence[Any], checks_dir: Path, variant: LossVariant) -> list[str]:
+    """Markdown lines: the ``shown`` claims with a side whose loss is one of ``variant``'s, and their verdicts with
+    each such side's runs replaced by the same arm trained with the variant's setting (``checks``, each loss's runs at
+    the rate recorded in ``checks_dir/lr_choice.json``), every claim whose such arms are all trained at once, in the
+    declared family (a sensitivity analysis: the verdicts are the declared ones)."""
     from ctbench.reports.claims import evaluate_claims, matches
 
     choices = read_json(checks_dir / "lr_choice.json", {})
-    chosen = {loss: choices[batch_choice_key(loss)] for loss in BATCH_LOSSES if batch_choice_key(loss) in choices}
+    chosen = {loss: choices[variant.key(loss)] for loss in variant.losses if variant.key(loss) in choices}
     variants = {loss: [r for r in checks if r.attribute("loss") == loss and r.attribute(LR_KEY) == c["chosen"]]
                 for loss, c in chosen.items()}
-    mine = [c for c in claims if c.id in shown and c.columns is None and region_sides(c)]
+    mine = [c for c in claims if c.id in shown and c.columns is None and variant_sides(c, variant)]
     if not mine:
         return []
-    replaced = replaced_arm_runs(claims, runs, variants)
+    replaced = replaced_arm_runs(claims, runs, variant, variants)
     declared = {v.claim.id: v for v in verdicts}
     redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=replaced) if v.claim.id in replaced}
     grids = "; ".join(f"{loss}: " + ", ".join(f"{rate} {score:.3f}" for rate, score in c["validation"].items())
                       + f", {c['chosen']} chosen" for loss, c in chosen.items()) or "no choice recorded yet"
-    lines = ["", "**Sensitivity to the Dice formulation** (not the verdicts). The study's region losses (Dice, "
-             "generalized Dice, Tversky, focal Tversky: `configs/loss/*.yaml`, `batch: false`, no cross-entropy "
-             "term) compute one index per 2D patch and class; on a patch without a class, that class's term is about "
-             "1 whatever is predicted there, so its false positives get almost no gradient (`python "
-             "scripts/dice_empty_patch_gradient.py`). Here each region-loss arm trains again with one index per "
-             f"class over the batch (`loss.batch=true`, nnU-Net's batch Dice; `{checks_dir}/run.sh`, {len(checks)} "
-             "runs): its learning rate chosen on the same grid by seed 0's best validation Dice (" + grids + "), "
-             "seeds 0-2 at the arm's epochs, and every claim whose region-loss sides are all trained so is judged "
-             "again with them in those sides' places, at once, in the declared family (m = "
-             f"{len(claims)}). Cells: mean difference [simultaneous interval], Holm p; converged "
-             "(candidate/baseline); verdict.", "",
-             "| claim | region-loss sides | declared (per patch) | over the batch in their place | seeds |",
-             "|---|---|---|---|---|"]
+    lines = ["", f"**{variant.title}** (not the verdicts). {variant.why}; `{checks_dir}/run.sh`, {len(checks)} runs: "
+             f"each arm's learning rate chosen on the same grid by seed 0's best validation Dice ({grids}), seeds 0-2 "
+             "at the arm's epochs, and every claim whose such sides are all trained so is judged again with them in "
+             f"those sides' places, at once, in the declared family (m = {len(claims)}). Cells: mean difference "
+             "[simultaneous interval], Holm p; converged (candidate/baseline); verdict.", "",
+             f"| claim | sides | {variant.declared} | {variant.replaced} | seeds |", "|---|---|---|---|---|"]
     for claim in mine:
         now = redone.get(claim.id)
-        untrained = [f"{loss}{getattr(claim, side).get('study.tag', '')}" for side, loss in region_sides(claim)
+        untrained = [f"{loss}{getattr(claim, side).get('study.tag', '')}" for side, loss in variant_sides(claim, variant)
                      if not any(matches(r, getattr(claim, side)) for r in variants.get(loss, ()))]
         missing = f"not trained ({', '.join(dict.fromkeys(untrained))})"
-        lines.append(f"| {claim.id} | {', '.join(f'{side} {loss}' for side, loss in region_sides(claim))} | "
+        lines.append(f"| {claim.id} | {', '.join(f'{side} {loss}' for side, loss in variant_sides(claim, variant))} | "
                      f"{_sensitivity_cell(declared[claim.id])} | "
                      f"{_sensitivity_cell(now) if now is not None else missing} | "
                      f"{f'{now.candidate_runs}/{now.baseline_runs}' if now is not None else ''} |")
@@ -1373,9 +1398,10 @@ def report(args: argparse.Namespace, selected: Sequence[str], whole: Sequence[Jo
     checks_dir = epoch_check_dir(study_dir)
     checks = collect([checks_dir])[0] if checks_dir.is_dir() and find_run_dirs(checks_dir) else []
     extra += epoch_sensitivity(claims, runs, verdicts, shown, checks, checks_dir)
-    batch_dir = dice_batch_dir(study_dir)
-    batch = collect([batch_dir])[0] if batch_dir.is_dir() and find_run_dirs(batch_dir) else []
-    extra += batch_sensitivity(claims, runs, verdicts, shown, batch, batch_dir)
+    for variant in LOSS_VARIANTS:
+        variant_dir = variant.dir(study_dir)
+        variant_runs = collect([variant_dir])[0] if variant_dir.is_dir() and find_run_dirs(variant_dir) else []
+        extra += variant_sensitivity(claims, runs, verdicts, shown, variant_runs, variant_dir, variant)
     write_doc(doc, verdicts, c9, figures, times, args, selected, extra, left)
     drawn = {p.name for p in (*figures.values(), *curves_by_claim.values())}
     for folder in (doc.with_suffix(""), report_dir / "figures", report_dir / "learning_curves"):

@@ -1,0 +1,48 @@
+#!/bin/bash
+# A loss arm of the study trained again with one setting changed, outside multirun/claims (no verdict reads these
+# runs; `ctbench study report` judges every claim with that loss on a side again with them in its place:
+# `ctbench.study.LOSS_VARIANTS`). As every loss arm of the study: seed 0 at each rate of the grid (0.001, 0.003,
+# 0.009: `study.LR_FACTORS` x the configured 3e-3), the best validation Dice chosen and recorded in FOLDER/lr_choice.json
+# (key LOSS_VARIANT), then seeds 1 and 2 at that rate; the arm's own epochs (study.epochs_by_arm). JOBS (default 2)
+# jobs side by side with one thread each; a finished run (report/summary.json) is skipped, an interrupted one
+# resumes from its last checkpoint when run again.
+# Usage: JOBS=1 scripts/loss_variant_runs.sh FOLDER VARIANT OVERRIDE LOSS...
+#   e.g. scripts/loss_variant_runs.sh multirun/claims_dice_batch batch loss.batch=true dice tversky
+cd "$(dirname "$0")/.."  # the repository root
+[ $# -ge 4 ] || { echo "usage: $0 FOLDER VARIANT OVERRIDE LOSS..." >&2; exit 2; }
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 out=$1 variant=$2 override=$3
+shift 3
+one() {  # LOSS NAME OVERRIDES...
+  local loss=$1 name=$2; shift 2
+  if [ -f "$out/$name/report/summary.json" ]; then echo "[skip] $name"; return; fi
+  echo "[start] $name $(date -u +%H:%M)"
+  .venv/bin/ctbench train experiment=claims/unet_ce_dice loss="$loss" "$override" "$@" \
+    hydra.run.dir="$out/$name" >> "$out/$name.log" 2>&1
+  echo "[done rc=$?] $name $(date -u +%H:%M)"
+}
+export -f one
+mkdir -p "$out"
+for loss in "$@"; do
+  for rate in 0.001 0.003 0.009; do echo "$loss unet-$loss-$variant-2d-seed0-lr$rate seed=0 optim.optimizer.lr=$rate"; done \
+    | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _
+  chosen=$(LOSS=$loss .venv/bin/python - <<'PY'
+import os
+from pathlib import Path
+
+from ctbench.study import best_validation, choose, record_choice
+
+loss, variant, out = os.environ["LOSS"], os.environ["variant"], Path(os.environ["out"])
+grid = {rate: out / f"unet-{loss}-{variant}-2d-seed0-lr{rate}" for rate in ("0.001", "0.003", "0.009")}
+
+def make() -> dict:
+    scores = {rate: best_validation(run) for rate, run in grid.items()}
+    return {"metric": "val/mean_dice, best", "validation": scores, "chosen": choose(scores, "0.003"),
+            "runs": {rate: str(run) for rate, run in grid.items()}}
+
+print(record_choice(out / "lr_choice.json", f"{loss}_{variant}", make)["chosen"])
+PY
+  ) || exit 1
+  echo "[chosen] $loss $chosen"
+  for seed in 1 2; do echo "$loss unet-$loss-$variant-2d-seed$seed-lr$chosen seed=$seed optim.optimizer.lr=$chosen"; done \
+    | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _
+done
