@@ -6,8 +6,9 @@ class's term is 1 - s / (|P| + s), already about 1 once the softmax gives the cl
 predicting the class over a whole region of that patch hardly changes the loss or its gradient. With
 ``batch: true`` (one Dice per class over the batch, as nnU-Net's batch Dice) the same false positives enlarge
 |P| of a term whose G is not empty. This script measures both on two 2D patches, one with the class and one
-without, and prints the mean gradient on the false-positive region: the mechanism behind Dice loss's seed 2
-losing the spleen at every epoch tier (``docs/survey-reproduction.md``).
+without, and prints the mean gradient on the false-positive region (``docs/survey-reproduction.md``, C18a and the
+*Sensitivity to the Dice formulation*; it does not explain Dice loss's seed 2 losing the spleen, which the batch
+formulation's seed 2 does as well).
 
     python scripts/dice_empty_patch_gradient.py
 """
