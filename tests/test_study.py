@@ -898,6 +898,29 @@ def test_the_budget_does_not_count_a_loss_arms_linked_seed_0_run(tmp_path):
     assert "not counted: 1 loss arms' seed-0 runs" in out
 
 
+def test_predicted_volume_ratio_sums_the_voxels_over_the_cases_before_dividing(tmp_path):
+    """scripts/predicted_volume_ratio.py: per class, the predicted voxels summed over the test cases over the true
+    ones summed (not a mean of per-case ratios); a class without true voxels reads nan; folders without a report
+    are skipped, and none at all is one line and a non-zero exit."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "unet-dice-2d-seed0"
+    (run / "report").mkdir(parents=True)
+    (run / "report" / "per_case.csv").write_text(
+        "case,class,dice,truth_voxels,pred_voxels\n"
+        "a,lesion,0.0,10,9000\na,liver,0.9,1000,900\nb,lesion,0.1,30,31000\nb,liver,0.9,3000,3300\n"
+        "a,kidney,0.0,0,5\n")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "predicted_volume_ratio.py"
+    out = subprocess.run([sys.executable, str(script), str(run), str(tmp_path / "missing")], capture_output=True,
+                         text=True, check=True).stdout
+    # lesion (9000 + 31000) / (10 + 30) = 1000 (the per-case ratios' mean would be 966.7); liver 4200 / 4000
+    assert out.splitlines()[0] == "| run | kidney | lesion | liver |"
+    assert out.splitlines()[2] == f"| {run} | nan | 1e+03 | 1.05 |"
+    failed = subprocess.run([sys.executable, str(script), str(tmp_path / "missing")], capture_output=True, text=True)
+    assert failed.returncode != 0 and "no run folder with report/per_case.csv" in failed.stderr
+
+
 def test_deadline_is_a_duration_or_the_next_clock_time():
     from datetime import datetime
 

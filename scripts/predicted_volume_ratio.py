@@ -1,0 +1,45 @@
+"""Predicted over true volume per class, per run: how far each loss arm floods or starves a class on the test cases.
+
+From each run's ``report/per_case.csv`` (``pred_voxels``, ``truth_voxels``): the sum over the test cases of the
+predicted voxels of a class over the sum of its true voxels, so 1 is the right volume, 1000 a class predicted over
+a thousand times its volume, 0 a class never predicted. The Dice, Tversky and focal Tversky arms of the study leave
+the background out of the loss (``include_background: false``) and have no cross-entropy term; this table shows
+what that does to the lesion class (``docs/survey-reproduction.md``, *Sensitivity to the background class*).
+
+    python scripts/predicted_volume_ratio.py multirun/claims/unet-*-2d-seed? multirun/claims_dice_b*/unet-*
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+
+def volume_ratios(run: Path) -> dict[str, float]:
+    """Per class, the predicted over the true voxels summed over the run's test cases (NaN without true voxels)."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    with (run / "report" / "per_case.csv").open() as f:
+        for row in csv.DictReader(f):
+            sums[row["class"]][0] += float(row["pred_voxels"])
+            sums[row["class"]][1] += float(row["truth_voxels"])
+    return {name: pred / truth if truth else float("nan") for name, (pred, truth) in sorted(sums.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (with report/per_case.csv)")
+    runs = [run for run in parser.parse_args().runs if (run / "report" / "per_case.csv").is_file()]
+    if not runs:
+        raise SystemExit("no run folder with report/per_case.csv given: pass the folders of finished runs")
+    table = {run: volume_ratios(run) for run in runs}
+    classes = sorted({name for ratios in table.values() for name in ratios})
+    print("| run | " + " | ".join(classes) + " |")
+    print("|---|" + "---:|" * len(classes))
+    for run, ratios in table.items():
+        print(f"| {run} | " + " | ".join(f"{ratios.get(name, float('nan')):.3g}" for name in classes) + " |")
+
+
+if __name__ == "__main__":
+    main()
