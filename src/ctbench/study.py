@@ -273,10 +273,10 @@ def epoch_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequ
 @dataclass(frozen=True)
 class LossVariant:
     """A setting of the study's loss arms changed for a sensitivity check: the arms of ``losses`` trained again with
-    ``override`` in ``study_dir``'s sibling folder ``<name>_<folder>`` by ``<that folder>/run.sh``
-    (``scripts/loss_variant_runs.sh``), each arm's learning rate chosen on the study's grid and recorded under the
-    key ``LOSS_<name>`` of the folder's ``lr_choice.json``; ``study report`` judges every claim with such a loss on
-    a side again with them in its place (:func:`variant_sensitivity`)."""
+    the Hydra override ``override`` in the study folder's sibling ``<study folder>_<folder>`` by that folder's
+    ``run.sh`` (``scripts/loss_variant_runs.sh``), each arm's learning rate chosen on the study's grid and recorded
+    under the key ``<loss>_<name>`` of the folder's ``lr_choice.json``; ``study report`` judges every claim with
+    such a loss on a side again with them in its place (:func:`variant_sensitivity`)."""
 
     name: str
     folder: str
@@ -347,15 +347,16 @@ def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variant: LossV
 def variant_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any], shown: Sequence[str],
                         checks: Sequence[Any], checks_dir: Path, variant: LossVariant) -> list[str]:
     """Markdown lines: the ``shown`` claims with a side whose loss is one of ``variant``'s, and their verdicts with
-    each such side's runs replaced by the same arm trained with the variant's setting (``checks``, each loss's runs at
-    the rate recorded in ``checks_dir/lr_choice.json``), every claim whose such arms are all trained at once, in the
+    each such side's runs replaced by the same arm trained with the variant's setting (``checks``, each loss's runs
+    with the variant's override at the rate recorded in ``checks_dir/lr_choice.json``), every claim whose such arms are all trained at once, in the
     declared family (a sensitivity analysis: the verdicts are the declared ones)."""
     from ctbench.reports.claims import evaluate_claims, matches
 
     choices = read_json(checks_dir / "lr_choice.json", {})
     chosen = {loss: choices[variant.key(loss)] for loss in variant.losses if variant.key(loss) in choices}
-    variants = {loss: [r for r in checks if r.attribute("loss") == loss and r.attribute(LR_KEY) == c["chosen"]]
-                for loss, c in chosen.items()}
+    key, value = variant.override.split("=", 1)
+    variants = {loss: [r for r in checks if r.attribute("loss") == loss and r.attribute(LR_KEY) == c["chosen"]
+                       and r.attribute(key) == value] for loss, c in chosen.items()}
     mine = [c for c in claims if c.id in shown and c.columns is None and variant_sides(c, variant)]
     if not mine:
         return []
