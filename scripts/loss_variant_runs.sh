@@ -5,8 +5,9 @@
 # 0.009: `study.LR_FACTORS` x the configured 3e-3), the best validation Dice chosen and recorded in FOLDER/lr_choice.json
 # (key LOSS_VARIANT), then seeds 1 and 2 at that rate; the arm's own epochs (study.epochs_by_arm). JOBS (default 2)
 # jobs side by side with one thread each; a finished run (report/summary.json) is skipped, an interrupted one
-# resumes from its last checkpoint when run again.
-# Usage: JOBS=1 scripts/loss_variant_runs.sh FOLDER VARIANT OVERRIDE LOSS...
+# resumes from its last checkpoint when run again. EPOCHS=N trains at an epoch tier of N instead (an arm that failed
+# the convergence gate at its own: first retire its runs with scripts/move_arm_up_a_tier.py --choice-key, as the study does).
+# Usage: JOBS=1 [EPOCHS=150] scripts/loss_variant_runs.sh FOLDER VARIANT OVERRIDE LOSS...
 #   e.g. scripts/loss_variant_runs.sh multirun/claims_dice_batch batch loss.batch=true dice tversky
 cd "$(dirname "$0")/.."  # the repository root
 [ $# -ge 4 ] || { echo "usage: $0 FOLDER VARIANT OVERRIDE LOSS..." >&2; exit 2; }
@@ -16,7 +17,8 @@ one() {  # LOSS NAME OVERRIDES...
   local loss=$1 name=$2; shift 2
   if [ -f "$out/$name/report/summary.json" ]; then echo "[skip] $name"; return; fi
   echo "[start] $name $(date -u +%H:%M)"
-  .venv/bin/ctbench train experiment=claims/unet_ce_dice loss="$loss" "$override" "$@" \
+  .venv/bin/ctbench train experiment=claims/unet_ce_dice loss="$loss" "$override" \
+    ${EPOCHS:+"++study.epochs_by_arm.$loss=$EPOCHS"} "$@" \
     hydra.run.dir="$out/$name" >> "$out/$name.log" 2>&1
   echo "[done rc=$?] $name $(date -u +%H:%M)"
 }

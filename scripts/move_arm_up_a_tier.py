@@ -10,7 +10,12 @@ the run folders, their logs and the arm's learning-rate choice, so that ``ctbenc
 The prefix selects ``PREFIX-seed*`` in the study folder and ``PREFIX-seed0*-lr*`` in its tuning folder (a tag
 after the seed, ``-fp0.7``, is part of the name: ``--tag=-fp0.7``). Each complete run's epochs, convergence
 record and test mean Dice go to ``--out`` (in the study folder, the form of ``study_*_epoch_runs.json``); an
-unfinished run is removed without a record. Written by hand: this is the study's own bookkeeping, the step the
+unfinished run is removed without a record. A loss-variant check's arm (``scripts/loss_variant_runs.sh``: its grid
+and seeds ``PREFIX-seedN-lrRATE`` in one folder, logs beside them) is retired with ``--study-dir`` that folder and
+``--choice-key LOSS_VARIANT``, then trained again with ``EPOCHS=N``:
+
+    .venv/bin/python scripts/move_arm_up_a_tier.py unet-dice-background-2d --study-dir multirun/claims_dice_background \
+        --choice-key dice_background --out dice_background_100_epoch_runs.json Written by hand: this is the study's own bookkeeping, the step the
 protocol in docs/survey-reproduction.md (*The CPU study*) took by hand before.
 """
 
@@ -32,14 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default="", help="the arm's study.tag, e.g. --tag=-fp0.7 (default: none)")
     parser.add_argument("--out", required=True, help="file name of the curves' record, in the study folder")
     parser.add_argument("--study-dir", default="multirun/claims", type=Path)
+    parser.add_argument("--choice-key", help="a loss-variant check's arm: its key in the folder's lr_choice.json "
+                                              "(LOSS_VARIANT); its runs are PREFIX-seedN-lrRATE in --study-dir")
     args = parser.parse_args(argv)
     study_dir = args.study_dir
     tuning_dir = study_dir.with_name(f"{study_dir.name}_tuning")
-    seed_name = re.compile(rf"{re.escape(args.prefix)}-seed\d+{re.escape(args.tag)}")
+    lr = r"-lr[0-9.e-]+" if args.choice_key else ""
+    seed_name = re.compile(rf"{re.escape(args.prefix)}-seed\d+{re.escape(args.tag)}{lr}")
     grid_name = re.compile(rf"{re.escape(args.prefix)}-seed0{re.escape(args.tag)}-lr[0-9.e-]+")
     seeds = sorted(d for d in study_dir.iterdir() if d.is_dir() and seed_name.fullmatch(d.name))
     grid = sorted(d for d in tuning_dir.iterdir() if d.is_dir() and grid_name.fullmatch(d.name)) \
-        if tuning_dir.is_dir() else []
+        if tuning_dir.is_dir() and not args.choice_key else []
     if not seeds and not grid:
         print(f"no run folder matches {args.prefix}-seed*{args.tag} in {study_dir} or {tuning_dir}", file=sys.stderr)
         return 2
@@ -55,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     for run in [*seeds, *grid]:
         shutil.rmtree(run)
         (study_dir / "logs" / f"{run.name}.log").unlink(missing_ok=True)
+        (study_dir / f"{run.name}.log").unlink(missing_ok=True)  # a loss-variant check's
         print(f"removed {run}")
     choices = study_dir / "lr_choice.json"
-    key = f"{args.prefix}-seed0{args.tag}"
+    key = args.choice_key or f"{args.prefix}-seed0{args.tag}"
     if choices.is_file():
         chosen = json.loads(choices.read_text())
         if chosen.pop(key, None) is not None:

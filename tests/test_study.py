@@ -1057,6 +1057,32 @@ def test_moving_an_arm_up_a_tier_keeps_its_curves_and_removes_only_its_runs(tmp_
                                          "test_mean_dice": 0.5}
 
 
+def test_moving_a_loss_variant_checks_arm_up_a_tier_removes_its_grid_seeds_logs_and_choice_only(tmp_path):
+    """--choice-key: a check folder (scripts/loss_variant_runs.sh) holds an arm's grid and seeds as
+    PREFIX-seedN-lrRATE with their logs beside them; they and the arm's choice go, the curves stay in --out, the
+    other loss's arm (whose name shares the prefix's start) is untouched."""
+    import subprocess
+    import sys
+
+    check = tmp_path / "claims_dice_background"
+    names = ["unet-dice-background-2d-seed0-lr0.001", "unet-dice-background-2d-seed0-lr0.003",
+             "unet-dice-background-2d-seed1-lr0.001", "unet-dice-background-2d-seed1-lr0.001-x",
+             "unet-dice_ce-background-2d-seed0-lr0.001"]
+    for name in names:
+        write_tuning_run(check / name, {"epochs": 100, "mean_dice": 0.6, "convergence": {"verdict": "still improving"}})
+        (check / f"{name}.log").write_text("log\n")
+    (check / "lr_choice.json").write_text(json.dumps({"dice_background": {"chosen": "0.001"},
+                                                      "dice_ce_background": {"chosen": "0.003"}}))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "move_arm_up_a_tier.py"
+    subprocess.run([sys.executable, str(script), "unet-dice-background-2d", "--study-dir", str(check),
+                    "--choice-key", "dice_background", "--out", "runs_100.json"], check=True, capture_output=True)
+    kept = names[3:]
+    assert sorted(p.name for p in check.iterdir() if p.is_dir()) == sorted(kept)
+    assert sorted(p.name for p in check.glob("*.log")) == sorted(f"{n}.log" for n in kept)
+    assert list(json.loads((check / "lr_choice.json").read_text())) == ["dice_ce_background"]
+    assert sorted(json.loads((check / "runs_100.json").read_text())) == sorted(names[:3])
+
+
 def test_readme_table_shows_each_sides_level_beside_the_difference(tmp_path, monkeypatch):
     """The README's generated table: a row per claim with both sides' means, so a lesion difference between two
     means near 0 reads as a floor, and the verdict counts over all rows."""
