@@ -1212,7 +1212,7 @@ def test_the_dice_formulation_sensitivity_puts_each_batch_arm_at_its_chosen_rate
     # both sides replaced: 1.0 minus the batch Dice, (3.0 + 0.5) / 6, (2.98 + 0.5) / 6 twice: mean 0.5811
     row = next(line for line in lines if line.startswith("| C8d"))
     assert "| +0.581 [" in row and row.endswith("| 3/3 |")
-    assert "generalized_dice: 0.001 0.700, 0.001 chosen" in "".join(lines)
+    assert "generalized_dice: 0.001 0.700, 0.001 chosen, 100 epochs" in "".join(lines)
     replaced = study.replaced_arm_runs(claims, runs, BATCH, {"dice": checks[:1]})
     assert {r.name for r in replaced["C8"]} == {"combo0", "combo1", "combo2", "gdl0", "gdl1", "gdl2", checks[0].name}
     assert "C8d" not in replaced and "C8c" not in replaced

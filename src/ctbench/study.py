@@ -363,11 +363,14 @@ def variant_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Se
     replaced = replaced_arm_runs(claims, runs, variant, variants)
     declared = {v.claim.id: v for v in verdicts}
     redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=replaced) if v.claim.id in replaced}
+    epochs = {loss: "/".join(sorted({str(r.attribute(EPOCHS_KEY)) for r in variants[loss]}, key=int)) or "?"
+              for loss in chosen}
     grids = "; ".join(f"{loss}: " + ", ".join(f"{rate} {score:.3f}" for rate, score in c["validation"].items())
-                      + f", {c['chosen']} chosen" for loss, c in chosen.items()) or "no choice recorded yet"
+                      + f", {c['chosen']} chosen, {epochs[loss]} epochs" for loss, c in chosen.items()
+                      ) or "no choice recorded yet"
     lines = ["", f"**{variant.title}** (not the verdicts). {variant.why}; `{checks_dir}/run.sh`, {len(checks)} runs: "
              f"each arm's learning rate chosen on the same grid by seed 0's best validation Dice ({grids}), seeds 0-2 "
-             "at the arm's epochs, and every claim whose such sides are all trained so is judged again with them in "
+             "at the arm's epoch tier, and every claim whose such sides are all trained so is judged again with them in "
              f"those sides' places, at once, in the declared family (m = {len(claims)}). Cells: mean difference "
              "[simultaneous interval], Holm p; converged (candidate/baseline); verdict.", "",
              f"| claim | sides | {variant.declared} | {variant.replaced} | seeds |", "|---|---|---|---|---|"]
