@@ -1213,8 +1213,15 @@ def test_the_dice_formulation_sensitivity_puts_each_batch_arm_at_its_chosen_rate
     row = next(line for line in lines if line.startswith("| C8d"))
     assert "| +0.581 [" in row and row.endswith("| 3/3 |")
     assert "generalized_dice: 0.001 0.700, 0.001 chosen, 100 epochs" in "".join(lines)
-    replaced = study.replaced_arm_runs(claims, runs, BATCH, {"dice": checks[:1]})
-    assert {r.name for r in replaced["C8"]} == {"combo0", "combo1", "combo2", "gdl0", "gdl1", "gdl2", checks[0].name}
+    # an arm with a seed still to train is not judged on the seeds it has
+    partial = [r for r in checks if r.name != "generalized_dice-batch2-lr0.001"]
+    lines = study.variant_sensitivity(claims, runs, declared, ["C8d"], partial, tmp_path / "check", BATCH)
+    assert lines[-1].endswith("| not trained (generalized_dice: seed 2 missing) |  |")
+    dice = [r for r in checks if r.name.startswith("dice-") and r.name.endswith("lr0.003")]
+    replaced = study.replaced_arm_runs(claims, runs, BATCH, {"dice": dice})
+    assert {r.name for r in replaced["C8"]} == {"combo0", "combo1", "combo2", "gdl0", "gdl1", "gdl2",
+                                                *(r.name for r in dice)} and len(dice) == 3
+    assert "C8" not in study.replaced_arm_runs(claims, runs, BATCH, {"dice": dice[:2]})  # seed 2 missing
     assert "C8d" not in replaced and "C8c" not in replaced
     both = study.replaced_arm_runs(claims, runs, BATCH, {"dice": checks, "generalized_dice": checks})["C8d"]
     assert all(r.path.parent == tmp_path / "check" for r in both if r.attribute("loss") != "combo")

@@ -326,10 +326,19 @@ def variant_sides(claim: Any, variant: LossVariant) -> list[tuple[str, str]]:
             if getattr(claim, side).get("loss") in variant.losses]
 
 
+def missing_seeds(runs: Sequence[Any], selectors: Mapping[str, str], again: Sequence[Any]) -> set[str]:
+    """The seeds of the side ``selectors`` describe in ``runs`` that its replacement runs ``again`` lack."""
+    from ctbench.reports.claims import matches
+
+    return ({str(r.attribute("seed")) for r in runs if matches(r, selectors)}
+            - {str(r.attribute("seed")) for r in again})
+
+
 def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variant: LossVariant,
                       variants: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
     """Per claim whose every side with one of ``variant``'s losses has ``variants`` runs of its loss that match its
-    selectors: the runs to judge it on, each such side's runs replaced by those."""
+    selectors, every seed of the side's runs among them: the runs to judge it on, each such side's runs replaced by
+    those."""
     from ctbench.reports.claims import matches
 
     out: dict[str, list[Any]] = {}
@@ -338,7 +347,8 @@ def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variant: LossV
             continue
         sides = [getattr(claim, side) for side, _ in variant_sides(claim, variant)]
         again = [[r for r in variants.get(selectors["loss"], ()) if matches(r, selectors)] for selectors in sides]
-        if sides and all(again):
+        complete = [side and not missing_seeds(runs, selectors, side) for selectors, side in zip(sides, again, strict=True)]
+        if sides and all(complete):
             out[claim.id] = ([r for r in runs if not any(matches(r, selectors) for selectors in sides)]
                              + [r for side in again for r in side])
     return out
@@ -376,8 +386,13 @@ def variant_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Se
              f"| claim | sides | {variant.declared} | {variant.replaced} | seeds |", "|---|---|---|---|---|"]
     for claim in mine:
         now = redone.get(claim.id)
-        untrained = [f"{loss}{getattr(claim, side).get('study.tag', '')}" for side, loss in variant_sides(claim, variant)
-                     if not any(matches(r, getattr(claim, side)) for r in variants.get(loss, ()))]
+        untrained = []
+        for side, loss in variant_sides(claim, variant):
+            selectors = getattr(claim, side)
+            trained = [r for r in variants.get(loss, ()) if matches(r, selectors)]
+            if lacking := missing_seeds(runs, selectors, trained):
+                untrained.append(f"{loss}{selectors.get('study.tag', '')}"
+                                 + (f": seed {', '.join(sorted(lacking))} missing" if trained else ""))
         missing = f"not trained ({', '.join(dict.fromkeys(untrained))})"
         lines.append(f"| {claim.id} | {', '.join(f'{side} {loss}' for side, loss in variant_sides(claim, variant))} | "
                      f"{_sensitivity_cell(declared[claim.id])} | "
