@@ -15,8 +15,10 @@ and seeds ``PREFIX-seedN-lrRATE`` in one folder, logs beside them) is retired wi
 ``--choice-key LOSS_VARIANT``, then trained again with ``EPOCHS=N``:
 
     .venv/bin/python scripts/move_arm_up_a_tier.py unet-dice-background-2d --study-dir multirun/claims_dice_background \
-        --choice-key dice_background --out dice_background_100_epoch_runs.json Written by hand: this is the study's own bookkeeping, the step the
-protocol in docs/survey-reproduction.md (*The CPU study*) took by hand before.
+        --choice-key dice_background --out dice_background_100_epoch_runs.json
+
+Written by hand: this is the study's own bookkeeping, the step the protocol in docs/survey-reproduction.md
+(*The CPU study*) took by hand before.
 """
 
 from __future__ import annotations
