@@ -5,6 +5,7 @@ predicted voxels of a class over the sum of its true voxels, so 1 is the right v
 a thousand times its volume, 0 a class never predicted. The Dice, Tversky and focal Tversky arms of the study leave
 the background out of the loss (``include_background: false``) and have no cross-entropy term; this table shows
 what that does to the lesion class (``docs/survey-reproduction.md``, *Sensitivity to the background class*).
+``ctbench study report`` puts the same ratios per arm, over its seeds, in the doc (:mod:`ctbench.reports.volume_ratio`).
 
     python scripts/predicted_volume_ratio.py multirun/claims/unet-*-2d-seed? multirun/claims_dice_b*/unet-*
 """
@@ -12,19 +13,9 @@ what that does to the lesion class (``docs/survey-reproduction.md``, *Sensitivit
 from __future__ import annotations
 
 import argparse
-import csv
-from collections import defaultdict
 from pathlib import Path
 
-
-def volume_ratios(run: Path) -> dict[str, float]:
-    """Per class, the predicted over the true voxels summed over the run's test cases (NaN without true voxels)."""
-    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    with (run / "report" / "per_case.csv").open() as f:
-        for row in csv.DictReader(f):
-            sums[row["class"]][0] += float(row["pred_voxels"])
-            sums[row["class"]][1] += float(row["truth_voxels"])
-    return {name: pred / truth if truth else float("nan") for name, (pred, truth) in sorted(sums.items())}
+from ctbench.reports.volume_ratio import volume_ratios
 
 
 def main() -> None:

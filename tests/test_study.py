@@ -298,8 +298,17 @@ def test_study_report_judges_every_claim_file_and_shows_the_selection(runs, tmp_
     monkeypatch.setattr(study, "plan", lambda claims, preset: planned)
     monkeypatch.setattr(study, "finished_with_another_config", lambda jobs: [])
     shutil.copytree(runs, tmp_path / "multirun" / "claims")
+    table = sorted((tmp_path / "multirun" / "claims").glob("*/report/per_case.csv"))[0]
+    with table.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with table.open("w", newline="") as fh:  # voxel counts in one run: the volume-ratio table has its arm alone
+        writer = csv.DictWriter(fh, [*rows[0], "truth_voxels", "pred_voxels"])
+        writer.writeheader()
+        writer.writerows({**row, "truth_voxels": 10, "pred_voxels": 30} for row in rows)
     assert main(["study", "report", "--only", "C8", "--doc", "doc.md"]) == 0
     doc = (tmp_path / "doc.md").read_text()
+    arm = table.parents[1].name.replace("-seed0", "-seedN")
+    assert f"| `{arm}` | 1 | " + " | ".join(["**3**"] * len({row["class"] for row in rows})) + " |" in doc
     assert "; still to run: 1 job; 0 of them expected to take 0.0 h of job time (0.0 h with --jobs 2)" in doc
     claims_md = (tmp_path / "multirun" / "claims" / "report" / "claims.md").read_text()
     family = len(load_claims(CONFIG_DIR / "claims"))
@@ -919,6 +928,33 @@ def test_predicted_volume_ratio_sums_the_voxels_over_the_cases_before_dividing(t
     assert out.splitlines()[2] == f"| {run} | nan | 1e+03 | 1.05 |"
     failed = subprocess.run([sys.executable, str(script), str(tmp_path / "missing")], capture_output=True, text=True)
     assert failed.returncode != 0 and "no run folder with report/per_case.csv" in failed.stderr
+
+
+def test_the_volume_ratio_table_gives_each_arm_the_range_over_its_seeds_and_bolds_a_flood_or_a_miss(tmp_path):
+    """ctbench.reports.volume_ratio.volume_ratio_lines (the study report's table): runs grouped by arm (the seed
+    replaced by N; a check folder's runs named with their folder), per class the range over the arm's runs of the
+    summed-voxel ratio, in bold outside [0.5, 2]; a run without voxel counts in its per_case.csv is left out."""
+    from ctbench.reports.volume_ratio import volume_ratio_lines
+
+    def run(path, lesion, liver):
+        (path / "report").mkdir(parents=True)
+        (path / "report" / "per_case.csv").write_text(
+            "case,class,truth_voxels,pred_voxels\n"
+            f"a,lesion,10,{lesion[0]}\nb,lesion,30,{lesion[1]}\na,liver,1000,{liver}\n")
+        return path
+
+    study_dir = tmp_path / "claims"
+    runs = [run(study_dir / "unet-dice-2d-seed0", (9000, 31000), 900),  # lesion 40000 / 40 = 1000
+            run(study_dir / "unet-dice-2d-seed1", (11, 29), 1100),  # lesion 1.0, liver 1.1
+            run(tmp_path / "claims_dice_batch" / "unet-dice-batch-2d-seed0-lr0.003", (0, 0), 450),
+            study_dir / "unet-ce-2d-seed0"]  # no report: left out
+    (runs[-1] / "report").mkdir(parents=True)
+    (runs[-1] / "report" / "per_case.csv").write_text("case,class,dice\na,lesion,0.5\n")  # no voxel counts
+    lines = volume_ratio_lines(runs, study_dir)
+    table = lines[lines.index("| arm | runs | lesion | liver |"):]
+    assert table[2:] == ["| `claims_dice_batch/unet-dice-batch-2d-seedN-lr0.003` | 1 | **0** | **0.45** |",
+                         "| `unet-dice-2d-seedN` | 2 | **1-1000** | 0.9-1.1 |"]
+    assert volume_ratio_lines([study_dir / "unet-ce-2d-seed0"], study_dir) == []
 
 
 def test_deadline_is_a_duration_or_the_next_clock_time():

@@ -1389,6 +1389,7 @@ def report(args: argparse.Namespace, selected: Sequence[str], whole: Sequence[Jo
         learning_curve_figures,
         learning_curve_lines,
     )
+    from ctbench.reports.volume_ratio import volume_ratio_lines
 
     study_dir: Path = args.study_dir
     report_dir = study_dir / "report"
@@ -1417,10 +1418,13 @@ def report(args: argparse.Namespace, selected: Sequence[str], whole: Sequence[Jo
     checks_dir = epoch_check_dir(study_dir)
     checks = collect([checks_dir])[0] if checks_dir.is_dir() and find_run_dirs(checks_dir) else []
     extra += epoch_sensitivity(claims, runs, verdicts, shown, checks, checks_dir)
+    checked = [run.path for run in runs]
     for variant in LOSS_VARIANTS:
         variant_dir = variant.dir(study_dir)
         variant_runs = collect([variant_dir])[0] if variant_dir.is_dir() and find_run_dirs(variant_dir) else []
         extra += variant_sensitivity(claims, runs, verdicts, shown, variant_runs, variant_dir, variant)
+        checked += [run.path for run in variant_runs]
+    extra += volume_ratio_lines(checked, study_dir)
     write_doc(doc, verdicts, c9, figures, times, args, selected, extra, left)
     drawn = {p.name for p in (*figures.values(), *curves_by_claim.values())}
     for folder in (doc.with_suffix(""), report_dir / "figures", report_dir / "learning_curves"):
