@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ctbench.reports.volume_ratio import volume_ratios
+from ctbench.reports.volume_ratio import ratio_text, volume_ratios
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
     print("| run | " + " | ".join(classes) + " |")
     print("|---|" + "---:|" * len(classes))
     for run, ratios in table.items():
-        print(f"| {run} | " + " | ".join(f"{ratios.get(name, float('nan')):.3g}" for name in classes) + " |")
+        print(f"| {run} | " + " | ".join(ratio_text(ratios.get(name, float("nan"))) for name in classes) + " |")
 
 
 if __name__ == "__main__":

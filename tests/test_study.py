@@ -925,7 +925,7 @@ def test_predicted_volume_ratio_sums_the_voxels_over_the_cases_before_dividing(t
                          text=True, check=True).stdout
     # lesion (9000 + 31000) / (10 + 30) = 1000 (the per-case ratios' mean would be 966.7); liver 4200 / 4000
     assert out.splitlines()[0] == "| run | kidney | lesion | liver |"
-    assert out.splitlines()[2] == f"| {run} | nan | 1e+03 | 1.05 |"
+    assert out.splitlines()[2] == f"| {run} | nan | 1000 | 1.05 |"
     failed = subprocess.run([sys.executable, str(script), str(tmp_path / "missing")], capture_output=True, text=True)
     assert failed.returncode != 0 and "no run folder with report/per_case.csv" in failed.stderr
 

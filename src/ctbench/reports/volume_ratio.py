@@ -50,7 +50,7 @@ def arm_name(run: Path, root: Path) -> str:
     return name if run.parent == root else f"{run.parent.name}/{name}"
 
 
-def _num(value: float) -> str:
+def ratio_text(value: float) -> str:
     """Three significant digits; a flood in whole voxels' worth (1260, not 1.26e+03)."""
     return f"{value:.0f}" if value >= 1000 else f"{value:.3g}"
 
@@ -60,7 +60,7 @@ def _cell(values: Sequence[float]) -> str:
     finite = [v for v in values if math.isfinite(v)]
     if not finite:
         return ""
-    low, high = _num(min(finite)), _num(max(finite))
+    low, high = ratio_text(min(finite)), ratio_text(max(finite))
     text = low if low == high else f"{low}-{high}"
     return f"**{text}**" if min(finite) < PLAUSIBLE[0] or max(finite) > PLAUSIBLE[1] else text
 
