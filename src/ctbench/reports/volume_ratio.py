@@ -51,7 +51,7 @@ def arm_name(run: Path, root: Path) -> str:
 
 
 def ratio_text(value: float) -> str:
-    """Three significant digits; a flood in whole voxels' worth (1260, not 1.26e+03)."""
+    """Three significant digits; a ratio of 1000 or more as a whole number (1260, not 1.26e+03)."""
     return f"{value:.0f}" if value >= 1000 else f"{value:.3g}"
 
 
@@ -78,7 +78,7 @@ def volume_ratio_lines(runs: Sequence[Path], root: Path) -> list[str]:
     rows = [[f"`{arm}`", str(len(ratios)), *(_cell([r.get(name, math.nan) for r in ratios]) for name in classes)]
             for arm, ratios in sorted(arms.items())]
     return ["", "**Predicted over true volume** (not a verdict; per run: `python scripts/predicted_volume_ratio.py "
-            "RUN...`). Per arm and class, the predicted voxels summed over the test cases over the true voxels "
+            "RUN...`). Per arm of the study and of its loss-variant checks, and per class, the predicted voxels summed over the test cases over the true voxels "
             "summed, the range over the arm's runs: 1 is the right volume, 0 a class never predicted; outside "
             f"[{PLAUSIBLE[0]:g}, {PLAUSIBLE[1]:g}] in bold. A class flooded over the body scores a Dice near 0 as a "
             "missed one does; this table tells the two apart.", "",
