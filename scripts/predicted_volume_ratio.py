@@ -21,10 +21,9 @@ from ctbench.reports.volume_ratio import ratio_text, volume_ratios
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (with report/per_case.csv)")
-    runs = [run for run in parser.parse_args().runs if (run / "report" / "per_case.csv").is_file()]
-    if not runs:
-        raise SystemExit("no run folder with report/per_case.csv given: pass the folders of finished runs")
-    table = {run: volume_ratios(run) for run in runs}
+    table = {run: ratios for run in parser.parse_args().runs if (ratios := volume_ratios(run)) is not None}
+    if not table:
+        raise SystemExit("no run folder with report/per_case.csv (and its voxel counts) given: pass the folders of finished runs")
     classes = sorted({name for ratios in table.values() for name in ratios})
     print("| run | " + " | ".join(classes) + " |")
     print("|---|" + "---:|" * len(classes))

@@ -24,23 +24,21 @@ from ctbench.reports.render import md_table
 PLAUSIBLE = (0.5, 2.0)
 
 
-def volume_ratios(run: Path) -> dict[str, float]:
-    """Per class, the predicted over the true voxels summed over the run's test cases (NaN without true voxels)."""
+def volume_ratios(run: Path) -> dict[str, float] | None:
+    """Per class, the predicted over the true voxels summed over the run's test cases (NaN without true voxels);
+    None when the run has no ``report/per_case.csv`` or it lacks the voxel counts."""
+    table = run / "report" / "per_case.csv"
+    if not table.is_file():
+        return None
     sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    with (run / "report" / "per_case.csv").open() as f:
-        for row in csv.DictReader(f):
+    with table.open() as f:
+        reader = csv.DictReader(f)
+        if not {"pred_voxels", "truth_voxels"} <= set(reader.fieldnames or ()):
+            return None
+        for row in reader:
             sums[row["class"]][0] += float(row["pred_voxels"])
             sums[row["class"]][1] += float(row["truth_voxels"])
     return {name: pred / truth if truth else math.nan for name, (pred, truth) in sorted(sums.items())}
-
-
-def has_volumes(run: Path) -> bool:
-    """Whether the run has a ``report/per_case.csv`` with the voxel counts :func:`volume_ratios` reads."""
-    table = run / "report" / "per_case.csv"
-    if not table.is_file():
-        return False
-    with table.open() as f:
-        return {"pred_voxels", "truth_voxels"} <= set(next(csv.reader(f), []))
 
 
 def arm_name(run: Path, root: Path) -> str:
@@ -67,11 +65,11 @@ def _cell(values: Sequence[float]) -> str:
 
 def volume_ratio_lines(runs: Sequence[Path], root: Path) -> list[str]:
     """Markdown lines: per arm (runs grouped by :func:`arm_name`) and class, the range over its seeds of
-    :func:`volume_ratios`; runs without its voxel counts (:func:`has_volumes`) are left out."""
+    :func:`volume_ratios`; runs without voxel counts are left out."""
     arms: dict[str, list[dict[str, float]]] = defaultdict(list)
     for run in runs:
-        if has_volumes(run):
-            arms[arm_name(run, root)].append(volume_ratios(run))
+        if (ratios := volume_ratios(run)) is not None:
+            arms[arm_name(run, root)].append(ratios)
     if not arms:
         return []
     classes = sorted({name for ratios in (r for rs in arms.values() for r in rs) for name in ratios})
