@@ -7,44 +7,55 @@
 # jobs side by side with one thread each; a finished run (report/summary.json) is skipped, an interrupted one
 # resumes from its last checkpoint when run again. EPOCHS=N trains at an epoch tier of N instead (an arm that failed
 # the convergence gate at its own: first retire its runs with scripts/move_arm_up_a_tier.py --choice-key, as the study does).
-# Usage: JOBS=1 [EPOCHS=150] scripts/loss_variant_runs.sh FOLDER VARIANT OVERRIDE LOSS...
-#   e.g. scripts/loss_variant_runs.sh multirun/claims_dice_batch batch loss.batch=true dice tversky
+# An ARM is a loss (the study's arm of experiment=claims/unet_ce_dice with that loss) or tversky_fp (C17's Tversky with
+# alpha 0.7, beta 0.3: experiment=claims/c17_tversky, study.tag -fp0.7); its choice key is ARM_VARIANT, its runs
+# unet-LOSS-VARIANT-2d-seedS[TAG]-lrRATE.
+# Usage: JOBS=1 [EPOCHS=150] scripts/loss_variant_runs.sh FOLDER VARIANT OVERRIDE ARM...
+#   e.g. scripts/loss_variant_runs.sh multirun/claims_dice_batch batch loss.batch=true dice tversky tversky_fp
 cd "$(dirname "$0")/.."  # the repository root
-[ $# -ge 4 ] || { echo "usage: $0 FOLDER VARIANT OVERRIDE LOSS..." >&2; exit 2; }
+[ $# -ge 4 ] || { echo "usage: $0 FOLDER VARIANT OVERRIDE ARM..." >&2; exit 2; }
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 out=$1 variant=$2 override=$3
 shift 3
-one() {  # LOSS NAME OVERRIDES...
-  local loss=$1 name=$2; shift 2
+one() {  # ARM NAME OVERRIDES...
+  local arm=$1 name=$2; shift 2
   if [ -f "$out/$name/report/summary.json" ]; then echo "[skip] $name"; return; fi
   echo "[start] $name $(date -u +%H:%M)"
-  .venv/bin/ctbench train experiment=claims/unet_ce_dice loss="$loss" "$override" \
-    ${EPOCHS:+"++study.epochs_by_arm.$loss=$EPOCHS"} "$@" \
+  case $arm in
+    tversky_fp) set -- experiment=claims/c17_tversky "$@" ;;
+    *) set -- experiment=claims/unet_ce_dice loss="$arm" "$@" ;;
+  esac
+  .venv/bin/ctbench train "$@" "$override" ${EPOCHS:+"++study.epochs_by_arm.$arm=$EPOCHS"} \
     hydra.run.dir="$out/$name" >> "$out/$name.log" 2>&1
   echo "[done rc=$?] $name $(date -u +%H:%M)"
 }
 export -f one
 mkdir -p "$out"
-for loss in "$@"; do
-  for rate in 0.001 0.003 0.009; do echo "$loss unet-$loss-$variant-2d-seed0-lr$rate seed=0 optim.optimizer.lr=$rate"; done \
+for arm in "$@"; do
+  case $arm in
+    tversky_fp) loss=tversky tag=-fp0.7 ;;
+    *) loss=$arm tag= ;;
+  esac
+  for rate in 0.001 0.003 0.009; do echo "$arm unet-$loss-$variant-2d-seed0$tag-lr$rate seed=0 optim.optimizer.lr=$rate"; done \
     | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _
-  chosen=$(LOSS=$loss .venv/bin/python - <<'PY'
+  chosen=$(ARM=$arm LOSS=$loss TAG=$tag .venv/bin/python - <<'PY'
 import os
 from pathlib import Path
 
 from ctbench.study import best_validation, choose, record_choice
 
-loss, variant, out = os.environ["LOSS"], os.environ["variant"], Path(os.environ["out"])
-grid = {rate: out / f"unet-{loss}-{variant}-2d-seed0-lr{rate}" for rate in ("0.001", "0.003", "0.009")}
+arm, loss, tag = os.environ["ARM"], os.environ["LOSS"], os.environ["TAG"]
+variant, out = os.environ["variant"], Path(os.environ["out"])
+grid = {rate: out / f"unet-{loss}-{variant}-2d-seed0{tag}-lr{rate}" for rate in ("0.001", "0.003", "0.009")}
 
 def make() -> dict:
     scores = {rate: best_validation(run) for rate, run in grid.items()}
     return {"metric": "val/mean_dice, best", "validation": scores, "chosen": choose(scores, "0.003"),
             "runs": {rate: str(run) for rate, run in grid.items()}}
 
-print(record_choice(out / "lr_choice.json", f"{loss}_{variant}", make)["chosen"])
+print(record_choice(out / "lr_choice.json", f"{arm}_{variant}", make)["chosen"])
 PY
   ) || exit 1
-  echo "[chosen] $loss $chosen"
-  for seed in 1 2; do echo "$loss unet-$loss-$variant-2d-seed$seed-lr$chosen seed=$seed optim.optimizer.lr=$chosen"; done \
+  echo "[chosen] $arm $chosen"
+  for seed in 1 2; do echo "$arm unet-$loss-$variant-2d-seed$seed$tag-lr$chosen seed=$seed optim.optimizer.lr=$chosen"; done \
     | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _
 done

@@ -24,11 +24,13 @@ CASES = [f"case_{i:02d}" for i in range(6)]
 
 
 def write_run(folder: Path, loss: str, seed: int, lesion_dice: list[float], detected: list[int],
-              tag: str = "", epochs: int = 100) -> None:
-    """A run folder as ``ctbench train`` leaves it, with a resolved config holding ``study.tag`` and the epochs."""
+              tag: str = "", epochs: int = 100, arm: str | None = None) -> None:
+    """A run folder as ``ctbench train`` leaves it, with a resolved config holding ``study.tag`` (and ``study.arm``
+    where given) and the epochs."""
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text(f"- loss={loss}\n- seed={seed}\n")
-    (folder / "resolved_config.yaml").write_text(f"study:\n  tag: '{tag}'\npostprocess: null\n"
+    (folder / "resolved_config.yaml").write_text(f"study:\n  tag: '{tag}'\n" + (f"  arm: {arm}\n" if arm else "")
+                                                 + "postprocess: null\n"
                                                  f"trainer:\n  max_epochs: {epochs}\n")
     (folder / "report").mkdir()
     rows = ["case,class,dice,iou,hd95,diagonal_mm,lesions_truth,lesions_detected"]
@@ -1269,6 +1271,50 @@ def test_the_dice_formulation_sensitivity_puts_each_batch_arm_at_its_chosen_rate
     lines = study.variant_sensitivity(claims, runs, declared, ["C8d"], [], tmp_path / "check", BACKGROUND)
     assert lines[-1].startswith("| C8d | baseline dice |") and lines[-1].endswith("| not trained (dice) |  |")
     assert BACKGROUND.dir(tmp_path / "claims") == tmp_path / "claims_dice_background"
+
+
+def test_a_tagged_arm_of_a_loss_variant_check_is_judged_at_its_own_recorded_rate_not_its_losss(tmp_path):
+    """C17's Tversky weighting false positives is the loss tversky with study.tag -fp0.7 and study.arm tversky_fp:
+    in a loss-variant check its rate is recorded under its arm's key, apart from plain tversky's; a claim on the
+    tagged side is judged with the tagged arm's runs at that rate, one on the untagged side with the untagged arm's
+    at its own, and the grid line names each arm."""
+    for seed in range(3):
+        write_run(tmp_path / "study" / f"combo{seed}", "combo", seed, COMBO[seed], [0] * 6)
+        write_run(tmp_path / "study" / f"dice{seed}", "dice", seed, DICE[seed], [0] * 6)
+        write_run(tmp_path / "study" / f"dice{seed}-fp", "dice", seed, DICE[seed], [0] * 6, tag="-fp", arm="dice_fp")
+        for tag, arm, rate, value in (("", None, "0.003", 0.5), ("", None, "0.009", 0.0),
+                                      ("-fp", "dice_fp", "0.009", 0.7), ("-fp", "dice_fp", "0.003", 0.1)):
+            folder = tmp_path / "check" / f"dice-batch{seed}{tag}-lr{rate}"
+            write_run(folder, "dice", seed, [value] * 6, [0] * 6, tag=tag, arm=arm)
+            with (folder / ".hydra" / "overrides.yaml").open("a") as overrides:
+                overrides.write(f"- loss.batch=true\n- optim.optimizer.lr={rate}\n")
+    plain = parse_claim(tmp_path / "a.yaml", claim_data(where={}, candidate={"loss": "combo", "study.tag": ""},
+                                                        baseline={"loss": "dice", "study.tag": ""}))
+    tagged = parse_claim(tmp_path / "b.yaml", claim_data(id="C8b", where={}, candidate={"loss": "combo", "study.tag": ""},
+                                                         baseline={"loss": "dice", "study.tag": "-fp"}))
+    runs, _ = collect([tmp_path / "study"])
+    checks, _ = collect([tmp_path / "check"])
+    assert {study.study_arm(r) for r in checks} == {"dice", "dice_fp"}
+    choice = {BATCH.key("dice"): {"validation": {"0.003": 0.6, "0.009": 0.4}, "chosen": "0.003"},
+              BATCH.key("dice_fp"): {"validation": {"0.003": 0.3, "0.009": 0.5}, "chosen": "0.009"}}
+    (tmp_path / "check" / "lr_choice.json").write_text(json.dumps(choice))
+    declared = evaluate_claims([plain, tagged], runs)
+    lines = study.variant_sensitivity([plain, tagged], runs, declared, ["C8", "C8b"], checks, tmp_path / "check",
+                                      BATCH)
+    rows = [line for line in lines if line.startswith("| C8")]
+    # combo's mean lesion Dice (0.5022) minus 0.5 (plain Dice's runs at 0.003) or 0.7 (the tagged arm's at 0.009)
+    combo = sum(sum(values) / 6 for values in COMBO) / 3
+    replaced = [float(row.split(" | ")[3].split(" [")[0]) for row in rows]
+    assert replaced == [pytest.approx(combo - 0.5, abs=5e-4), pytest.approx(combo - 0.7, abs=5e-4)]
+    assert rows[0].endswith("| 3/3 |") and rows[1].endswith("| 3/3 |")
+    assert "dice: 0.003 0.600, 0.009 0.400, 0.003 chosen" in lines[1]
+    assert "dice_fp: 0.003 0.300, 0.009 0.500, 0.009 chosen" in lines[1]
+    # the tagged arm without its own choice: its claim is not judged on plain Dice's rate
+    del choice[BATCH.key("dice_fp")]
+    (tmp_path / "check" / "lr_choice.json").write_text(json.dumps(choice))
+    rows = [line for line in study.variant_sensitivity([plain, tagged], runs, declared, ["C8", "C8b"], checks,
+                                                       tmp_path / "check", BATCH) if line.startswith("| C8")]
+    assert rows[1].endswith("| not trained (dice-fp) |  |") and rows[0].endswith("| 3/3 |")
 
 
 def test_the_epoch_sensitivity_judges_a_claim_again_with_its_shorter_arm_trained_as_long(tmp_path, monkeypatch):

@@ -275,8 +275,9 @@ class LossVariant:
     """A setting of the study's loss arms changed for a sensitivity check: the arms of ``losses`` trained again with
     the Hydra override ``override`` in the study folder's sibling ``<study folder>_<folder>`` by that folder's
     ``run.sh`` (``scripts/loss_variant_runs.sh``), each arm's learning rate chosen on the study's grid and recorded
-    under the key ``<loss>_<name>`` of the folder's ``lr_choice.json``; ``study report`` judges every claim with
-    such a loss on a side again with them in its place (:func:`variant_sensitivity`)."""
+    under the key ``<arm>_<name>`` of the folder's ``lr_choice.json`` (an arm: a loss, or an experiment's
+    ``study.arm``: :func:`study_arm`); ``study report`` judges every claim with such a loss on a side again with them
+    in its place (:func:`variant_sensitivity`)."""
 
     name: str
     folder: str
@@ -291,9 +292,9 @@ class LossVariant:
         """The check's folder, beside the study's runs so that no verdict sees them."""
         return study_dir.with_name(f"{study_dir.name}_{self.folder}")
 
-    def key(self, loss: str) -> str:
-        """The key of ``loss``'s learning-rate choice in the check's ``lr_choice.json``."""
-        return f"{loss}_{self.name}"
+    def key(self, arm: str) -> str:
+        """The key of ``arm``'s learning-rate choice in the check's ``lr_choice.json``."""
+        return f"{arm}_{self.name}"
 
 
 #: the study's region losses (Dice, generalized Dice, Tversky, focal Tversky) compute one index per 2D patch and
@@ -318,6 +319,13 @@ LOSS_VARIANTS = (
         "more class of the loss (`loss.include_background=true`, MONAI's default)",
         "declared (background out)", "background in, in their place"),
 )
+
+
+def study_arm(run: Any) -> str:
+    """A run's arm of the study: its experiment's ``study.arm`` (``tversky_fp``: C17's Tversky weighting false
+    positives), else its loss; a loss-variant check records its choice of rate per arm (:meth:`LossVariant.key`)."""
+    arm = run.attribute("study.arm")
+    return arm if arm not in (None, "null") else run.attribute("loss")
 
 
 def variant_sides(claim: Any, variant: LossVariant) -> list[tuple[str, str]]:
@@ -357,26 +365,29 @@ def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variant: LossV
 def variant_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any], shown: Sequence[str],
                         checks: Sequence[Any], checks_dir: Path, variant: LossVariant) -> list[str]:
     """Markdown lines: the ``shown`` claims with a side whose loss is one of ``variant``'s, and their verdicts with
-    each such side's runs replaced by the same arm trained with the variant's setting (``checks``, each loss's runs
+    each such side's runs replaced by the same arm trained with the variant's setting (``checks``, each arm's runs
     with the variant's override at the rate recorded in ``checks_dir/lr_choice.json``), every claim whose such arms are all trained at once, in the
     declared family (a sensitivity analysis: the verdicts are the declared ones)."""
     from ctbench.reports.claims import evaluate_claims, matches
 
-    choices = read_json(checks_dir / "lr_choice.json", {})
-    chosen = {loss: choices[variant.key(loss)] for loss in variant.losses if variant.key(loss) in choices}
+    suffix = variant.key("")
+    chosen = {name.removesuffix(suffix): c for name, c in read_json(checks_dir / "lr_choice.json", {}).items()
+              if name.endswith(suffix)}
     key, value = variant.override.split("=", 1)
-    variants = {loss: [r for r in checks if r.attribute("loss") == loss and r.attribute(LR_KEY) == c["chosen"]
-                       and r.attribute(key) == value] for loss, c in chosen.items()}
+    variants: dict[str, list[Any]] = {loss: [] for loss in variant.losses}
+    for r in checks:
+        if (c := chosen.get(study_arm(r))) and r.attribute(LR_KEY) == c["chosen"] and r.attribute(key) == value:
+            variants.setdefault(r.attribute("loss"), []).append(r)
     mine = [c for c in claims if c.id in shown and c.columns is None and variant_sides(c, variant)]
     if not mine:
         return []
     replaced = replaced_arm_runs(claims, runs, variant, variants)
     declared = {v.claim.id: v for v in verdicts}
     redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=replaced) if v.claim.id in replaced}
-    epochs = {loss: "/".join(sorted({str(r.attribute(EPOCHS_KEY)) for r in variants[loss]}, key=int)) or "?"
-              for loss in chosen}
-    grids = "; ".join(f"{loss}: " + ", ".join(f"{rate} {score:.3f}" for rate, score in c["validation"].items())
-                      + f", {c['chosen']} chosen, {epochs[loss]} epochs" for loss, c in chosen.items()
+    epochs = {arm: "/".join(sorted({str(r.attribute(EPOCHS_KEY)) for side in variants.values() for r in side
+                                    if study_arm(r) == arm}, key=int)) or "?" for arm in chosen}
+    grids = "; ".join(f"{arm}: " + ", ".join(f"{rate} {score:.3f}" for rate, score in c["validation"].items())
+                      + f", {c['chosen']} chosen, {epochs[arm]} epochs" for arm, c in chosen.items()
                       ) or "no choice recorded yet"
     lines = ["", f"**{variant.title}** (not the verdicts). {variant.why}; `{checks_dir}/run.sh`, {len(checks)} runs: "
              f"each arm's learning rate chosen on the same grid by seed 0's best validation Dice ({grids}), seeds 0-2 "
