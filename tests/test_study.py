@@ -1273,7 +1273,7 @@ def test_the_dice_formulation_sensitivity_puts_each_batch_arm_at_its_chosen_rate
     assert BACKGROUND.dir(tmp_path / "claims") == tmp_path / "claims_dice_background"
 
 
-def test_a_tagged_arm_of_a_loss_variant_check_is_judged_at_its_own_recorded_rate_not_its_losss(tmp_path):
+def test_a_tagged_arm_of_a_loss_variant_check_is_judged_at_its_own_recorded_rate(tmp_path):
     """C17's Tversky weighting false positives is the loss tversky with study.tag -fp0.7 and study.arm tversky_fp:
     in a loss-variant check its rate is recorded under its arm's key, apart from plain tversky's; a claim on the
     tagged side is judged with the tagged arm's runs at that rate, one on the untagged side with the untagged arm's
