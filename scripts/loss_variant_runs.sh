@@ -20,10 +20,6 @@ one() {  # ARM NAME OVERRIDES...
   local arm=$1 name=$2; shift 2
   if [ -f "$out/$name/report/summary.json" ]; then echo "[skip] $name"; return; fi
   echo "[start] $name $(date -u +%H:%M)"
-  case $arm in
-    tversky_fp) set -- experiment=claims/c17_tversky "$@" ;;
-    *) set -- experiment=claims/unet_ce_dice loss="$arm" "$@" ;;
-  esac
   .venv/bin/ctbench train "$@" "$override" ${EPOCHS:+"++study.epochs_by_arm.$arm=$EPOCHS"} \
     hydra.run.dir="$out/$name" >> "$out/$name.log" 2>&1
   echo "[done rc=$?] $name $(date -u +%H:%M)"
@@ -32,10 +28,10 @@ export -f one
 mkdir -p "$out"
 for arm in "$@"; do
   case $arm in
-    tversky_fp) loss=tversky tag=-fp0.7 ;;
-    *) loss=$arm tag= ;;
+    tversky_fp) loss=tversky tag=-fp0.7 train=experiment=claims/c17_tversky ;;
+    *) loss=$arm tag= train="experiment=claims/unet_ce_dice loss=$arm" ;;
   esac
-  for rate in 0.001 0.003 0.009; do echo "$arm unet-$loss-$variant-2d-seed0$tag-lr$rate seed=0 optim.optimizer.lr=$rate"; done \
+  for rate in 0.001 0.003 0.009; do echo "$arm unet-$loss-$variant-2d-seed0$tag-lr$rate $train seed=0 optim.optimizer.lr=$rate"; done \
     | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _
   chosen=$(ARM=$arm LOSS=$loss TAG=$tag .venv/bin/python - <<'PY'
 import os
@@ -56,6 +52,6 @@ print(record_choice(out / "lr_choice.json", f"{arm}_{variant}", make)["chosen"])
 PY
   ) || exit 1
   echo "[chosen] $arm $chosen"
-  for seed in 1 2; do echo "$arm unet-$loss-$variant-2d-seed$seed$tag-lr$chosen seed=$seed optim.optimizer.lr=$chosen"; done \
+  for seed in 1 2; do echo "$arm unet-$loss-$variant-2d-seed$seed$tag-lr$chosen $train seed=$seed optim.optimizer.lr=$chosen"; done \
     | xargs -P "${JOBS:-2}" -L 1 bash -c 'one "$@"' _
 done

@@ -374,18 +374,20 @@ def variant_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Se
     chosen = {name.removesuffix(suffix): c for name, c in read_json(checks_dir / "lr_choice.json", {}).items()
               if name.endswith(suffix)}
     key, value = variant.override.split("=", 1)
-    variants: dict[str, list[Any]] = {loss: [] for loss in variant.losses}
-    for r in checks:
-        if (c := chosen.get(study_arm(r))) and r.attribute(LR_KEY) == c["chosen"] and r.attribute(key) == value:
-            variants.setdefault(r.attribute("loss"), []).append(r)
+    picked = [(study_arm(r), r) for r in checks]
+    picked = [(arm, r) for arm, r in picked
+              if arm in chosen and r.attribute(LR_KEY) == chosen[arm]["chosen"] and r.attribute(key) == value]
+    variants: dict[str, list[Any]] = {}
+    for _, r in picked:
+        variants.setdefault(r.attribute("loss"), []).append(r)
     mine = [c for c in claims if c.id in shown and c.columns is None and variant_sides(c, variant)]
     if not mine:
         return []
     replaced = replaced_arm_runs(claims, runs, variant, variants)
     declared = {v.claim.id: v for v in verdicts}
     redone = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of=replaced) if v.claim.id in replaced}
-    epochs = {arm: "/".join(sorted({str(r.attribute(EPOCHS_KEY)) for side in variants.values() for r in side
-                                    if study_arm(r) == arm}, key=int)) or "?" for arm in chosen}
+    epochs = {arm: "/".join(sorted({str(r.attribute(EPOCHS_KEY)) for a, r in picked if a == arm}, key=int)) or "?"
+              for arm in chosen}
     grids = "; ".join(f"{arm}: " + ", ".join(f"{rate} {score:.3f}" for rate, score in c["validation"].items())
                       + f", {c['chosen']} chosen, {epochs[arm]} epochs" for arm, c in chosen.items()
                       ) or "no choice recorded yet"
