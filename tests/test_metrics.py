@@ -18,6 +18,7 @@ from ctbench.metrics import (
     case_metrics,
     read_per_case_csv,
     summarize,
+    with_worst_case,
     write_per_case_csv,
 )
 
@@ -192,7 +193,7 @@ def test_empty_prediction():
     assert math.isnan(r["hd95"]) and math.isnan(r["assd"])
     assert r["diagonal_mm"] == pytest.approx(math.sqrt(3 * 8**2))  # the worst case of the means
     assert r["sensitivity"] == 0  # denominator |T| = 27 > 0
-    assert r["precision"] == 1  # denominator |P| = 0
+    assert r["precision"] == 0  # |P| = 0 with |T| > 0: Metrics Reloaded's PPV of an empty prediction
     assert r["rve"] == -1.0
 
 
@@ -309,7 +310,24 @@ def test_properties(p, t, spacing):
     assert a["dice"] == pytest.approx(2 * a["iou"] / (1 + a["iou"]))
     for k in ("dice", "iou", "nsd", "hd95", "assd"):  # symmetric in prediction and truth
         assert a[k] == pytest.approx(b[k], nan_ok=True)
-    assert a["sensitivity"] == pytest.approx(b["precision"])
+    if p.any() and t.any():  # TP/|T| of (p, t) is TP/|P| of (t, p)
+        assert a["sensitivity"] == pytest.approx(b["precision"])
+    elif p.any() or t.any():  # one empty: precision 0 either way, sensitivity 1 only with nothing to find
+        assert a["precision"] == b["precision"] == 0
+        assert a["sensitivity"] == float(not t.any())
+
+
+def test_precision_of_an_empty_prediction_reads_0_also_in_rows_scored_before():
+    """Rows written before 6 Dec 2026 hold precision 1 where the prediction is empty and the truth is not; the
+    readers take the row's counts: 0 there (a lesion never predicted must not score a perfect precision), 1 where
+    both are empty, the stored value elsewhere."""
+    old = {"precision": "1.0", "truth_voxels": "240", "pred_voxels": "0"}
+    assert with_worst_case(old, "precision") == 0.0
+    assert with_worst_case({**old, "truth_voxels": "0"}, "precision") == 1.0
+    assert with_worst_case({**old, "pred_voxels": "412009", "precision": "0.25"}, "precision") == 0.25
+    rows = [_row("c1", "a", 0.0, float("nan")) | {"pred_voxels": 0, "precision": 1.0},
+            _row("c2", "a", 0.8, 2.0) | {"precision": 0.9}]
+    assert summarize(rows, ["a"])["per_class"]["a"]["precision"] == pytest.approx(0.45)  # (0 + 0.9) / 2
 
 
 def _row(case, cls, dice, hd95, lt=0, ld=0, fp=0):
