@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
+import time
 
 import pytest
 import torch
@@ -72,6 +74,56 @@ def test_an_interrupted_ddp_run_resumes_every_rank_to_the_same_weights(workdir):
     assert a["global_step"] == b["global_step"] > 0
     for key, weight in a["state_dict"].items():
         assert torch.equal(weight, b["state_dict"][key]), key
+
+
+def _rank1(launcher: int) -> int | None:
+    """The pid of rank 1, a child of rank 0 (Lightning's subprocess launcher) with ``LOCAL_RANK=1``."""
+    children = subprocess.run(["pgrep", "-P", str(launcher)], capture_output=True, text=True).stdout.split()
+    for pid in children:
+        try:
+            if b"LOCAL_RANK=1" in open(f"/proc/{pid}/environ", "rb").read().split(b"\0"):
+                return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("to", ["rank1", "both"])
+def test_a_sigterm_to_rank_1_or_to_every_rank_stops_both_ranks_and_resumes(workdir, to):
+    """SIGTERM to rank 1 alone, or to both ranks at once (``scancel``): both stop after one step with exit 143
+    and the resumable ``last.ckpt`` the line names, and ``resume=true`` finishes. Before
+    :class:`~ctbench.engine.callbacks.SigtermOnEveryRank`, Lightning 2.6.6's handler hung both ranks in these
+    two cases (a collective inside the signal handler that the other rank never joined)."""
+    run = workdir / "outputs" / f"ddp_sigterm_{to}"
+    args = ["train", *TINY, "trainer=ddp_cpu", "trainer.max_epochs=300", "trainer.check_val_every_n_epoch=150",
+            "dataset.phantom.cases=9", "dataset.test_cases=3", "dataset.root=${paths.data_dir}/synthetic_ddp",
+            f"hydra.run.dir={run}"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([CTBENCH, *args], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while not list((run / "tensorboard").glob("events.*")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(4.0)  # well inside training (300 epochs of 2 steps)
+    rank1 = _rank1(proc.pid)
+    assert rank1 is not None
+    for pid in [rank1] if to == "rank1" else [proc.pid, rank1]:
+        os.kill(pid, signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        for pid in (proc.pid, rank1):
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"SIGTERM to {to}: the ranks hung")
+    assert proc.returncode == 143, err[-4000:]
+    ckpt = safe_load(run / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] > 0
+    assert f"holds epoch {ckpt['epoch']}, step {ckpt['global_step']}" in err, err[-2000:]
+    ctbench(*args, "trainer.max_epochs=" + str(ckpt["epoch"] + 2), "resume=true", cwd=workdir,
+            separate_process=True)
+    assert read_summary(run)["status"] == "complete"
 
 
 @pytest.mark.slow

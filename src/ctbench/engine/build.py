@@ -90,11 +90,11 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Any]:
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, fit: bool = True) -> list[Any]:
-    """The run's callbacks: checkpoints and save-on-interrupt (the run folder's contract, always there when
-    fitting), the progress bar (``progress_bar``), then the ``callbacks`` group's."""
+    """The run's callbacks: checkpoints, save-on-interrupt and a SIGTERM that stops every DDP rank (the run
+    folder's contract, always there when fitting), the progress bar (``progress_bar``), then the ``callbacks`` group's."""
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
-    from ctbench.engine.callbacks import SaveOnInterrupt
+    from ctbench.engine.callbacks import SaveOnInterrupt, SigtermOnEveryRank
 
     callbacks: list[Any] = [RichProgressBar(leave=True)] if cfg.get("progress_bar", True) else []
     if not fit:
@@ -106,6 +106,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, fit: bool = True) -> list[An
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1,
                         save_on_train_epoch_end=True, enable_version_counter=False),
         SaveOnInterrupt(ckpt_dir / "last.ckpt"),
+        SigtermOnEveryRank(),
     ]
     for name, node in (cfg.get("callbacks") or {}).items():
         if node is not None:

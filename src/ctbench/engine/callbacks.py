@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
@@ -33,3 +38,37 @@ class SaveOnInterrupt(pl.Callback):
             return
         if isinstance(exception, SIGTERMException | KeyboardInterrupt) and trainer.training:
             trainer.save_checkpoint(self.path)
+
+
+class SigtermOnEveryRank(pl.Callback):
+    """Under DDP, a SIGTERM that reaches any rank, once or more, stops every rank after the same training step.
+
+    Lightning 2.6's SIGTERM handler runs a collective inside the handler (a broadcast from rank 0, PR #20825 for
+    issue #20806), which the other ranks join only when each receives the signal exactly once. Measured on
+    ``trainer=ddp_cpu`` with Lightning 2.6.6: SIGTERM to rank 0 alone stops both ranks in 2 s, but SIGTERM to
+    rank 1 alone, or to both at once (``scancel``, ``kill`` of the job's processes: rank 0 then forwards a second
+    one to rank 1), hangs both ranks until they are killed. Here the handler only records the signal; at each
+    training batch's end every rank joins one all-reduce (max) of that record, and when any rank has one, all
+    set ``received_sigterm`` in the same step, so Lightning raises its ``SIGTERMException`` on every rank there
+    and :class:`SaveOnInterrupt` writes ``last.ckpt``. A SIGTERM during a validation stops the run after the
+    next training step; one process is left to Lightning's own handler."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size > 1 and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._record)  # Lightning restores its own handlers at teardown
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self.received = True
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return
+        flag = torch.tensor([float(self.received)], device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if flag.item():
+            self.received = True
+            trainer._signal_connector.received_sigterm = True  # what Lightning's handler sets; its loop raises
