@@ -38,7 +38,7 @@ def test_callbacks_group(tmp_path):
     def kinds(choice: str) -> set[str]:
         return {type(c).__name__ for c in build_callbacks(compose("train", [f"callbacks={choice}"]), tmp_path)}
 
-    always = {"ModelCheckpoint", "SaveOnInterrupt", "RichProgressBar"}
+    always = {"ModelCheckpoint", "SaveOnInterrupt", "SigtermOnEveryRank", "RichProgressBar"}
     assert kinds("none") == always
     assert kinds("default") == always | {"LearningRateMonitor"}
     assert kinds("early_stopping") == always | {"LearningRateMonitor", "EarlyStopping"}

@@ -91,8 +91,8 @@ def _rank1(launcher: int) -> int | None:
 @pytest.mark.slow
 @pytest.mark.parametrize("to", ["rank1", "both"])
 def test_a_sigterm_to_rank_1_or_to_every_rank_stops_both_ranks_and_resumes(workdir, to):
-    """SIGTERM to rank 1 alone, or to both ranks at once (``scancel``): both stop after one step with exit 143
-    and the resumable ``last.ckpt`` the line names, and ``resume=true`` finishes. Before
+    """SIGTERM to rank 1 alone, or to both ranks at once (``scancel``): both stop within 2 minutes (about 2 s
+    measured) with exit 143 and the resumable ``last.ckpt`` the line names, and ``resume=true`` finishes. Before
     :class:`~ctbench.engine.callbacks.SigtermOnEveryRank`, Lightning 2.6.6's handler hung both ranks in these
     two cases (a collective inside the signal handler that the other rank never joined)."""
     run = workdir / "outputs" / f"ddp_sigterm_{to}"

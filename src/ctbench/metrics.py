@@ -41,8 +41,8 @@ EMPTY_POLICY: str = (
     "truth and prediction both empty -> dice = iou = nsd = 1, hd95 = assd = 0, sensitivity = precision = 1, "
     "rve = 0; exactly one empty -> dice = iou = nsd = 0, hd95 = assd undefined (empty cell in per_case.csv, "
     "counted in hd95_undefined) and counted at the worst case, the image diagonal diagonal_mm, in hd95/assd "
-    "means and comparisons (hd95_nan_dropped/assd_nan_dropped leave those cases out), precision = 0 (an empty "
-    "prediction of a non-empty truth, as Metrics Reloaded's PPV), sensitivity = 0 when the prediction is empty, "
+    "means and comparisons (hd95_nan_dropped/assd_nan_dropped leave those cases out), precision = 0 whichever is "
+    "empty (for an empty prediction as Metrics Reloaded's PPV), sensitivity = 0 when the prediction is empty, "
     "1 when the truth is; rve = NaN (empty cell, excluded from means) when only the truth is empty."
 )
 
