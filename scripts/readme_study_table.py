@@ -13,6 +13,7 @@ not evaluable, and *(at the floor)* where a no practical difference is one).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import re
 import sys
@@ -61,8 +62,14 @@ def table(rows: list[dict[str, str]]) -> list[str]:
 
 
 def main() -> None:
-    source = Path(sys.argv[1] if len(sys.argv) > 1 else "multirun/claims/report/claims.csv")
-    readme = Path(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("claims_csv", nargs="?", type=Path, default=Path("multirun/claims/report/claims.csv"))
+    parser.add_argument("readme", nargs="?", type=Path, default=Path("README.md"))
+    args = parser.parse_args()
+    source, readme = args.claims_csv, args.readme
+    if not source.is_file():
+        sys.exit(f"{source}: no such file: run `.venv/bin/ctbench study report --doc docs/survey-reproduction.md` first")
     with source.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     text = readme.read_text()
