@@ -39,7 +39,7 @@ class StopAfter(pl.Callback):
 def run(config: str, init_seed: int, data_seed: int, epochs: int, out: Path) -> dict[str, float]:
     cfg = OmegaConf.load(config)
     cfg.seed = data_seed
-    cfg.trainer.check_val_every_n_epoch = epochs  # max_epochs stays the run's: its learning-rate schedule
+    # max_epochs and the validation cadence stay the run's (its learning-rate schedule, its stream)
     cfg.progress_bar = False
     pl.seed_everything(init_seed, workers=True, verbose=False)
     weights = build_module(cfg).state_dict()
