@@ -70,5 +70,4 @@ class SigtermOnEveryRank(pl.Callback):
         flag = torch.tensor([float(self.received)], device=trainer.strategy.root_device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         if flag.item():
-            self.received = True
             trainer._signal_connector.received_sigterm = True  # what Lightning's handler sets; its loop raises
