@@ -10,7 +10,7 @@ Dice-CE, the learning-rate schedule, validation with its best checkpoint, slidin
 metric), the commit trains and scores as HEAD does. Models and losses that other claims use are not run here:
 ``git log`` says whether their files changed between the commits (``--paths`` prints that too).
 
-The config: ``dataset=phantom_tiny model=unet loss=dice_ce dims=2``, 4 epochs, validation every epoch (so
+The config: ``dataset=phantom_tiny model=unet loss=dice_ce dims=2`` (``--dims 3``: the 3D U-Net), 4 epochs, validation every epoch (so
 that a change to the training stream after the first validation shows), one warm-up step (the study's runs
 are long enough that no commit shortened their warm-up; a 4-epoch run's default warm-up would be), one torch
 thread. About 20-40 s a commit.
@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
-OVERRIDES = ["dataset=phantom_tiny", "model=unet", "loss=dice_ce", "dims=2", "seed=0", "trainer=cpu",
+OVERRIDES = ["dataset=phantom_tiny", "model=unet", "loss=dice_ce", "seed=0", "trainer=cpu",
              "optim.scheduler.warmup_steps=1", "progress_bar=false"]
 TRAINING_PATHS = ["src/ctbench/data", "src/ctbench/engine", "src/ctbench/models", "src/ctbench/losses",
                   "src/ctbench/metrics.py", "src/ctbench/lesion_metrics.py", "src/ctbench/surface_distance.py",
@@ -70,16 +70,16 @@ def extract(commit: str, dest: Path) -> None:
         tar.extractall(dest, filter="tar")
 
 
-def train(commit: str, work: Path, epochs: int, val_every: int) -> Path:
-    """Train the fixed config for ``epochs``, validating every ``val_every``, with ``commit``'s code; returns
-    the run folder."""
-    tree, run = work / "trees" / commit[:12], work / "runs" / f"{commit[:12]}-e{epochs}-v{val_every}"
+def train(commit: str, work: Path, epochs: int, val_every: int, dims: int = 2) -> Path:
+    """Train the fixed config in ``dims`` for ``epochs``, validating every ``val_every``, with ``commit``'s code;
+    returns the run folder."""
+    tree, run = work / "trees" / commit[:12], work / "runs" / f"{commit[:12]}-{dims}d-e{epochs}-v{val_every}"
     extract(commit, tree)
     if (run / "report" / "per_case.csv").is_file():
         return run
     env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     code = "import sys; from ctbench.cli import main; sys.argv[0] = 'ctbench'; sys.exit(main())"
-    args = [sys.executable, "-c", code, "train", *OVERRIDES, f"trainer.max_epochs={epochs}",
+    args = [sys.executable, "-c", code, "train", *OVERRIDES, f"dims={dims}", f"trainer.max_epochs={epochs}",
             f"trainer.check_val_every_n_epoch={val_every}", f"paths.data_dir={work / 'data'}", f"hydra.run.dir={run}"]
     run.parent.mkdir(parents=True, exist_ok=True)
     log = run.with_suffix(".log")
@@ -155,6 +155,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4, help="epochs of the fixed config (default 4)")
     parser.add_argument("--val-every", type=int, default=1,
                         help="validate every N epochs (default 1: a change to the stream after a validation shows)")
+    parser.add_argument("--dims", type=int, choices=(2, 3), default=2, help="the U-Net's dimensions (default 2)")
     parser.add_argument("--commits", nargs="+", help="only these commits (default: every run's)")
     parser.add_argument("--claims", type=Path, default=Path("configs/claims"),
                         help="claim files: each side's runs trained at a commit that does not train as HEAD")
@@ -170,12 +171,12 @@ def main() -> None:
     dated = sorted(chosen, key=lambda c: int(git("show", "-s", "--format=%ct", c)))
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"HEAD {head[:8]} first (it generates the phantom), then {len(dated)} commits, {args.jobs} at a time; "
-          f"{args.epochs} epochs, validation every {args.val_every}", flush=True)
-    reference = fingerprint(train(head, args.work, args.epochs, args.val_every))
+          f"a {args.dims}D U-Net, {args.epochs} epochs, validation every {args.val_every}", flush=True)
+    reference = fingerprint(train(head, args.work, args.epochs, args.val_every, args.dims))
 
     def one(commit: str) -> dict[str, object]:
         try:
-            found = fingerprint(train(commit, args.work, args.epochs, args.val_every))
+            found = fingerprint(train(commit, args.work, args.epochs, args.val_every, args.dims))
         except (RuntimeError, OSError, KeyError) as error:
             return {"commit": commit, "error": str(error)}
         row = {"commit": commit, "weights_equal": found["weights"] == reference["weights"],
