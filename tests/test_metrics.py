@@ -203,7 +203,7 @@ def test_empty_truth():
     assert r["dice"] == 0 and r["iou"] == 0 and r["nsd"] == 0
     assert math.isnan(r["hd95"]) and math.isnan(r["assd"])
     assert r["diagonal_mm"] == pytest.approx(math.sqrt(4**2 + 8**2 + 16**2))
-    assert r["sensitivity"] == 1 and r["precision"] == 0
+    assert math.isnan(r["sensitivity"]) and r["precision"] == 0  # nothing to find; every predicted voxel is false
     assert math.isnan(r["rve"])
 
 
@@ -212,7 +212,7 @@ def test_both_empty(shape):
     z = np.zeros(shape, np.uint8)
     r = one(z, z)
     assert (r["dice"], r["iou"], r["nsd"], r["hd95"], r["assd"]) == (1, 1, 1, 0, 0)
-    assert (r["sensitivity"], r["precision"], r["rve"]) == (1, 1, 0)
+    assert math.isnan(r["sensitivity"]) and math.isnan(r["precision"]) and r["rve"] == 0  # 0/0: Metrics Reloaded
     assert (r["truth_voxels"], r["pred_voxels"]) == (0, 0)
 
 
@@ -312,22 +312,35 @@ def test_properties(p, t, spacing):
         assert a[k] == pytest.approx(b[k], nan_ok=True)
     if p.any() and t.any():  # TP/|T| of (p, t) is TP/|P| of (t, p)
         assert a["sensitivity"] == pytest.approx(b["precision"])
-    elif p.any() or t.any():  # one empty: precision 0 either way, sensitivity 1 only with nothing to find
+    elif p.any() or t.any():  # one empty: precision 0 either way, sensitivity undefined with nothing to find
         assert a["precision"] == b["precision"] == 0
-        assert a["sensitivity"] == float(not t.any())
+        assert a["sensitivity"] == 0 if t.any() else math.isnan(a["sensitivity"])
+    else:
+        assert math.isnan(a["sensitivity"]) and math.isnan(a["precision"])
 
 
 def test_precision_of_an_empty_prediction_reads_0_also_in_rows_scored_before():
     """Rows written before 6 Dec 2026 hold precision 1 where the prediction is empty and the truth is not; the
-    readers take the row's counts: 0 there (a lesion never predicted must not score a perfect precision), 1 where
-    both are empty, the stored value elsewhere."""
+    readers take the row's counts: 0 there (a lesion never predicted must not score a perfect precision),
+    undefined where both are empty, the stored value elsewhere."""
     old = {"precision": "1.0", "truth_voxels": "240", "pred_voxels": "0"}
     assert with_worst_case(old, "precision") == 0.0
-    assert with_worst_case({**old, "truth_voxels": "0"}, "precision") == 1.0
+    assert math.isnan(with_worst_case({**old, "truth_voxels": "0"}, "precision"))  # both empty: 0/0
     assert with_worst_case({**old, "pred_voxels": "412009", "precision": "0.25"}, "precision") == 0.25
     rows = [_row("c1", "a", 0.0, float("nan")) | {"pred_voxels": 0, "precision": 1.0},
             _row("c2", "a", 0.8, 2.0) | {"precision": 0.9}]
     assert summarize(rows, ["a"])["per_class"]["a"]["precision"] == pytest.approx(0.45)  # (0 + 0.9) / 2
+
+
+def test_sensitivity_of_an_empty_truth_is_undefined_also_in_rows_scored_before():
+    """Rows written before 6 Dec 2026 hold sensitivity 1 where the truth is empty (a lesion-free case), whatever
+    was predicted; the readers take it as undefined, so a class's mean sensitivity is over the cases that have it."""
+    old = {"sensitivity": "1.0", "truth_voxels": "0", "pred_voxels": "57"}
+    assert math.isnan(with_worst_case(old, "sensitivity"))
+    assert with_worst_case({**old, "truth_voxels": "240", "sensitivity": "0.4"}, "sensitivity") == 0.4
+    rows = [_row("c1", "a", 0.0, float("nan")) | {"truth_voxels": 0, "sensitivity": 1.0},
+            _row("c2", "a", 0.8, 2.0) | {"sensitivity": 0.7}]
+    assert summarize(rows, ["a"])["per_class"]["a"]["sensitivity"] == pytest.approx(0.7)  # c1 left out
 
 
 def _row(case, cls, dice, hd95, lt=0, ld=0, fp=0):

@@ -38,12 +38,13 @@ from ctbench.lesion_metrics import (
 
 #: The one empty-case policy (docs/report-format.md), written into ``summary.json`` as ``empty_policy``.
 EMPTY_POLICY: str = (
-    "truth and prediction both empty -> dice = iou = nsd = 1, hd95 = assd = 0, sensitivity = precision = 1, "
-    "rve = 0; exactly one empty -> dice = iou = nsd = 0, hd95 = assd undefined (empty cell in per_case.csv, "
-    "counted in hd95_undefined) and counted at the worst case, the image diagonal diagonal_mm, in hd95/assd "
-    "means and comparisons (hd95_nan_dropped/assd_nan_dropped leave those cases out), precision = 0 whichever is "
-    "empty (for an empty prediction as Metrics Reloaded's PPV), sensitivity = 0 when the prediction is empty, "
-    "1 when the truth is; rve = NaN (empty cell, excluded from means) when only the truth is empty."
+    "truth and prediction both empty -> dice = iou = nsd = 1, hd95 = assd = 0, rve = 0, sensitivity and "
+    "precision undefined (NaN: empty cell, excluded from means); exactly one empty -> dice = iou = nsd = 0, "
+    "hd95 = assd undefined (empty cell in per_case.csv, counted in hd95_undefined) and counted at the worst "
+    "case, the image diagonal diagonal_mm, in hd95/assd means and comparisons (hd95_nan_dropped/assd_nan_dropped "
+    "leave those cases out), precision = 0 whichever is empty (for an empty prediction as Metrics Reloaded's "
+    "PPV), sensitivity = 0 when the prediction is empty and undefined (NaN) when the truth is (Metrics "
+    "Reloaded: nothing to find); rve = NaN (empty cell, excluded from means) when only the truth is empty."
 )
 
 #: How the NSD tolerance of each class is chosen, written into ``summary.json`` as ``nsd_tolerance_policy``.
@@ -103,7 +104,7 @@ def nsd_tolerance(name: str, tolerance_mm: float | Mapping[str, float], spacing:
 def _both_empty_row(name: str) -> dict[str, Any]:
     return {
         "class": name, "dice": 1.0, "iou": 1.0, "hd95": 0.0, "assd": 0.0, "nsd": 1.0,
-        "sensitivity": 1.0, "precision": 1.0, "rve": 0.0, "truth_voxels": 0, "pred_voxels": 0,
+        "sensitivity": NAN, "precision": NAN, "rve": 0.0, "truth_voxels": 0, "pred_voxels": 0,
     } | (empty_lesion_row() if is_lesion_class(name) else not_lesion_row())
 
 
@@ -194,7 +195,7 @@ def case_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float], 
             row["nsd"] = surface_distance.surface_dice(sd, tolerances[c])
         else:
             row["hd95"], row["assd"], row["nsd"] = NAN, NAN, 0.0
-        row["sensitivity"] = tp / n_t if n_t else 1.0
+        row["sensitivity"] = tp / n_t if n_t else NAN  # nothing to find: undefined (Metrics Reloaded)
         row["precision"] = tp / n_p if n_p else 0.0  # here n_p = 0 means a missed non-empty truth
         row["rve"] = (n_p - n_t) / n_t if n_t else NAN
         row["truth_voxels"], row["pred_voxels"] = n_t, n_p
@@ -218,13 +219,18 @@ def _num(v: Any) -> float:
 def with_worst_case(row: Mapping[str, Any], key: str) -> float:
     """``row[key]`` as a float; an HD95 or ASSD left undefined because exactly one of truth and
     prediction is empty counts as the case's ``diagonal_mm`` (NaN for files without that column), and the
-    precision of an empty prediction of a non-empty truth as 0, also in rows scored before 6 Dec 2026, which
-    hold 1 there (their ``pred_voxels``/``truth_voxels`` decide it exactly)."""
+    precision of an empty prediction of a non-empty truth as 0, the sensitivity of an empty truth and the
+    precision where both are empty as NaN, also in rows scored before 6 Dec 2026, which hold 1 there (their
+    ``pred_voxels``/``truth_voxels`` decide it exactly)."""
     value = _num(row.get(key))
     if key in WORST_CASE_METRICS and math.isnan(value):
         return _num(row.get("diagonal_mm"))
-    if key == "precision" and _num(row.get("pred_voxels")) == 0 < _num(row.get("truth_voxels")):
-        return 0.0
+    if key in ("sensitivity", "precision"):
+        n_pred, n_truth = _num(row.get("pred_voxels")), _num(row.get("truth_voxels"))
+        if key == "sensitivity" and n_truth == 0 or key == "precision" and n_pred == 0 == n_truth:
+            return NAN
+        if key == "precision" and n_pred == 0 < n_truth:
+            return 0.0
     return value
 
 
