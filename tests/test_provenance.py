@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from ctbench.provenance import uncommitted_source
 from ctbench.reports.run_report import _changes
@@ -66,3 +67,19 @@ def test_the_report_line_names_the_code_segments():
     assert _segments(None) == "" and _segments([{"from_epoch": 0}]) == ""
     assert _segments([{"from_epoch": 0}, {"from_epoch": 40}]).startswith("; resumed with other code: 2 versions "
                                                                          "from epochs 0, 40")
+
+
+def test_a_run_records_its_cpu_model_and_threads_and_scipy():
+    """A run replays bit for bit only on the same kind of CPU (the study's Intel-made runs do not replay on an
+    AMD machine), and scipy draws the phantom and the surface distances: both are recorded."""
+    import torch
+
+    from ctbench.provenance import run_provenance
+
+    record = run_provenance(3, 1)
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), None) if Path("/proc/cpuinfo").is_file() else None
+    if model is not None:
+        assert record["machine"]["cpu"] == model
+    assert record["machine"]["torch_threads"] == torch.get_num_threads()
+    assert record["versions"]["scipy"] and (record["seed"], record["fold"]) == (3, 1)

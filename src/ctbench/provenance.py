@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 #: the packages whose versions a result depends on
-PACKAGES = ("ctbench", "torch", "lightning", "monai", "hydra-core", "omegaconf", "numpy", "nibabel", "SimpleITK")
+PACKAGES = ("ctbench", "torch", "lightning", "monai", "hydra-core", "omegaconf", "numpy", "scipy", "nibabel",
+            "SimpleITK")
 
 
 def git_commit() -> str:
@@ -130,7 +131,11 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_provenance(seed: int, fold: int) -> dict[str, Any]:
-    """Seed, fold, git commit (and the source files changed since it) and package versions of a run
-    (``provenance.json`` and the report)."""
+    """Seed, fold, git commit (and the source files changed since it), package versions and the CPU model and
+    torch threads of a run (``provenance.json`` and the report): a run replays bit for bit only on the same
+    kind of CPU, since float kernels differ between CPUs (the study's runs made on an Intel Xeon do not replay
+    on an AMD EPYC, ``scripts/first_validation_replay.py``)."""
+    machine = machine_info()
     return {"seed": int(seed), "fold": int(fold), "git_commit": git_commit(), "source_changes": uncommitted_source(),
-            "versions": package_versions()}
+            "versions": package_versions(),
+            "machine": {"cpu": machine["cpu"], "torch_threads": machine["torch_threads"]}}

@@ -362,8 +362,8 @@ def run_benchmark(cfg: DictConfig) -> dict[str, Any]:
                    "params": parameter_count(module.model)},
         "settings": {"parts": sorted(enabled), "steps": steps, "warmup": warmup, "loader_epochs": epochs,
                      "rounds": int(_setting(cfg, "rounds", 1))},
-        "machine": machine_info(),
         **run_provenance(cfg.seed, cfg.fold),
+        "machine": machine_info(),  # the whole description, not only the run's CPU and threads
         "versions": package_versions(),
     }
     loader = None
