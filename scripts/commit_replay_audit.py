@@ -130,18 +130,31 @@ def largest_difference(a: dict, b: dict) -> float:
     return worst
 
 
+def run_cpu(run: Path) -> str:
+    """The CPU model a run was tested on (``predict_hardware`` in its ``summary.json``), trained on in the same
+    process unless it was resumed."""
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    return str(summary.get("predict_hardware") or "unknown").split(",")[0].removeprefix("CPU ")
+
+
 def claim_table(commits: dict[Path, str], as_head: set[str], claims_dir: Path) -> list[str]:
-    """Per claim, each side's runs and how many of them were trained at a commit that does not train as HEAD."""
+    """Per claim, each side's runs, how many of them were trained at a commit that does not train as HEAD, and
+    how many on another CPU than this machine's (float kernels differ between CPUs: a draw, not a bias)."""
+    from ctbench.provenance import machine_info
     from ctbench.reports.claims import load_claims, sides
     from ctbench.reports.collect import collect
 
+    here = machine_info()["cpu"]
     runs, _ = collect(sorted({path.parent for path in commits}))
-    lines = ["| claim | candidate: runs, trained not as HEAD | baseline: runs, trained not as HEAD |", "|---|---|---|"]
+    lines = [f"this machine: {here}", "",
+             "| claim | candidate: runs, trained not as HEAD, on another CPU | baseline: runs, trained not as HEAD, "
+             "on another CPU |", "|---|---|---|"]
     for claim in load_claims(claims_dir):
         cells = []
         for side in sides(claim, runs):
             other = [r for r in side if commits.get(r.path.resolve(), commits.get(r.path)) not in as_head]
-            cells.append(f"{len(side)}, {len(other)}")
+            elsewhere = [r for r in side if run_cpu(r.path) != here]
+            cells.append(f"{len(side)}, {len(other)}, {len(elsewhere)}")
         lines.append(f"| {claim.id} | {cells[0]} | {cells[1]} |")
     return lines
 
