@@ -5,8 +5,9 @@ the run's own learning-rate schedule (its ``max_epochs``), and prints the valida
 The stream is the real run's: the module is built after ``seed_everything(data seed)``, as ``ctbench train``
 does, so the global generators the data draws from are where they would be; only its weights are then replaced
 by those a ``seed_everything(init seed)`` build gives. With init seed = data seed this is meant to be the run
-itself: the 6 Dec batch-Dice runs are replayed exactly, the 4 Dec per-patch Dice runs are not (cause not found;
-``docs/survey-reproduction.md``), so compare pairs within one call, not with a committed run.
+itself: the 6 Dec batch-Dice runs are replayed exactly, the 4 Dec per-patch Dice runs are not: they were made
+on an Intel Xeon (``predict_hardware`` in their ``summary.json``) and this machine is an AMD EPYC, whose float
+kernels differ (``scripts/first_validation_replay.py``). Compare pairs within one call, not with a committed run.
 Asked of seed 2's spleen, lost in the first epochs by the region losses with the background out
 (``docs/survey-reproduction.md``):
 
