@@ -4,18 +4,24 @@ The study's runs were trained over days, at many commits (``git_commit`` in each
 so the two sides of a claim are often runs of different code. This trains one small fixed config with each of
 those commits' ``src/`` and ``configs/`` (taken with ``git archive``, run by this checkout's Python) and with
 HEAD's, and compares the results bit for bit: the final weights (``checkpoints/last.ckpt``), the validation
-Dice of every epoch and every value of the test cases' ``report/per_case.csv`` (timings left out). Equal bits
-mean that, for this path (the phantom reader, the training chain and its random stream, the 2D U-Net and
-Dice-CE, the learning-rate schedule, validation with its best checkpoint, sliding-window testing and every
-metric), the commit trains and scores as HEAD does. Models and losses that other claims use are not run here:
-``git log`` says whether their files changed between the commits (``--paths`` prints that too).
+Dice of every epoch and every value of the test cases' ``report/per_case.csv`` as the study reads them
+(timings left out). Equal bits mean that, for this path (the phantom reader, the training chain and its random
+stream, the U-Net and the loss, the learning-rate schedule, validation with its best checkpoint,
+sliding-window testing and every metric), the commit trains and scores as HEAD does. An evaluation of another
+run's checkpoint (C3's CRF) counts as that run's commit. Other models and losses are not run: the last lines
+print the ``git diff --stat`` of the training and scoring files between the first and the last commit.
+Then, per claim, each side's runs trained at a commit that does not train as HEAD, and those made on another
+CPU than this machine's (``predict_hardware``; float kernels differ between CPUs, so such a run never replays
+bit for bit here).
 
-The config: ``dataset=phantom_tiny model=unet loss=dice_ce dims=2`` (``--dims 3``: the 3D U-Net), 4 epochs, validation every epoch (so
-that a change to the training stream after the first validation shows), one warm-up step (the study's runs
-are long enough that no commit shortened their warm-up; a 4-epoch run's default warm-up would be), one torch
-thread. About 20-40 s a commit.
+The config: ``dataset=phantom_tiny model=unet loss=dice_ce dims=2`` (``--loss``, ``--dims``), 4 epochs,
+validation every epoch (so that a change to the training stream after the first validation shows; ``--epochs``,
+``--val-every``), one warm-up step (the study's runs are long enough that no commit shortened their warm-up; a
+4-epoch run's default warm-up would be), one torch thread. About 20-40 s a commit.
 
     PYTHONPATH=src .venv/bin/python scripts/commit_replay_audit.py multirun/claims --jobs 2
+    PYTHONPATH=src .venv/bin/python scripts/commit_replay_audit.py multirun/claims --epochs 5 --val-every 5 \
+        --commits 9cddc342 ba3ec25a
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
-OVERRIDES = ["dataset=phantom_tiny", "model=unet", "loss=dice_ce", "seed=0", "trainer=cpu",
+OVERRIDES = ["dataset=phantom_tiny", "model=unet", "seed=0", "trainer=cpu",
              "optim.scheduler.warmup_steps=1", "progress_bar=false"]
 TRAINING_PATHS = ["src/ctbench/data", "src/ctbench/engine", "src/ctbench/models", "src/ctbench/losses",
                   "src/ctbench/metrics.py", "src/ctbench/lesion_metrics.py", "src/ctbench/surface_distance.py",
@@ -70,16 +76,17 @@ def extract(commit: str, dest: Path) -> None:
         tar.extractall(dest, filter="tar")
 
 
-def train(commit: str, work: Path, epochs: int, val_every: int, dims: int = 2) -> Path:
-    """Train the fixed config in ``dims`` for ``epochs``, validating every ``val_every``, with ``commit``'s code;
-    returns the run folder."""
-    tree, run = work / "trees" / commit[:12], work / "runs" / f"{commit[:12]}-{dims}d-e{epochs}-v{val_every}"
+def train(commit: str, work: Path, epochs: int, val_every: int, dims: int = 2, loss: str = "dice_ce") -> Path:
+    """Train the fixed config in ``dims`` with ``loss`` for ``epochs``, validating every ``val_every``, with
+    ``commit``'s code; returns the run folder."""
+    name = f"{commit[:12]}-{dims}d-e{epochs}-v{val_every}" + ("" if loss == "dice_ce" else f"-{loss}")
+    tree, run = work / "trees" / commit[:12], work / "runs" / name
     extract(commit, tree)
     if (run / "report" / "per_case.csv").is_file():
         return run
     env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     code = "import sys; from ctbench.cli import main; sys.argv[0] = 'ctbench'; sys.exit(main())"
-    args = [sys.executable, "-c", code, "train", *OVERRIDES, f"dims={dims}", f"trainer.max_epochs={epochs}",
+    args = [sys.executable, "-c", code, "train", *OVERRIDES, f"dims={dims}", f"loss={loss}", f"trainer.max_epochs={epochs}",
             f"trainer.check_val_every_n_epoch={val_every}", f"paths.data_dir={work / 'data'}", f"hydra.run.dir={run}"]
     run.parent.mkdir(parents=True, exist_ok=True)
     log = run.with_suffix(".log")
@@ -169,6 +176,7 @@ def main() -> None:
     parser.add_argument("--val-every", type=int, default=1,
                         help="validate every N epochs (default 1: a change to the stream after a validation shows)")
     parser.add_argument("--dims", type=int, choices=(2, 3), default=2, help="the U-Net's dimensions (default 2)")
+    parser.add_argument("--loss", default="dice_ce", help="the loss config (default dice_ce)")
     parser.add_argument("--commits", nargs="+", help="only these commits (default: every run's)")
     parser.add_argument("--claims", type=Path, default=Path("configs/claims"),
                         help="claim files: each side's runs trained at a commit that does not train as HEAD")
@@ -184,12 +192,12 @@ def main() -> None:
     dated = sorted(chosen, key=lambda c: int(git("show", "-s", "--format=%ct", c)))
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"HEAD {head[:8]} first (it generates the phantom), then {len(dated)} commits, {args.jobs} at a time; "
-          f"a {args.dims}D U-Net, {args.epochs} epochs, validation every {args.val_every}", flush=True)
-    reference = fingerprint(train(head, args.work, args.epochs, args.val_every, args.dims))
+          f"a {args.dims}D U-Net with {args.loss}, {args.epochs} epochs, validation every {args.val_every}", flush=True)
+    reference = fingerprint(train(head, args.work, args.epochs, args.val_every, args.dims, args.loss))
 
     def one(commit: str) -> dict[str, object]:
         try:
-            found = fingerprint(train(commit, args.work, args.epochs, args.val_every, args.dims))
+            found = fingerprint(train(commit, args.work, args.epochs, args.val_every, args.dims, args.loss))
         except (RuntimeError, OSError, KeyError) as error:
             return {"commit": commit, "error": str(error)}
         row = {"commit": commit, "weights_equal": found["weights"] == reference["weights"],
