@@ -51,8 +51,8 @@ def test_a_run_resumed_with_other_code_records_each_segment(tmp_path, capsys):
     assert code_segments(stored, same, ckpt) == {} and capsys.readouterr().out == ""
     changed = {"git_commit": "a" * 40, "source_changes": ["src/ctbench/x.py"]}
     first = code_segments(stored, changed, ckpt)
-    assert first == {"code_segments": [{"git_commit": "a" * 40, "source_changes": [], "from_epoch": 0},
-                                       {**changed, "from_epoch": 5}]}
+    assert first == {"code_segments": [{"git_commit": "a" * 40, "source_changes": [], "cpu": None, "from_epoch": 0},
+                                       {**changed, "cpu": None, "from_epoch": 5}]}
     assert "goes on at aaaaaaaaaa with uncommitted changes from epoch 5" in capsys.readouterr().out
     stored.write_text(json.dumps({**changed, **first}))
     torch.save({"epoch": 9, "global_step": 144}, ckpt)
@@ -61,12 +61,35 @@ def test_a_run_resumed_with_other_code_records_each_segment(tmp_path, capsys):
     assert [s["from_epoch"] for s in later] == [0, 5, 9] and later[-1]["git_commit"] == "c" * 40
 
 
+def test_a_run_resumed_on_another_kind_of_cpu_records_a_segment(tmp_path, capsys):
+    """Float kernels differ between CPUs (the study's Intel-made runs do not replay on an AMD machine), so a run
+    resumed on another kind of CPU is a mixed run too; a record made before CPUs were recorded is not compared."""
+    import json
+
+    import torch
+
+    from ctbench.engine.run import code_segments
+
+    stored, ckpt = tmp_path / "provenance.json", tmp_path / "last.ckpt"
+    torch.save({"epoch": 7, "global_step": 112}, ckpt)
+    code = {"git_commit": "a" * 40, "source_changes": []}
+    stored.write_text(json.dumps({**code, "machine": {"cpu": "Intel(R) Xeon(R) Processor", "torch_threads": 1}}))
+    amd = {**code, "machine": {"cpu": "AMD EPYC", "torch_threads": 1}}
+    record = code_segments(stored, amd, ckpt)["code_segments"]
+    assert [(s["cpu"], s["from_epoch"]) for s in record] == [("Intel(R) Xeon(R) Processor", 0), ("AMD EPYC", 7)]
+    assert "(CPU Intel(R) Xeon(R) Processor, now AMD EPYC)" in capsys.readouterr().out
+    stored.write_text(json.dumps({**code, "machine": {"cpu": "AMD EPYC", "torch_threads": 1}}))
+    assert code_segments(stored, amd, ckpt) == {}  # the same CPU and code
+    stored.write_text(json.dumps(code))  # written before CPUs were recorded
+    assert code_segments(stored, amd, ckpt) == {} and capsys.readouterr().out == ""
+
+
 def test_the_report_line_names_the_code_segments():
     from ctbench.reports.run_report import _segments
 
     assert _segments(None) == "" and _segments([{"from_epoch": 0}]) == ""
-    assert _segments([{"from_epoch": 0}, {"from_epoch": 40}]).startswith("; resumed with other code: 2 versions "
-                                                                         "from epochs 0, 40")
+    assert _segments([{"from_epoch": 0}, {"from_epoch": 40}]).startswith("; resumed with other code or on another "
+                                                                         "CPU: 2 versions from epochs 0, 40")
 
 
 def test_a_run_records_its_cpu_model_and_threads_and_scipy():

@@ -66,10 +66,11 @@ def _report(cfg: DictConfig, module, out: Path, meta: dict[str, Any], split: str
 
 
 def code_segments(stored_file: Path, meta: dict[str, Any], ckpt: Path) -> dict[str, Any]:
-    """``{"code_segments": [...]}`` when a run resumes with other code than it was trained with so far: each
-    segment's commit, uncommitted source files and first epoch, also printed in one line; else ``{}``. The
-    config check refuses another config; a code change is allowed (a fix) but recorded, since the run is
-    then not the one either commit alone would train."""
+    """``{"code_segments": [...]}`` when a run resumes with other code or on another kind of CPU than it was
+    trained with so far: each segment's commit, uncommitted source files, CPU model and first epoch, also
+    printed in one line; else ``{}``. The config check refuses another config; a code change is allowed (a fix)
+    but recorded, since the run is then not the one either commit alone would train; so is a CPU change,
+    since float kernels differ between CPUs (a record made before CPUs were recorded is not compared)."""
     import json
 
     from ctbench.engine.resume import checkpoint_epoch
@@ -80,21 +81,28 @@ def code_segments(stored_file: Path, meta: dict[str, Any], ckpt: Path) -> dict[s
         stored = {}
     if not isinstance(stored, dict):
         stored = {}
-    now = {"git_commit": meta["git_commit"], "source_changes": meta["source_changes"]}
+    def cpu(record: dict[str, Any]) -> str | None:
+        machine = record.get("machine")
+        return machine.get("cpu") if isinstance(machine, dict) else None
+
+    now = {"git_commit": meta["git_commit"], "source_changes": meta["source_changes"], "cpu": cpu(meta)}
     segments = stored.get("code_segments") if isinstance(stored.get("code_segments"), list) else None
     if segments is None:
         if "git_commit" not in stored:
             return {}
         segments = [{"git_commit": stored["git_commit"], "source_changes": stored.get("source_changes"),
-                     "from_epoch": 0}]
+                     "cpu": cpu(stored), "from_epoch": 0}]
     last = segments[-1]
-    if {k: last.get(k) for k in now} == now:
+    other_cpu = None not in (last.get("cpu"), now["cpu"]) and last.get("cpu") != now["cpu"]
+    if all(last.get(k) == now[k] for k in ("git_commit", "source_changes")) and not other_cpu:
         return {"code_segments": segments} if len(segments) > 1 else {}
     epoch = checkpoint_epoch(ckpt)
+    machines = f" (CPU {last.get('cpu')}, now {now['cpu']})" if other_cpu else ""
     print(f"resume: {stored_file.parent} was trained so far at commit {str(last.get('git_commit'))[:10]}"
           f"{' with uncommitted changes' if last.get('source_changes') else ''} and goes on at "
           f"{str(now['git_commit'])[:10]}{' with uncommitted changes' if now['source_changes'] else ''} from epoch "
-          f"{epoch}: the run mixes two versions of the code (provenance.json: code_segments)")
+          f"{epoch}{machines}: the run mixes two versions of the code or two kinds of CPU (provenance.json: "
+          "code_segments)")
     return {"code_segments": [*segments, {**now, "from_epoch": epoch}]}
 
 

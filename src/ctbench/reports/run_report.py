@@ -123,10 +123,11 @@ def _changes(files: list[str] | None) -> str:
 
 
 def _segments(segments: list[dict[str, Any]] | None) -> str:
-    """``; resumed with other code: N versions from epochs a, b`` for a run trained across code versions."""
+    """``; resumed with other code or on another CPU: N versions from epochs a, b`` for a run trained across
+    code versions or kinds of CPU."""
     if not segments or len(segments) < 2:
         return ""
-    return (f"; resumed with other code: {len(segments)} versions from epochs "
+    return (f"; resumed with other code or on another CPU: {len(segments)} versions from epochs "
             f"{', '.join(str(s.get('from_epoch')) for s in segments)} (`provenance.json`: `code_segments`)")
 
 
