@@ -22,21 +22,11 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from init_vs_data_seed import StopAfter  # scripts/ is on the path of a script run from it
 from omegaconf import OmegaConf
 
 from ctbench.engine.build import build_datamodule, build_module, build_trainer
 from ctbench.provenance import machine_info
-
-
-class StopAfter(pl.Callback):
-    """Ends ``fit`` after ``epochs`` epochs (and their validation), on the run's whole schedule."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.current_epoch + 1 >= self.epochs:
-            trainer.should_stop = True
 
 
 def first_validation(run: Path) -> tuple[int, float]:
@@ -77,7 +67,7 @@ def main() -> None:
                               text=True).stdout[:16]
         replay_epoch, replayed = first_validation(run)
         equal = replay_epoch == epoch and round(replayed, 5) == recorded
-        cpu = str(summary.get("predict_hardware", "")).split(",")[0]
+        cpu = str(summary.get("predict_hardware", "")).split(",")[0].removeprefix("CPU ")
         print(f"| {run.name} | {date} | {cpu} | {epoch}, {recorded:.5f} | {replayed:.5f} | "
               f"{'yes' if equal else '**no**'} |", flush=True)
 

@@ -12,26 +12,13 @@ complete runs below ``multirun/claims``:
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
-from ctbench.reports.claims import (
-    HierarchicalResult,
-    Verdict,
-    evaluate_claims,
-    load_claims,
-    sides,
-    verdict_label,
-)
+from precision_convention_sensitivity import cell  # scripts/ is on the path of a script run from it
+
+from ctbench.reports.claims import evaluate_claims, load_claims, sides
 from ctbench.reports.collect import collect, find_run_dirs
 from ctbench.study import CLAIMS_DIR
-
-
-def cell(v: Verdict) -> str:
-    t: HierarchicalResult | None = v.test
-    interval = f" {t.estimate:+.3f} [{t.low:+.3f}, {t.high:+.3f}]" if t else ""
-    means = "" if math.isnan(v.candidate_mean) else f"{v.candidate_mean:.3f} / {v.baseline_mean:.3f}"
-    return f"{means}{interval}, {verdict_label(v)}"
 
 
 def main() -> None:
