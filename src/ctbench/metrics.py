@@ -227,7 +227,7 @@ def with_worst_case(row: Mapping[str, Any], key: str) -> float:
         return _num(row.get("diagonal_mm"))
     if key in ("sensitivity", "precision"):
         n_pred, n_truth = _num(row.get("pred_voxels")), _num(row.get("truth_voxels"))
-        if key == "sensitivity" and n_truth == 0 or key == "precision" and n_pred == 0 == n_truth:
+        if (key == "sensitivity" and n_truth == 0) or (key == "precision" and n_pred == 0 == n_truth):
             return NAN
         if key == "precision" and n_pred == 0 < n_truth:
             return 0.0

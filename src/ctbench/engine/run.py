@@ -81,6 +81,7 @@ def code_segments(stored_file: Path, meta: dict[str, Any], ckpt: Path) -> dict[s
         stored = {}
     if not isinstance(stored, dict):
         stored = {}
+
     def cpu(record: dict[str, Any]) -> str | None:
         machine = record.get("machine")
         return machine.get("cpu") if isinstance(machine, dict) else None
