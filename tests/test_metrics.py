@@ -314,7 +314,7 @@ def test_properties(p, t, spacing):
         assert a["sensitivity"] == pytest.approx(b["precision"])
     elif p.any() or t.any():  # one empty: precision 0 either way, sensitivity undefined with nothing to find
         assert a["precision"] == b["precision"] == 0
-        assert a["sensitivity"] == 0 if t.any() else math.isnan(a["sensitivity"])
+        assert (a["sensitivity"] == 0) if t.any() else math.isnan(a["sensitivity"])
     else:
         assert math.isnan(a["sensitivity"]) and math.isnan(a["precision"])
 
