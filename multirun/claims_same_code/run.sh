@@ -6,7 +6,7 @@
 # training stream restarted at the first validation. In C2b, C5a/b, C12, C13 and C21a/c/d one side was
 # trained before it and the other after; these are that side's runs, with the study's own commands
 # (`ctbench study run --dry-run --only C2 C5 C12 C13 C21`), two jobs side by side with one thread each (as
-# `ctbench study run --jobs 2`). A finished run (report/summary.json written) is skipped; an interrupted one
+# `ctbench study run --jobs 2`). Then C1's FCN-32s and FCN-16s, so that C1's sides are both today's code. A finished run (report/summary.json written) is skipped; an interrupted one
 # resumes from its last checkpoint when run again.
 # Usage: run.sh [NAME...]   (default: every job below, the longest first)
 cd "$(dirname "$0")/../.."  # the repository root
@@ -19,6 +19,14 @@ jobs() {
   done
   for s in 0 1 2; do  # C12: FCN-8s (150 epochs)
     echo "fcn8s-dice_ce-2d-seed$s experiment=claims/c12_drinet model=fcn8s seed=$s"
+  done
+  # C1a-c, whose two sides were both trained before ba3ec25: with FCN-8s alone trained again, C1b's reproduced
+  # read inconclusive; with FCN-32s and FCN-16s trained again too, both sides are today's code (150 epochs each)
+  for s in 0 1 2; do
+    echo "fcn32s-dice_ce-2d-seed$s experiment=claims/c1_fcn_skips model=fcn32s seed=$s"
+  done
+  for s in 0 1 2; do
+    echo "fcn16s-dice_ce-2d-seed$s experiment=claims/c1_fcn_skips model=fcn16s seed=$s"
   done
 }
 one() {  # NAME OVERRIDES...
