@@ -6,8 +6,9 @@
 # training stream restarted at the first validation. In C2b, C5a/b, C12, C13 and C21a/c/d one side was
 # trained before it and the other after; these are that side's runs, with the study's own commands
 # (`ctbench study run --dry-run --only C2 C5 C12 C13 C21`), two jobs side by side with one thread each (as
-# `ctbench study run --jobs 2`). Then C1's FCN-32s and FCN-16s, so that C1's sides are both today's code. A finished run (report/summary.json written) is skipped; an interrupted one
-# resumes from its last checkpoint when run again.
+# `ctbench study run --jobs 2`). Then C1's FCN-32s and FCN-16s, so that C1's sides are both today's code.
+# A finished run (report/summary.json written) is skipped; an interrupted one resumes from its last checkpoint
+# when run again.
 # Usage: run.sh [NAME...]   (default: every job below, the longest first)
 cd "$(dirname "$0")/../.."  # the repository root
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
