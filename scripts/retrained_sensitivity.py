@@ -1,12 +1,20 @@
-"""The study's claims judged again with some of their runs trained again, beside the declared verdicts; a
-sensitivity analysis, never the verdicts.
+"""The study's claims judged again with runs trained again, beside the declared verdicts; a sensitivity
+analysis or a replication, never the verdicts.
 
-A folder of runs named as the study's (``multirun/claims_same_code``: the runs of the sides trained before
-commit ba3ec25, trained again with today's code, its ``run.sh``) takes the place of the study's runs of the same
-names in every claim that reads one of them. Judged in the whole declared family (every claim file), from the
-complete runs below ``multirun/claims``:
+The folder holds complete runs named as the study's jobs (``MODEL-LOSS-DIMSd-seedS[TAG]``):
+
+- a run with the name of one of the study's takes its place in every claim that reads it, judged in the whole
+  declared family (``multirun/claims_same_code``: the runs of the sides trained before commit ba3ec25, trained
+  again with today's code, its ``run.sh``);
+- a run with a new name, another seed of a study arm, is added: each claim with such runs on both sides is judged
+  on them alone (a replication on fresh seeds; its family: the claims so judged) and on them pooled with the
+  study's runs (the whole declared family) (``multirun/claims_fresh_seeds``: the arms of the decisive verdicts
+  with seeds 3-5, its ``run.sh``).
+
+Read from the complete runs below ``multirun/claims``:
 
     PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_same_code
+    PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_fresh_seeds
 """
 
 from __future__ import annotations
@@ -16,35 +24,59 @@ from pathlib import Path
 
 from precision_convention_sensitivity import cell  # scripts/ is on the path of a script run from it
 
-from ctbench.reports.claims import evaluate_claims, load_claims, sides
+from ctbench.reports.claims import Verdict, evaluate_claims, load_claims, sides
 from ctbench.reports.collect import collect, find_run_dirs
 from ctbench.study import CLAIMS_DIR
 
 
+def shown(v: Verdict) -> str:
+    """A verdict's cell, with the reason when it is not evaluable."""
+    return cell(v) + (f" ({v.note})" if v.verdict == "not evaluable" else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("retrained", type=Path, help="a folder of complete runs named as the study's")
+    parser.add_argument("retrained", type=Path, help="a folder of complete runs named as the study's jobs")
     parser.add_argument("--study", type=Path, default=Path("multirun/claims"), help="the study's folder")
     args = parser.parse_args()
     if not args.retrained.is_dir() or not find_run_dirs(args.retrained):
         raise SystemExit(f"{args.retrained}: no complete run there; train them first (its run.sh)")
     runs = [r for r in collect([args.study])[0] if "report" not in r.path.relative_to(args.study).parts]
-    again = {r.path.name: r for r in collect([args.retrained])[0]}
-    unknown = sorted(set(again) - {r.path.name for r in runs})
-    if unknown:
-        raise SystemExit(f"{args.retrained}: {', '.join(unknown)} name no run of {args.study}")
-    swapped = [again.get(r.path.name, r) for r in runs]
+    names = {r.path.name for r in runs}
+    again = collect([args.retrained])[0]
+    replacing = {r.path.name: r for r in again if r.path.name in names}
+    added = [r for r in again if r.path.name not in names]
     claims = load_claims(CLAIMS_DIR)
-    touched = [c for c in claims if any(r.path.name in again for side in sides(c, runs) for r in side)]
+    stray = sorted(r.path.name for r in added if not any(r in side for c in claims for side in sides(c, added)))
+    if stray:
+        raise SystemExit(f"{args.retrained}: {', '.join(stray)} name no run of {args.study} and no claim's side")
+    pooled = [replacing.get(r.path.name, r) for r in runs] + added
+    touched = [c for c in claims if any(r.path.name in replacing for side in sides(c, runs) for r in side)
+               or any(sides(c, added))]
     declared = {v.claim.id: v for v in evaluate_claims(claims, runs)}
-    retrained = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of={c.id: swapped for c in touched})}
-    print(f"{len(again)} runs of {args.retrained} in place of the study's: {', '.join(sorted(again))}")
-    print("| claim | runs replaced (candidate, baseline) | declared (candidate / baseline mean, difference "
-          "[interval], verdict) | with the runs trained again |")
-    print("|---|---|---|---|")
-    for c in touched:
-        counts = ", ".join(str(sum(r.path.name in again for r in side)) for side in sides(c, runs))
-        print(f"| {c.id} | {counts} | {cell(declared[c.id])} | {cell(retrained[c.id])} |")
+    again_judged = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of={c.id: pooled for c in touched})}
+    if replacing:
+        print(f"{len(replacing)} runs of {args.retrained} in place of the study's: {', '.join(sorted(replacing))}")
+        print("| claim | runs replaced (candidate, baseline) | declared (candidate / baseline mean, difference "
+              "[interval], verdict) | with the runs trained again |")
+        print("|---|---|---|---|")
+        for c in touched:
+            counts = [sum(r.path.name in replacing for r in side) for side in sides(c, runs)]
+            if any(counts):
+                print(f"| {c.id} | {', '.join(map(str, counts))} | {shown(declared[c.id])} | "
+                      f"{shown(again_judged[c.id])} |")
+    replicated = [c for c in claims if all(sides(c, added))]
+    if replicated:
+        alone = {v.claim.id: v for v in evaluate_claims(replicated, added)}
+        print(f"\n{len(added)} runs of {args.retrained} beside the study's; {len(replicated)} claims with new runs on "
+              f"both sides, judged on them alone (family of {len(replicated)}) and pooled (the declared family of "
+              f"{len(claims)})")
+        print("| claim | new runs (candidate, baseline) | declared | new runs alone | pooled |")
+        print("|---|---|---|---|---|")
+        for c in replicated:
+            counts = ", ".join(str(len(side)) for side in sides(c, added))
+            print(f"| {c.id} | {counts} | {shown(declared[c.id])} | {shown(alone[c.id])} | "
+                  f"{shown(again_judged[c.id])} |")
 
 
 if __name__ == "__main__":
