@@ -5,7 +5,10 @@
 # --only C1 C8 C11 C14 C18`), the loss arms at the rate their seed 0 chose on the grid
 # (multirun/claims/lr_choice.json: CE 0.009, Dice 0.001, Combo 0.003), two jobs side by side with one thread each
 # (as `ctbench study run --jobs 2`). `scripts/retrained_sensitivity.py multirun/claims_fresh_seeds` judges each
-# claim on these seeds alone and on the six seeds pooled.
+# claim on these seeds alone and on the six seeds pooled. Declared before any of these runs (6 Dec 15:15): a
+# decisive verdict is *replicated* when seeds 3-5 alone give the same verdict, in the family of the claims with
+# new runs on both sides (Holm over them); otherwise it reads *not replicated* beside the declared one, which
+# stays (seeds 0-2, the whole family). The pooled six seeds are reported, not used to decide.
 # A finished run (report/summary.json written) is skipped; an interrupted one resumes from its last checkpoint
 # when run again.
 # Usage: run.sh [NAME...]   (default: every job below, in this order: the cheapest claims first)
