@@ -7,13 +7,21 @@ network or loss arm moved up an epoch tier replaced the record of the run it ret
 cost of the runs the verdicts use, not of the study. ``ctbench study run`` prints a line when a job segment ends
 (``NAME: done in M min (C min CPU)``, or ``failed``); their sum is the job time every finished segment took,
 retired and failed runs included. A segment cut by a killed study printed no line, so the sum is a lower bound.
+
+``--by-cpu DIR...`` prints instead the median training seconds per epoch of each network, per kind of CPU the
+runs were made on (``train_seconds / epochs`` and ``predict_hardware`` of each ``report/summary.json`` below DIR;
+the study's runs were made on two), the figures the study's time estimates are calibrated on:
+
+    .venv/bin/python scripts/study_time_spent.py --by-cpu multirun/claims multirun/claims_tuning
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
-from collections import Counter
+import statistics
+from collections import Counter, defaultdict
 from pathlib import Path
 
 SEGMENT = re.compile(r"^\[study\] (?P<name>\S+): (?P<status>done|failed) in (?P<wall>[\d.]+) min "
@@ -21,10 +29,30 @@ SEGMENT = re.compile(r"^\[study\] (?P<name>\S+): (?P<status>done|failed) in (?P<
 STARTED = re.compile(r"^\[study\] \d+ jobs for ", re.MULTILINE)
 
 
+def seconds_per_epoch_by_cpu(folders: list[Path]) -> None:
+    """Median training seconds per epoch per network (MODEL-DIMSd) and CPU, from the runs' summaries."""
+    times: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+    for summary in sorted(p for folder in folders for p in folder.glob("*/report/summary.json")):
+        data = json.loads(summary.read_text())
+        name = summary.parent.parent.name
+        if "-eval-" in name or not data.get("epochs") or not data.get("train_seconds"):
+            continue  # an evaluation of another run's weights trains nothing
+        model, _, dims = name.split("-")[:3]
+        cpu = str(data.get("predict_hardware", "unknown")).split(",")[0].removeprefix("CPU ")
+        times[(f"{model}-{dims}", cpu)].append(data["train_seconds"] / data["epochs"])
+    print("| network | CPU | runs | median train s/epoch |\n|---|---|---:|---:|")
+    for (network, cpu), values in sorted(times.items()):
+        print(f"| {network} | {cpu} | {len(values)} | {statistics.median(values):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("logs", nargs="+", type=Path)
+    parser.add_argument("logs", nargs="+", type=Path, help="study logs, or run folders with --by-cpu")
+    parser.add_argument("--by-cpu", action="store_true", help="median train seconds per epoch per network and CPU")
     args = parser.parse_args()
+    if args.by_cpu:
+        seconds_per_epoch_by_cpu(args.logs)
+        return
     for log in args.logs:
         text = log.read_text(errors="replace")
         segments = list(SEGMENT.finditer(text))

@@ -87,6 +87,10 @@ def test_a_run_stopped_after_its_fit_resumes_with_the_schedule_completed(trained
     ctbench("train", *TRAINED_RUN, f"hydra.run.dir={run}", "resume=true", cwd=workdir)
     block = read_summary(run)["convergence"]
     assert block["schedule_completed"] is True and block == read_summary(trained_run)["convergence"]
+    # its training time is the first process's (kept in last.ckpt), not this process's second or so: the
+    # checkpoint is saved after the last epoch, so only the fit's teardown after it is left out
+    first, resumed = read_summary(trained_run)["train_seconds"], read_summary(run)["train_seconds"]
+    assert 0.8 * first <= resumed <= first + 30, (first, resumed)
 
 
 @pytest.mark.slow  # 18 composes: ~10 s per study preset here

@@ -121,6 +121,9 @@ class SegmentationModule(pl.LightningModule):
         self.val_history: list[list[float]] = []
         #: whether the learning-rate schedule ran to its end (set when training ends)
         self.schedule_completed: bool | None = None
+        #: seconds the fit's earlier processes trained up to the checkpoint this one resumed (kept in the checkpoints)
+        self.train_seconds_before = 0.0
+        self._fit_started: float | None = None
         self._scheduler: Any = None  # the model's schedule, for on_fit_end (Lightning's teardown drops its list)
         self.test_rows: list[dict[str, Any]] = []
         self.overlays: list[dict[str, Any]] = []
@@ -128,7 +131,14 @@ class SegmentationModule(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def train_seconds(self) -> float:
+        """Seconds of training behind the current weights, over every process of a resumed run (the time after
+        a process's last checkpoint, trained again by the next, counts once)."""
+        now = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        return self.train_seconds_before + now
+
     def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
         datamodule = getattr(self.trainer, "datamodule", None)
         self.zscore = getattr(datamodule, "zscore", None)
         if self.cfg.get("compile", False):
@@ -139,10 +149,13 @@ class SegmentationModule(pl.LightningModule):
         # normalisation statistics travel with the weights, so `predict` needs no dataset
         checkpoint["ctbench_zscore"] = list(self.zscore) if getattr(self, "zscore", None) else None
         checkpoint["ctbench_val_history"] = [list(item) for item in self.val_history]
+        checkpoint["ctbench_train_seconds"] = self.train_seconds()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # a resumed run keeps its learning curve (the convergence block of summary.json reads it)
         self.val_history = [[int(e), float(v)] for e, v in checkpoint.get("ctbench_val_history") or []]
+        # and its training time (summary.json's train_seconds); a checkpoint from before it was kept holds none
+        self.train_seconds_before = float(checkpoint.get("ctbench_train_seconds") or 0.0)
 
     # ---- training ---------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:

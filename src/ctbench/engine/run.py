@@ -10,7 +10,6 @@ Only rank 0 writes run-level files, all into the one run folder.
 from __future__ import annotations
 
 import shutil
-import time
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -303,10 +302,9 @@ def _train(cfg: DictConfig, ctx: RunContext) -> dict[str, Any] | None:
         atomic_write_json(out / "provenance.json", meta)
     if ckpt is not None:
         print(f"resuming from {ckpt}")
-    start = time.perf_counter()
     _guarded(lambda: trainer.fit(module, datamodule=data, ckpt_path=str(ckpt) if ckpt else None), out, trainer,
              "training")
-    seconds = time.perf_counter() - start
+    seconds = module.train_seconds()  # every process of a resumed run, not only this one
     if trainer.is_global_zero:
         atomic_write_json(out / "splits.json", data.split)
     weights, tested = _tested_checkpoint(out, module)
