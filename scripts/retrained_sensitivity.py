@@ -7,14 +7,16 @@ The folder holds complete runs named as the study's jobs (``MODEL-LOSS-DIMSd-see
   declared family (``multirun/claims_same_code``: the runs of the sides trained before commit ba3ec25, trained
   again with today's code, its ``run.sh``);
 - a run with a new name, another seed of a study arm, is added: each claim with such runs on both sides is judged
-  on them alone (a replication on fresh seeds; its family: the claims so judged) and on them pooled with the
-  study's runs (the whole declared family) (``multirun/claims_fresh_seeds``: the arms of the decisive verdicts
-  with seeds 3-5, its ``run.sh``).
+  on them alone (a replication on fresh seeds) and on them pooled with the study's runs (the whole declared
+  family) (``multirun/claims_fresh_seeds``: the arms of the decisive verdicts with seeds 3-5, its ``run.sh``).
+  The replication's family is ``--family`` (claim ids, e.g. ``C8 C18a``; those without new runs yet count in it,
+  not evaluable, as claim files without runs do in the study's), else the claims with new runs on both sides.
 
 Read from the complete runs below ``multirun/claims``:
 
     PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_same_code
-    PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_fresh_seeds
+    PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_fresh_seeds \
+        --family C1a C1b C1c C7b C7d C7f C8 C11a C14b C14c C18a C18b C24b
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("retrained", type=Path, help="a folder of complete runs named as the study's jobs")
     parser.add_argument("--study", type=Path, default=Path("multirun/claims"), help="the study's folder")
+    parser.add_argument("--family", nargs="+", metavar="CLAIM",
+                        help="the replication's family, claim ids (default: the claims with new runs on both sides)")
     args = parser.parse_args()
     if not args.retrained.is_dir() or not find_run_dirs(args.retrained):
         raise SystemExit(f"{args.retrained}: no complete run there; train them first (its run.sh)")
@@ -65,12 +69,19 @@ def main() -> None:
             if any(counts):
                 print(f"| {c.id} | {', '.join(map(str, counts))} | {shown(declared[c.id])} | "
                       f"{shown(again_judged[c.id])} |")
-    replicated = [c for c in claims if all(sides(c, added))]
+    family = [c for c in claims if c.id.split("-")[0] in args.family] if args.family else \
+        [c for c in claims if all(sides(c, added))]
+    if args.family and len(family) != len(set(args.family)):
+        known = {c.id.split("-")[0] for c in family}
+        raise SystemExit(f"--family: no claim file has the id(s) {', '.join(sorted(set(args.family) - known))}")
+    replicated = [c for c in family if all(sides(c, added))]
     if replicated:
-        alone = {v.claim.id: v for v in evaluate_claims(replicated, added)}
+        alone = {v.claim.id: v for v in evaluate_claims(family, added)}
+        waiting = [c.id for c in family if c not in replicated]
         print(f"\n{len(added)} runs of {args.retrained} beside the study's; {len(replicated)} claims with new runs on "
-              f"both sides, judged on them alone (family of {len(replicated)}) and pooled (the declared family of "
-              f"{len(claims)})")
+              f"both sides, judged on them alone (a family of {len(family)}"
+              + (f", with {', '.join(waiting)} not run yet" if waiting else "")
+              + f") and pooled (the declared family of {len(claims)})")
         print("| claim | new runs (candidate, baseline) | declared | new runs alone | pooled |")
         print("|---|---|---|---|---|")
         for c in replicated:
