@@ -132,8 +132,8 @@ class SegmentationModule(pl.LightningModule):
         return self.model(x)
 
     def train_seconds(self) -> float:
-        """Seconds of training behind the current weights, over every process of a resumed run (the time after
-        a process's last checkpoint, trained again by the next, counts once)."""
+        """Seconds of training behind the current weights, summed over the processes of a resumed run (what a
+        killed process trained after its last checkpoint is left out: the next process trains it again)."""
         now = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
         return self.train_seconds_before + now
 
