@@ -6,7 +6,7 @@
 # (multirun/claims/lr_choice.json: CE 0.009, Dice 0.001, Combo 0.003), two jobs side by side with one thread each
 # (as `ctbench study run --jobs 2`). `scripts/retrained_sensitivity.py multirun/claims_fresh_seeds --family ...`
 # judges each claim on these seeds alone and on the six seeds pooled. Declared before any of these runs (6 Dec
-# 15:15; the family of 13 fixed at 15:28, before any verdict on these runs was computed): a
+# 15:12; the family of 13 fixed at 15:27, before any verdict on these runs was computed): a
 # decisive verdict is *replicated* when seeds 3-5 alone give the same verdict, in the family of the 13 claims
 # whose both sides are arms below (C1a-c, C7b/d/f, C8, C11a, C14b/c, C18a/b, C24b; Holm over them, a claim not
 # run yet counting in it), `--family` of the script; otherwise it reads *not replicated* beside the declared one,
