@@ -1355,3 +1355,34 @@ def test_the_epoch_sensitivity_judges_a_claim_again_with_its_shorter_arm_trained
     monkeypatch.setitem(study.EPOCHS_BY_DESIGN, "C8b", "unequal by design")
     lines = study.epoch_sensitivity(claims, runs, declared, ["C8b"], checks, tmp_path / "check")
     assert [line for line in lines if line.startswith("| C8b")][0].endswith("| unequal by design |  |")
+
+
+def test_lost_classes_counts_the_runs_below_the_floor_per_loss_and_seed(tmp_path):
+    """scripts/lost_classes.py: a run loses a class when its test mean Dice is below --below (0.1, strictly); the
+    lesion is left out unless --with-lesion; a run on another dataset or split is not counted; no run at all is one
+    line and a non-zero exit."""
+    import json
+    import subprocess
+    import sys
+
+    def run(name, loss, seed, dice, dataset="phantom_study", split="test"):
+        (tmp_path / name / "report").mkdir(parents=True)
+        (tmp_path / name / "report" / "summary.json").write_text(json.dumps({
+            "loss": loss, "seed": seed, "dataset": dataset, "split": split,
+            "per_class": {name: {"dice": value} for name, value in dice.items()}}))
+
+    run("unet-dice-2d-seed2", "dice", 2, {"liver": 0.9, "spleen": 0.016, "lesion": 0.0})
+    run("unet-dice-2d-seed1", "dice", 1, {"liver": 0.9, "spleen": 0.1, "lesion": 0.0})  # 0.1 is not below 0.1
+    run("unet-ce-2d-seed2", "ce", 2, {"liver": 0.9, "spleen": 0.8, "lesion": 0.05})
+    run("unet-ce-2d-seed0-val", "ce", 0, {"liver": 0.0}, split="val")
+    run("unet-ce-2d-seed0-other", "ce", 0, {"liver": 0.0}, dataset="phantom")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "lost_classes.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert "| ce |  | 0/1 | 0/1 |" in out and "| dice | 0/1 | 1/1 | 1/2 |" in out
+    assert out[-1] == f"- {tmp_path / 'unet-dice-2d-seed2'}: spleen 0.016"
+    with_lesion = subprocess.run([sys.executable, str(script), str(tmp_path), "--with-lesion"], capture_output=True,
+                                 text=True, check=True).stdout.splitlines()
+    assert "| ce |  | 1/1 | 1/1 |" in with_lesion and "| dice | 1/1 | 1/1 | 2/2 |" in with_lesion
+    failed = subprocess.run([sys.executable, str(script), str(tmp_path / "missing")], capture_output=True, text=True)
+    assert failed.returncode != 0 and "no complete run on dataset=phantom_study" in failed.stderr
