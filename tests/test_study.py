@@ -1386,3 +1386,36 @@ def test_lost_classes_counts_the_runs_below_the_floor_per_loss_and_seed(tmp_path
     assert "| ce |  | 1/1 | 1/1 |" in with_lesion and "| dice | 1/1 | 1/1 | 2/2 |" in with_lesion
     failed = subprocess.run([sys.executable, str(script), str(tmp_path / "missing")], capture_output=True, text=True)
     assert failed.returncode != 0 and "no complete run on dataset=phantom_study" in failed.stderr
+
+
+def test_gate_redraw_pairs_runs_by_name_and_counts_the_verdicts_that_flip(tmp_path):
+    """scripts/gate_redraw.py: a run trained again is paired with the study run of its name; the gain is best_last -
+    best_before; the median and largest absolute change of the gain and the flipped verdicts are summed up; a run
+    without a partner or a convergence record is left out, and no pair at all is one line and a non-zero exit."""
+    import json
+    import subprocess
+    import sys
+
+    def run(folder, name, best_last, best_before, verdict):
+        (tmp_path / folder / name / "report").mkdir(parents=True)
+        (tmp_path / folder / name / "report" / "summary.json").write_text(json.dumps({
+            "mean_dice": 0.6, "convergence": {"best_last": best_last, "best_before": best_before,
+                                              "verdict": verdict}}))
+
+    run("study", "a-seed0", 0.603, 0.600, "converged")
+    run("again", "a-seed0", 0.610, 0.600, "still improving")  # gain +0.003 -> +0.010: moves 0.007, flips
+    run("study", "a-seed1", 0.600, 0.600, "converged")
+    run("again", "a-seed1", 0.599, 0.600, "converged")  # 0 -> -0.001: moves 0.001
+    run("study", "a-seed2", 0.600, 0.600, "converged")
+    run("again", "a-seed2", 0.600, 0.500, "still improving")  # gain +0.1 -> moves 0.1
+    run("again", "b-seed0", 0.6, 0.6, "converged")  # no partner in the study
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gate_redraw.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "study"), str(tmp_path / "again")],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert "| a-seed0 | +0.0030 | converged | +0.0100 | still improving | 0.600 / 0.600 |" in out
+    assert out[-1] == ("3 pairs: the gain moves by 0.0070 (median) and 0.1000 (largest) on a redraw; the verdict "
+                       "flips on 2 (a-seed0, a-seed2)")
+    for folders, message in (((tmp_path / "study", tmp_path / "missing"), "is not a folder"),
+                             ((tmp_path / "again", tmp_path / "study" / "a-seed0"), "has a complete run of the same name")):
+        failed = subprocess.run([sys.executable, str(script), *map(str, folders)], capture_output=True, text=True)
+        assert failed.returncode != 0 and message in failed.stderr

@@ -1,0 +1,59 @@
+"""The convergence gate on a redraw: the same run trained twice, its gate's gain and verdict side by side.
+
+The gate (:mod:`ctbench.reports.convergence`) calls a run still improving when the best validation mean Dice of
+its last 20 % of epochs beats the best before by more than ``study.plateau`` (0.005). A run of ``AGAIN`` with the
+name of a run of ``STUDY`` is the same config and seed trained again (``multirun/claims_same_code``: the same
+seeds with today's code, whose training streams differ from the first draw's after the first validation). This
+prints both gains and verdicts per pair, then the median and largest absolute difference of the gains and the
+pairs whose verdict flips: how much of the gate's 0.005 a redraw alone can move.
+
+    .venv/bin/python scripts/gate_redraw.py multirun/claims multirun/claims_same_code
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def gate(run: Path) -> tuple[float, str, float] | None:
+    """(gain judged by the gate, its verdict, test mean Dice) of a complete run, or None."""
+    path = run / "report" / "summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    block = summary.get("convergence") or {}
+    if block.get("best_last") is None or block.get("best_before") is None:
+        return None
+    return block["best_last"] - block["best_before"], block["verdict"], summary["mean_dice"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", type=Path, help="the study folder (the first draws)")
+    parser.add_argument("again", type=Path, help="a folder of the same runs trained again, by the same names")
+    args = parser.parse_args()
+    for folder in (args.study, args.again):
+        if not folder.is_dir():
+            raise SystemExit(f"{folder} is not a folder: pass the study folder, then the folder of its runs trained again")
+    pairs = [(run.name, first, second) for run in sorted(args.again.iterdir())
+             if (second := gate(run)) and (first := gate(args.study / run.name))]
+    if not pairs:
+        raise SystemExit(f"no run of {args.again} has a complete run of the same name in {args.study}: "
+                         "pass the study folder, then the folder of its runs trained again")
+    print("| run | gain, first | verdict, first | gain, again | verdict, again | test Dice, first / again |")
+    print("|---|---:|---|---:|---|---:|")
+    for name, first, second in pairs:
+        print(f"| {name} | {first[0]:+.4f} | {first[1]} | {second[0]:+.4f} | {second[1]} | "
+              f"{first[2]:.3f} / {second[2]:.3f} |")
+    change = np.abs([second[0] - first[0] for _, first, second in pairs])
+    flips = [name for name, first, second in pairs if first[1] != second[1]]
+    print(f"\n{len(pairs)} pairs: the gain moves by {np.median(change):.4f} (median) and {change.max():.4f} (largest) "
+          f"on a redraw; the verdict flips on {len(flips)}" + (f" ({', '.join(flips)})" if flips else ""))
+
+
+if __name__ == "__main__":
+    main()
