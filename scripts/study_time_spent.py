@@ -10,7 +10,9 @@ retired and failed runs included. A segment cut by a killed study printed no lin
 
 ``--by-cpu DIR...`` prints instead the median training seconds per epoch of each network, per kind of CPU the
 runs were made on (``train_seconds / epochs`` and ``predict_hardware`` of each ``report/summary.json`` below DIR;
-the study's runs were made on two), the figures the study's time estimates are calibrated on:
+the study's runs were made on two), the figures the study's time estimates are calibrated on. A run resumed from
+``last.ckpt`` (its ``train.log`` says so) whose summary was written before 63b4823 counted only its last process's
+training time (``docs/report-format.md``), so it is left out, and the count of such runs is printed:
 
     .venv/bin/python scripts/study_time_spent.py --by-cpu multirun/claims multirun/claims_tuning
 """
@@ -21,28 +23,51 @@ import argparse
 import json
 import re
 import statistics
+import subprocess
 from collections import Counter, defaultdict
 from pathlib import Path
 
 SEGMENT = re.compile(r"^\[study\] (?P<name>\S+): (?P<status>done|failed) in (?P<wall>[\d.]+) min "
                      r"\((?P<cpu>[\d.]+) min CPU\)", re.MULTILINE)
 STARTED = re.compile(r"^\[study\] \d+ jobs for ", re.MULTILINE)
+RESUMED = re.compile(r"Restoring states from the checkpoint path at \S*last\.ckpt")
+#: the commit from which a resumed run's ``train_seconds`` sums every process of the run
+TRAIN_SECONDS_SUMMED = "63b4823"
+
+
+def counts_every_process(run: Path, commit: str | None) -> bool:
+    """Whether a run's ``train_seconds`` is its whole training time: it never resumed from ``last.ckpt``, or its
+    summary was written at a commit that has :data:`TRAIN_SECONDS_SUMMED` (an unknown commit counts as before)."""
+    log = run / "train.log"
+    if not log.is_file() or not RESUMED.search(log.read_text(errors="replace")):
+        return True
+    if not commit:
+        return False
+    return subprocess.run(["git", "merge-base", "--is-ancestor", TRAIN_SECONDS_SUMMED, commit],
+                          capture_output=True, cwd=Path(__file__).resolve().parent).returncode == 0
 
 
 def seconds_per_epoch_by_cpu(folders: list[Path]) -> None:
     """Median training seconds per epoch per network (MODEL-DIMSd) and CPU, from the runs' summaries."""
     times: defaultdict[tuple[str, str], list[float]] = defaultdict(list)
+    partial = []
     for summary in sorted(p for folder in folders for p in folder.glob("*/report/summary.json")):
         data = json.loads(summary.read_text())
         name = summary.parent.parent.name
         if "-eval-" in name or not data.get("epochs") or not data.get("train_seconds"):
             continue  # an evaluation of another run's weights trains nothing
+        if not counts_every_process(summary.parent.parent, data.get("git_commit")):
+            partial.append(name)
+            continue
         model, _, dims = name.split("-")[:3]
         cpu = str(data.get("predict_hardware", "unknown")).split(",")[0].removeprefix("CPU ")
         times[(f"{model}-{dims}", cpu)].append(data["train_seconds"] / data["epochs"])
     print("| network | CPU | runs | median train s/epoch |\n|---|---|---:|---:|")
     for (network, cpu), values in sorted(times.items()):
         print(f"| {network} | {cpu} | {len(values)} | {statistics.median(values):.2f} |")
+    if partial:
+        print(f"\nLeft out: {len(partial)} runs resumed before {TRAIN_SECONDS_SUMMED}, whose train_seconds is their last "
+              f"process's only: {', '.join(partial)}")
 
 
 def main() -> None:
