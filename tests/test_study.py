@@ -1419,3 +1419,31 @@ def test_gate_redraw_pairs_runs_by_name_and_counts_the_verdicts_that_flip(tmp_pa
                              ((tmp_path / "again", tmp_path / "study" / "a-seed0"), "has a complete run of the same name")):
         failed = subprocess.run([sys.executable, str(script), *map(str, folders)], capture_output=True, text=True)
         assert failed.returncode != 0 and message in failed.stderr
+
+
+def test_seconds_per_epoch_by_cpu_leaves_out_a_run_resumed_before_train_seconds_summed_its_processes(tmp_path):
+    """scripts/study_time_spent.py --by-cpu: the median train_seconds / epochs per network and CPU; a run whose
+    train.log shows a resume from last.ckpt and whose summary's commit is not known to have 63b4823 counted only its
+    last process, so it is left out and named; an evaluation run (``-eval-``) trains nothing and is skipped."""
+    import json
+    import subprocess
+    import sys
+
+    def run(name, seconds, commit="", resumed=False):
+        (tmp_path / name / "report").mkdir(parents=True)
+        (tmp_path / name / "report" / "summary.json").write_text(json.dumps({
+            "epochs": 100, "train_seconds": seconds, "git_commit": commit,
+            "predict_hardware": "CPU AMD EPYC, 1 torch thread(s)"}))
+        (tmp_path / name / "train.log").write_text(
+            "[INFO] - Restoring states from the checkpoint path at /x/checkpoints/last.ckpt\n" if resumed else "")
+
+    run("unet-dice-2d-seed0", 300.0)
+    run("unet-dice-2d-seed1", 500.0)
+    run("unet-dice-2d-seed2", 400.0, resumed=False)
+    run("unet-dice_ce-3d-seed0", 8.8, commit="0" * 40, resumed=True)  # a commit git does not know: before
+    run("unet-dice_ce-2d-seed0-eval-crf", 1.0)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "study_time_spent.py"
+    out = subprocess.run([sys.executable, str(script), "--by-cpu", str(tmp_path)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert "| unet-2d | AMD EPYC | 3 | 4.00 |" in out and not any(line.startswith("| unet-3d") for line in out)
+    assert out[-1].startswith("Left out: 1 runs resumed before 63b4823") and out[-1].endswith("unet-dice_ce-3d-seed0")
