@@ -5,7 +5,8 @@ its last 20 % of epochs beats the best before by more than ``study.plateau`` (0.
 name of a run of ``STUDY`` is the same config and seed trained again (``multirun/claims_same_code``: the same
 seeds with today's code, whose training streams differ from the first draw's after the first validation). This
 prints both gains and verdicts per pair, then the median and largest absolute difference of the gains and the
-pairs whose verdict flips: how much of the gate's 0.005 a redraw alone can move.
+pairs whose verdict flips: how much of the gate's 0.005 a redraw alone can move; and how many converged runs of
+``STUDY`` pass the gate by less than that median movement (gain within it below their plateau).
 
     .venv/bin/python scripts/gate_redraw.py multirun/claims multirun/claims_same_code
 """
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 
-def gate(run: Path) -> tuple[float, str, float] | None:
-    """(gain judged by the gate, its verdict, test mean Dice) of a complete run, or None."""
+def gate(run: Path) -> tuple[float, str, float, float] | None:
+    """(gain judged by the gate, its verdict, test mean Dice, plateau) of a complete run, or None."""
     path = run / "report" / "summary.json"
     if not path.is_file():
         return None
@@ -28,7 +29,8 @@ def gate(run: Path) -> tuple[float, str, float] | None:
     block = summary.get("convergence") or {}
     if block.get("best_last") is None or block.get("best_before") is None:
         return None
-    return block["best_last"] - block["best_before"], block["verdict"], summary["mean_dice"]
+    return (block["best_last"] - block["best_before"], block["verdict"], summary["mean_dice"],
+            block.get("plateau", 0.005))
 
 
 def main() -> None:
@@ -53,6 +55,11 @@ def main() -> None:
     flips = [name for name, first, second in pairs if first[1] != second[1]]
     print(f"\n{len(pairs)} pairs: the gain moves by {np.median(change):.4f} (median) and {change.max():.4f} (largest) "
           f"on a redraw; the verdict flips on {len(flips)}" + (f" ({', '.join(flips)})" if flips else ""))
+    study = [record for run in sorted(args.study.iterdir()) if (record := gate(run))]
+    close = [record for record in study
+             if record[1] == "converged" and record[3] - np.median(change) < record[0] <= record[3]]
+    print(f"{args.study}: {len(close)} of its {len(study)} runs with a gate record converged by less than that median "
+          "(a gain within it of the plateau)")
 
 
 if __name__ == "__main__":

@@ -1409,12 +1409,18 @@ def test_gate_redraw_pairs_runs_by_name_and_counts_the_verdicts_that_flip(tmp_pa
     run("study", "a-seed2", 0.600, 0.600, "converged")
     run("again", "a-seed2", 0.600, 0.500, "still improving")  # gain +0.1 -> moves 0.1
     run("again", "b-seed0", 0.6, 0.6, "converged")  # no partner in the study
+    run("study", "c-seed0", 0.600, 0.610, "converged")  # fell by 0.010: more than 0.007 below the plateau
+    run("study", "c-seed1", 0.610, 0.600, "still improving")
     script = Path(__file__).resolve().parents[1] / "scripts" / "gate_redraw.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path / "study"), str(tmp_path / "again")],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert "| a-seed0 | +0.0030 | converged | +0.0100 | still improving | 0.600 / 0.600 |" in out
-    assert out[-1] == ("3 pairs: the gain moves by 0.0070 (median) and 0.1000 (largest) on a redraw; the verdict "
+    assert out[-2] == ("3 pairs: the gain moves by 0.0070 (median) and 0.1000 (largest) on a redraw; the verdict "
                        "flips on 2 (a-seed0, a-seed2)")
+    # the study's converged runs with a gain in (0.005 - 0.007, 0.005]: +0.003, 0 and 0, not -0.010 (the plateau is
+    # 0.005 when the record has none); the run still improving does not count
+    assert out[-1] == f"{tmp_path / 'study'}: 3 of its 5 runs with a gate record converged by less than that median " \
+        "(a gain within it of the plateau)"
     for folders, message in (((tmp_path / "study", tmp_path / "missing"), "is not a folder"),
                              ((tmp_path / "again", tmp_path / "study" / "a-seed0"), "has a complete run of the same name")):
         failed = subprocess.run([sys.executable, str(script), *map(str, folders)], capture_output=True, text=True)
