@@ -6,7 +6,8 @@ it directly, over every run of the given study folders on one dataset: per loss 
 (columns), the runs that lose a class out of the runs, then each such run with its classes' Dice. A class is lost
 when its mean Dice over the test cases (``report/summary.json``'s ``per_class``) is below ``--below`` (0.1). The
 lesion class is left out by default: most arms are at its floor (``docs/survey-reproduction.md``). Runs tested on
-the validation cases (the rate and CRF grids of ``multirun/claims_tuning``) are left out unless ``--split val``.
+the validation cases (the CRF grid of ``multirun/claims_tuning``) are left out unless ``--split val``; the rate
+grid's runs are tested on the test cases, so every rate counts.
 Descriptive only: no verdict reads it, and the study folders share runs' seeds, so counts are not independent.
 
     .venv/bin/python scripts/lost_classes.py multirun/claims multirun/claims_fresh_seeds multirun/claims_dice_b*

@@ -37,7 +37,9 @@ TRAIN_SECONDS_SUMMED = "63b4823"
 
 def counts_every_process(run: Path, commit: str | None) -> bool:
     """Whether a run's ``train_seconds`` is its whole training time: it never resumed from ``last.ckpt``, or its
-    summary was written at a commit that has :data:`TRAIN_SECONDS_SUMMED` (an unknown commit counts as before)."""
+    summary was written at a commit that has :data:`TRAIN_SECONDS_SUMMED` (an unknown commit counts as before). A
+    run begun before that commit and resumed after it would pass with its earlier processes uncounted; no run of
+    the study's folders is one (6 Dec 20:15)."""
     log = run / "train.log"
     if not log.is_file() or not RESUMED.search(log.read_text(errors="replace")):
         return True
