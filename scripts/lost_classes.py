@@ -3,7 +3,8 @@
 A loss arm's seed that never learns an organ (the spleen of Dice loss's seed 2, at Dice 0.016) decides C8 and
 weighs on every claim with that arm; the study's claims see it only through means and seed SDs. This table counts
 it directly, over every run of the given study folders on one dataset: per loss (rows) and training seed
-(columns), the runs that lose a class out of the runs, then each such run with its classes' Dice. A class is lost
+(columns), the runs that lose a class out of the runs, then each such run with its classes' Dice (and its convergence gate's verdict when it did
+not converge: a short arm, or a grid rate that was still improving). A class is lost
 when its mean Dice over the test cases (``report/summary.json``'s ``per_class``) is below ``--below`` (0.1). The
 lesion class is left out by default: most arms are at its floor (``docs/survey-reproduction.md``). Runs tested on
 the validation cases (the CRF grid of ``multirun/claims_tuning``) are left out unless ``--split val``; the rate
@@ -48,7 +49,8 @@ def main() -> None:
             cell[0] += bool(lost)
             cell[1] += 1
             if lost:
-                losing.append((path.parent.parent, lost))
+                verdict = (summary.get("convergence") or {}).get("verdict", "converged")
+                losing.append((path.parent.parent, lost, "" if verdict == "converged" else f" ({verdict})"))
     if not counts:
         raise SystemExit(f"no complete run on dataset={args.dataset}, split={args.split} below {args.folders}: "
                          "pass study folders whose runs have report/summary.json")
@@ -61,8 +63,8 @@ def main() -> None:
         total = [sum(cell[i] for cell in row.values()) for i in (0, 1)]
         print(f"| {loss} | " + " | ".join(cells) + f" | {total[0]}/{total[1]} |")
     print()
-    for run, lost in losing:
-        print(f"- {run}: " + ", ".join(f"{name} {dice:.3f}" for name, dice in lost.items()))
+    for run, lost, unconverged in losing:
+        print(f"- {run}: " + ", ".join(f"{name} {dice:.3f}" for name, dice in lost.items()) + unconverged)
 
 
 if __name__ == "__main__":

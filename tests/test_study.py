@@ -1365,25 +1365,27 @@ def test_lost_classes_counts_the_runs_below_the_floor_per_loss_and_seed(tmp_path
     import subprocess
     import sys
 
-    def run(name, loss, seed, dice, dataset="phantom_study", split="test"):
+    def run(name, loss, seed, dice, dataset="phantom_study", split="test", verdict="converged"):
         (tmp_path / name / "report").mkdir(parents=True)
         (tmp_path / name / "report" / "summary.json").write_text(json.dumps({
-            "loss": loss, "seed": seed, "dataset": dataset, "split": split,
+            "loss": loss, "seed": seed, "dataset": dataset, "split": split, "convergence": {"verdict": verdict},
             "per_class": {name: {"dice": value} for name, value in dice.items()}}))
 
     run("unet-dice-2d-seed2", "dice", 2, {"liver": 0.9, "spleen": 0.016, "lesion": 0.0})
     run("unet-dice-2d-seed1", "dice", 1, {"liver": 0.9, "spleen": 0.1, "lesion": 0.0})  # 0.1 is not below 0.1
     run("unet-ce-2d-seed2", "ce", 2, {"liver": 0.9, "spleen": 0.8, "lesion": 0.05})
+    run("unet-ce-2d-seed3-e15", "ce", 3, {"liver": 0.05, "spleen": 0.8}, verdict="still improving")
     run("unet-ce-2d-seed0-val", "ce", 0, {"liver": 0.0}, split="val")
     run("unet-ce-2d-seed0-other", "ce", 0, {"liver": 0.0}, dataset="phantom")
     script = Path(__file__).resolve().parents[1] / "scripts" / "lost_classes.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
                          check=True).stdout.splitlines()
-    assert "| ce |  | 0/1 | 0/1 |" in out and "| dice | 0/1 | 1/1 | 1/2 |" in out
-    assert out[-1] == f"- {tmp_path / 'unet-dice-2d-seed2'}: spleen 0.016"
+    assert "| ce |  | 0/1 | 1/1 | 1/2 |" in out and "| dice | 0/1 | 1/1 |  | 1/2 |" in out
+    assert out[-2:] == [f"- {tmp_path / 'unet-ce-2d-seed3-e15'}: liver 0.050 (still improving)",
+                        f"- {tmp_path / 'unet-dice-2d-seed2'}: spleen 0.016"]
     with_lesion = subprocess.run([sys.executable, str(script), str(tmp_path), "--with-lesion"], capture_output=True,
                                  text=True, check=True).stdout.splitlines()
-    assert "| ce |  | 1/1 | 1/1 |" in with_lesion and "| dice | 1/1 | 1/1 | 2/2 |" in with_lesion
+    assert "| ce |  | 1/1 | 1/1 | 2/2 |" in with_lesion and "| dice | 1/1 | 1/1 |  | 2/2 |" in with_lesion
     failed = subprocess.run([sys.executable, str(script), str(tmp_path / "missing")], capture_output=True, text=True)
     assert failed.returncode != 0 and "no complete run on dataset=phantom_study" in failed.stderr
 
