@@ -8,7 +8,13 @@ prints both gains and verdicts per pair, then the median and largest absolute di
 pairs whose verdict flips: how much of the gate's 0.005 a redraw alone can move; and how many converged runs of
 ``STUDY`` pass the gate by less than that median movement (gain within it below their plateau).
 
+With ``--verdicts``, the claims (``configs/claims``, or ``--claims-dir``) are judged on ``STUDY``'s runs, and each
+verdict other than *not evaluable* whose sides hold such a run is listed with it: the verdicts a redraw of one
+run's training stream could turn *not evaluable* (its arm a tier up), the gate kept as it is. An evaluation run
+(the CRF's) is judged by the gate of the training run whose checkpoint it tested, as the verdict rule judges it.
+
     .venv/bin/python scripts/gate_redraw.py multirun/claims multirun/claims_same_code
+    PYTHONPATH=src .venv/bin/python scripts/gate_redraw.py multirun/claims multirun/claims_same_code --verdicts
 """
 
 from __future__ import annotations
@@ -33,10 +39,49 @@ def gate(run: Path) -> tuple[float, str, float, float] | None:
             block.get("plateau", 0.005))
 
 
+def trained_gate(run: Path, checkpoint: object) -> tuple[float, str, float, float] | None:
+    """:func:`gate` of a run, or of the training run whose checkpoint an evaluation run tested (the folder the
+    checkpoint names, else the one of that name beside the evaluation's)."""
+    if record := gate(run):
+        return record
+    if not isinstance(checkpoint, str) or not checkpoint.endswith(".ckpt"):
+        return None
+    trained = Path(checkpoint).parent.parent
+    return gate(trained) or gate(run.parent / trained.name)
+
+
+def near_gate_verdicts(study: Path, claims_dir: Path, median: float) -> None:
+    """Print each verdict other than not evaluable whose sides hold a run that converged by less than ``median``."""
+    from ctbench.reports.claims import evaluate_claims, load_claims, sides
+    from ctbench.reports.collect import collect
+
+    runs = [r for r in collect([study])[0] if "report" not in r.path.relative_to(study).parts]
+    claims = load_claims(claims_dir)
+    judged = [v for v in evaluate_claims(claims, runs) if v.verdict != "not evaluable"]
+    print(f"\n| claim | verdict | runs of its sides that passed the gate by less than {median:.4f} (gain) |")
+    print("|---|---|---|")
+    listed = []
+    for v in judged:
+        near = []
+        for run in {r.path: r for side in sides(v.claim, runs) for r in side}.values():
+            record = trained_gate(run.path, run.summary.get("checkpoint"))
+            if record and record[1] == "converged" and record[3] - median < record[0] <= record[3]:
+                near.append(f"{run.name} ({record[0]:+.4f})")
+        if near:
+            listed.append(v)
+            print(f"| {v.claim.id} | {v.verdict} | {', '.join(near)} |")
+    decisive = [v for v in judged if v.verdict in ("reproduced", "contradicted")]
+    print(f"{len(listed)} of the {len(judged)} verdicts other than not evaluable rest on such a run, "
+          f"{sum(v in listed for v in decisive)} of the {len(decisive)} reproduced or contradicted")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path, help="the study folder (the first draws)")
     parser.add_argument("again", type=Path, help="a folder of the same runs trained again, by the same names")
+    parser.add_argument("--verdicts", action="store_true",
+                        help="also list the claims' verdicts whose sides hold a run within that median of the gate")
+    parser.add_argument("--claims-dir", type=Path, help="the claim files (default: the study's, configs/claims)")
     args = parser.parse_args()
     for folder in (args.study, args.again):
         if not folder.is_dir():
@@ -60,6 +105,9 @@ def main() -> None:
              if record[1] == "converged" and record[3] - np.median(change) < record[0] <= record[3]]
     print(f"{args.study}: {len(close)} of its {len(study)} runs with a gate record converged by less than that median "
           "(a gain within it of the plateau)")
+    if args.verdicts:
+        from ctbench.study import CLAIMS_DIR
+        near_gate_verdicts(args.study, args.claims_dir or CLAIMS_DIR, float(np.median(change)))
 
 
 if __name__ == "__main__":

@@ -1429,6 +1429,38 @@ def test_gate_redraw_pairs_runs_by_name_and_counts_the_verdicts_that_flip(tmp_pa
         assert failed.returncode != 0 and message in failed.stderr
 
 
+def test_gate_redraw_lists_the_verdicts_whose_sides_hold_a_run_within_the_redraw_median_of_the_gate(tmp_path):
+    """scripts/gate_redraw.py --verdicts: the claims are judged on the study's runs, and a verdict is listed with the
+    converged runs of its sides whose gain is within the redraw median below the plateau (here 0.003: a gain in
+    (0.002, 0.005]); a run further below, or one still improving, is not."""
+    import subprocess
+    import sys
+
+    for seed in range(3):
+        write_run(tmp_path / "study" / f"combo{seed}", "combo", seed, COMBO[seed], [2, 3, 1, 4, 0, 0])
+        write_run(tmp_path / "study" / f"dice{seed}", "dice", seed, DICE[seed], [1, 3, 0, 4, 0, 0])
+    gains = {"study/dice1": 0.004, "study/combo2": 0.0015}  # within the median; below it (gain 0 elsewhere)
+    write_run(tmp_path / "again" / "dice0", "dice", 0, DICE[0], [1, 3, 0, 4, 0, 0])
+    gains["again/dice0"] = 0.003  # a redraw of dice0: its gain moves 0 -> 0.003, the median of one pair
+    for run in (tmp_path / "study").iterdir():
+        gains.setdefault(f"study/{run.name}", 0.0)
+    for name, gain in gains.items():
+        path = tmp_path / name / "report" / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["mean_dice"] = 0.5
+        summary["convergence"]["best_last"] = 0.5 + gain
+        path.write_text(json.dumps(summary))
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "c8.yaml").write_text(json.dumps(claim_data(statistic="seed_sd")))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gate_redraw.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "study"), str(tmp_path / "again"), "--verdicts",
+                          "--claims-dir", str(tmp_path / "claims")], capture_output=True, text=True, check=True)
+    lines = out.stdout.splitlines()
+    assert "| C8 | reproduced | dice1 (+0.0040) |" in lines
+    assert lines[-1] == ("1 of the 1 verdicts other than not evaluable rest on such a run, 1 of the 1 reproduced or "
+                         "contradicted")
+
+
 def test_seconds_per_epoch_by_cpu_leaves_out_a_run_resumed_before_train_seconds_summed_its_processes(tmp_path):
     """scripts/study_time_spent.py --by-cpu: the median train_seconds / epochs per network and CPU; a run whose
     train.log shows a resume from last.ckpt and whose summary's commit is not known to have 63b4823 counted only its
