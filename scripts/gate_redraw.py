@@ -39,6 +39,11 @@ def gate(run: Path) -> tuple[float, str, float, float] | None:
             block.get("plateau", 0.005))
 
 
+def within(record: tuple[float, str, float, float], median: float) -> bool:
+    """Whether a run converged with a gain within ``median`` below its plateau."""
+    return record[1] == "converged" and record[3] - median < record[0] <= record[3]
+
+
 def trained_gate(run: Path, checkpoint: object) -> tuple[float, str, float, float] | None:
     """:func:`gate` of a run, or of the training run whose checkpoint an evaluation run tested (the folder the
     checkpoint names, else the one of that name beside the evaluation's)."""
@@ -65,14 +70,14 @@ def near_gate_verdicts(study: Path, claims_dir: Path, median: float) -> None:
         near = []
         for run in {r.path: r for side in sides(v.claim, runs) for r in side}.values():
             record = trained_gate(run.path, run.summary.get("checkpoint"))
-            if record and record[1] == "converged" and record[3] - median < record[0] <= record[3]:
+            if record and within(record, median):
                 near.append(f"{run.name} ({record[0]:+.4f})")
         if near:
-            listed.append(v)
+            listed.append(v.claim.id)
             print(f"| {v.claim.id} | {v.verdict} | {', '.join(near)} |")
     decisive = [v for v in judged if v.verdict in ("reproduced", "contradicted")]
     print(f"{len(listed)} of the {len(judged)} verdicts other than not evaluable rest on such a run, "
-          f"{sum(v in listed for v in decisive)} of the {len(decisive)} reproduced or contradicted")
+          f"{sum(v.claim.id in listed for v in decisive)} of the {len(decisive)} reproduced or contradicted")
 
 
 def main() -> None:
@@ -101,8 +106,7 @@ def main() -> None:
     print(f"\n{len(pairs)} pairs: the gain moves by {np.median(change):.4f} (median) and {change.max():.4f} (largest) "
           f"on a redraw; the verdict flips on {len(flips)}" + (f" ({', '.join(flips)})" if flips else ""))
     study = [record for run in sorted(args.study.iterdir()) if (record := gate(run))]
-    close = [record for record in study
-             if record[1] == "converged" and record[3] - np.median(change) < record[0] <= record[3]]
+    close = [record for record in study if within(record, float(np.median(change)))]
     print(f"{args.study}: {len(close)} of its {len(study)} runs with a gate record converged by less than that median "
           "(a gain within it of the plateau)")
     if args.verdicts:
