@@ -3,10 +3,11 @@
 A loss arm's seed that never learns an organ (the spleen of Dice loss's seed 2, at Dice 0.016) decides C8 and
 weighs on every claim with that arm; the study's claims see it only through means and seed SDs. This table counts
 it directly, over every run of the given study folders on one dataset: per loss (rows) and training seed
-(columns), the runs that lose a class out of the runs, then each such run with its classes' Dice (and its convergence gate's verdict when it did
-not converge: a short arm, or a grid rate that was still improving). A class is lost
-when its mean Dice over the test cases (``report/summary.json``'s ``per_class``) is below ``--below`` (0.1). The
-lesion class is left out by default: most arms are at its floor (``docs/survey-reproduction.md``). Runs tested on
+(columns), the runs that lose a class out of the runs, then each such run with its classes' Dice (and its
+convergence gate's verdict when it did not converge: a short arm, or a grid rate that was still improving). A class
+is lost when its mean Dice over the test cases (``report/summary.json``'s ``per_class``) is below ``--below``
+(0.1). The lesion class is left out by default: most arms are at its floor (``docs/survey-reproduction.md``). Runs
+tested on
 the validation cases (the CRF grid of ``multirun/claims_tuning``) are left out unless ``--split val``; the rate
 grid's runs are tested on the test cases, so every rate counts.
 Descriptive only: no verdict reads it, and the study folders share runs' seeds, so counts are not independent.

@@ -1432,7 +1432,7 @@ def test_gate_redraw_pairs_runs_by_name_and_counts_the_verdicts_that_flip(tmp_pa
 def test_gate_redraw_lists_the_verdicts_whose_sides_hold_a_run_within_the_redraw_median_of_the_gate(tmp_path):
     """scripts/gate_redraw.py --verdicts: the claims are judged on the study's runs, and a verdict is listed with the
     converged runs of its sides whose gain is within the redraw median below the plateau (here 0.003: a gain in
-    (0.002, 0.005]); a run further below, or one still improving, is not."""
+    (0.002, 0.005]); a run further below it is not."""
     import subprocess
     import sys
 

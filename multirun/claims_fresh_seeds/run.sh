@@ -31,7 +31,7 @@ jobs() {
     echo "deeplabv3p-dice_ce-2d-seed$s experiment=claims/c15_crf_v3p model=deeplabv3p seed=$s"
   done
   for s in 3 4 5; do  # C11a: the 3D PSPNet (500 epochs) and the 2D one (60 epochs)
-    # 3D at 500 epochs (6 Dec 20:50, the study's rule, top tier): at 250, seed 5 was still improving (+0.0070);
+    # 3D at 500 epochs (6 Dec 20:43, the study's rule, top tier): at 250, seed 5 was still improving (+0.0070);
     # the 250-epoch runs' curves: study_pspnet_3d_250_epoch_runs.json
     echo "pspnet-dice_ce-3d-seed$s experiment=claims/c11_pspnet model=pspnet dims=3 seed=$s ++study.epochs_by_model.pspnet_3d=500"
     echo "pspnet-dice_ce-2d-seed$s experiment=claims/c11_pspnet model=pspnet dims=2 seed=$s"
