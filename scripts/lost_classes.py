@@ -7,9 +7,8 @@ it directly, over every run of the given study folders on one dataset: per loss 
 convergence gate's verdict when it did not converge: a short arm, or a grid rate that was still improving). A class
 is lost when its mean Dice over the test cases (``report/summary.json``'s ``per_class``) is below ``--below``
 (0.1). The lesion class is left out by default: most arms are at its floor (``docs/survey-reproduction.md``). Runs
-tested on
-the validation cases (the CRF grid of ``multirun/claims_tuning``) are left out unless ``--split val``; the rate
-grid's runs are tested on the test cases, so every rate counts.
+tested on the validation cases (the CRF grid of ``multirun/claims_tuning``) are left out unless ``--split val``;
+the rate grid's runs are tested on the test cases, so every rate counts.
 Descriptive only: no verdict reads it, and the study folders share runs' seeds, so counts are not independent.
 
     .venv/bin/python scripts/lost_classes.py multirun/claims multirun/claims_fresh_seeds multirun/claims_dice_b*
