@@ -1461,6 +1461,39 @@ def test_gate_redraw_lists_the_verdicts_whose_sides_hold_a_run_within_the_redraw
                          "contradicted")
 
 
+def test_gate_redraw_judges_an_evaluation_run_by_the_gate_of_the_training_run_whose_checkpoint_it_tested(tmp_path):
+    """scripts/gate_redraw.py's trained_gate: a run with its own gate record is judged by it; an evaluation run
+    (the CRF's, no record) by the training run its checkpoint names, else, when that path is not here (written on
+    another machine), by the run of that name beside it; a checkpoint that is not a .ckpt path, or a training run
+    without a record, gives none."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gate_redraw", Path(__file__).resolve().parents[1] / "scripts" / "gate_redraw.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def run(name, convergence=None, mean_dice=0.6):
+        (tmp_path / name / "report").mkdir(parents=True)
+        summary = {"mean_dice": mean_dice, **({"convergence": convergence} if convergence else {})}
+        (tmp_path / name / "report" / "summary.json").write_text(json.dumps(summary))
+        return tmp_path / name
+
+    trained = run("deeplabv1-dice_ce-2d-seed0", {"best_last": 0.703, "best_before": 0.700, "verdict": "converged",
+                                                 "plateau": 0.005}, mean_dice=0.71)
+    evaluation = run("deeplabv1-dice_ce-2d-seed0-eval-crf", mean_dice=0.72)
+    untrained = run("deeplabv1-dice_ce-2d-seed1")  # a summary without a gate record
+    own = module.trained_gate(trained, None)
+    assert own[1:] == ("converged", 0.71, 0.005) and own[0] == pytest.approx(0.003)
+    assert module.trained_gate(evaluation, str(trained / "checkpoints" / "best.ckpt")) == own
+    elsewhere = "/another/machine/multirun/claims/deeplabv1-dice_ce-2d-seed0/checkpoints/best.ckpt"
+    assert module.trained_gate(evaluation, elsewhere) == own
+    assert module.trained_gate(evaluation, None) is None
+    assert module.trained_gate(evaluation, str(trained / "report" / "summary.json")) is None
+    assert module.trained_gate(evaluation, str(untrained / "checkpoints" / "best.ckpt")) is None
+    assert module.trained_gate(evaluation, "/elsewhere/deeplabv1-dice_ce-2d-seed9/checkpoints/last.ckpt") is None
+
+
 def test_seconds_per_epoch_by_cpu_leaves_out_a_run_resumed_before_train_seconds_summed_its_processes(tmp_path):
     """scripts/study_time_spent.py --by-cpu: the median train_seconds / epochs per network and CPU; a run whose
     train.log shows a resume from last.ckpt and whose summary's commit is not known to have 63b4823 counted only its
