@@ -6,7 +6,7 @@
 # FCNs at equal epochs (configs/study/cpu.yaml, study.epochs_by_model), so all nine runs train 250 epochs: the
 # study's own commands (`ctbench study run --dry-run --only C1`) with ++study.epochs_by_model.fcnXs=250, two jobs
 # side by side with one thread each (as `ctbench study run --jobs 2`). Declared before any of these runs (6 Dec
-# 23:55): `scripts/retrained_sensitivity.py multirun/claims_same_code_fcn_250` judges C1a, C1b and C1c with these
+# 23:43): `scripts/retrained_sensitivity.py multirun/claims_same_code_fcn_250` judges C1a, C1b and C1c with these
 # runs in place of the study's, in the whole declared family (a sensitivity analysis, never the verdicts); a run
 # still improving at 250 leaves its claims not evaluable (the top tier, 500, is not run here). The other claims
 # the script prints (C12 reads FCN-8s, C24b FCN-8s) then compare arms of different tiers and are not read.
