@@ -12,7 +12,8 @@ The folder holds complete runs named as the study's jobs (``MODEL-LOSS-DIMSd-see
   The replication's family is ``--family`` (claim ids, e.g. ``C8 C18a``; those without new runs yet count in it,
   not evaluable, as claim files without runs do in the study's), else the claims with new runs on both sides.
 
-Read from the complete runs below ``multirun/claims``:
+Several folders are read as one (``multirun/claims_fresh_seeds multirun/claims_fresh_seeds_c1``: C1's arms with
+seeds 3-5 and 6-9); a run name in two of them is refused. Read from the complete runs below ``multirun/claims``:
 
     PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_same_code
     PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_fresh_seeds \
@@ -38,29 +39,35 @@ def shown(v: Verdict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("retrained", type=Path, help="a folder of complete runs named as the study's jobs")
+    parser.add_argument("retrained", type=Path, nargs="+",
+                        help="folders of complete runs named as the study's jobs, read as one")
     parser.add_argument("--study", type=Path, default=Path("multirun/claims"), help="the study's folder")
     parser.add_argument("--family", nargs="+", metavar="CLAIM",
                         help="the replication's family, claim ids (default: the claims with new runs on both sides)")
     args = parser.parse_args()
-    if not args.retrained.is_dir() or not find_run_dirs(args.retrained):
-        raise SystemExit(f"{args.retrained}: no complete run there; train them first (its run.sh)")
+    for folder in args.retrained:
+        if not folder.is_dir() or not find_run_dirs(folder):
+            raise SystemExit(f"{folder}: no complete run there; train them first (its run.sh)")
     runs = [r for r in collect([args.study])[0] if "report" not in r.path.relative_to(args.study).parts]
     names = {r.path.name for r in runs}
-    again = collect([args.retrained])[0]
+    again = collect(args.retrained)[0]
+    twice = sorted({r.path.name for r in again if sum(q.path.name == r.path.name for q in again) > 1})
+    if twice:
+        raise SystemExit(f"{', '.join(twice)}: in more than one of the folders; give each run once")
+    where = " ".join(map(str, args.retrained))
     replacing = {r.path.name: r for r in again if r.path.name in names}
     added = [r for r in again if r.path.name not in names]
     claims = load_claims(CLAIMS_DIR)
     stray = sorted(r.path.name for r in added if not any(r in side for c in claims for side in sides(c, added)))
     if stray:
-        raise SystemExit(f"{args.retrained}: {', '.join(stray)} name no run of {args.study} and no claim's side")
+        raise SystemExit(f"{where}: {', '.join(stray)} name no run of {args.study} and no claim's side")
     pooled = [replacing.get(r.path.name, r) for r in runs] + added
     touched = [c for c in claims if any(r.path.name in replacing for side in sides(c, runs) for r in side)
                or any(sides(c, added))]
     declared = {v.claim.id: v for v in evaluate_claims(claims, runs)}
     again_judged = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of={c.id: pooled for c in touched})}
     if replacing:
-        print(f"{len(replacing)} runs of {args.retrained} in place of the study's: {', '.join(sorted(replacing))}")
+        print(f"{len(replacing)} runs of {where} in place of the study's: {', '.join(sorted(replacing))}")
         print("| claim | runs replaced (candidate, baseline) | declared (candidate / baseline mean, difference "
               "[interval], verdict) | with the runs trained again |")
         print("|---|---|---|---|")
@@ -78,7 +85,7 @@ def main() -> None:
     if replicated:
         alone = {v.claim.id: v for v in evaluate_claims(family, added)}
         waiting = [c.id for c in family if c not in replicated]
-        print(f"\n{len(added)} runs of {args.retrained} beside the study's; {len(replicated)} claims with new runs on "
+        print(f"\n{len(added)} runs of {where} beside the study's; {len(replicated)} claims with new runs on "
               f"both sides, judged on them alone (a family of {len(family)}"
               + (f", with {', '.join(waiting)} not run yet" if waiting else "")
               + f") and pooled (the declared family of {len(claims)})")
