@@ -1520,3 +1520,39 @@ def test_seconds_per_epoch_by_cpu_leaves_out_a_run_resumed_before_train_seconds_
                          check=True).stdout.splitlines()
     assert "| unet-2d | AMD EPYC | 3 | 4.00 |" in out and not any(line.startswith("| unet-3d") for line in out)
     assert out[-1].startswith("Left out: 1 runs resumed before 63b4823") and out[-1].endswith("unet-dice_ce-3d-seed0")
+
+
+def test_test_time_choice_sets_each_evaluation_beside_the_training_run_whose_checkpoint_it_tested(tmp_path):
+    """scripts/test_time_choice.py: per training run, the organ Dice and HD95 (the mean of ``per_class`` over the
+    organs), the organ cells of per_case.csv with an HD95 above --far (the lesion and an undefined HD95 not counted)
+    and the checkpoint's epoch, for best.ckpt (the training run's report) and for each choice's evaluation of it; a
+    choice not run yet for a run is an empty cell, and a folder without evaluations is one line and a non-zero exit."""
+    import subprocess
+    import sys
+
+    def run(folder, name, epoch, dice, hd95, rows, checkpoint=None):
+        report = tmp_path / folder / name / "report"
+        report.mkdir(parents=True)
+        summary = {"epochs": 250, "checkpoint_epoch": epoch,
+                   "per_class": {c: {"dice": d, "hd95": h} for c, d, h in zip(("liver", "spleen", "kidney"), dice,
+                                                                              hd95, strict=True)}}
+        if checkpoint:
+            summary["checkpoint"] = str(tmp_path / checkpoint / "checkpoints" / "last.ckpt")
+        (report / "summary.json").write_text(json.dumps(summary))
+        (report / "per_case.csv").write_text("case,class,dice,hd95\n" + "".join(f"{r}\n" for r in rows))
+        return tmp_path / folder / name
+
+    rows = ["p0,liver,0.9,60.5", "p0,spleen,0.8,", "p0,lesion,0.0,90", "p1,kidney,0.7,50.0", "p1,liver,0.9,51"]
+    run("train", "fcn8s-seed2", 49, (0.9, 0.8, 0.7), (10.0, 20.0, 90.0), rows)  # 0.800, 40.0 mm, 2 far cells
+    run("tests/final", "fcn8s-seed2", 249, (0.9, 0.9, 0.9), (3.0, 6.0, 9.0), ["p0,liver,0.9,3"], "train/fcn8s-seed2")
+    run("train", "fcn8s-seed0", 99, (0.6, 0.6, 0.6), (30.0, 30.0, 30.0), ["p0,liver,0.6,80"])
+    run("tests/lcc", "fcn8s-seed0", 99, (0.7, 0.7, 0.7), (20.0, 20.0, 20.0), ["p0,liver,0.7,55"], "train/fcn8s-seed0")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "test_time_choice.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "tests")], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[1] == "| training run | epochs | best.ckpt | final | lcc |"
+    assert "| train/fcn8s-seed2 | 250 | 0.800, 40.0, 2 (epoch 49) | 0.900, 6.0, 0 (epoch 249) |  |" in out
+    assert "| train/fcn8s-seed0 | 250 | 0.600, 30.0, 1 (epoch 99) |  | 0.700, 20.0, 1 (epoch 99) |" in out
+    (tmp_path / "empty" / "final").mkdir(parents=True)
+    failed = subprocess.run([sys.executable, str(script), str(tmp_path / "empty")], capture_output=True, text=True)
+    assert failed.returncode != 0 and "no sub-folder with complete evaluation runs" in failed.stderr

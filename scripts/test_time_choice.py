@@ -1,0 +1,78 @@
+"""Per run, the test scores of one trained network under other test-time choices, beside the scores its training
+run reported: which checkpoint is tested (``best.ckpt``, chosen on the validation cases, or ``last.ckpt``, the end
+of the schedule) and whether the largest connected component of each class is kept (``postprocess=lcc``).
+Descriptive: the verdicts come from ``retrained_sensitivity.py`` on the same folders.
+
+The folder holds one sub-folder per choice (``final/``, ``lcc/``: ``multirun/claims_test_time/run.sh``), each with
+evaluation runs of ``ctbench eval ckpt_path=RUN/checkpoints/X.ckpt``; each is set against the training run whose
+checkpoint it tested (its ``summary.json`` ``checkpoint``). Per run and choice: the checkpoint's epoch, the mean
+test Dice and HD95 over the organ classes (``summary.json`` ``per_class``), and how many (case, organ) cells of
+``report/per_case.csv`` have an HD95 above ``--far`` mm (an empty cell, HD95 undefined, is not counted)::
+
+    PYTHONPATH=src .venv/bin/python scripts/test_time_choice.py multirun/claims_test_time
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+ORGANS = ("liver", "spleen", "kidney")
+
+
+def scores(run: Path, classes: tuple[str, ...], far: float) -> tuple[int, float, float, int]:
+    """The tested checkpoint's epoch, mean organ Dice and HD95, and the organ cells with an HD95 above ``far``."""
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    per_class = summary["per_class"]
+    dice = math.fsum(per_class[c]["dice"] for c in classes) / len(classes)
+    hd95 = math.fsum(per_class[c]["hd95"] for c in classes) / len(classes)
+    with (run / "report" / "per_case.csv").open(newline="") as f:
+        cells = sum(1 for row in csv.DictReader(f) if row["class"] in classes and row["hd95"] and float(row["hd95"]) > far)
+    return int(summary["checkpoint_epoch"]), dice, hd95, cells
+
+
+def cell(score: tuple[int, float, float, int] | None) -> str:
+    """A table cell: Dice, HD95, far cells and the checkpoint's epoch; empty for a test not run yet."""
+    if score is None:
+        return ""
+    epoch, dice, hd95, far = score
+    return f"{dice:.3f}, {hd95:.1f}, {far} (epoch {epoch})"
+
+
+def trained_run(evaluation: Path) -> Path:
+    """The training run whose checkpoint an evaluation run tested."""
+    checkpoint = json.loads((evaluation / "report" / "summary.json").read_text())["checkpoint"]
+    return Path(checkpoint).parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="a folder with one sub-folder of evaluation runs per choice")
+    parser.add_argument("--classes", nargs="+", default=list(ORGANS), help="the classes averaged (default: the organs)")
+    parser.add_argument("--far", type=float, default=50.0, help="an HD95 above this many mm counts as far (default 50)")
+    args = parser.parse_args()
+    classes = tuple(args.classes)
+    choices = sorted(p for p in args.folder.iterdir() if p.is_dir() and any(p.glob("*/report/summary.json")))
+    if not choices:
+        raise SystemExit(f"{args.folder}: no sub-folder with complete evaluation runs; run its run.sh first")
+    trained: dict[Path, dict[str, tuple[int, float, float, int]]] = {}
+    for choice in choices:
+        for evaluation in sorted(choice.glob("*/report/summary.json")):
+            run = evaluation.parent.parent
+            trained.setdefault(trained_run(run), {})[choice.name] = scores(run, classes, args.far)
+    names = [c.name for c in choices]
+    print(f"Mean test {'/'.join(classes)} Dice and HD95 (mm), and cells with HD95 > {args.far:g} mm, per checkpoint "
+          "tested (its epoch)")
+    print("| training run | epochs | best.ckpt | " + " | ".join(names) + " |")
+    print("|---|---:|---|" + "---|" * len(names))
+    for run in sorted(trained, key=lambda p: (p.parent.name, p.name.split("-seed")[0], p.name)):
+        epochs = json.loads((run / "report" / "summary.json").read_text())["epochs"]
+        row = [scores(run, classes, args.far)] + [trained[run].get(n) for n in names]
+        print(f"| {run.parent.name}/{run.name} | {epochs} | " + " | ".join(map(cell, row)) + " |")
+
+
+if __name__ == "__main__":
+    main()
