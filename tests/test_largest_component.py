@@ -1,4 +1,5 @@
-"""``postprocess=lcc`` without scikit-image (issue 25 item 1): the largest component per class, on scipy only."""
+"""``postprocess=lcc`` without scikit-image (issue 25 item 1): the largest component per class, on scipy only, of the
+classes the dataset declares one connected structure (``dataset.single_component_classes``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from ctbench.engine.postprocess import largest_component_per_class
+from ctbench.engine.checkpoint_schema import SchemaError, validate_dataset
+from ctbench.engine.postprocess import largest_component_per_class, single_component_classes
+from ctbench.errors import CTBenchError
 
 from cli_helpers import CTBENCH, TINY, read_summary
 
@@ -22,10 +25,12 @@ def test_hand_case_keeps_the_largest_component_of_each_class() -> None:
     label[3:5, 0:3] = 1        # class 1: 6 voxels, kept
     label[1, 5], label[2, 6] = 2, 2   # class 2: corner-connected pair (full connectivity): 2 voxels, kept
     label[5, 7] = 2            # class 2: 1 voxel
+    label[0, 7], label[3, 7] = 3, 3   # class 3 (two kidneys under one label): not declared, both kept
     expected = label.copy()
     expected[0, 0:2] = 0
     expected[5, 7] = 0
-    np.testing.assert_array_equal(largest_component_per_class(label), expected)
+    np.testing.assert_array_equal(largest_component_per_class(label, [1, 2]), expected)
+    np.testing.assert_array_equal(largest_component_per_class(label, []), label)
 
 
 def test_equals_monais_transform_in_3d() -> None:
@@ -35,15 +40,56 @@ def test_equals_monais_transform_in_3d() -> None:
 
     label = np.random.default_rng(0).integers(0, 4, size=(12, 10, 9)).astype(np.uint8)
     label[np.random.default_rng(1).random(label.shape) < 0.6] = 0
-    monai = KeepLargestConnectedComponent(applied_labels=[1, 2, 3], independent=True)(torch.as_tensor(label)[None])
-    np.testing.assert_array_equal(largest_component_per_class(label), np.asarray(monai[0]))
+    monai = KeepLargestConnectedComponent(applied_labels=[1, 3], independent=True)(torch.as_tensor(label)[None])
+    np.testing.assert_array_equal(largest_component_per_class(label, [1, 3]), np.asarray(monai[0]))
 
 
 def test_works_without_scikit_image(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "skimage", None)  # `import skimage` raises ImportError, as on a plain install
     label = np.zeros((5, 5, 5), np.uint8)
     label[0, 0, 0], label[2:4, 2:4, 2:4] = 1, 1
-    assert largest_component_per_class(label).sum() == 8
+    assert largest_component_per_class(label, [1]).sum() == 8
+
+
+def test_the_reduced_classes_are_the_datasets_declared_ones() -> None:
+    """The label values of dataset.single_component_classes; a dataset that declares none, or a name that is not a
+    foreground class, is one line naming the fix, and a checkpoint storing such a name is refused."""
+    dataset = {"name": "mine", "class_names": ["background", "liver", "spleen", "kidney"]}
+    assert single_component_classes({**dataset, "single_component_classes": ["spleen", "liver"]}) == [2, 1]
+    assert single_component_classes({**dataset, "single_component_classes": []}) == []
+    with pytest.raises(CTBenchError, match=r"dataset 'mine' does not say which classes are one connected structure: "
+                                           r"set dataset.single_component_classes=\[...\]"):
+        single_component_classes(dataset)
+    for bad in (["kidneys"], ["background"]):
+        with pytest.raises(CTBenchError, match="not a foreground class"):
+            single_component_classes({**dataset, "single_component_classes": bad})
+    from omegaconf import OmegaConf
+
+    from ctbench.config import compose
+
+    stored = OmegaConf.to_container(compose("train", ["dataset=phantom_study"]).dataset, resolve=True)
+    for bad in (["kidneys"], ["liver", "liver"], "liver", ["background"]):
+        with pytest.raises(SchemaError, match="dataset.single_component_classes"):
+            validate_dataset({**stored, "single_component_classes": bad}, "checkpoint x.ckpt")
+    validate_dataset({**stored, "single_component_classes": ["kidney"]}, "checkpoint x.ckpt")
+
+
+def test_lcc_on_a_dataset_that_declares_no_classes_is_refused_before_any_work(tmp_path: Path, monkeypatch,
+                                                                             capsys) -> None:
+    """`ctbench train dataset=nifti postprocess=lcc`: one line naming dataset.single_component_classes, exit 2,
+    no run folder; the phantom's default reduces liver and spleen, not the kidneys' class or the lesions."""
+    from ctbench.cli import main
+    from ctbench.config import compose
+
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(["train", "dataset=nifti", "dataset.root=.", "postprocess=lcc"])
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    assert code == 2
+    assert "dataset.single_component_classes=[...]" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "outputs").exists()
+    assert single_component_classes(compose("train", ["dataset=phantom_study"]).dataset) == [1, 2]
 
 
 @pytest.mark.slow
@@ -69,4 +115,16 @@ def test_train_and_predict_with_lcc_without_scikit_image(tmp_path: Path) -> None
     ctbench("predict", f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}", f"input={image}", f"output_dir={out}",
             "postprocess=lcc", "progress_bar=false")
     mask = np.asarray(nib.load(next(out.glob("*.nii.gz"))).dataobj)
-    np.testing.assert_array_equal(largest_component_per_class(mask), mask)
+    np.testing.assert_array_equal(largest_component_per_class(mask, [1, 2]), mask)  # liver and spleen
+
+
+def test_declaring_the_classes_leaves_earlier_runs_the_same_runs() -> None:
+    """dataset.single_component_classes, added after the study's runs were made, is read only by postprocess=lcc:
+    a run config without it, or with other classes, is the same run (fingerprint, resume, a complete run)."""
+    from ctbench.engine.resume import config_differences, fingerprint
+
+    now = {"model": {"name": "unet"}, "dataset": {"name": "phantom_study", "single_component_classes": ["liver"]}}
+    before = {"model": {"name": "unet"}, "dataset": {"name": "phantom_study"}}
+    assert fingerprint(now) == fingerprint(before)
+    assert config_differences(before, now, finished=True) == []
+    assert config_differences(before, {**now, "model": {"name": "vnet"}}) == ["model.name: 'unet' -> 'vnet'"]

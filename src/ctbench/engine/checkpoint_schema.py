@@ -22,7 +22,7 @@ from ctbench.errors import CTBenchError, printable
 KEPT = ("model", "loss", "optim", "dims", "names", "inference", "postprocess", "seed", "fold", "dataset")
 #: the dataset keys that describe the network's input (locations, caches and caps come from the command)
 DATASET_KEPT = ("name", "class_names", "num_classes", "in_channels", "preprocessing", "patch_size_2d",
-                "patch_size_3d")
+                "patch_size_3d", "single_component_classes")
 
 MIN_SPACING_MM, MAX_SPACING_MM = 0.1, 50.0
 MAX_WIDTH = 4096          # any integer of a model block: channel widths, kernel sizes, feature counts
@@ -163,7 +163,8 @@ def validate_inference(cfg: Mapping[str, Any], source: str) -> None:
 
 
 def validate_dataset(dataset: Any, source: str, classes_later: bool = False) -> None:
-    """Class names, channel and class counts, preprocessing and patch sizes of the network's input
+    """Class names (and which are one connected structure), channel and class counts, preprocessing and patch
+    sizes of the network's input
     (``classes_later``: a command's own dataset whose class names its reader fills in, e.g. from dataset.json)."""
     if not isinstance(dataset, Mapping):
         raise SchemaError(source, "dataset", dataset, "must be a mapping")
@@ -175,6 +176,11 @@ def validate_dataset(dataset: Any, source: str, classes_later: bool = False) -> 
                               "names (letters, digits, space, . + - ( ))")
         if dataset.get("num_classes") is not None:
             _int(dataset.get("num_classes"), source, "dataset.num_classes", len(names), len(names))
+        single = dataset.get("single_component_classes")
+        if single is not None and (not isinstance(single, list | tuple) or len(set(map(repr, single))) != len(single)
+                                   or not all(isinstance(c, str) and c in names[1:] for c in single)):
+            raise SchemaError(source, "dataset.single_component_classes", single,
+                              "must name distinct foreground classes of dataset.class_names")
     if dataset.get("in_channels") is not None or not classes_later:
         _int(dataset.get("in_channels", 1), source, "dataset.in_channels", 1, MAX_CHANNELS)
     validate_preprocessing(dataset.get("preprocessing"), source)

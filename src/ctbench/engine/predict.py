@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig
 
 from ctbench.atomic import atomic_write
-from ctbench.engine.postprocess import largest_component_per_class
+from ctbench.engine.postprocess import largest_component_per_class, single_component_classes
 from ctbench.errors import CTBenchError, describe
 
 NIFTI_ENDINGS = (".nii", ".nii.gz")
@@ -270,7 +270,8 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
     names = list(run_cfg.dataset.class_names)
     channels = int(run_cfg.dataset.get("in_channels", 1))
     with_probs = bool(cfg.get("save_probabilities", False))
-    lcc = bool(cfg.get("largest_component")) or run_cfg.get("postprocess") == "lcc"
+    lcc = single_component_classes(run_cfg.dataset) if (bool(cfg.get("largest_component"))
+                                                         or run_cfg.get("postprocess") == "lcc") else []
     table = Table(title=f"ctbench predict -> {output_dir}" + (f" ({len(members)}-checkpoint ensemble)"
                                                               if len(members) > 1 else ""))
     written: list[Path] = []
@@ -338,9 +339,10 @@ def predict_inputs(members: Sequence[Member], source: Path, output_dir: Path, cf
     return written
 
 
-def label_map_of(probs: torch.Tensor, largest_component: bool) -> np.ndarray:
-    """The arg-max label map (``probs`` is consumed), cleaned to one component per class if asked."""
+def label_map_of(probs: torch.Tensor, largest_component: Sequence[int]) -> np.ndarray:
+    """The arg-max label map (``probs`` is consumed), with only the largest component kept of each class of
+    ``largest_component`` (label values; none: as predicted)."""
     from ctbench.engine.inference import label_map
 
     label = label_map(probs)
-    return largest_component_per_class(label) if largest_component else label
+    return largest_component_per_class(label, largest_component) if largest_component else label

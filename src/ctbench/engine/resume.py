@@ -18,10 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ctbench.safe_yaml import load_config
 
-#: keys (or key prefixes) that may change between a run and its resumption: hardware, length, output
+#: keys (or key prefixes) that may change between a run and its resumption: hardware, length, output, test-time
+#: post-processing
 MAY_CHANGE = ("trainer.max_epochs", "trainer.devices", "trainer.accelerator", "trainer.num_nodes",
               "trainer.strategy", "trainer.enable_progress_bar", "resume", "overwrite", "progress_bar",
-              "ckpt_path", "paths.", "dataset.num_workers", "logger", "callbacks")
+              "ckpt_path", "paths.", "dataset.num_workers", "logger", "callbacks",
+              "dataset.single_component_classes")  # read only by postprocess=lcc, which eval and predict may set
 #: keys added to a config group after runs were made -> the value those runs had without the key: a run config
 #: holding that value is the same run as one without the key (fingerprint, resume)
 ADDED_KEYS = {"model.skip": "concat",   # U-Net's skip option (issue 23): older U-Net runs concatenate

@@ -33,6 +33,10 @@ def validate(cfg: DictConfig) -> None:
         raise CTBenchError(f"dims={cfg.dims} is not supported: use dims=3 (volumes) or dims=2 (axial slices)")
     validate_inference({"dims": cfg.dims, "postprocess": cfg.get("postprocess"),
                         "inference": OmegaConf.to_container(cfg.inference, resolve=True)}, "this command's config")
+    if cfg.get("postprocess") == "lcc" and cfg.dataset.get("class_names") is not None:
+        from ctbench.engine.postprocess import single_component_classes
+
+        single_component_classes(cfg.dataset)
     epochs = cfg.trainer.get("max_epochs")
     if epochs is not None and epochs < 1 and epochs != -1:
         raise CTBenchError(f"trainer.max_epochs={epochs} must be a positive number of epochs")

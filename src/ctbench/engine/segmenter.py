@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from ctbench.engine.checkpoint import network_weights
 from ctbench.engine.components import build_model, load_weights
 from ctbench.engine.inference import SlidingWindowPredictor, to_original_grid
-from ctbench.engine.postprocess import largest_component_per_class
+from ctbench.engine.postprocess import largest_component_per_class, single_component_classes
 
 
 class Segmenter:
@@ -39,6 +39,7 @@ class Segmenter:
             sw_batch_size=inf[f"sw_batch_size_{dims}d"], mode=inf.blend, tta_flips=list(inf.tta_flips),
             window_2d=str(inf.get("window_2d", "patch")))
         self.crf: dict[str, float] = {}
+        self.lcc = single_component_classes(cfg.dataset) if cfg.get("postprocess") == "lcc" else []
         if cfg.get("postprocess") == "crf":  # crf.*: the weights ``ctbench eval`` sets (configs/eval.yaml)
             from ctbench.models.crf import crf_settings
 
@@ -69,8 +70,8 @@ class Segmenter:
     def labels(self, probs: torch.Tensor, affine: torch.Tensor, original_affine: Any,
                original_shape: Sequence[int]) -> np.ndarray:
         """One case's ``[C, *spatial]`` probabilities as a label map on the input file's grid, post-processed
-        (``postprocess=lcc``: largest connected component per class)."""
+        (``postprocess=lcc``: the largest connected component of each ``dataset.single_component_classes``)."""
         label = to_original_grid(probs.cpu(), affine, original_affine, original_shape)
-        if self.cfg.get("postprocess") == "lcc":
-            return largest_component_per_class(label)
+        if self.lcc:
+            return largest_component_per_class(label, self.lcc)
         return label
