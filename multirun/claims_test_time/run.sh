@@ -13,7 +13,7 @@
 # study's, so they take the study's runs' places) and seeds 3-5 at 150 (multirun/claims_fresh_seeds; new names,
 # so they are a replication). Each test is `ctbench eval ckpt_path=... postprocess=...` with the training run's
 # overrides, one job at a time with one thread.
-# Declared before any of these tests (7 Dec 02:45): read with
+# Declared before any of these tests (7 Dec 02:37, its commit; this line first said 02:45): read with
 #   PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_test_time/final \
 #       --family C1a C1b C1c C7b C7d C7f C8 C11a C14b C14c C18a C18b C24b
 # and the same for multirun/claims_test_time/lcc: C1a, C1b and C1c with seeds 0-2 in place of the study's (the
