@@ -128,3 +128,20 @@ def test_declaring_the_classes_leaves_earlier_runs_the_same_runs() -> None:
     assert fingerprint(now) == fingerprint(before)
     assert config_differences(before, now, finished=True) == []
     assert config_differences(before, {**now, "model": {"name": "vnet"}}) == ["model.name: 'unet' -> 'vnet'"]
+
+
+def test_predict_reduces_only_the_declared_classes() -> None:
+    """ctbench predict's label map (``label_map_of``): a declared class keeps its largest component, an undeclared
+    class (two kidneys under one label) keeps both, and no class given leaves the arg-max as it is."""
+    import torch
+
+    from ctbench.engine.predict import label_map_of
+
+    label = np.zeros((1, 9), np.int64)
+    label[0, [0, 1, 3]] = 1      # class 1: components of 2 and 1 voxels
+    label[0, [5, 7, 8]] = 2      # class 2: components of 1 and 2 voxels
+    probs = torch.nn.functional.one_hot(torch.as_tensor(label), 3).movedim(-1, 0).float()
+    expected = label.copy()
+    expected[0, 3] = 0
+    np.testing.assert_array_equal(label_map_of(probs.clone(), [1]), expected)
+    np.testing.assert_array_equal(label_map_of(probs.clone(), []), label)
