@@ -9,6 +9,8 @@ The folder holds complete runs named as the study's jobs (``MODEL-LOSS-DIMSd-see
 - a run with a new name, another seed of a study arm, is added: each claim with such runs on both sides is judged
   on them alone (a replication on fresh seeds) and on them pooled with the study's runs (the whole declared
   family) (``multirun/claims_fresh_seeds``: the arms of the decisive verdicts with seeds 3-5, its ``run.sh``).
+  A folder may hold both (``multirun/claims_test_time/final``: seeds 0-2 tested again, seeds 3-5 new): the runs in
+  place of the study's are judged without the added ones, and the pooled column holds both.
   The replication's family is ``--family`` (claim ids, e.g. ``C8 C18a``; those without new runs yet count in it,
   not evaluable, as claim files without runs do in the study's), else the claims with new runs on both sides.
 
@@ -61,21 +63,23 @@ def main() -> None:
     stray = sorted(r.path.name for r in added if not any(r in side for c in claims for side in sides(c, added)))
     if stray:
         raise SystemExit(f"{where}: {', '.join(stray)} name no run of {args.study} and no claim's side")
-    pooled = [replacing.get(r.path.name, r) for r in runs] + added
-    touched = [c for c in claims if any(r.path.name in replacing for side in sides(c, runs) for r in side)
-               or any(sides(c, added))]
+    in_place = [replacing.get(r.path.name, r) for r in runs]
+    pooled = in_place + added
+    replaced = [c for c in claims if any(r.path.name in replacing for side in sides(c, runs) for r in side)]
+    touched = [c for c in claims if c in replaced or any(sides(c, added))]
     declared = {v.claim.id: v for v in evaluate_claims(claims, runs)}
+    # the runs in place of the study's alone (a folder that also adds runs reports those pooled, below)
+    in_place_judged = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of={c.id: in_place for c in replaced})}
     again_judged = {v.claim.id: v for v in evaluate_claims(claims, runs, runs_of={c.id: pooled for c in touched})}
     if replacing:
         print(f"{len(replacing)} runs of {where} in place of the study's: {', '.join(sorted(replacing))}")
         print("| claim | runs replaced (candidate, baseline) | declared (candidate / baseline mean, difference "
               "[interval], verdict) | with the runs trained again |")
         print("|---|---|---|---|")
-        for c in touched:
+        for c in replaced:
             counts = [sum(r.path.name in replacing for r in side) for side in sides(c, runs)]
-            if any(counts):
-                print(f"| {c.id} | {', '.join(map(str, counts))} | {shown(declared[c.id])} | "
-                      f"{shown(again_judged[c.id])} |")
+            print(f"| {c.id} | {', '.join(map(str, counts))} | {shown(declared[c.id])} | "
+                  f"{shown(in_place_judged[c.id])} |")
     family = [c for c in claims if c.id.split("-")[0] in args.family] if args.family else \
         [c for c in claims if all(sides(c, added))]
     if args.family and len(family) != len(set(args.family)):
