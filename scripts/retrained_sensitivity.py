@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("retrained", type=Path, nargs="+",
                         help="folders of complete runs named as the study's jobs, read as one")
     parser.add_argument("--study", type=Path, default=Path("multirun/claims"), help="the study's folder")
+    parser.add_argument("--claims-dir", type=Path, default=CLAIMS_DIR,
+                        help="the claim files (default: the study's, configs/claims)")
     parser.add_argument("--family", nargs="+", metavar="CLAIM",
                         help="the replication's family, claim ids (default: the claims with new runs on both sides)")
     args = parser.parse_args()
@@ -59,7 +61,7 @@ def main() -> None:
     where = " ".join(map(str, args.retrained))
     replacing = {r.path.name: r for r in again if r.path.name in names}
     added = [r for r in again if r.path.name not in names]
-    claims = load_claims(CLAIMS_DIR)
+    claims = load_claims(args.claims_dir)
     stray = sorted(r.path.name for r in added if not any(r in side for c in claims for side in sides(c, added)))
     if stray:
         raise SystemExit(f"{where}: {', '.join(stray)} name no run of {args.study} and no claim's side")

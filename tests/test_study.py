@@ -1556,3 +1556,39 @@ def test_test_time_choice_sets_each_evaluation_beside_the_training_run_whose_che
     (tmp_path / "empty" / "final").mkdir(parents=True)
     failed = subprocess.run([sys.executable, str(script), str(tmp_path / "empty")], capture_output=True, text=True)
     assert failed.returncode != 0 and "no sub-folder with complete evaluation runs" in failed.stderr
+
+
+def test_retrained_sensitivity_judges_the_runs_in_place_alone_and_the_added_ones_pooled(tmp_path):
+    """scripts/retrained_sensitivity.py on a folder that both replaces a study run (combo0) and adds seeds (combo3,
+    dice3): the in-place column is the study with combo0 replaced and nothing added; the replication column the
+    added seeds alone; the pooled column all four a side; two folders holding one run name are refused."""
+    import shutil
+    import subprocess
+    import sys
+
+    for seed in range(3):
+        write_run(tmp_path / "study" / f"combo{seed}", "combo", seed, COMBO[seed], [2, 3, 1, 4, 0, 0])
+        write_run(tmp_path / "study" / f"dice{seed}", "dice", seed, DICE[seed], [1, 3, 0, 4, 0, 0])
+    write_run(tmp_path / "again" / "combo0", "combo", 0, [0.9] * 6, [4] * 6)
+    write_run(tmp_path / "again" / "combo3", "combo", 3, [0.1] * 6, [4] * 6)
+    write_run(tmp_path / "again" / "dice3", "dice", 3, [0.3] * 6, [4] * 6)
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "c8.yaml").write_text(json.dumps(claim_data()))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "retrained_sensitivity.py"
+    command = [sys.executable, str(script), "--study", str(tmp_path / "study"), "--claims-dir", str(tmp_path / "claims")]
+    out = subprocess.run([*command, str(tmp_path / "again")], capture_output=True, text=True, check=True,
+                         cwd=script.parents[1], env={**os.environ, "PYTHONPATH": str(script.parents[1] / "src")})
+    rows = [line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| C8 |")]
+
+    def mean(runs: list[list[float]]) -> float:  # a side's mean, by hand: over its runs of their case means
+        return sum(sum(r) / len(r) for r in runs) / len(runs)
+
+    in_place, (alone, pooled) = rows[0][3], rows[1][3:5]
+    assert in_place.startswith(f"{mean([[0.9] * 6, COMBO[1], COMBO[2]]):.3f} / {mean(DICE):.3f} ")
+    assert alone.startswith("0.100 / 0.300 ")
+    assert pooled.startswith(f"{mean([[0.9] * 6, COMBO[1], COMBO[2], [0.1] * 6]):.3f} / "
+                             f"{mean([*DICE, [0.3] * 6]):.3f} ")
+    shutil.copytree(tmp_path / "again" / "combo3", tmp_path / "twice" / "combo3")
+    failed = subprocess.run([*command, str(tmp_path / "again"), str(tmp_path / "twice")], capture_output=True,
+                            text=True, cwd=script.parents[1], env={**os.environ, "PYTHONPATH": str(script.parents[1] / "src")})
+    assert failed.returncode != 0 and "combo3: in more than one of the folders" in failed.stderr
