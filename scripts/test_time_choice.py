@@ -10,6 +10,12 @@ test Dice and HD95 over the organ classes (``summary.json`` ``per_class``), and 
 ``report/per_case.csv`` have an HD95 above ``--far`` mm (an empty cell, HD95 undefined, is not counted)::
 
     PYTHONPATH=src .venv/bin/python scripts/test_time_choice.py multirun/claims_test_time
+
+``--tested-epochs``: instead, for each training run below the folder (``multirun/claims``), the epoch of the
+checkpoint its report tested against its schedule's length, the earliest first, and how many tested a checkpoint
+from the first half of their schedule::
+
+    PYTHONPATH=src .venv/bin/python scripts/test_time_choice.py multirun/claims --tested-epochs
 """
 
 from __future__ import annotations
@@ -48,12 +54,36 @@ def trained_run(evaluation: Path) -> Path:
     return Path(checkpoint).parent.parent
 
 
+def tested_epochs(folder: Path) -> None:
+    """Print, per training run below ``folder``, the tested checkpoint's epoch (from 0) out of its epochs."""
+    rows = []
+    for path in sorted(folder.glob("*/report/summary.json")):
+        summary = json.loads(path.read_text())
+        if summary.get("train_seconds") is None or summary.get("checkpoint_epoch") is None:
+            continue  # an evaluation run, or a report without the epoch
+        epoch, epochs = int(summary["checkpoint_epoch"]), int(summary["epochs"])
+        rows.append(((epoch + 1) / epochs, path.parent.parent.name, epoch, epochs))
+    if not rows:
+        raise SystemExit(f"{folder}: no complete training run there")
+    rows.sort()
+    print("| run | tested epoch | of |\n|---|---:|---:|")
+    for _, name, epoch, epochs in rows:
+        print(f"| {name} | {epoch} | {epochs} |")
+    early = [name for share, name, _, _ in rows if share <= 0.5]
+    print(f"{len(early)} of {len(rows)} training runs tested a checkpoint from the first half of their schedule")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a folder with one sub-folder of evaluation runs per choice")
     parser.add_argument("--classes", nargs="+", default=list(ORGANS), help="the classes averaged (default: the organs)")
     parser.add_argument("--far", type=float, default=50.0, help="an HD95 above this many mm counts as far (default 50)")
+    parser.add_argument("--tested-epochs", action="store_true",
+                        help="instead: the epoch each training run below the folder tested, against its schedule")
     args = parser.parse_args()
+    if args.tested_epochs:
+        tested_epochs(args.folder)
+        return
     classes = tuple(args.classes)
     choices = sorted(p for p in args.folder.iterdir() if p.is_dir() and any(p.glob("*/report/summary.json")))
     if not choices:

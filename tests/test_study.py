@@ -1533,7 +1533,7 @@ def test_test_time_choice_sets_each_evaluation_beside_the_training_run_whose_che
     def run(folder, name, epoch, dice, hd95, rows, checkpoint=None):
         report = tmp_path / folder / name / "report"
         report.mkdir(parents=True)
-        summary = {"epochs": 250, "checkpoint_epoch": epoch,
+        summary = {"epochs": 250, "checkpoint_epoch": epoch, "train_seconds": None if checkpoint else 60.0,
                    "per_class": {c: {"dice": d, "hd95": h} for c, d, h in zip(("liver", "spleen", "kidney"), dice,
                                                                               hd95, strict=True)}}
         if checkpoint:
@@ -1556,6 +1556,11 @@ def test_test_time_choice_sets_each_evaluation_beside_the_training_run_whose_che
     (tmp_path / "empty" / "final").mkdir(parents=True)
     failed = subprocess.run([sys.executable, str(script), str(tmp_path / "empty")], capture_output=True, text=True)
     assert failed.returncode != 0 and "no sub-folder with complete evaluation runs" in failed.stderr
+    run("train", "fcn8s-seed1", 125, (0.9, 0.9, 0.9), (5.0, 5.0, 5.0), [])  # epoch 126 of 250: the second half
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "train"), "--tested-epochs"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[2:] == ["| fcn8s-seed2 | 49 | 250 |", "| fcn8s-seed0 | 99 | 250 |", "| fcn8s-seed1 | 125 | 250 |",
+                       "2 of 3 training runs tested a checkpoint from the first half of their schedule"]
 
 
 def test_retrained_sensitivity_judges_the_runs_in_place_alone_and_the_added_ones_pooled(tmp_path):
