@@ -176,11 +176,13 @@ def validate_dataset(dataset: Any, source: str, classes_later: bool = False) -> 
                               "names (letters, digits, space, . + - ( ))")
         if dataset.get("num_classes") is not None:
             _int(dataset.get("num_classes"), source, "dataset.num_classes", len(names), len(names))
-        single = dataset.get("single_component_classes")
-        if single is not None and (not isinstance(single, list | tuple) or len(set(map(repr, single))) != len(single)
-                                   or not all(isinstance(c, str) and c in names[1:] for c in single)):
-            raise SchemaError(source, "dataset.single_component_classes", single,
-                              "must name distinct foreground classes of dataset.class_names")
+    # which classes they are is checked where postprocess=lcc reads them (engine/postprocess.py): predict's own
+    # dataset may lend an older checkpoint, stored without them, a list of other class names
+    single = dataset.get("single_component_classes")
+    if single is not None and (not isinstance(single, list | tuple) or not len(single) <= MAX_CLASSES
+                               or len(set(map(repr, single))) != len(single)
+                               or not all(isinstance(c, str) and _NAME.match(c) for c in single)):
+        raise SchemaError(source, "dataset.single_component_classes", single, "must be distinct short class names")
     if dataset.get("in_channels") is not None or not classes_later:
         _int(dataset.get("in_channels", 1), source, "dataset.in_channels", 1, MAX_CHANNELS)
     validate_preprocessing(dataset.get("preprocessing"), source)
