@@ -14,6 +14,12 @@ The folder holds complete runs named as the study's jobs (``MODEL-LOSS-DIMSd-see
   The replication's family is ``--family`` (claim ids, e.g. ``C8 C18a``; those without new runs yet count in it,
   not evaluable, as claim files without runs do in the study's), else the claims with new runs on both sides.
 
+``--as-trained`` reads each evaluation run that tested a training run's checkpoint on the test split without
+post-processing (``ctbench eval ckpt_path=RUN/checkpoints/last.ckpt postprocess=null``) as a training run
+(``task_name=train``). Claims whose selectors ask ``task_name: train`` (C14, C24: so that the study's evaluations of
+the same checkpoints, with and without the CRF, are not counted twice) then read it as they read a training run's
+own test (``multirun/claims_test_time/final_replay``: DeepLab tested from its final checkpoint).
+
 Several folders are read as one (``multirun/claims_fresh_seeds multirun/claims_fresh_seeds_c1``: C1's arms with
 seeds 3-5 and 6-9); a run name in two of them is refused. Read from the complete runs below ``multirun/claims``:
 
@@ -30,13 +36,20 @@ from pathlib import Path
 from precision_convention_sensitivity import cell  # scripts/ is on the path of a script run from it
 
 from ctbench.reports.claims import Verdict, evaluate_claims, load_claims, sides
-from ctbench.reports.collect import collect, find_run_dirs
+from ctbench.reports.collect import Run, collect, find_run_dirs
 from ctbench.study import CLAIMS_DIR
 
 
 def shown(v: Verdict) -> str:
     """A verdict's cell, with the reason when it is not evaluable."""
     return cell(v) + (f" ({v.note})" if v.verdict == "not evaluable" else "")
+
+
+def tested_as_trained(run: Run) -> bool:
+    """Whether ``run`` is an evaluation of a checkpoint on the test split without post-processing: what a training
+    run's own test is, from another checkpoint."""
+    return (run.attribute("task_name") == "eval" and run.attribute("postprocess") == "null"
+            and run.attribute("split") == "test" and str(run.summary.get("checkpoint", "")).endswith(".ckpt"))
 
 
 def main() -> None:
@@ -48,6 +61,9 @@ def main() -> None:
                         help="the claim files (default: the study's, configs/claims)")
     parser.add_argument("--family", nargs="+", metavar="CLAIM",
                         help="the replication's family, claim ids (default: the claims with new runs on both sides)")
+    parser.add_argument("--as-trained", action="store_true",
+                        help="read an evaluation run of a checkpoint on the test split without post-processing as a "
+                             "training run (task_name=train), for the claims whose selectors leave evaluations out")
     args = parser.parse_args()
     for folder in args.retrained:
         if not folder.is_dir() or not find_run_dirs(folder):
@@ -58,6 +74,10 @@ def main() -> None:
     twice = sorted({r.path.name for r in again if sum(q.path.name == r.path.name for q in again) > 1})
     if twice:
         raise SystemExit(f"{', '.join(twice)}: in more than one of the folders; give each run once")
+    if args.as_trained:
+        for r in again:
+            if tested_as_trained(r):
+                r.overrides["task_name"] = "train"
     where = " ".join(map(str, args.retrained))
     replacing = {r.path.name: r for r in again if r.path.name in names}
     added = [r for r in again if r.path.name not in names]

@@ -1597,3 +1597,47 @@ def test_retrained_sensitivity_judges_the_runs_in_place_alone_and_the_added_ones
     failed = subprocess.run([*command, str(tmp_path / "again"), str(tmp_path / "twice")], capture_output=True,
                             text=True, cwd=script.parents[1], env={**os.environ, "PYTHONPATH": str(script.parents[1] / "src")})
     assert failed.returncode != 0 and "combo3: in more than one of the folders" in failed.stderr
+
+
+def test_retrained_sensitivity_reads_a_final_checkpoint_evaluation_as_trained_only_when_asked(tmp_path):
+    """scripts/retrained_sensitivity.py --as-trained: evaluation runs of a checkpoint on the test split without
+    post-processing match a claim that asks ``task_name: train`` (as C14's selectors do); without the option they
+    match no side and are refused; an evaluation with post-processing is never read as trained."""
+    import subprocess
+    import sys
+
+    def mark(folder: Path, task: str, postprocess: str = "null") -> None:
+        config = folder / "resolved_config.yaml"
+        config.write_text(config.read_text().replace("postprocess: null\n", f"postprocess: {postprocess}\n")
+                          + f"task_name: {task}\nsplit: test\n")
+        if task == "eval":
+            (folder / ".hydra" / "overrides.yaml").write_text(
+                (folder / ".hydra" / "overrides.yaml").read_text() + f"- postprocess={postprocess}\n")
+            summary = json.loads((folder / "report" / "summary.json").read_text())
+            summary["checkpoint"] = f"trained/{folder.name}/checkpoints/last.ckpt"
+            (folder / "report" / "summary.json").write_text(json.dumps(summary))
+
+    for seed in range(3):
+        for loss, values in (("combo", COMBO), ("dice", DICE)):
+            write_run(tmp_path / "study" / f"{loss}{seed}", loss, seed, values[seed], [2, 3, 1, 4, 0, 0])
+            mark(tmp_path / "study" / f"{loss}{seed}", "train")
+    for loss, value in (("combo", 0.1), ("dice", 0.3)):
+        write_run(tmp_path / "final" / f"{loss}3", loss, 3, [value] * 6, [4] * 6)
+        mark(tmp_path / "final" / f"{loss}3", "eval")
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "c8.yaml").write_text(json.dumps(claim_data(where={"study.tag": "", "task_name": "train"})))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "retrained_sensitivity.py"
+    command = [sys.executable, str(script), "--study", str(tmp_path / "study"), "--claims-dir",
+               str(tmp_path / "claims"), str(tmp_path / "final")]
+    env = {**os.environ, "PYTHONPATH": str(script.parents[1] / "src")}
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=script.parents[1], env=env)
+    assert refused.returncode != 0 and "combo3, dice3 name no run" in refused.stderr
+    out = subprocess.run([*command, "--as-trained"], capture_output=True, text=True, check=True,
+                         cwd=script.parents[1], env=env)
+    row, = (line.split(" | ") for line in out.stdout.splitlines() if line.startswith("| C8 |"))
+    assert row[1] == "1, 1" and row[3].startswith("0.100 / 0.300 ")
+    mark_crf = tmp_path / "final" / "combo3" / "resolved_config.yaml"  # post-processed: not a training run's test
+    mark_crf.write_text(mark_crf.read_text().replace("postprocess: null", "postprocess: crf"))
+    (tmp_path / "final" / "combo3" / ".hydra" / "overrides.yaml").write_text("- loss=combo\n- seed=3\n- postprocess=crf\n")
+    crf = subprocess.run([*command, "--as-trained"], capture_output=True, text=True, cwd=script.parents[1], env=env)
+    assert crf.returncode != 0 and "combo3 name no run" in crf.stderr
