@@ -48,6 +48,11 @@ def cell(score: tuple[int, float, float, int] | None) -> str:
     return f"{dice:.3f}, {hd95:.1f}, {far} (epoch {epoch})"
 
 
+def is_evaluation(summary: Path) -> bool:
+    """Whether a run's ``summary.json`` is an evaluation's (``ctbench eval``: no training time)."""
+    return json.loads(summary.read_text()).get("train_seconds") is None
+
+
 def trained_run(evaluation: Path) -> Path:
     """The training run whose checkpoint an evaluation run tested."""
     checkpoint = json.loads((evaluation / "report" / "summary.json").read_text())["checkpoint"]
@@ -85,13 +90,14 @@ def main() -> None:
         tested_epochs(args.folder)
         return
     classes = tuple(args.classes)
-    choices = sorted(p for p in args.folder.iterdir() if p.is_dir() and any(p.glob("*/report/summary.json")))
+    evaluations = {p: [e.parent.parent for e in sorted(p.glob("*/report/summary.json")) if is_evaluation(e)]
+                   for p in sorted(args.folder.iterdir()) if p.is_dir()}
+    choices = [p for p, runs in evaluations.items() if runs]  # a folder of training runs (replayed/) is not one
     if not choices:
         raise SystemExit(f"{args.folder}: no sub-folder with complete evaluation runs; run its run.sh first")
     trained: dict[Path, dict[str, tuple[int, float, float, int]]] = {}
     for choice in choices:
-        for evaluation in sorted(choice.glob("*/report/summary.json")):
-            run = evaluation.parent.parent
+        for run in evaluations[choice]:
             trained.setdefault(trained_run(run), {})[choice.name] = scores(run, classes, args.far)
     names = [c.name for c in choices]
     print(f"Mean test {'/'.join(classes)} Dice and HD95 (mm), and cells with HD95 > {args.far:g} mm, per checkpoint "

@@ -1526,7 +1526,8 @@ def test_test_time_choice_sets_each_evaluation_beside_the_training_run_whose_che
     """scripts/test_time_choice.py: per training run, the organ Dice and HD95 (the mean of ``per_class`` over the
     organs), the organ cells of per_case.csv with an HD95 above --far (the lesion and an undefined HD95 not counted)
     and the checkpoint's epoch, for best.ckpt (the training run's report) and for each choice's evaluation of it; a
-    choice not run yet for a run is an empty cell, and a folder without evaluations is one line and a non-zero exit."""
+    choice not run yet for a run is an empty cell, a sub-folder of training runs is no choice, and a folder without
+    evaluations is one line and a non-zero exit."""
     import subprocess
     import sys
 
@@ -1547,6 +1548,7 @@ def test_test_time_choice_sets_each_evaluation_beside_the_training_run_whose_che
     run("tests/final", "fcn8s-seed2", 249, (0.9, 0.9, 0.9), (3.0, 6.0, 9.0), ["p0,liver,0.9,3"], "train/fcn8s-seed2")
     run("train", "fcn8s-seed0", 99, (0.6, 0.6, 0.6), (30.0, 30.0, 30.0), ["p0,liver,0.6,80"])
     run("tests/lcc", "fcn8s-seed0", 99, (0.7, 0.7, 0.7), (20.0, 20.0, 20.0), ["p0,liver,0.7,55"], "train/fcn8s-seed0")
+    run("tests/replayed", "fcn8s-seed3", 59, (0.8, 0.8, 0.8), (9.0, 9.0, 9.0), [])  # training runs: not a choice
     script = Path(__file__).resolve().parents[1] / "scripts" / "test_time_choice.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path / "tests")], capture_output=True, text=True,
                          check=True).stdout.splitlines()
