@@ -12,10 +12,14 @@
 #      columns but predict_seconds) equal the committed run's, exactly; this script prints REPLAYED or DIFFERS per run;
 #   3. final_replay/NAME: each replayed run, and the 2D PSPNet seeds 4-5 and 3D PSPNet seeds 3-5 of
 #      claims_fresh_seeds (whose checkpoints are still here), tested from last.ckpt with the training overrides.
-# Declared before any of these runs and tests (7 Dec, this file's commit). Read only when all 14 tests are
+# Declared before any of these runs and tests (7 Dec 06:35, this file's commit). Read only when all 15 tests are
 # complete and every replay reads REPLAYED, with
 #   PYTHONPATH=src .venv/bin/python scripts/retrained_sensitivity.py multirun/claims_test_time/final_replay \
 #       --family C1a C1b C1c C7b C7d C7f C8 C11a C14b C14c C18a C18b C24b
+# (corrected after the tests, before any claim was computed on them: the count above first said 14; and this command
+# refused, because C14b's and C14c's selectors ask task_name=train and these are evaluation runs, so it is run with
+# --as-trained, added for this in faf204b, which reads an evaluation of a checkpoint on the test split without
+# post-processing as a training run's test)
 # C11a, C14b and C14c on seeds 3-5 alone from last.ckpt, Holm over the 13 of the fresh-seed replication, set
 # against the same from best.ckpt (claims_fresh_seeds/run.sh: C11a reproduced, C14b contradicted, C14c
 # reproduced). A verdict that differs reads *sensitive to the test-time choice* beside the best.ckpt one, which
