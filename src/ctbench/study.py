@@ -362,6 +362,19 @@ def replaced_arm_runs(claims: Sequence[Any], runs: Sequence[Any], variant: LossV
     return out
 
 
+def chosen_variant_runs(checks: Sequence[Any], checks_dir: Path, variant: LossVariant
+                        ) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """Each arm's choice of rate recorded in ``checks_dir/lr_choice.json`` for ``variant``, and the (arm, run) of
+    ``checks`` trained at it with the variant's override (the runs :func:`variant_sensitivity` judges)."""
+    suffix = variant.key("")
+    chosen = {name.removesuffix(suffix): c for name, c in read_json(checks_dir / "lr_choice.json", {}).items()
+              if name.endswith(suffix)}
+    key, value = variant.override.split("=", 1)
+    picked = [(arm, r) for arm, r in ((study_arm(r), r) for r in checks)
+              if arm in chosen and r.attribute(LR_KEY) == chosen[arm]["chosen"] and r.attribute(key) == value]
+    return chosen, picked
+
+
 def variant_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Sequence[Any], shown: Sequence[str],
                         checks: Sequence[Any], checks_dir: Path, variant: LossVariant) -> list[str]:
     """Markdown lines: the ``shown`` claims with a side whose loss is one of ``variant``'s, and their verdicts with
@@ -370,13 +383,7 @@ def variant_sensitivity(claims: Sequence[Any], runs: Sequence[Any], verdicts: Se
     declared family (a sensitivity analysis: the verdicts are the declared ones)."""
     from ctbench.reports.claims import evaluate_claims, matches
 
-    suffix = variant.key("")
-    chosen = {name.removesuffix(suffix): c for name, c in read_json(checks_dir / "lr_choice.json", {}).items()
-              if name.endswith(suffix)}
-    key, value = variant.override.split("=", 1)
-    picked = [(study_arm(r), r) for r in checks]
-    picked = [(arm, r) for arm, r in picked
-              if arm in chosen and r.attribute(LR_KEY) == chosen[arm]["chosen"] and r.attribute(key) == value]
+    chosen, picked = chosen_variant_runs(checks, checks_dir, variant)
     variants: dict[str, list[Any]] = {}
     for _, r in picked:
         variants.setdefault(r.attribute("loss"), []).append(r)
