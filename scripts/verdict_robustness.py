@@ -3,32 +3,11 @@
 have been run, and which follow one choice. A summary of sensitivity analyses and replications, never the
 verdicts (those are the declared ones, ``ctbench study report``).
 
-Each column judges the claims again with the study's verdict rule; a reading that trains or tests no run of a
-claim's sides leaves its cell empty:
-
-- **declared**: the study's runs (seeds 0-2, ``best.ckpt``), every claim file one family (m = 66): the verdicts;
-- **family per statement**: the same runs, one family per survey statement (C1, C2, ...; *Sensitivity to the
-  family* of ``study report``);
-- **equal epochs**: the shorter arm trained as long as the longer (``multirun/claims_epoch_check``);
-- **Dice over the batch** and **background in the loss**: the region-loss arms trained again with
-  ``loss.batch=true`` (``multirun/claims_dice_batch``) or ``loss.include_background=true``
-  (``multirun/claims_dice_background``), each at its own chosen rate;
-- **today's code**: the runs of the sides trained before commit ba3ec25, trained again with today's code
-  (``multirun/claims_same_code``; the FCNs at 150 epochs, where FCN-16s seed 1 was still improving);
-- **FCNs at 250**: the FCNs' seeds 0-2 trained again at 250 epochs, the tier the study's rule moves them to
-  (``multirun/claims_same_code_fcn_250``), and **FCNs at 250, final checkpoint**: the same runs tested from
-  ``last.ckpt`` (``multirun/claims_test_time/final``); both in the study's runs' places, the others as declared;
-- **fresh seeds** and **fresh seeds, final checkpoint**: the arms of the decisive verdicts trained again with
-  seeds 3-5 (C1's 3-9), judged on them alone in their family of 13 claims fixed before any verdict on them
-  (``multirun/claims_fresh_seeds``, ``multirun/claims_fresh_seeds_c1``), tested from ``best.ckpt`` and from the
-  final checkpoint (C1's ``multirun/claims_test_time/final`` and ``final_seeds_6_9``; the others'
-  ``final_replay`` and ``final_replay_unet``, read ``--as-trained`` as ``scripts/retrained_sensitivity.py`` does).
-
-Every column reads its folders, and only the claims, that its ``run.sh`` declared (``study report`` for the
-first five), so each cell repeats a reading the doc gives with its command: ``today's code`` C1, C2b, C5,
-C12, C13 and C21a/c/d; the two FCN columns C1 (the other claims with an FCN side would set arms of different
-tiers or test-time choices against each other). Rows: each claim decisive (reproduced,
-contradicted, no practical difference above the floor) in at least one reading.
+Each column judges the claims again with the study's verdict rule, as one reading the doc gives with its command
+(in *Results*' sensitivity tables, or a ``run.sh`` beside its runs and the bullets under *Reading the verdicts so
+far*), and only on the claims that reading's declaration reads; what each column is, the table's legend says
+(:data:`READINGS`). Rows: each claim decisive (reproduced, contradicted, no practical difference above the floor)
+in at least one reading.
 
     PYTHONPATH=src .venv/bin/python scripts/verdict_robustness.py                 # print the table
     PYTHONPATH=src .venv/bin/python scripts/verdict_robustness.py --write README.md docs/survey-reproduction.md
@@ -69,10 +48,11 @@ SHORT = {"reproduced": "R", "contradicted": "C", "no practical difference": "N",
 
 @dataclass(frozen=True)
 class Reading:
-    """A column: its head, the verdicts it gives (claim id -> verdict) for the claims whose runs it changes, and the
-    claims its declaration reads (ids' first words; None: every claim it judges)."""
+    """A column: its head, what it reads (the legend), the verdicts it gives (claim id -> verdict) for the claims
+    whose runs it changes, and the claims its declaration reads (ids' first words; None: every claim it judges)."""
 
     head: str
+    what: str
     judge: Callable[[Sequence[Claim], list[Run], Path], dict[str, Verdict]]
     reads: tuple[str, ...] | None = None
 
@@ -132,11 +112,12 @@ def loss_variant(name: str) -> Callable[[Sequence[Claim], list[Run], Path], dict
     return judge
 
 
-def retrained(folder: str) -> Callable[[Sequence[Claim], list[Run], Path], dict[str, Verdict]]:
+def retrained(folder: str, as_trained: bool = False) -> Callable[[Sequence[Claim], list[Run], Path], dict[str, Verdict]]:
     """The runs of ``folder`` (beside the study's) named as the study's, taken in their places
-    (``scripts/retrained_sensitivity.py FOLDER``, its first table)."""
+    (``scripts/retrained_sensitivity.py FOLDER [--as-trained]``, its first table)."""
     def judge(claims, runs, study):
-        return judged(claims, runs, in_place(claims, runs, complete_runs(study.parent / folder)))
+        again = complete_runs(study.parent / folder, as_trained=as_trained)
+        return judged(claims, runs, in_place(claims, runs, again))
     return judge
 
 
@@ -156,20 +137,40 @@ def replication(groups: Sequence[tuple[Sequence[str], bool]]):
     return judge
 
 
+FRESH = "seeds 3-5 (C1: 3-9) judged alone in their family of 13, fixed before any verdict on them"
 READINGS = (
-    Reading("declared", declared),
-    Reading("family per statement", family_per_statement),
-    Reading("equal epochs", equal_epochs),
-    Reading("Dice over the batch", loss_variant("batch")),
-    Reading("background in the loss", loss_variant("background")),
-    Reading("today's code", retrained("claims_same_code"), (*C1, "C2b", "C5a", "C5b", "C12", "C13", "C21a", "C21c",
-                                                            "C21d")),
-    Reading("FCNs at 250", retrained("claims_same_code_fcn_250"), C1),
-    Reading("FCNs at 250, final ckpt", retrained("claims_test_time/final"), C1),
-    Reading("fresh seeds", replication([(("claims_fresh_seeds", "claims_fresh_seeds_c1"), False)])),
-    Reading("fresh seeds, final ckpt", replication([
-        (("claims_test_time/final", "claims_test_time/final_seeds_6_9"), False),
-        (("claims_test_time/final_replay", "claims_test_time/final_replay_unet"), True)])),
+    Reading("declared", "the study's runs (seeds 0-2, `best.ckpt`), every claim file one family: the verdicts",
+            declared),
+    Reading("per statement", "the same runs, one family per survey statement (C1, C2, ...)", family_per_statement),
+    Reading("equal epochs", "the shorter arm trained as long as the longer (`multirun/claims_epoch_check`)",
+            equal_epochs),
+    Reading("batch Dice", "the region-loss arms trained with one Dice over the batch (`multirun/claims_dice_batch`)",
+            loss_variant("batch")),
+    Reading("background in", "Dice, Tversky and focal Tversky trained with the background in the loss "
+            "(`multirun/claims_dice_background`)", loss_variant("background")),
+    Reading("today's code", "the runs of the code before ba3ec25 trained again with today's "
+            "(`multirun/claims_same_code`; the FCNs at 150 epochs)", retrained("claims_same_code"),
+            (*C1, "C2b", "C5a", "C5b", "C12", "C13", "C21a", "C21c", "C21d")),
+    Reading("FCN 250", "C1's FCNs, seeds 0-2, trained again at 250 epochs, the tier the study's rule moves them to "
+            "(`multirun/claims_same_code_fcn_250`)", retrained("claims_same_code_fcn_250"), C1),
+    Reading("FCN 250 last", "those runs tested from `last.ckpt` (`multirun/claims_test_time/final`)",
+            retrained("claims_test_time/final"), C1),
+    Reading("FCN 250 lcc", "those runs tested from `best.ckpt` with the liver's and spleen's largest component kept "
+            "(`multirun/claims_test_time/lcc_organs`)", retrained("claims_test_time/lcc_organs"), C1),
+    Reading("replay", "the study's DeepLab v2, v3 and v3+ runs replayed at their own commits, 8 of 9 bit for bit "
+            "(v3 seed 0, stopped and resumed on 2 Dec, trained uninterrupted: a new draw), tested by today's code "
+            "from `best.ckpt` (`multirun/claims_test_time/best_declared`)",
+            retrained("claims_test_time/best_declared", as_trained=True), ("C14b", "C14c")),
+    Reading("replay last", "the same runs tested from `last.ckpt` (`multirun/claims_test_time/final_declared`)",
+            retrained("claims_test_time/final_declared", as_trained=True), ("C14b", "C14c")),
+    Reading("fresh", f"{FRESH} (`multirun/claims_fresh_seeds`, `multirun/claims_fresh_seeds_c1`)",
+            replication([(("claims_fresh_seeds", "claims_fresh_seeds_c1"), False)])),
+    Reading("fresh last", "the same tested from `last.ckpt` (`multirun/claims_test_time/final*`; the runs whose "
+            "weights were gone replayed bit for bit first)", replication([
+                (("claims_test_time/final", "claims_test_time/final_seeds_6_9"), False),
+                (("claims_test_time/final_replay", "claims_test_time/final_replay_unet"), True)])),
+    Reading("fresh lcc", "C1's seeds 3-5 tested with the liver's and spleen's largest component kept, in the same "
+            "family (`multirun/claims_test_time/lcc_organs`)", replication([(("claims_test_time/lcc_organs",), False)])),
 )
 
 
@@ -180,7 +181,7 @@ def decisive(v: Verdict) -> bool:
 def shown(v: Verdict) -> str:
     """A cell: the verdict's letter (bold where decisive), ``0`` after N at the floor, and the mean difference."""
     letter = SHORT[v.verdict] + ("0" if at_floor(v) else "")
-    estimate = f" {v.test.estimate:+.3g}" if v.test is not None and v.verdict != "not evaluable" else ""
+    estimate = f" {v.test.estimate:+#.3g}" if v.test is not None and v.verdict != "not evaluable" else ""
     return (f"**{letter}**" if decisive(v) else letter) + estimate
 
 
@@ -189,7 +190,7 @@ def claim_order(claim_id: str) -> tuple[int, str]:
     return (int(match.group(1)), match.group(2)) if match else (999, claim_id)
 
 
-def table(claims: Sequence[Claim], columns: dict[str, dict[str, Verdict]]) -> list[str]:
+def table(columns: dict[str, dict[str, Verdict]], readings: Sequence[Reading] = READINGS) -> list[str]:
     """Markdown lines: one row per claim decisive in a reading, and how many readings agree with the declared one."""
     ids = sorted({i for col in columns.values() for i, v in col.items() if decisive(v)}, key=claim_order)
     first = next(iter(columns.values()))
@@ -206,8 +207,10 @@ def table(claims: Sequence[Claim], columns: dict[str, dict[str, Verdict]]) -> li
               "evaluable; the number is the mean difference (candidate minus baseline). An empty cell: the reading "
               "trains or tests no run of the claim's sides, or its declaration does not read the claim. *As declared*: the other readings that give the "
               "declared verdict, of those that judge the claim.")
+    columns_legend = "Columns: " + "; ".join(f"*{r.head}*: {r.what}" for r in readings if r.head in columns) + "."
     return lines + ["", legend + (f" Claims at the floor in some reading and decisive in none: "
-                                  f"{', '.join(i.split('-')[0] for i in floor_only)}." if floor_only else "")]
+                                  f"{', '.join(i.split('-')[0] for i in floor_only)}." if floor_only else ""),
+                    "", columns_legend]
 
 
 def write(path: Path, lines: list[str], command: str) -> None:
@@ -232,7 +235,7 @@ def main() -> None:
         raise SystemExit(f"{args.study}: no complete run there; run `ctbench study run` first")
     claims = load_claims(args.claims_dir)
     columns = {reading.head: reading.verdicts(claims, runs, args.study) for reading in READINGS}
-    lines = table(claims, columns)
+    lines = table(columns)
     print("\n".join(lines))
     for path in args.write or ():
         write(path, lines, "scripts/verdict_robustness.py")

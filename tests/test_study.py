@@ -1676,8 +1676,8 @@ def test_verdict_robustness_sets_each_reading_beside_the_declared_verdict(tmp_pa
     cells = dict(zip(head, row, strict=True))
     declared = sum(0.3 + 0.01 * s * (i % 2) - 0.02 * s * (i % 3 == 0) for s in range(3) for i in range(6)) / 18
     fresh = sum(-0.3 + 0.01 * s * (i % 2) - 0.02 * s * (i % 3 == 0) for s in range(3, 6) for i in range(6)) / 18
-    assert cells["declared"] == f"**C** {declared:+.3g}" and cells["family per statement"] == cells["declared"]
-    assert cells["fresh seeds"] == f"**R** {fresh:+.3g}"
+    assert cells["declared"] == f"**C** {declared:+#.3g}" and cells["per statement"] == cells["declared"]
+    assert cells["fresh"] == f"**R** {fresh:+#.3g}"
     assert cells["today's code"] == "" and cells["equal epochs"] == ""
     assert cells["as declared"] == "1 of 2"
     text = doc.read_text()
