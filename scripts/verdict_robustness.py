@@ -42,6 +42,8 @@ BEGIN, END = "<!-- robustness:begin -->", "<!-- robustness:end -->"
 #: the replication's family, fixed in multirun/claims_fresh_seeds/run.sh before any verdict on its runs
 FRESH_FAMILY = ("C1a", "C1b", "C1c", "C7b", "C7d", "C7f", "C8", "C11a", "C14b", "C14c", "C18a", "C18b", "C24b")
 C1 = ("C1a", "C1b", "C1c")
+#: the claims that run_replay_declared_deeplab.sh and run_replay_declared_pspnet.sh (multirun/claims_test_time) read
+REPLAYED = ("C11a", "C14b", "C14c")
 SHORT = {"reproduced": "R", "contradicted": "C", "no practical difference": "N", "inconclusive": "I",
          "not evaluable": "NE"}
 
@@ -157,12 +159,12 @@ READINGS = (
             retrained("claims_test_time/final"), C1),
     Reading("FCN 250 lcc", "those runs tested from `best.ckpt` with the liver's and spleen's largest component kept "
             "(`multirun/claims_test_time/lcc_organs`)", retrained("claims_test_time/lcc_organs"), C1),
-    Reading("replay", "the study's DeepLab v2, v3 and v3+ runs replayed at their own commits, 8 of 9 bit for bit "
-            "(v3 seed 0, stopped and resumed on 2 Dec, trained uninterrupted: a new draw), tested by today's code "
-            "from `best.ckpt` (`multirun/claims_test_time/best_declared`)",
-            retrained("claims_test_time/best_declared", as_trained=True), ("C14b", "C14c")),
+    Reading("replay", "the study's DeepLab v2, v3 and v3+ runs and its 2D and 3D PSPNet runs replayed at their own "
+            "commits, 14 of 15 bit for bit (DeepLab v3 seed 0, stopped and resumed on 2 Dec, trained uninterrupted: "
+            "a new draw), tested by today's code from `best.ckpt` (`multirun/claims_test_time/best_declared`)",
+            retrained("claims_test_time/best_declared", as_trained=True), REPLAYED),
     Reading("replay last", "the same runs tested from `last.ckpt` (`multirun/claims_test_time/final_declared`)",
-            retrained("claims_test_time/final_declared", as_trained=True), ("C14b", "C14c")),
+            retrained("claims_test_time/final_declared", as_trained=True), REPLAYED),
     Reading("fresh", f"{FRESH} (`multirun/claims_fresh_seeds`, `multirun/claims_fresh_seeds_c1`)",
             replication([(("claims_fresh_seeds", "claims_fresh_seeds_c1"), False)])),
     Reading("fresh last", "the same tested from `last.ckpt` (`multirun/claims_test_time/final*`; the runs whose "
