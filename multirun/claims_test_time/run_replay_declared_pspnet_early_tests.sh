@@ -1,5 +1,6 @@
 #!/bin/bash
 # the script's own test_one, run for the finished replays while one core waits on 3D seed 2 (the script skips them later)
+# /tmp/test_one.sh was made with: sed -n '/^test_one() {/,/^}/p' multirun/claims_test_time/run_replay_declared_pspnet.sh > /tmp/test_one.sh
 cd /work/main
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 out=$PWD/multirun/claims_test_time study=$PWD/multirun/claims
 source /tmp/test_one.sh
