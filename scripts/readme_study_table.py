@@ -71,6 +71,15 @@ def fill_block(path: Path, begin: str, end: str, lines: list[str]) -> None:
     path.write_text("\n".join([f"{head}{begin}", *lines, f"{end}{rest.split(end, 1)[1]}"]))
 
 
+def block_is_current(path: Path, begin: str, end: str, lines: list[str]) -> bool:
+    """Whether the block between ``begin`` and ``end`` of ``path`` holds exactly ``lines`` (what :func:`fill_block`
+    would write); refused with one line when the file has no such block."""
+    text = path.read_text()
+    if begin not in text or end not in text:
+        sys.exit(f"{path}: no {begin} ... {end} block to check; add one where the table goes")
+    return text.split(begin, 1)[1].split(end, 1)[0] == "\n".join(["", *lines, ""])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
