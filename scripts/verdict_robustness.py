@@ -25,7 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from readme_study_table import block_is_current, claim_order, fill_block  # scripts/ is on the path of a script run from it
+from readme_study_table import (  # scripts/ is on the path of a script run from it
+    block_is_current,
+    claim_order,
+    fill_block,
+)
 from retrained_sensitivity import tested_as_trained
 
 from ctbench.reports.claims import Claim, Verdict, at_floor, evaluate_claims, load_claims, sides
