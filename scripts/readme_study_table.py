@@ -61,23 +61,27 @@ def table(rows: list[dict[str, str]]) -> list[str]:
     return lines
 
 
-def fill_block(path: Path, begin: str, end: str, lines: list[str]) -> None:
-    """Replace the lines between the markers ``begin`` and ``end`` of ``path`` with ``lines``; refused with one line
-    when the file has no such block."""
+def split_block(path: Path, begin: str, end: str) -> tuple[str, str, str]:
+    """``path``'s text before ``begin``, between the markers, and after ``end``; refused with one line when the
+    file has no such block."""
     text = path.read_text()
     if begin not in text or end not in text:
-        sys.exit(f"{path}: no {begin} ... {end} block to fill; add one where the table goes")
+        sys.exit(f"{path}: no {begin} ... {end} block; add one where the table goes")
     head, rest = text.split(begin, 1)
-    path.write_text("\n".join([f"{head}{begin}", *lines, f"{end}{rest.split(end, 1)[1]}"]))
+    inside, tail = rest.split(end, 1)
+    return head, inside, tail
+
+
+def fill_block(path: Path, begin: str, end: str, lines: list[str]) -> None:
+    """Replace the lines between the markers ``begin`` and ``end`` of ``path`` with ``lines``."""
+    head, _, tail = split_block(path, begin, end)
+    path.write_text("\n".join([f"{head}{begin}", *lines, f"{end}{tail}"]))
 
 
 def block_is_current(path: Path, begin: str, end: str, lines: list[str]) -> bool:
     """Whether the block between ``begin`` and ``end`` of ``path`` holds exactly ``lines`` (what :func:`fill_block`
-    would write); refused with one line when the file has no such block."""
-    text = path.read_text()
-    if begin not in text or end not in text:
-        sys.exit(f"{path}: no {begin} ... {end} block to check; add one where the table goes")
-    return text.split(begin, 1)[1].split(end, 1)[0] == "\n".join(["", *lines, ""])
+    would write)."""
+    return split_block(path, begin, end)[1] == "\n".join(["", *lines, ""])
 
 
 def main() -> None:
