@@ -1705,3 +1705,45 @@ def test_the_committed_robustness_tables_are_current():
                             "docs/survey-reproduction.md"], capture_output=True, text=True, cwd=repo,
                            env={**os.environ, "PYTHONPATH": str(repo / "src")})
     assert check.returncode == 0, check.stderr
+
+
+def test_lr_probe_check_sets_the_probes_choice_beside_the_grids_with_its_cost_in_seed_sds(tmp_path):
+    """scripts/lr_probe_check.py: arm a's probe ties 0.001 with the configured 0.003, so it keeps the grid's 0.003
+    (the choice rule's tie-break); arm b's probe picks 0.003 where the grid chose 0.009, at a cost of 0.55 - 0.58 on
+    the grid's validation, -1.5 of the seed SD of 0.58/0.60/0.56 (0.02), seed 0 testing 0.700 / 0.680; job times
+    from the probe logs' /usr/bin/time lines and study_jobs.json."""
+    import subprocess
+    import sys
+
+    def run(folder: Path, history: list[float], mean_dice: float = 0.5) -> None:
+        (folder / "report").mkdir(parents=True)
+        summary = {"status": "complete", "epochs": 100, "mean_dice": mean_dice,
+                   "convergence": {"history": [[5 * (i + 1), v] for i, v in enumerate(history)]}}
+        (folder / "report" / "summary.json").write_text(json.dumps(summary))
+
+    grids = {"unet-a-2d-seed0": ({"0.001": 0.60, "0.003": 0.65, "0.009": 0.62}, "0.003", [0.30, 0.30, 0.28]),
+             "unet-b-2d-seed0": ({"0.001": 0.50, "0.003": 0.55, "0.009": 0.58}, "0.009", [0.20, 0.40, 0.30])}
+    choices, jobs = {}, {"multirun/claims/other": {"seconds": 1200.0}}
+    (tmp_path / "multirun" / "claims_lr_probe" / "logs").mkdir(parents=True)
+    for arm, (validation, chosen, probe) in grids.items():
+        runs = {rate: f"multirun/claims_tuning/{arm}-lr{rate}" for rate in validation}
+        choices[arm] = {"configured": "0.003", "validation": validation, "runs": runs, "chosen": chosen}
+        for (rate, score), probe_score in zip(validation.items(), probe, strict=True):
+            run(tmp_path / runs[rate], [score - 0.1, score], mean_dice={"0.009": 0.70, "0.003": 0.68}.get(rate, 0.5))
+            jobs[runs[rate]] = {"seconds": 600.0}
+            run(tmp_path / "multirun" / "claims_lr_probe" / f"{arm}-lr{rate}", [probe_score - 0.05, probe_score])
+            (tmp_path / "multirun" / "claims_lr_probe" / "logs" / f"{arm}-lr{rate}.log").write_text(
+                "training...\n120.5 s wall 100.0 s user\n")
+    for seed, best in enumerate([0.58, 0.60, 0.56]):
+        run(tmp_path / "multirun" / "claims" / f"unet-b-2d-seed{seed}", [0.4, best])
+    (tmp_path / "multirun" / "claims" / "lr_choice.json").write_text(json.dumps(choices))
+    (tmp_path / "multirun" / "claims" / "study_jobs.json").write_text(json.dumps(jobs))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "lr_probe_check.py"
+    out = subprocess.run([sys.executable, str(script), "--root", str(tmp_path), "--markdown"], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHONPATH": str(script.parents[1] / "src")}).stdout
+    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ") for line in out.splitlines()
+            if line.startswith("| unet-")}
+    assert rows["unet-a-2d-seed0"][3:5] == ["0.300 / 0.300* / 0.280", "0.003, the same"]
+    assert rows["unet-b-2d-seed0"][4:] == ["**0.003** (grid: 0.009)", "-0.030 (0.020; -1.5 SD)", "0.700 / 0.680"]
+    assert ("1 of 2 finished arms" in out and "the probe 12 min (6 runs), the grid 60 min" in out
+            and "the whole grid is 60 of the 80 min" in out)
