@@ -1,6 +1,6 @@
 #!/bin/bash
 # Would a verdict move if three loss arms were trained at the rate the 15-epoch probe chose? (declared before any
-# run, 7 Dec 13:07)
+# run, 7 Dec 13:00; this header line corrected after the run: it said 13:07)
 #
 # multirun/claims_lr_probe (scripts/lr_probe_check.py) picked, for 4 arms, a rate that the grid's validation scores
 # 2.7-3.6 seed SDs lower. Three of them are trained here at the probe's rate, seeds 1 and 2, with the study's
