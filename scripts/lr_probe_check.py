@@ -11,7 +11,9 @@ picks another rate, its cost is read on the full grid: the grid's validation sco
 the chosen one, against the seed SD of the arm's best validation Dice at the chosen rate (one run against one
 run differs by about 1.4 seed SDs by chance), and seed 0's test ``mean_dice`` at each rate. The verdicts keep
 the declared grid; this measures what a cheaper grid would cost. Job time: the probe's from the ``/usr/bin/time``
-line of each log in ``logs/``, the grid's from ``multirun/claims/study_jobs.json``.
+line of each log in ``logs/`` (and the part of it after training, the 40-volume test a probe does not need, from
+``train.log``: the fit's end to its last line), the grid's from ``multirun/claims/study_jobs.json`` (and of it the
+runs at the chosen rates, which are the arms' seed-0 runs: a probe would have to train them).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ctbench.run_folder import is_complete, read_summary
 from ctbench.study import best_validation, choose, seed_folder
 
 WALL = re.compile(r"^([0-9.]+) s wall", re.M)
+STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
 def probe_seconds(run: Path) -> float | None:
@@ -33,6 +36,20 @@ def probe_seconds(run: Path) -> float | None:
     log = run.parent / "logs" / f"{run.name}.log"
     found = WALL.findall(log.read_text()) if log.exists() else []
     return float(found[-1]) if found else None
+
+
+def test_seconds(run: Path) -> float:
+    """Seconds from the end of a run's fit (Lightning's "`Trainer.fit` stopped" line) to the last timestamped line
+    of its ``train.log``: its test and report; 0 when the log lacks either."""
+    from datetime import datetime
+
+    lines = (run / "train.log").read_text().splitlines() if (run / "train.log").exists() else []
+    stamps = [(m.group(1), line) for line in lines if (m := STAMP.match(line))]
+    fit_end = next((t for t, line in stamps if "`Trainer.fit` stopped" in line), None)
+    if fit_end is None:
+        return 0.0
+    last, end = (datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f") for t in (stamps[-1][0], fit_end))
+    return (last - end).total_seconds()
 
 
 def arm_row(root: Path, arm: str, choice: dict, jobs: dict) -> dict:
@@ -45,7 +62,9 @@ def arm_row(root: Path, arm: str, choice: dict, jobs: dict) -> dict:
     row = {"arm": arm, "epochs": read_summary(grid_runs[rates[0]]).get("epochs"), "chosen": choice["chosen"],
            "grid": choice["validation"], "probe": {r: best_validation(p) for r, p in done.items()},
            "probe_seconds": sum(s for p in done.values() if (s := probe_seconds(p)) is not None),
-           "grid_seconds": sum(jobs[choice["runs"][r]]["seconds"] for r in rates)}
+           "test_seconds": sum(test_seconds(p) for p in done.values()),
+           "grid_seconds": sum(jobs[choice["runs"][r]]["seconds"] for r in rates),
+           "chosen_seconds": jobs[choice["runs"][choice["chosen"]]]["seconds"]}
     if len(done) < len(rates):
         return row | {"pick": None}
     pick = choose(row["probe"], choice["configured"])
@@ -90,13 +109,15 @@ def main() -> None:
             print(f"{row['arm']}: grid {grid}; probe {probe}: {verdict.replace('**', '')} {cost} {test}".rstrip())
     finished = [r for r in rows if r["pick"] is not None]
     same = sum(r["pick"] == r["chosen"] for r in finished)
-    probe_min = sum(r["probe_seconds"] for r in finished) / 60
-    grid_min = sum(r["grid_seconds"] for r in finished) / 60
+    minutes = {key: sum(r[key] for r in finished) / 60
+               for key in ("probe_seconds", "test_seconds", "grid_seconds", "chosen_seconds")}
     all_grid = sum(r["grid_seconds"] for r in rows) / 60
     print(f"\n{same} of {len(finished)} finished arms: the probe chooses the grid's rate"
-          f" (* marks each choice). Job time: the probe {probe_min:.0f} min ({3 * len(finished)} runs),"
-          f" the grid {grid_min:.0f} min, of the finished arms; the whole grid is {all_grid:.0f} of the"
-          f" {sum(j['seconds'] for j in jobs.values()) / 60:.0f} min that study_jobs.json records for the study's runs.")
+          f" (* marks each choice). Job time of the finished arms: the probe {minutes['probe_seconds']:.0f} min"
+          f" ({3 * len(finished)} runs; {minutes['test_seconds']:.0f} min of it their tests), the grid"
+          f" {minutes['grid_seconds']:.0f} min ({minutes['chosen_seconds']:.0f} min of it the runs at the chosen rates);"
+          f" the whole grid is {all_grid:.0f} of the {sum(j['seconds'] for j in jobs.values()) / 60:.0f} min that"
+          " study_jobs.json records for the study's runs.")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ from ctbench.reports.claims import FLOOR_NOTE
 BEGIN, END = "<!-- study-table:begin -->", "<!-- study-table:end -->"
 
 
-def claim_order(row: dict[str, str]) -> tuple[int, str]:
-    match = re.match(r"C(\d+)([a-z]?)", row["id"])
-    return (int(match.group(1)), match.group(2)) if match else (999, row["id"])
+def claim_order(claim_id: str) -> tuple[int, str]:
+    """C2b before C10a: the claim number, then its letter; an id of another form last."""
+    match = re.match(r"C(\d+)([a-z]?)", claim_id)
+    return (int(match.group(1)), match.group(2)) if match else (999, claim_id)
 
 
 def cell(text: str) -> str:
@@ -47,7 +48,7 @@ def table(rows: list[dict[str, str]]) -> list[str]:
              + ", ".join(f"{counts.get(v, 0)} {v}" for v in order) + ".", "",
              "| claim | statement | cases x runs | candidate / baseline | difference [simultaneous CI] | verdict |",
              "|---|---|---|---|---|---|"]
-    for r in sorted(rows, key=claim_order):
+    for r in sorted(rows, key=lambda r: claim_order(r["id"])):
         diff = ""
         if r["mean_diff"]:
             diff = f"{float(r['mean_diff']):+.3g} [{float(r['ci_low']):+.3g}, {float(r['ci_high']):+.3g}]"

@@ -196,7 +196,7 @@ def shown(v: Verdict) -> str:
 
 def table(columns: dict[str, dict[str, Verdict]], readings: Sequence[Reading] = READINGS) -> list[str]:
     """Markdown lines: one row per claim decisive in a reading, and how many readings agree with the declared one."""
-    ids = sorted({i for col in columns.values() for i, v in col.items() if decisive(v)}, key=lambda i: claim_order({"id": i}))
+    ids = sorted({i for col in columns.values() for i, v in col.items() if decisive(v)}, key=claim_order)
     first = next(iter(columns.values()))
     lines = ["| claim | " + " | ".join(columns) + " | as declared |", "|---|" + "---|" * (len(columns) + 1)]
     for i in ids:
@@ -205,7 +205,7 @@ def table(columns: dict[str, dict[str, Verdict]], readings: Sequence[Reading] = 
         same = sum(v.verdict == first[i].verdict and at_floor(v) == at_floor(first[i]) for v in others)
         lines.append(f"| {i} | " + " | ".join(cells) + f" | {same} of {len(others)} |")
     floor_only = sorted({i for col in columns.values() for i, v in col.items() if at_floor(v)} - set(ids),
-                        key=lambda i: claim_order({"id": i}))
+                        key=claim_order)
     legend = ("Cells: **R** reproduced, **C** contradicted, **N** no practical difference (bold: decisive), N0 no "
               "practical difference at the floor (both sides within the margin of 0), I inconclusive, NE not "
               "evaluable; the number is the mean difference (candidate minus baseline). An empty cell: the reading "
