@@ -75,9 +75,7 @@ def main() -> None:
     if twice:
         raise SystemExit(f"{', '.join(twice)}: in more than one of the folders; give each run once")
     if args.as_trained:
-        for r in again:
-            if tested_as_trained(r):
-                r.overrides["task_name"] = "train"
+        again = [r.with_override("task_name", "train") if tested_as_trained(r) else r for r in again]
     where = " ".join(map(str, args.retrained))
     replacing = {r.path.name: r for r in again if r.path.name in names}
     added = [r for r in again if r.path.name not in names]

@@ -76,10 +76,7 @@ def complete_runs(*folders: Path, as_trained: bool = False) -> list[Run]:
     run (``scripts/retrained_sensitivity.py --as-trained``)."""
     runs = [r for f in folders if f.is_dir() and find_run_dirs(f)
             for r in collect([f])[0] if "report" not in r.path.relative_to(f).parts]
-    for r in runs:
-        if as_trained and tested_as_trained(r):
-            r.overrides["task_name"] = "train"
-    return runs
+    return [r.with_override("task_name", "train") if as_trained and tested_as_trained(r) else r for r in runs]
 
 
 def judged(claims: Sequence[Claim], runs: list[Run], runs_of: dict[str, list[Run]]) -> dict[str, Verdict]:

@@ -1157,6 +1157,13 @@ def test_readme_table_shows_each_sides_level_beside_the_difference(tmp_path, mon
     # claims in their number's order: C7a before C12
     assert lines.index(next(x for x in lines if x.startswith("| C7a"))) < lines.index(
         next(x for x in lines if x.startswith("| C12")))
+    # --check passes on the table it wrote, and fails, writing nothing, once a cell is edited
+    monkeypatch.setattr("sys.argv", ["readme_study_table.py", str(source), str(readme), "--check"])
+    table_module.main()
+    readme.write_text(text.replace("+0.00364", "+0.00365"))
+    with pytest.raises(SystemExit, match="not the one .* gives; rewrite it with"):
+        table_module.main()
+    assert "+0.00365" in readme.read_text()
 
 
 @pytest.mark.slow
@@ -1709,6 +1716,35 @@ def test_the_committed_robustness_tables_are_current():
                             "docs/survey-reproduction.md"], capture_output=True, text=True, cwd=repo,
                            env={**os.environ, "PYTHONPATH": str(repo / "src")})
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.slow  # a whole `ctbench study report` of the committed study: about 4 min beside two trainings
+def test_the_committed_study_section_and_readme_table_are_current(tmp_path):
+    """The doc's generated study section and README's study table are what `ctbench study report` makes of the
+    committed runs now: a run folder, claim file or rule change that moves a verdict fails here until both are
+    written again (before, README's table was checked by hand; its claims.csv is not committed)."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    doc = tmp_path / "survey-reproduction.md"  # the committed doc's name: its figure links read the same
+    report = subprocess.run([sys.executable, "-m", "ctbench.cli", "study", "report", "--doc", str(doc)],
+                            capture_output=True, text=True, cwd=repo, env=env)
+    assert report.returncode == 0, report.stderr[-2000:]
+    sys.path.insert(0, str(repo / "scripts"))
+    try:
+        from readme_study_table import split_block
+    finally:
+        sys.path.remove(str(repo / "scripts"))
+    begin, end = "<!-- study:begin -->", "<!-- study:end -->"
+    fresh = split_block(doc, begin, end)[1]
+    committed = split_block(repo / "docs" / "survey-reproduction.md", begin, end)[1]
+    assert fresh == committed, ("docs/survey-reproduction.md: its study section is not the current report's; "
+                                "rewrite it with `ctbench study report --doc docs/survey-reproduction.md`")
+    table = subprocess.run([sys.executable, "scripts/readme_study_table.py", "multirun/claims/report/claims.csv",
+                            "README.md", "--check"], capture_output=True, text=True, cwd=repo, env=env)
+    assert table.returncode == 0, table.stderr
 
 
 def test_lr_probe_check_sets_the_probes_choice_beside_the_grids_with_its_cost_in_seed_sds(tmp_path):

@@ -8,6 +8,7 @@ line of the job's log). Runs of one (model, loss) pair (seeds, folds) form a :cl
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -72,6 +73,9 @@ class Run:
     #: NaN where a value is undefined.
     values: dict[str, dict[tuple[str, str], float]]
     overrides: dict[str, str] = field(default_factory=dict)
+    #: :meth:`attribute`'s answers: a report matches every claim's selectors against every run, and reading
+    #: the key from the config file each time was most of ``ctbench study report``'s time
+    _attributes: dict[str, str | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def cases(self) -> list[str]:
@@ -100,6 +104,15 @@ class Run:
         """A run's value for a claim selector, as text: ``model``/``loss``, a ``summary.json`` field, a Hydra
         override (``postprocess``, ``model.pretrained``, ...), else a key of the run's config (dotted, e.g.
         ``study.tag``, ``task_name``; a null value reads ``null``)."""
+        if key not in self._attributes:
+            self._attributes[key] = self._read_attribute(key)
+        return self._attributes[key]
+
+    def with_override(self, key: str, value: str) -> Run:
+        """The same run read as if ``key=value`` had been given on its command line."""
+        return dataclasses.replace(self, overrides={**self.overrides, key: value})
+
+    def _read_attribute(self, key: str) -> str | None:
         if key == "model":
             return self.model
         if key == "loss":
