@@ -1718,11 +1718,12 @@ def test_the_committed_robustness_tables_are_current():
     assert check.returncode == 0, check.stderr
 
 
-@pytest.mark.slow  # a whole `ctbench study report` of the committed study: about 4 min beside two trainings
+@pytest.mark.slow  # a whole `ctbench study report` of the committed study: 2.2-2.7 min idle, 4 beside two trainings
 def test_the_committed_study_section_and_readme_table_are_current(tmp_path):
     """The doc's generated study section and README's study table are what `ctbench study report` makes of the
     committed runs now: a run folder, claim file or rule change that moves a verdict fails here until both are
-    written again (before, README's table was checked by hand; its claims.csv is not committed)."""
+    written again (before, README's table was checked by hand; its claims.csv is not committed). Writes the report
+    to multirun/claims/report/ (not committed), as `ctbench study report` does."""
     import subprocess
     import sys
 
