@@ -154,11 +154,11 @@ def test_dataset_phantom_tiny_config_lists_its_generated_cases(tmp_path):
 def test_default_spec_keeps_its_manifest_and_voxels():
     """`lesion_layout` left at its default changes nothing: the manifest (so stored datasets are reused) and the
     voxels of a case, as drawn before the option existed (e175023^): the labels' sha256, and the int16 HU to within
-    a few one-HU rounding flips. numpy's exp/sin/log take other code paths on a CPU with AVX-512 (SVML) than with
-    AVX2 only, a few ULP apart: 1-3 of this case's 129,846 HU values round 1 HU apart under a 3 ULP change of those
-    functions, 6-9 under 30, and no label changes (`scripts/phantom_cpu_sensitivity.py`; 7 Dec, on an AVX2 EPYC,
-    where the earlier sha256 of the HU, taken on an AVX-512 machine, failed; e175023^ and today's code drew
-    identical arrays there)."""
+    a few one-HU rounding flips. The earlier sha256 of the HU failed on 7 Dec on an EPYC with AVX2 and no AVX-512,
+    with the versions and code that had passed (e175023^ and today's code drew identical arrays there); the likely
+    cause is numpy's exp/sin/log, which run other code with AVX-512 (SVML), a few ULP apart. A 3 ULP change of
+    those functions moves 1-3 of this case's 129,846 HU values by 1 HU, 30 ULP 6-9, and no label
+    (`scripts/phantom_cpu_sensitivity.py`)."""
     import hashlib
 
     assert ph.PhantomSpec().manifest() == {
