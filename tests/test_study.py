@@ -1738,9 +1738,8 @@ def test_the_committed_study_section_and_readme_table_are_current(tmp_path):
         from readme_study_table import split_block
     finally:
         sys.path.remove(str(repo / "scripts"))
-    begin, end = "<!-- study:begin -->", "<!-- study:end -->"
-    fresh = split_block(doc, begin, end)[1]
-    committed = split_block(repo / "docs" / "survey-reproduction.md", begin, end)[1]
+    fresh = split_block(doc, study.DOC_BEGIN, study.DOC_END)[1]
+    committed = split_block(repo / "docs" / "survey-reproduction.md", study.DOC_BEGIN, study.DOC_END)[1]
     assert fresh == committed, ("docs/survey-reproduction.md: its study section is not the current report's; "
                                 "rewrite it with `ctbench study report --doc docs/survey-reproduction.md`")
     table = subprocess.run([sys.executable, "scripts/readme_study_table.py", "multirun/claims/report/claims.csv",

@@ -78,6 +78,8 @@ from ctbench.errors import CTBenchError
 EXPERIMENTS = CONFIG_DIR / "experiment" / "claims"
 CLAIMS_DIR = CONFIG_DIR / "claims"
 PRESETS = ("cpu", "full")
+#: the markers of the study section :func:`write_doc` rewrites in a doc
+DOC_BEGIN, DOC_END = "<!-- study:begin -->", "<!-- study:end -->"
 
 #: Claim -> (what the survey says, its section, the experiments it runs in order).
 CLAIMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -1380,7 +1382,7 @@ def write_doc(doc: Path, verdicts: Sequence[Any], c9: Sequence[Any], figures: di
     if extra:
         lines += ["", *extra]
     text = "\n".join(lines) + "\n"
-    begin, end = "<!-- study:begin -->", "<!-- study:end -->"
+    begin, end = DOC_BEGIN, DOC_END
     old = doc.read_text() if doc.is_file() else f"# Survey reproduction\n\n{begin}\n{end}\n"
     if begin not in old:
         old += f"\n{begin}\n{end}\n"
